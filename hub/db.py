@@ -1,0 +1,139 @@
+"""Engines and sessions for SQLite (WAL, embedded) and PostgreSQL (psycopg 3)."""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.orm import Session, sessionmaker
+
+from hub.settings import PROJECT_ROOT, Settings
+
+MIGRATIONS_DIR = PROJECT_ROOT / "migrations"
+
+
+def make_engine(settings: Settings, **kwargs: Any) -> Engine:
+    """Create the engine for the configured store, with SQLite tuned for one writer at a time."""
+    url = settings.sqlalchemy_url
+    if url.startswith("sqlite"):
+        path = url.removeprefix("sqlite:///")
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(
+            url,
+            connect_args={"check_same_thread": False, "timeout": 30},
+            pool_size=kwargs.pop("pool_size", 10),
+            **kwargs,
+        )
+        _tune_sqlite(engine)
+        return engine
+    return create_engine(
+        url,
+        pool_size=kwargs.pop("pool_size", 10),
+        max_overflow=kwargs.pop("max_overflow", 20),
+        pool_pre_ping=True,
+        **kwargs,
+    )
+
+
+def _tune_sqlite(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn, _record):  # type: ignore[no-untyped-def]
+        # Let SQLAlchemy, not pysqlite, decide when transactions begin (see _on_begin).
+        dbapi_conn.isolation_level = None
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute("PRAGMA busy_timeout=30000")
+        cur.close()
+        # Unicode case folding for search (SQLite's own lower() folds ASCII only).
+        dbapi_conn.create_function("hub_fold", 1, lambda v: v.casefold() if isinstance(v, str) else v, deterministic=True)
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn):  # type: ignore[no-untyped-def]
+        # Writers take the write lock up front: a deferred transaction that later upgrades
+        # to a writer fails at once with "database is locked" instead of waiting its turn.
+        mode = conn.get_execution_options().get("sqlite_begin", "IMMEDIATE")
+        conn.exec_driver_sql(f"BEGIN {mode}")
+
+
+def insert_ignore(session: Session, table: Any, values: dict[str, Any], conflict: list[str]) -> Any | None:
+    """INSERT … ON CONFLICT DO NOTHING RETURNING id: the new id, or None when the row already existed."""
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    table = getattr(table, "__table__", table)
+    stmt = insert(table).values(**values).on_conflict_do_nothing(index_elements=conflict).returning(table.c.id)
+    return session.execute(stmt).scalar_one_or_none()
+
+
+def contains_folded(session: Session, column: Any, needle: str) -> Any:
+    """A case-insensitive substring test that also folds Cyrillic and other scripts on SQLite."""
+    from sqlalchemy import func
+
+    pattern = "%" + needle.casefold().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    if session.get_bind().dialect.name == "postgresql":
+        return column.ilike(pattern, escape="\\")
+    return func.hub_fold(column).like(pattern, escape="\\")
+
+
+def is_postgres(session_or_engine: Session | Engine) -> bool:
+    bind = session_or_engine.get_bind() if isinstance(session_or_engine, Session) else session_or_engine
+    return bind.dialect.name == "postgresql"
+
+
+class Database:
+    """The engine plus its session factories; one per process."""
+
+    def __init__(self, settings: Settings, engine: Engine | None = None) -> None:
+        self.settings = settings
+        self.engine = engine or make_engine(settings)
+        self._factory = sessionmaker(self.engine, expire_on_commit=False)
+
+    def session(self, *, read_only: bool = False) -> Session:
+        """A new session; read-only ones on SQLite don't take the write lock."""
+        session = self._factory()
+        if read_only and self.engine.dialect.name == "sqlite":
+            session.connection(execution_options={"sqlite_begin": "DEFERRED"})
+        return session
+
+    @contextmanager
+    def transaction(self) -> Iterator[Session]:
+        """A session that commits when the block ends and rolls back on error."""
+        with self.session() as session:
+            with session.begin():
+                yield session
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+# Side effects after commit: live pushes, wake-ups. Registered during a unit of work and run
+# only when it commits, so a rolled-back row never notifies anyone (Polar's habit).
+
+def after_commit(session: Session, callback: Callable[[], None]) -> None:
+    """Run callback once the session's current transaction commits; drop it on rollback."""
+    session.info.setdefault("hub_after_commit", []).append(callback)
+
+
+@event.listens_for(Session, "after_commit")
+def _run_after_commit(session: Session) -> None:
+    callbacks = session.info.pop("hub_after_commit", [])
+    for callback in callbacks:
+        try:
+            callback()
+        except Exception:  # a failed push must not undo a committed write; it is logged
+            import logging
+
+            logging.getLogger("hub.db").exception("after-commit callback failed")
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _drop_after_commit(session: Session, previous_transaction: Any) -> None:
+    if previous_transaction.parent is None:
+        session.info.pop("hub_after_commit", None)

@@ -1,0 +1,55 @@
+"""The process-wide runtime: settings, store, live broker, triggers and channel adapters together."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from sqlalchemy.orm import Session
+
+from hub.db import Database
+from hub.live import MemoryBroker, make_broker
+from hub.registry import ChannelRegistry, default_registry
+from hub.settings import Settings, get_settings
+from hub.triggers import TriggerRegistry
+
+if TYPE_CHECKING:
+    from channels.base import Channel
+
+
+class Hub:
+    """What every entry point (API, worker, CLI) builds once and passes around."""
+
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        *,
+        registry: ChannelRegistry | None = None,
+        triggers: TriggerRegistry | None = None,
+        broker: MemoryBroker | None = None,
+        db: Database | None = None,
+    ) -> None:
+        self.settings = settings or get_settings()
+        self.db = db or Database(self.settings)
+        self.broker = broker or make_broker(self.settings.live_backend, self.settings.sqlalchemy_url)
+        if triggers is None:
+            triggers = TriggerRegistry()
+            triggers.load_entry_points()
+        self.triggers = triggers
+        self.registry = registry or default_registry()
+        self.channels: dict[str, Channel] = self.registry.instantiate(self)
+
+    def session(self, *, read_only: bool = False) -> Session:
+        """A session whose writes can post timeline events (it knows this runtime)."""
+        session = self.db.session(read_only=read_only)
+        session.info["hub"] = self
+        return session
+
+    def channel(self, name: str) -> Channel:
+        try:
+            return self.channels[name]
+        except KeyError:
+            raise LookupError(f"no channel named {name!r}; installed: {sorted(self.channels)}") from None
+
+    def close(self) -> None:
+        self.broker.stop()
+        self.db.dispose()

@@ -1,0 +1,167 @@
+"""The hub's one settings object: config/hub.toml, then an optional file, then HUB_* variables."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import phonenumbers
+from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_CONFIG_FILE = PROJECT_ROOT / "config" / "hub.toml"
+
+
+class OutboxSettings(BaseModel):
+    model_config = {"extra": "forbid"}
+
+    batch_size: int = Field(50, ge=1, le=10_000)
+    poll_seconds: float = Field(1.0, gt=0, le=3600)
+    lease_seconds: int = Field(120, ge=5, le=86_400)
+    max_attempts: int = Field(8, ge=1, le=100)
+    backoff_base_seconds: float = Field(30, ge=0)
+    backoff_max_seconds: float = Field(6 * 3600, ge=0)
+
+
+class ApiSettings(BaseModel):
+    model_config = {"extra": "forbid"}
+
+    max_body_bytes: int = Field(1_048_576, ge=1024)
+    max_page_size: int = Field(200, ge=1, le=10_000)
+
+
+class Settings(BaseSettings):
+    """Validated configuration; an invalid value stops start-up with the setting's name."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="HUB_",
+        env_nested_delimiter="__",
+        env_file=".env",
+        extra="forbid",
+    )
+
+    data_dir: Path = Path("data")
+    database_url: str = ""
+    secret_key: SecretStr | None = None
+    public_base_url: str = "http://127.0.0.1:8000"
+    default_region: str = "RU"
+    default_locale: Literal["ru", "en"] = "ru"
+    default_timezone: str = "Europe/Moscow"
+    embedded_worker: bool = True
+    log_json: bool = False
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    live_backend: Literal["auto", "memory", "postgres"] = "auto"
+    outbox: OutboxSettings = OutboxSettings()
+    api: ApiSettings = ApiSettings()
+    # Each adapter validates its own section against its settings model at start-up.
+    channels: dict[str, dict[str, Any]] = Field(default_factory=dict)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        files = [DEFAULT_CONFIG_FILE]
+        extra = os.environ.get("HUB_CONFIG_FILE")
+        if extra:
+            files.append(Path(extra))
+        return (
+            init_settings,
+            env_settings,
+            dotenv_settings,
+            TomlConfigSettingsSource(settings_cls, toml_file=files, deep_merge=True),
+        )
+
+    @field_validator("default_region")
+    @classmethod
+    def _known_region(cls, value: str) -> str:
+        value = value.upper()
+        if value not in phonenumbers.SUPPORTED_REGIONS:
+            raise ValueError(f"{value!r} is not an ISO 3166 region phonenumbers knows (e.g. RU, US, DE)")
+        return value
+
+    @field_validator("default_timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"{value!r} is not an IANA time zone (e.g. Europe/Moscow)") from None
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _supported_database(cls, value: str) -> str:
+        if value and not value.startswith(("sqlite:", "postgresql:", "postgresql+psycopg:", "postgres:")):
+            raise ValueError("use sqlite:///path/to/file.db or postgresql://user@host:port/dbname")
+        return value
+
+    @field_validator("public_base_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value.rstrip("/")
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        """The URL SQLAlchemy needs: psycopg 3 for PostgreSQL, a file in data_dir by default."""
+        url = self.database_url
+        if not url:
+            return f"sqlite:///{(self.data_dir / 'hub.db').resolve()}"
+        if url.startswith("postgres://"):
+            url = "postgresql://" + url.removeprefix("postgres://")
+        if url.startswith("postgresql://"):
+            url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
+        return url
+
+    @property
+    def is_postgres(self) -> bool:
+        return self.sqlalchemy_url.startswith("postgresql")
+
+    def signing_key(self) -> bytes:
+        """The secret for signed links and sessions; a random one kept in data_dir when unset."""
+        if self.secret_key is not None:
+            return self.secret_key.get_secret_value().encode()
+        path = self.data_dir / "secret.key"
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(secrets.token_urlsafe(48))
+            path.chmod(0o600)
+        return path.read_text().strip().encode()
+
+
+class SettingsError(RuntimeError):
+    """Raised with a readable message naming every invalid setting."""
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build settings, turning pydantic's errors into one message that names each setting."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        lines = []
+        for err in exc.errors():
+            name = ".".join(str(part) for part in err["loc"]) or "settings"
+            env = "HUB_" + "__".join(str(part) for part in err["loc"]).upper()
+            lines.append(f"  {name} (env {env}): {err['msg']}")
+        raise SettingsError("Invalid settings:\n" + "\n".join(lines)) from None
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return load_settings()

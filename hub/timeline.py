@@ -1,0 +1,114 @@
+"""The one read path: a contact's timeline in keyset pages, and the caller lookup behind the screen pop."""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Generic, TypeVar
+
+from sqlalchemy import or_, select, tuple_
+from sqlalchemy.orm import Session
+
+from hub.db import contains_folded
+from hub.identities import InvalidIdentity, normalize_phone
+from hub.ingest import survivor
+from hub.models import Contact, Identity, IdentityKind, TimelineEvent
+
+T = TypeVar("T")
+
+
+class InvalidCursor(ValueError):
+    pass
+
+
+def encode_cursor(*parts: object) -> str:
+    raw = json.dumps([p.isoformat() if isinstance(p, datetime) else p for p in parts], separators=(",", ":"))
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> list[object]:
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        parts = json.loads(base64.urlsafe_b64decode(padded.encode()))
+        if not isinstance(parts, list):
+            raise ValueError
+        return parts
+    except (ValueError, TypeError):
+        raise InvalidCursor("the cursor is not one this API issued; start again without it") from None
+
+
+@dataclass(frozen=True)
+class Page(Generic[T]):
+    items: Sequence[T]
+    next_cursor: str | None
+
+
+@dataclass(frozen=True)
+class TimelineFilter:
+    channels: frozenset[str] = field(default_factory=frozenset)
+    directions: frozenset[str] = field(default_factory=frozenset)
+    kinds: frozenset[str] = field(default_factory=frozenset)
+    since: datetime | None = None
+    until: datetime | None = None
+    text: str | None = None
+
+
+def timeline_page(
+    session: Session,
+    *,
+    contact_id: int,
+    limit: int = 50,
+    cursor: str | None = None,
+    filters: TimelineFilter = TimelineFilter(),
+) -> Page[TimelineEvent]:
+    """One page of a contact's events, newest first; pass `next_cursor` back for the next page."""
+    stmt = select(TimelineEvent).where(TimelineEvent.contact_id == contact_id)
+    if filters.channels:
+        stmt = stmt.where(TimelineEvent.channel.in_(sorted(filters.channels)))
+    if filters.directions:
+        stmt = stmt.where(TimelineEvent.direction.in_(sorted(filters.directions)))
+    if filters.kinds:
+        stmt = stmt.where(TimelineEvent.kind.in_(sorted(filters.kinds)))
+    if filters.since is not None:
+        stmt = stmt.where(TimelineEvent.occurred_at >= filters.since)
+    if filters.until is not None:
+        stmt = stmt.where(TimelineEvent.occurred_at < filters.until)
+    if filters.text:
+        stmt = stmt.where(
+            or_(
+                contains_folded(session, TimelineEvent.subject, filters.text),
+                contains_folded(session, TimelineEvent.text, filters.text),
+            )
+        )
+    if cursor:
+        parts = decode_cursor(cursor)
+        try:
+            at, last_id = datetime.fromisoformat(str(parts[0])), int(parts[1])  # type: ignore[call-overload]
+        except (IndexError, ValueError, TypeError):
+            raise InvalidCursor("the cursor is not one this API issued; start again without it") from None
+        stmt = stmt.where(tuple_(TimelineEvent.occurred_at, TimelineEvent.id) < tuple_(at, last_id))
+    stmt = stmt.order_by(TimelineEvent.occurred_at.desc(), TimelineEvent.id.desc()).limit(limit + 1)
+    rows = list(session.scalars(stmt))
+    next_cursor = None
+    if len(rows) > limit:
+        rows = rows[:limit]
+        next_cursor = encode_cursor(rows[-1].occurred_at, rows[-1].id)
+    return Page(items=rows, next_cursor=next_cursor)
+
+
+def lookup_caller(session: Session, *, phone: str, region: str) -> Contact | None:
+    """The contact behind a calling number, written in any notation; None for an unknown caller."""
+    try:
+        value = normalize_phone(phone, region)
+    except InvalidIdentity:
+        return None
+    contact_id = session.scalars(
+        select(Identity.contact_id).where(Identity.kind == IdentityKind.PHONE, Identity.value == value)
+    ).first()
+    if contact_id is None:
+        return None
+    contact = session.get(Contact, contact_id)
+    return survivor(session, contact) if contact is not None else None

@@ -1,0 +1,124 @@
+"""Test set-up: every store test runs on SQLite and on PostgreSQL (a database of its own per run).
+
+PostgreSQL is required when CI=true; elsewhere its tests skip, saying why."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlmodel import SQLModel
+
+import hub.models  # noqa: F401
+from hub import clock
+from hub.db import Database
+from hub.registry import ChannelRegistry
+from hub.runtime import Hub
+from hub.settings import Settings, load_settings
+from hub.triggers import TriggerRegistry
+from tests.fakes.channel import FakeChannel
+
+PG_ADMIN_URL = os.environ.get("HUB_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+
+
+def _pg_reachable() -> str | None:
+    try:
+        engine = create_engine(PG_ADMIN_URL, connect_args={"connect_timeout": 3})
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+        engine.dispose()
+        return None
+    except Exception as exc:  # noqa: BLE001 - any failure means "not reachable"
+        return f"PostgreSQL at {PG_ADMIN_URL} is not reachable ({type(exc).__name__}: {exc})"
+
+
+@pytest.fixture(scope="session")
+def pg_database_url() -> Iterator[str]:
+    """A fresh PostgreSQL database for this run, dropped at the end."""
+    reason = _pg_reachable()
+    if reason:
+        if IN_CI:
+            pytest.fail(reason + "; CI requires PostgreSQL (.ci/run starts it)")
+        pytest.skip(reason + "; set HUB_TEST_PG_URL or start PostgreSQL to run these")
+    name = f"hub_test_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    base = PG_ADMIN_URL.rsplit("/", 1)[0]
+    yield f"{base}/{name}"
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture(scope="session", params=["sqlite", "postgres"])
+def backend(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
+    if request.param == "sqlite":
+        return "sqlite", f"sqlite:///{tmp_path_factory.mktemp('sqlite') / 'hub.db'}"
+    return "postgres", request.getfixturevalue("pg_database_url")
+
+
+def make_settings(database_url: str, data_dir: Path, **overrides: object) -> Settings:
+    return load_settings(
+        database_url=database_url,
+        data_dir=data_dir,
+        secret_key="test-secret-key-" + "x" * 32,
+        embedded_worker=False,
+        live_backend="memory",
+        **overrides,
+    )
+
+
+@pytest.fixture(scope="session")
+def database(backend: tuple[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Database]:
+    """One engine per backend for the whole run, with the schema created from the models."""
+    settings = make_settings(backend[1], tmp_path_factory.mktemp("data"))
+    db = Database(settings)
+    SQLModel.metadata.create_all(db.engine)
+    yield db
+    db.dispose()
+
+
+def _wipe(db: Database) -> None:
+    tables = list(reversed(SQLModel.metadata.sorted_tables))
+    with db.engine.begin() as conn:
+        if db.engine.dialect.name == "postgresql":
+            names = ", ".join(f'"{t.name}"' for t in tables)
+            conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+        else:
+            for table in tables:
+                conn.execute(table.delete())
+
+
+def test_registry() -> ChannelRegistry:
+    """The installed adapters plus the fake one."""
+    registry = ChannelRegistry().load_entry_points()
+    registry.register(FakeChannel)
+    return registry
+
+
+test_registry.__test__ = False  # type: ignore[attr-defined]
+
+
+@pytest.fixture
+def frozen_clock() -> Iterator[clock.FrozenClock]:
+    fake = clock.FrozenClock()
+    clock.set_clock(fake)
+    yield fake
+    clock.set_clock(None)
+
+
+@pytest.fixture
+def hub(database: Database, tmp_path: Path) -> Iterator[Hub]:
+    """A runtime on a clean store of the current backend."""
+    settings = make_settings(str(database.settings.database_url), tmp_path)
+    runtime = Hub(settings, registry=test_registry(), triggers=TriggerRegistry(), db=database)
+    FakeChannel.reset()
+    yield runtime
+    _wipe(database)
+    runtime.broker.stop()

@@ -1,0 +1,133 @@
+"""The one write path: identities resolve to one contact, replays and races give one event."""
+
+from __future__ import annotations
+
+import asyncio
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+from sqlalchemy import func, select
+
+from hub.identities import InvalidIdentity
+from hub.ingest import IdentityRef, InboundEvent, ingest, post_event
+from hub.models import Contact, Identity, IdentityKind, TimelineEvent
+
+
+def sms(external_id: str = "SM1", phone: str = "+7 916 123-45-67", **kw: object) -> InboundEvent:
+    return InboundEvent(
+        channel="fake",
+        kind="message",
+        external_id=external_id,
+        identities=[IdentityRef(kind=IdentityKind.PHONE, value=phone)],
+        text="Здравствуйте",
+        **kw,  # type: ignore[arg-type]
+    )
+
+
+def count(hub, model) -> int:  # type: ignore[no-untyped-def]
+    with hub.session() as s:
+        return s.scalar(select(func.count()).select_from(model))
+
+
+def test_new_identity_creates_contact_and_event(hub):
+    result = ingest(hub, sms(display_name="Иван Петров"))
+    assert result.created and result.contact_created
+    assert result.contact.display_name == "Иван Петров"
+    with hub.session() as s:
+        ident = s.scalars(select(Identity)).one()
+    assert (ident.kind, ident.value, ident.is_primary) == ("phone", "+79161234567", True)
+
+
+def test_same_phone_in_another_notation_finds_the_same_contact(hub):
+    first = ingest(hub, sms("SM1", "+79161234567"))
+    second = ingest(hub, sms("SM2", "8 (916) 123 45 67"))
+    assert second.contact.id == first.contact.id and not second.contact_created
+    assert count(hub, Contact) == 1 and count(hub, TimelineEvent) == 2
+
+
+def test_replayed_event_changes_nothing(hub):
+    fired = []
+    hub.triggers.register("message", lambda s, *, event, contact: fired.append(event.id))
+    first = ingest(hub, sms())
+    for _ in range(5):
+        again = ingest(hub, sms())
+        assert not again.created and again.event.id == first.event.id
+    assert count(hub, TimelineEvent) == 1 and count(hub, Contact) == 1
+    assert fired == [first.event.id]
+
+
+def test_concurrent_replays_give_one_event_and_one_contact(hub):
+    def go(_: int) -> bool:
+        return ingest(hub, sms("SM-race", "+7 916 000 11 22")).created
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        created = list(pool.map(go, range(24)))
+    assert created.count(True) == 1
+    assert count(hub, TimelineEvent) == 1 and count(hub, Contact) == 1 and count(hub, Identity) == 1
+
+
+def test_concurrent_distinct_events_for_a_new_person_give_one_contact(hub):
+    def go(i: int) -> int:
+        return ingest(hub, sms(f"SM-{i}", "+7 916 000 33 44")).contact.id
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        contact_ids = set(pool.map(go, range(16)))
+    assert len(contact_ids) == 1
+    assert count(hub, TimelineEvent) == 16 and count(hub, Contact) == 1
+
+
+def test_extra_identities_attach_to_the_found_contact(hub):
+    first = ingest(hub, sms("SM1"))
+    ev = InboundEvent(
+        channel="fake", kind="message", external_id="E1",
+        identities=[IdentityRef(kind="email", value="Ivan@Example.com"), IdentityRef(kind="phone", value="+79161234567")],
+    )
+    result = ingest(hub, ev)
+    assert result.contact.id == first.contact.id
+    with hub.session() as s:
+        values = set(s.scalars(select(Identity.value).where(Identity.contact_id == first.contact.id)))
+    assert values == {"+79161234567", "ivan@example.com"}
+
+
+def test_invalid_identity_writes_nothing(hub):
+    with pytest.raises(InvalidIdentity):
+        ingest(hub, sms(phone="not a phone"))
+    assert count(hub, Contact) == 0 and count(hub, TimelineEvent) == 0
+
+
+def test_event_needs_someone():
+    with pytest.raises(ValueError, match="contact_id or at least one identity"):
+        InboundEvent(channel="fake", kind="message")
+
+
+def test_rolled_back_event_publishes_nothing_and_committed_one_does(hub):
+    seen: list[dict] = []
+    hub.broker.publish = lambda topic, message: seen.append({"topic": topic, **message})  # type: ignore[method-assign]
+    with hub.session() as s:
+        with pytest.raises(RuntimeError):
+            with s.begin():
+                post_event(s, event=sms("SM-rollback"))
+                raise RuntimeError("boom")
+    assert seen == [] and count(hub, TimelineEvent) == 0
+    result = ingest(hub, sms("SM-ok"))
+    assert seen == [{"topic": f"contact:{result.contact.id}", "type": "event.created", "contact_id": result.contact.id,
+                     "event_id": result.event.id, "channel": "fake", "kind": "message", "direction": "in"}]
+
+
+def test_memory_broker_fans_out_by_topic(hub):
+    async def scenario() -> list[dict]:
+        got = []
+
+        async def listen() -> None:
+            async for message in hub.broker.subscribe({"contact:1"}):
+                got.append(message)
+                return
+
+        task = asyncio.create_task(listen())
+        await asyncio.sleep(0.01)
+        hub.broker.publish("contact:2", {"n": 2})
+        hub.broker.publish("contact:1", {"n": 1})
+        await asyncio.wait_for(task, 2)
+        return got
+
+    assert asyncio.run(scenario()) == [{"topic": "contact:1", "n": 1}]
