@@ -10,6 +10,8 @@ from alembic import op
 import sqlalchemy as sa
 import sqlmodel
 import hub.models
+from sqlalchemy import Text
+from sqlalchemy.dialects import postgresql
 ${imports if imports else ""}
 
 revision = ${repr(up_revision)}

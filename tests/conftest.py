@@ -122,3 +122,31 @@ def hub(database: Database, tmp_path: Path) -> Iterator[Hub]:
     yield runtime
     _wipe(database)
     runtime.broker.stop()
+
+
+@pytest.fixture
+def app(hub: Hub):  # type: ignore[no-untyped-def]
+    from hub.app import create_app
+
+    return create_app(hub, check_schema=False, start_worker=False)
+
+
+@pytest.fixture
+def client(app):  # type: ignore[no-untyped-def]
+    from fastapi.testclient import TestClient
+
+    with TestClient(app) as test_client:
+        yield test_client
+
+
+@pytest.fixture
+def api_key(hub: Hub):  # type: ignore[no-untyped-def]
+    """make(scopes) -> headers carrying a fresh API key with those scopes (default: admin)."""
+    from hub.auth import create_api_key
+
+    def make(*scopes: str) -> dict[str, str]:
+        with hub.session() as session, session.begin():
+            _, plain = create_api_key(session, name="test key", scopes=list(scopes or ("admin",)))
+        return {"Authorization": f"Bearer {plain}"}
+
+    return make

@@ -1,0 +1,11 @@
+"""The REST API under /api/v1: one router per domain, included here."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from hub.api import admin, contacts, deliveries, events, live, tasks
+
+api_router = APIRouter(prefix="/api/v1")
+for _module in (contacts, events, tasks, deliveries, live, admin):
+    api_router.include_router(_module.router)

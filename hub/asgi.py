@@ -1,0 +1,5 @@
+"""`uvicorn hub.asgi:app` — the app built from the environment's settings."""
+
+from hub.app import create_app
+
+app = create_app()

@@ -1,0 +1,130 @@
+"""The `hub` command: serve, worker, migrate, and the admin commands in the modules beside this one."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from hub.settings import SettingsError, get_settings
+
+app = typer.Typer(
+    name="hub",
+    help="Omnichannel communication hub: one timeline per contact. Settings come from config/hub.toml "
+    "and HUB_* environment variables (see config/example.env).",
+    no_args_is_help=True,
+    rich_markup_mode="rich",
+    pretty_exceptions_show_locals=False,
+)
+err = Console(stderr=True)
+
+
+def fail(message: str, code: int = 2) -> typer.Exit:
+    """Print a red message saying what to do, and give the exit to raise."""
+    err.print(f"[bold red]error:[/] {message}")
+    return typer.Exit(code)
+
+
+def runtime():  # type: ignore[no-untyped-def]
+    """Build the process runtime, turning set-up errors into clear messages."""
+    from hub.registry import ChannelLoadError
+    from hub.runtime import Hub
+
+    try:
+        return Hub(get_settings())
+    except (SettingsError, ChannelLoadError) as exc:
+        raise fail(str(exc)) from None
+
+
+@app.command()
+def migrate() -> None:
+    """Create or upgrade the database schema to this version (safe to run repeatedly)."""
+    from hub.migrate import current_revision, head_revision, upgrade
+
+    hub = runtime()
+    before = current_revision(hub.db.engine)
+    upgrade(hub.db.engine)
+    after = head_revision()
+    where = hub.settings.sqlalchemy_url.split("@")[-1]
+    if before == after:
+        err.print(f"[green]Schema already current[/] ({after}) at {where}")
+    else:
+        err.print(f"[green]Migrated[/] {before or 'empty database'} → {after} at {where}")
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+    demo: Annotated[bool, typer.Option("--demo", help="Load demo data first if the store has no contacts.")] = False,
+    workers: Annotated[int, typer.Option(help="API processes (PostgreSQL only; SQLite uses one).")] = 1,
+    no_worker: Annotated[bool, typer.Option("--no-worker", help="Do not run the embedded outbox worker.")] = False,
+) -> None:
+    """Run the web app and API (with an embedded worker unless --no-worker)."""
+    import uvicorn
+
+    from hub.migrate import SchemaBehind, check_current
+
+    hub = runtime()
+    try:
+        check_current(hub.db.engine)
+    except SchemaBehind as exc:
+        raise fail(str(exc)) from None
+    if demo:
+        from hub.demo import load_demo_if_empty
+
+        load_demo_if_empty(hub)
+    if workers > 1 and not hub.settings.is_postgres:
+        raise fail("several API processes need PostgreSQL; set HUB_DATABASE_URL=postgresql://… or use --workers 1")
+    if no_worker:
+        import os
+
+        os.environ["HUB_EMBEDDED_WORKER"] = "false"
+        get_settings.cache_clear()
+    hub.close()
+    err.print(f"[bold green]The hub is running at http://{host}:{port}/[/]  (API docs: http://{host}:{port}/api/docs)")
+    from hub.observability import configure_logging
+
+    settings = get_settings()
+    configure_logging(level=settings.log_level, json_logs=settings.log_json)
+    uvicorn.run("hub.asgi:app", host=host, port=port, workers=workers, log_config=None, proxy_headers=True)
+
+
+@app.command()
+def worker(
+    name: Annotated[str | None, typer.Option(help="Worker name in logs and claims (default: host:pid).")] = None,
+) -> None:
+    """Run an outbox worker and the scheduler's ticks (run several side by side on PostgreSQL)."""
+    from hub.migrate import SchemaBehind, check_current
+    from hub.observability import configure_logging
+    from hub.worker import run_worker
+
+    hub = runtime()
+    try:
+        check_current(hub.db.engine)
+    except SchemaBehind as exc:
+        raise fail(str(exc)) from None
+    configure_logging(level=hub.settings.log_level, json_logs=hub.settings.log_json)
+    run_worker(hub, name=name)
+
+
+def main() -> None:
+    try:
+        app()
+    except SettingsError as exc:
+        err.print(f"[bold red]error:[/] {exc}")
+        sys.exit(2)
+
+
+def _add_groups() -> None:
+    from hub.cli import contacts, demo, users
+
+    app.add_typer(contacts.app, name="contacts")
+    app.add_typer(users.app, name="users")
+    app.add_typer(users.apikeys_app, name="apikeys")
+    app.add_typer(demo.app, name="demo")
+
+
+_add_groups()
