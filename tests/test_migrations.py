@@ -1,0 +1,63 @@
+"""Alembic migrations build the schema the models describe, on SQLite and PostgreSQL,
+and the app refuses to start on a schema that is behind."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import create_engine, text
+from sqlmodel import SQLModel
+
+from hub.db import Database
+from hub.migrate import SchemaBehind, check_current, current_revision, head_revision, upgrade
+from tests.conftest import make_settings
+
+
+@pytest.fixture
+def empty_db(backend, tmp_path):
+    kind, url = backend
+    if kind == "sqlite":
+        db_url = f"sqlite:///{tmp_path / 'fresh.db'}"
+        yield db_url
+        return
+    name = f"hub_mig_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(url.rsplit("/", 1)[0] + "/postgres", isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    yield url.rsplit("/", 1)[0] + "/" + name
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+def test_upgrade_matches_models_and_is_repeatable(empty_db, tmp_path):
+    db = Database(make_settings(empty_db, tmp_path))
+    with pytest.raises(SchemaBehind, match="hub migrate"):
+        check_current(db.engine)
+    upgrade(db.engine)
+    upgrade(db.engine)  # a second run changes nothing
+    assert current_revision(db.engine) == head_revision()
+    check_current(db.engine)
+    with db.engine.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), SQLModel.metadata)
+    assert diff == [], f"models and migrations differ; generate a migration: {diff}"
+    db.dispose()
+
+
+def test_app_refuses_to_start_on_a_schema_behind(empty_db, tmp_path):
+    from fastapi.testclient import TestClient
+
+    from hub.app import create_app
+    from hub.runtime import Hub
+    from hub.triggers import TriggerRegistry
+    from tests.conftest import test_registry
+
+    runtime = Hub(make_settings(empty_db, tmp_path), registry=test_registry(), triggers=TriggerRegistry())
+    app = create_app(runtime, start_worker=False)
+    with pytest.raises(SchemaBehind, match="Run `hub migrate`"):
+        with TestClient(app):
+            pass
+    runtime.close()
