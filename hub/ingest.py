@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from hub import clock, live
 from hub.db import after_commit, insert_ignore
 from hub.identities import fold, normalize
+from hub.observability import EVENTS_INGESTED
 from hub.models import Contact, Direction, Identity, IdentityKind, TimelineEvent
 
 if TYPE_CHECKING:
@@ -110,6 +111,7 @@ def post_event(session: Session, *, event: InboundEvent) -> IngestResult:
     external_id = event.external_id or f"local:{uuid.uuid4().hex}"
     existing = _existing(session, event.channel, external_id)
     if existing is not None:
+        EVENTS_INGESTED.labels(event.channel, "false").inc()
         return IngestResult(event=existing, contact=session.get(Contact, existing.contact_id), created=False)  # type: ignore[arg-type]
 
     if event.contact_id is not None:
@@ -154,6 +156,7 @@ def post_event(session: Session, *, event: InboundEvent) -> IngestResult:
         "direction": row.direction,
     }
     after_commit(session, lambda: hub.broker.publish(live.contact_topic(contact.id), message))  # type: ignore[arg-type]
+    after_commit(session, lambda: EVENTS_INGESTED.labels(row.channel, "true").inc())
     return IngestResult(event=row, contact=contact, created=True, contact_created=contact_created)
 
 
