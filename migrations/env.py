@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 from alembic import context
-from sqlmodel import SQLModel
-
-import hub.models  # noqa: F401  (registers the tables)
 from hub.db import make_engine
+from hub.schema import metadata
 from hub.settings import get_settings
 
 config = context.config
-target_metadata = SQLModel.metadata
+target_metadata = metadata()
 
 
 def run_migrations() -> None:

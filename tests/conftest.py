@@ -13,7 +13,6 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlmodel import SQLModel
 
-import hub.models  # noqa: F401
 from hub import clock
 from hub.db import Database
 from hub.registry import ChannelRegistry
@@ -21,6 +20,11 @@ from hub.runtime import Hub
 from hub.settings import Settings, load_settings
 from hub.triggers import TriggerRegistry
 from tests.fakes.channel import FakeChannel
+
+# Every table of every installed adapter, before any fixture creates the schema.
+from hub.schema import metadata as _all_tables
+
+_all_tables()
 
 PG_ADMIN_URL = os.environ.get("HUB_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}

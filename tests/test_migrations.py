@@ -9,9 +9,9 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import create_engine, text
-from sqlmodel import SQLModel
 
 from hub.db import Database
+from hub.schema import metadata
 from hub.migrate import SchemaBehind, check_current, current_revision, head_revision, upgrade
 from tests.conftest import make_settings
 
@@ -42,7 +42,7 @@ def test_upgrade_matches_models_and_is_repeatable(empty_db, tmp_path):
     assert current_revision(db.engine) == head_revision()
     check_current(db.engine)
     with db.engine.connect() as conn:
-        diff = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), SQLModel.metadata)
+        diff = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), metadata())
     assert diff == [], f"models and migrations differ; generate a migration: {diff}"
     db.dispose()
 

@@ -1,0 +1,196 @@
+"""Demo data: a realistic spread of people and history, loaded through the one write path, idempotently."""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from datetime import timedelta
+from decimal import Decimal
+
+import phonenumbers
+import pytest
+from sqlalchemy import func, select
+from sqlmodel import SQLModel
+
+from hub.auth import authenticate
+from hub.demo import DEMO_PASSWORD, load_demo, load_demo_if_empty
+from hub.identities import normalize
+from hub.ingest import IdentityRef, InboundEvent, ingest
+from hub.models import ConsentRecord, Contact, Identity, IdentityKind, Task, TimelineEvent, User
+
+
+def row_counts(hub) -> dict[str, int]:  # type: ignore[no-untyped-def]
+    with hub.session(read_only=True) as s:
+        return {t.name: s.scalar(select(func.count()).select_from(t)) for t in SQLModel.metadata.sorted_tables}
+
+
+@pytest.fixture
+def demo(hub, frozen_clock):  # type: ignore[no-untyped-def]
+    calls: list[tuple[int, int]] = []
+    summary = load_demo(hub, contacts=20, long_history=400, progress=lambda done, total: calls.append((done, total)))
+    return summary, calls
+
+
+def test_demo_is_a_realistic_mix(hub, frozen_clock, demo):
+    summary, calls = demo
+    now = frozen_clock()
+    assert calls[-1] == (20, 20) and [c[0] for c in calls] == list(range(1, 21))
+    with hub.session(read_only=True) as s:
+        contacts = list(s.scalars(select(Contact)))
+        events = list(s.scalars(select(TimelineEvent)))
+        identities = list(s.scalars(select(Identity)))
+        consents = list(s.scalars(select(ConsentRecord)))
+        tasks = list(s.scalars(select(Task)))
+    assert len(contacts) == summary.contacts == summary.contacts_created == 20
+    assert len(events) == summary.events_created and summary.events_existing == 0
+
+    # Both languages, with matching time zones, and Cyrillic names for the Russian speakers.
+    by_locale = Counter(c.locale for c in contacts)
+    assert by_locale["ru"] >= 3 and by_locale["en"] >= 3
+    for c in contacts:
+        assert c.time_zone in ({"Europe/Moscow", "Asia/Yekaterinburg"} if c.locale == "ru" else {"Europe/London", "America/New_York"})
+        assert any("а" <= ch <= "я" for ch in c.display_name.lower()) == (c.locale == "ru")
+        assert c.attributes["city"] and c.lifecycle_stage in {"subscriber", "lead", "opportunity", "customer", "evangelist"}
+    assert {"b2b", "newsletter"} <= {t for c in contacts for t in c.tags}
+
+    # Several channels on every timeline; 10–60 events each, one long one for endless scrolling.
+    per_contact: dict[int, list[TimelineEvent]] = defaultdict(list)
+    for e in events:
+        per_contact[e.contact_id].append(e)
+    sizes = sorted(len(v) for v in per_contact.values())
+    assert sizes[-1] == 400 and all(10 <= n <= 60 for n in sizes[:-1])
+    assert all(len({e.channel for e in v}) >= 3 for v in per_contact.values())
+    assert {e.channel for e in events} == {"email", "sms", "phone", "note", "commerce", "forms", "meetings"}
+    assert all(e.external_id.startswith("demo:") for e in events)
+    assert all(now - timedelta(days=9 * 31) <= e.occurred_at <= now for e in events)
+    span = {cid: max(e.occurred_at for e in v) - min(e.occurred_at for e in v) for cid, v in per_contact.items()}
+    assert min(span.values()) > timedelta(days=60)
+
+    # Outbound messages carry a delivery status; inbound ones do not.
+    for e in events:
+        if e.channel in {"email", "sms"}:
+            assert (e.status in {"sent", "delivered", "read", "failed"}) == (e.direction == "out")
+    calls_ = [e for e in events if e.channel == "phone"]
+    assert calls_ and all(e.kind == "call" and e.data["direction"] == e.direction for e in calls_)
+    assert {e.data["outcome"] for e in calls_} == {"answered", "missed", "voicemail"}
+    assert all(e.thread_key for e in events if e.channel == "email")
+
+    # Orders as POST /api/v1/events stores them, with amounts that add up.
+    orders = [e for e in events if e.kind == "order.completed"]
+    assert len(orders) == summary.orders_created > 0
+    for e in orders:
+        order = e.data["order"]
+        total = sum(Decimal(i["unit_price"]) * Decimal(i["quantity"]) for i in order["items"])
+        assert Decimal(order["amount"]) == total and order["currency"] in {"RUB", "USD", "GBP"}
+    currencies = {(c.locale, e.data["order"]["currency"]) for e in orders for c in contacts if c.id == e.contact_id}
+    assert all((loc == "ru") == (cur == "RUB") for loc, cur in currencies)
+
+    # Every email and phone is normalized, valid and belongs to one contact.
+    assert len({(i.kind, i.value) for i in identities}) == len(identities)
+    for i in identities:
+        assert normalize(i.kind, i.value, region="US") == i.value
+        if i.kind == IdentityKind.PHONE:
+            assert phonenumbers.is_valid_number(phonenumbers.parse(i.value))
+        else:
+            assert i.value.rsplit("@", 1)[1] in {"example.com", "example.org", "example.net"}
+    assert {i.contact_id for i in identities} == {c.id for c in contacts}
+
+    assert {(r.channel, r.status) for r in consents} >= {("email", "granted"), ("email", "withdrawn")}
+    assert all(r.source and r.purpose == "marketing" for r in consents)
+    assert tasks and len(tasks) == summary.tasks_created
+
+
+def test_loading_again_changes_nothing(hub, frozen_clock, demo):
+    before = row_counts(hub)
+    frozen_clock.advance(days=3)  # a later reload generates different times but the same ids
+    again = load_demo(hub, contacts=20, long_history=400)
+    assert row_counts(hub) == before
+    assert (again.contacts_created, again.events_created, again.orders_created, again.consents_created,
+            again.tasks_created, again.users_created) == (0, 0, 0, 0, 0, ())
+    assert again.events_existing == before["timeline_event"]
+
+
+def test_a_smaller_set_is_the_start_of_a_larger_one(hub, frozen_clock):
+    load_demo(hub, contacts=4, long_history=0)
+    bigger = load_demo(hub, contacts=7, long_history=0)
+    assert bigger.contacts_created == 3
+    assert row_counts(hub)["contact"] == 7
+
+
+def test_demo_users_sign_in_with_the_printed_password(hub, frozen_clock, demo):
+    summary, _ = demo
+    assert summary.password == DEMO_PASSWORD
+    with hub.session() as s:
+        roles = {email: authenticate(s, email=email, password=DEMO_PASSWORD).role for email, _ in summary.logins}
+        assert authenticate(s, email="agent@example.com", password="wrong-password") is None
+        agent = s.scalars(select(User).where(User.email == "agent@example.com")).one()
+        overdue = s.scalar(select(func.count()).select_from(Task).where(Task.due_at < frozen_clock(), Task.status == "open"))
+        notes_by_agent = s.scalar(select(func.count()).select_from(TimelineEvent).where(
+            TimelineEvent.channel == "note", TimelineEvent.actor_user_id == agent.id))
+    assert roles == {"admin@example.com": "admin", "agent@example.com": "agent", "marketer@example.com": "marketer"}
+    assert overdue >= 1 and notes_by_agent >= 20
+
+
+def test_history_fires_no_triggers(hub, frozen_clock):
+    fired: list[str] = []
+    hub.triggers.register("*", lambda session, *, event, contact: fired.append(event.kind))
+    load_demo(hub, contacts=3, long_history=0)
+    assert fired == []
+    ingest(hub, InboundEvent(channel="fake", kind="message", external_id="x1",
+                             identities=[IdentityRef(kind=IdentityKind.PHONE, value="+79161234567")]))
+    assert fired == ["message"]  # the registry itself still works for real events
+
+
+def test_load_if_empty_leaves_a_used_store_alone(hub, frozen_clock):
+    ingest(hub, InboundEvent(channel="fake", kind="message", external_id="x1",
+                             identities=[IdentityRef(kind=IdentityKind.EMAIL, value="real@example.com")]))
+    before = row_counts(hub)
+    assert load_demo_if_empty(hub) is None
+    assert row_counts(hub) == before
+
+
+def test_load_if_empty_fills_an_empty_store(hub, frozen_clock):
+    summary = load_demo_if_empty(hub, contacts=3, long_history=0)
+    assert summary is not None and summary.contacts_created == 3
+
+
+@pytest.mark.parametrize("kwargs", [{"contacts": 0}, {"contacts": 5001}, {"contacts": 3, "long_history": -1}])
+def test_bad_sizes_are_refused_before_writing(hub, kwargs):
+    with pytest.raises(ValueError):
+        load_demo(hub, **kwargs)
+    assert not any(row_counts(hub).values())
+
+
+def test_cli_loads_and_prints_the_logins(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from hub.cli import app
+    from hub.settings import get_settings
+
+    monkeypatch.setenv("HUB_DATABASE_URL", f"sqlite:///{tmp_path / 'hub.db'}")
+    monkeypatch.setenv("HUB_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("HUB_EMBEDDED_WORKER", "false")
+    get_settings.cache_clear()
+    try:
+        runner = CliRunner()
+        unmigrated = runner.invoke(app, ["demo", "load", "--contacts", "2"])
+        assert unmigrated.exit_code != 0
+        assert runner.invoke(app, ["migrate"]).exit_code == 0
+        result = runner.invoke(app, ["demo", "load", "--contacts", "3", "--long-history", "0"])
+        assert result.exit_code == 0, result.output
+        assert "agent@example.com" in result.output and DEMO_PASSWORD in result.output
+        assert runner.invoke(app, ["demo", "load", "--contacts", "0"]).exit_code != 0
+    finally:
+        get_settings.cache_clear()
+
+
+def test_orders_read_back_like_orders_from_the_events_api(hub, frozen_clock):
+    events_api = pytest.importorskip("hub.events")
+    load_demo(hub, contacts=8, long_history=0)
+    with hub.session(read_only=True) as s:
+        orders = list(s.scalars(select(TimelineEvent).where(TimelineEvent.kind == "order.completed")))
+        assert orders
+        for e in orders:
+            assert events_api.Order.model_validate(e.data["order"]).model_dump(mode="json") == e.data["order"]
+        per_contact = Counter(e.contact_id for e in orders)
+        for contact_id, count in per_contact.items():
+            assert events_api.order_totals(s, contact_id=contact_id).count == count
