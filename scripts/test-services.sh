@@ -19,4 +19,37 @@ else
   log "PostgreSQL client tools not found; PostgreSQL tests will skip (CI requires them)"
   [ "${CI:-}" = "true" ] && exit 1
 fi
+
+# --- Dovecot (IMAP) for the email channel's tests (channels/email) -------------------------------
+# The tests start a private instance with their own config; only the binary is needed here.
+if ! command -v dovecot >/dev/null 2>&1; then
+  if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = "0" ]; then
+    log "installing dovecot-imapd"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq >/dev/null
+    apt-get install -y -qq --no-install-recommends dovecot-imapd >/dev/null
+  else
+    log "dovecot not found and cannot be installed here; IMAP tests will skip (CI requires them)"
+    [ "${CI:-}" = "true" ] && exit 1
+  fi
+fi
+# A packaged service the install may have started is not used: stop it (the tests run their own).
+if command -v dovecot >/dev/null 2>&1 && [ -e /run/dovecot/master.pid ]; then
+  log "stopping the packaged dovecot service (tests run a private instance)"
+  dovecot stop >/dev/null 2>&1 || true
+fi
+# --- end Dovecot ----------------------------------------------------------------------------------
+# --- Chromium for the browser tests (tests/web, driven by Playwright) ----------------------------
+# Debian's chromium, launched by Playwright through executable_path (never `playwright install`).
+if [ ! -x /usr/bin/chromium ]; then
+  if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = "0" ]; then
+    log "installing chromium"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get install -y -qq chromium >/dev/null 2>&1 || { apt-get update -qq >/dev/null; apt-get install -y -qq chromium >/dev/null; }
+  else
+    log "chromium not found and cannot be installed here; browser tests will skip (CI requires them)"
+    [ "${CI:-}" = "true" ] && exit 1
+  fi
+fi
+# --- end Chromium ---------------------------------------------------------------------------------
 exit 0

@@ -1,0 +1,202 @@
+"""The email adapter: SMTP out through the outbox, IMAP and an HTTP pipe in, DSNs as status."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import hmac
+from collections.abc import Mapping, Sequence
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from channels.base import (
+    Capability,
+    Channel,
+    ChannelLimits,
+    OutboundMessage,
+    PeriodicJob,
+    PermanentSendError,
+    SendResult,
+    SignatureError,
+)
+from channels.email.mime import AttachmentRef, EmailContent, build_message, to_bytes
+from channels.email.parse import ParseLimits, parse_message
+from channels.email.settings import EmailSettings
+from channels.email.smtp import Prepared, SmtpSender, prepare_all
+from channels.email.store import EmailFiles
+from hub import clock
+from hub.identities import InvalidIdentity, normalize_email
+from hub.ingest import InboundEvent
+from hub.models import Purpose
+
+
+class RawPayload(BaseModel):
+    """A recorded inbound message: the RFC 822 bytes in base64, and where they were read."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    raw: str = Field(min_length=1)
+    mailbox: str | None = None
+    uid: int | None = None
+
+
+class EmailChannel(Channel):
+    name = "email"
+    label = "Email"
+    capabilities = frozenset({Capability.SEND, Capability.RECEIVE, Capability.STATUS, Capability.POLL})
+    limits = ChannelLimits(max_body_chars=2_000_000, html=True, attachments=True,
+                           max_attachment_bytes=10 * 1024 * 1024, delivery_receipts=True)
+    Settings = EmailSettings
+    # One SMTP conversation carries many messages; smtp_connections sets the parallelism.
+    concurrency = 1
+
+    settings: EmailSettings
+
+    @property
+    def configured(self) -> bool:
+        return self.settings.enabled and bool(self.settings.smtp_host and self.settings.from_address)
+
+    @cached_property
+    def files(self) -> EmailFiles:
+        return EmailFiles(Path(self.hub.settings.data_dir))
+
+    @property
+    def parse_limits(self) -> ParseLimits:
+        s = self.settings
+        return ParseLimits(max_attachment_bytes=s.max_attachment_bytes, max_attachments=s.max_attachments,
+                           max_references=s.max_references)
+
+    # --- inbound --------------------------------------------------------------------------------
+
+    @staticmethod
+    def parse(payload: Any) -> Sequence[InboundEvent]:
+        """A recorded payload {"raw": base64, "mailbox", "uid"} → the message's event."""
+        if not isinstance(payload, Mapping):
+            raise ValueError('an email payload is an object like {"raw": "<base64 of the message>"}')
+        try:
+            record = RawPayload.model_validate(payload)
+            raw = base64.b64decode(record.raw, validate=True)
+        except ValidationError as exc:
+            raise ValueError(f"not an email payload: {exc.errors()[0]['msg']}") from None
+        except binascii.Error:
+            raise ValueError("raw is not valid base64") from None
+        return [parse_message(raw).event]
+
+    def verify(self, *, url: str, headers: Mapping[str, str], body: bytes, form: Mapping[str, Any] | None = None) -> None:
+        """The pipe endpoint's bearer token, compared in constant time; no token configured refuses all."""
+        expected = self.settings.inbound_token
+        given = ""
+        for name, value in headers.items():
+            if name.lower() == "authorization" and value[:7].lower() == "bearer ":
+                given = value[7:].strip()
+        if expected is None or not expected.get_secret_value():
+            raise SignatureError("the email pipe endpoint is off: set inbound_token under [channels.email]")
+        if not hmac.compare_digest(given.encode(), expected.get_secret_value().encode()):
+            raise SignatureError("missing or wrong bearer token")
+
+    def router(self) -> APIRouter:
+        from channels.email.webhooks import build_router
+
+        return build_router(self)
+
+    def jobs(self) -> list[PeriodicJob]:
+        if not (self.settings.enabled and self.settings.imap):
+            return []
+        return [PeriodicJob("email.poll_imap", poll_imap, seconds=self.settings.poll_seconds)]
+
+    def poll(self) -> list[Any]:
+        """Poll every configured IMAP mailbox once (what the email.poll_imap job runs)."""
+        from channels.email.imap import poll_all
+
+        return poll_all(self)
+
+    def receive_file(self, path: Path, *, origin: dict[str, Any], strict: bool = False) -> Any:
+        """Record one message from a file in its own transaction (the HTTP pipe's unit of work)."""
+        from channels.email.inbound import receive
+
+        with self.hub.session() as session, session.begin():
+            return receive(session, channel=self, path=path, origin=origin, strict=strict)
+
+    # --- outbound -------------------------------------------------------------------------------
+
+    def validate_content(self, content: Mapping[str, Any]) -> None:
+        try:
+            parsed = EmailContent.model_validate(dict(content))
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first["loc"]) or "content"
+            raise ValueError(f"email {where}: {first['msg']}") from None
+        total = sum(a.size for a in parsed.attachments)
+        if any(a.size > self.settings.max_attachment_bytes for a in parsed.attachments):
+            raise ValueError(f"an attachment is over {self.settings.max_attachment_bytes} bytes")
+        if total > self.settings.max_message_bytes:
+            raise ValueError(f"attachments add up to {total} bytes, over {self.settings.max_message_bytes}")
+        for ref in parsed.attachments:
+            if not self.files.attachments.exists(ref.sha256):
+                raise ValueError(f"attachment {ref.filename!r} is not stored; upload it first")
+
+    def _prepare(self, message: OutboundMessage) -> Prepared:
+        if not self.configured:
+            raise PermanentSendError("email is not configured: set smtp_host and from_address under [channels.email]")
+        try:
+            address = normalize_email(message.address)
+        except InvalidIdentity as exc:
+            raise PermanentSendError(str(exc)) from None
+        try:
+            content = EmailContent.model_validate(dict(message.content))
+        except ValidationError as exc:
+            raise PermanentSendError(f"the stored content is not a valid email: {exc.errors()[0]['msg']}") from None
+
+        def read(ref: AttachmentRef) -> bytes:
+            try:
+                return self.files.attachments.read(ref.sha256)
+            except FileNotFoundError:
+                raise PermanentSendError(f"attachment {ref.filename!r} is missing from the store") from None
+
+        built, message_id = build_message(content, settings=self.settings, to_address=address,
+                                          idempotency_key=message.idempotency_key, date=clock.now(),
+                                          read_attachment=read, max_references=self.settings.max_references)
+        return address, to_bytes(built), message_id
+
+    async def send_many(self, messages: Sequence[OutboundMessage]) -> list[SendResult | BaseException]:
+        blocked = await asyncio.to_thread(self._suppressed, messages)
+        # Reading attachments and encoding them is blocking work: keep it off the event loop.
+        prepared = await asyncio.to_thread(prepare_all, messages, self._prepare)
+        for index, reason in blocked.items():
+            prepared[index] = PermanentSendError(reason)
+        return await SmtpSender(self.settings).deliver(prepared)
+
+    async def send(self, message: OutboundMessage) -> SendResult:
+        result = (await self.send_many([message]))[0]
+        if isinstance(result, BaseException):
+            raise result
+        return result
+
+    def _suppressed(self, messages: Sequence[OutboundMessage]) -> dict[int, str]:
+        """Marketing messages to suppressed addresses: checked again at send time, as the last gate."""
+        from channels.email.suppression import get_suppression
+
+        marketing = [(i, m) for i, m in enumerate(messages) if m.purpose == Purpose.MARKETING]
+        if not marketing:
+            return {}
+        blocked = {}
+        with self.hub.session(read_only=True) as session:
+            for index, message in marketing:
+                try:
+                    row = get_suppression(session, address=message.address)
+                except InvalidIdentity:
+                    continue  # _prepare refuses it with the reason
+                if row is not None:
+                    blocked[index] = (f"{row.address} is suppressed ({row.reason} since "
+                                      f"{row.created_at:%Y-%m-%d %H:%M} UTC); marketing mail is not sent to it")
+        return blocked
+
+
+def poll_imap(hub: Any) -> None:
+    """The email.poll_imap tick."""
+    hub.channel("email").poll()

@@ -1,0 +1,139 @@
+"""Inbound HTML made safe to show (nh3, the Rust ammonia sanitizer), and HTML turned into text.
+
+Nothing in sanitized mail loads without the agent's consent: scripts, event handlers, forms,
+frames, <base>, <style>, <link> and style properties that can fetch (url()) are removed, and every
+remote image keeps its address only in `data-blocked-src`, which the UI swaps into `src` when the
+agent asks to load images. `cid:` images (parts of the same message) stay.
+"""
+
+from __future__ import annotations
+
+import re
+from html.parser import HTMLParser
+
+import nh3
+
+_TAGS = (set(nh3.ALLOWED_TAGS) | {"font", "span", "div", "center", "tfoot"}) - {"map", "area"}
+_ATTRIBUTES = {
+    **{tag: set(attrs) for tag, attrs in nh3.ALLOWED_ATTRIBUTES.items()},
+    "*": {"style", "dir", "lang", "title", "align", "valign", "width", "height", "bgcolor"},
+    "img": {"src", "alt", "width", "height", "align", "border"},
+    "font": {"color", "face", "size"},
+    "table": {"border", "cellpadding", "cellspacing", "summary", "align", "width"},
+    "td": {"colspan", "rowspan", "align", "valign", "width", "nowrap"},
+    "th": {"colspan", "rowspan", "align", "valign", "width", "scope"},
+    "a": {"href", "name"},
+    "blockquote": {"cite"},
+    "ol": {"start", "type"},
+}
+# Classes mail clients put on quoted history and signatures: kept so the UI can fold them.
+_QUOTE_CLASSES = {"gmail_quote", "gmail_attr", "gmail_signature", "moz-cite-prefix", "moz-signature",
+                  "yahoo_quoted", "OutlookMessageHeader", "protonmail_quote", "quoted"}
+_ALLOWED_CLASSES = {tag: _QUOTE_CLASSES for tag in ("div", "blockquote", "span", "p")}
+# Layout and text style only: nothing that can name a URL (background, background-image,
+# list-style-image, border-image, content, behavior) is on the list.
+_STYLE_PROPERTIES = {
+    "color", "background-color", "font", "font-family", "font-size", "font-style", "font-weight",
+    "text-align", "text-decoration", "text-indent", "text-transform", "line-height", "letter-spacing",
+    "white-space", "vertical-align", "direction", "margin", "margin-top", "margin-right",
+    "margin-bottom", "margin-left", "padding", "padding-top", "padding-right", "padding-bottom",
+    "padding-left", "border", "border-top", "border-right", "border-bottom", "border-left",
+    "border-color", "border-style", "border-width", "border-collapse", "border-spacing",
+    "border-radius", "width", "height", "max-width", "min-width", "display",
+}
+_URL_SCHEMES = {"http", "https", "mailto", "tel", "cid"}
+_DROP_WITH_CONTENT = {"script", "style", "title", "head", "noscript", "template", "iframe", "object",
+                      "embed", "applet", "frameset", "frame", "noembed", "svg", "math", "xml"}
+_REMOTE_SRC = re.compile(r'(<img\b[^>]*?\s)src="((?:https?:)?//[^"]*)"', re.IGNORECASE)
+
+
+def _quote_type(tag: str, attr: str, value: str) -> str | None:
+    if tag == "blockquote" and attr == "type":
+        return "cite" if value.lower() == "cite" else None
+    return value
+
+
+def sanitize_html(html: str, *, block_remote_images: bool = True) -> str:
+    """HTML that cannot run code, nor fetch anything until the agent consents.
+
+    An agent's own outgoing HTML keeps its remote images (`block_remote_images=False`): the
+    customer's mail client asks its own consent.
+    """
+    if not html or not html.strip():
+        return ""
+    cleaned = nh3.clean(
+        html,
+        tags=_TAGS,
+        clean_content_tags=_DROP_WITH_CONTENT,
+        attributes={**_ATTRIBUTES, "blockquote": _ATTRIBUTES["blockquote"] | {"type"}},
+        attribute_filter=_quote_type,
+        url_schemes=_URL_SCHEMES,
+        url_relative="deny",
+        allowed_classes=_ALLOWED_CLASSES,
+        filter_style_properties=_STYLE_PROPERTIES,
+        link_rel="noopener noreferrer nofollow",
+        strip_comments=True,
+    )
+    # nh3's output is normalised (double-quoted attributes, `"` escaped inside values), so this
+    # rename only ever touches a real src attribute of an img tag.
+    if block_remote_images:
+        cleaned = _REMOTE_SRC.sub(r'\1data-blocked-src="\2"', cleaned)
+    return re.sub(r"\sstyle=\"[^\"]*url\([^\"]*\"", "", cleaned, flags=re.IGNORECASE)
+
+
+_BLOCK = {"p", "div", "br", "tr", "li", "h1", "h2", "h3", "h4", "h5", "h6", "table", "blockquote",
+          "pre", "hr", "ul", "ol", "dl", "dt", "dd", "section", "article", "header", "footer"}
+_SKIP = {"script", "style", "head", "title", "noscript", "template", "svg"}
+
+
+class _TextExtractor(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.parts: list[str] = []
+        self.skipping = 0
+        self.quote_depth = 0
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in _SKIP:
+            self.skipping += 1
+        elif tag == "blockquote":
+            self.quote_depth += 1
+            self.parts.append("\n")
+        elif tag == "li":
+            self.parts.append("\n- ")
+        elif tag in _BLOCK:
+            self.parts.append("\n")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in _SKIP:
+            self.skipping = max(0, self.skipping - 1)
+        elif tag == "blockquote":
+            self.quote_depth = max(0, self.quote_depth - 1)
+            self.parts.append("\n")
+        elif tag in _BLOCK and tag != "li":
+            self.parts.append("\n")
+
+    def handle_data(self, data: str) -> None:
+        if self.skipping:
+            return
+        text = re.sub(r"[ \t\r\n\f\xa0]+", " ", data)
+        if self.quote_depth:
+            text = text.replace("\n", "\n" + "> " * self.quote_depth)
+            if not self.parts or self.parts[-1].endswith("\n"):
+                text = "> " * self.quote_depth + text.lstrip()
+        self.parts.append(text)
+
+
+def html_to_text(html: str) -> str:
+    """Readable plain text from HTML (blocks on their own lines, quoted blocks prefixed with '>')."""
+    if not html:
+        return ""
+    parser = _TextExtractor()
+    try:
+        parser.feed(html)
+        parser.close()
+    except Exception:  # noqa: BLE001 - html.parser gives up on some broken markup; keep what it read
+        pass
+    lines = [line.strip() for line in "".join(parser.parts).splitlines()]
+    text = "\n".join(lines)
+    return re.sub(r"\n{3,}", "\n\n", text).strip()

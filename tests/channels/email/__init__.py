@@ -1,0 +1,1 @@
+"""The email channel against real servers: aiosmtpd (its own process) and Dovecot."""
