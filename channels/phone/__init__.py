@@ -1,0 +1,36 @@
+"""Phone calls through Twilio (inbound routing, call events, click-to-call), hand-logged calls, PBX CDRs."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from fastapi import APIRouter
+
+from channels.base import Capability, ChannelLimits
+from channels.phone.calls import parse_call
+from channels.phone.settings import PhoneSettings
+from channels.twilio_common import TwilioChannel
+from hub.ingest import InboundEvent
+
+
+class PhoneChannel(TwilioChannel):
+    name = "phone"
+    label = "Phone"
+    capabilities = frozenset({Capability.RECEIVE, Capability.STATUS})
+    limits = ChannelLimits(max_body_chars=20_000)
+    Settings = PhoneSettings
+
+    settings: PhoneSettings
+
+    @staticmethod
+    def parse(payload: Any) -> Sequence[InboundEvent]:
+        return [parse_call(payload)]
+
+    def router(self) -> APIRouter:
+        from channels.phone.webhooks import build_router
+
+        return build_router(self)
+
+
+__all__ = ["PhoneChannel", "PhoneSettings"]

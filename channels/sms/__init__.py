@@ -1,0 +1,110 @@
+"""SMS through Twilio: sends from the outbox, inbound SMS/MMS and status callbacks, STOP/START."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from fastapi import APIRouter
+from twilio.base.exceptions import TwilioRestException
+
+from channels.base import (
+    Capability,
+    ChannelLimits,
+    OutboundMessage,
+    PermanentSendError,
+    SendResult,
+)
+from channels.sms.parsing import parse_message
+from channels.sms.segments import MAX_BODY_CHARS, count_segments
+from channels.sms.settings import SmsSettings
+from channels.twilio_common import TwilioChannel
+from channels.twilio_common.api import OPTED_OUT, send_error
+from hub.ingest import InboundEvent
+from hub.models import DeliveryStatus
+
+log = logging.getLogger("channels.sms")
+
+
+class SmsChannel(TwilioChannel):
+    name = "sms"
+    label = "SMS"
+    capabilities = frozenset({Capability.SEND, Capability.RECEIVE, Capability.STATUS})
+    limits = ChannelLimits(max_body_chars=MAX_BODY_CHARS, delivery_receipts=True)
+    Settings = SmsSettings
+    # Twilio queues per sender anyway; a few parallel API calls keep a campaign moving.
+    concurrency = 8
+
+    settings: SmsSettings
+
+    @property
+    def configured(self) -> bool:
+        return super().configured and bool(self.settings.sender)
+
+    @staticmethod
+    def parse(payload: Any) -> Sequence[InboundEvent]:
+        return [parse_message(payload)]
+
+    def router(self) -> APIRouter:
+        from channels.sms.webhooks import build_router
+
+        return build_router(self)
+
+    def validate_content(self, content: Mapping[str, Any]) -> None:
+        super().validate_content(content)
+        text = content.get("text")
+        if not isinstance(text, str) or not text.strip():
+            raise ValueError("an SMS needs a text")
+
+    async def send(self, message: OutboundMessage) -> SendResult:
+        if not self.configured:
+            raise PermanentSendError("SMS is not configured: set account_sid, auth_token and a sender "
+                                     "under [channels.sms]")
+        text = str(message.content.get("text") or "")
+        segments = count_segments(text)
+        if not text.strip():
+            raise PermanentSendError("an SMS needs a text")
+        if segments.over_limit:
+            raise PermanentSendError(f"the body has {segments.characters} characters; "
+                                     f"Twilio takes at most {MAX_BODY_CHARS}")
+        params: dict[str, Any] = {
+            "to": message.address,
+            "body": text,
+            "status_callback": self.public_url("/status"),
+        }
+        if self.settings.messaging_service_sid:
+            params["messaging_service_sid"] = self.settings.messaging_service_sid
+        else:
+            params["from_"] = self.settings.from_number
+        created = await asyncio.to_thread(self._create, message, params)
+        return SendResult(
+            provider_id=created.sid,
+            status=DeliveryStatus.SENT,
+            detail=f"twilio {created.status}; {segments.segments} {segments.encoding} segment(s)",
+        )
+
+    def _create(self, message: OutboundMessage, params: dict[str, Any]) -> Any:
+        """The SDK call (in a worker thread); a 21610 also withdraws consent before it is reported."""
+        try:
+            return self.api.client().messages.create(**params)
+        except Exception as exc:
+            error = send_error(exc, self.api.last_headers())
+            if isinstance(exc, TwilioRestException) and exc.code == OPTED_OUT:
+                self._record_opt_out(message)
+                raise PermanentSendError(f"{message.address} opted out (replied STOP); Twilio error 21610") from exc
+            raise error from exc
+
+    def _record_opt_out(self, message: OutboundMessage) -> None:
+        from channels.sms.optout import opted_out_by_provider
+
+        try:
+            with self.hub.session() as session, session.begin():
+                opted_out_by_provider(session, number=message.address, contact_id=message.contact_id,
+                                      source=f"twilio error 21610 (delivery {message.delivery_id})")
+        except Exception:  # the send's own outcome must still be recorded
+            log.exception("could not record the opt-out of %s", message.address)
+
+
+__all__ = ["SmsChannel", "SmsSettings"]

@@ -1,0 +1,97 @@
+"""An agent's SMS from the timeline: checked, then queued in the outbox with its outbound event."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from channels.sms.optout import is_opted_out
+from channels.sms.parsing import thread_key
+from channels.sms.segments import MAX_BODY_CHARS, SegmentCount, count_segments
+from hub.auth import Principal
+from hub.identities import InvalidIdentity, normalize_phone
+from hub.ingest import get_contact
+from hub.models import Delivery, Identity, IdentityKind, Purpose
+from hub.outbox import enqueue
+
+
+class SmsDraft(BaseModel):
+    """The body of POST /channels/sms/messages."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    contact_id: int
+    text: str = Field(min_length=1, max_length=20_000)
+    to: str | None = Field(default=None, max_length=50,
+                           description="One of the contact's numbers; default: the primary one")
+    client_id: str | None = Field(default=None, max_length=100,
+                                  description="Your id for this message; a retry sends it once")
+
+
+class SmsRefused(ValueError):
+    """Why an SMS cannot be queued; `status` and `slug` become the problem answer."""
+
+    def __init__(self, message: str, *, status: int = 422, slug: str = "sms-refused") -> None:
+        super().__init__(message)
+        self.status = status
+        self.slug = slug
+
+
+@dataclass(frozen=True)
+class QueuedSms:
+    delivery: Delivery
+    segments: SegmentCount
+
+
+def phone_numbers(session: Session, *, contact_id: int) -> list[str]:
+    """The contact's phone numbers, primary first."""
+    return list(session.scalars(
+        select(Identity.value)
+        .where(Identity.contact_id == contact_id, Identity.kind == IdentityKind.PHONE)
+        .order_by(Identity.is_primary.desc(), Identity.id)
+    ))
+
+
+def compose_sms(session: Session, *, draft: SmsDraft, actor: Principal) -> QueuedSms:
+    """Queue an agent's SMS (transactional) to one of the contact's numbers; SmsRefused says why not."""
+    hub = session.info["hub"]
+    channel = hub.channels.get("sms")
+    if channel is None or not channel.configured:
+        raise SmsRefused("SMS is not configured: set account_sid, auth_token and from_number under [channels.sms]",
+                         status=409, slug="channel-not-configured")
+    contact = get_contact(session, draft.contact_id)
+    numbers = phone_numbers(session, contact_id=contact.id)  # type: ignore[arg-type]
+    if draft.to:
+        try:
+            to = normalize_phone(draft.to, hub.settings.default_region)
+        except InvalidIdentity as exc:
+            raise SmsRefused(str(exc), slug="invalid-identity") from None
+        if to not in numbers:
+            raise SmsRefused(f"{to} is not one of this contact's numbers; add it to the contact first")
+    elif numbers:
+        to = numbers[0]
+    else:
+        raise SmsRefused("this contact has no phone number")
+    if is_opted_out(session, contact_id=contact.id):  # type: ignore[arg-type]
+        raise SmsRefused("this contact opted out of SMS (replied STOP); they must text START to receive SMS again",
+                         status=409, slug="sms-opted-out")
+    segments = count_segments(draft.text)
+    if segments.over_limit:
+        raise SmsRefused(f"an SMS is at most {MAX_BODY_CHARS} characters; this one has {segments.characters}",
+                         slug="sms-too-long")
+    key = f"sms:agent:{actor.actor}:{draft.client_id}" if draft.client_id else f"sms:agent:{uuid.uuid4().hex}"
+    delivery = enqueue(
+        session,
+        channel="sms",
+        address=to,
+        content={"text": draft.text, "thread_key": thread_key(channel.settings.sender, to)},
+        idempotency_key=key,
+        contact_id=contact.id,
+        purpose=Purpose.TRANSACTIONAL,
+        actor_user_id=actor.user_id,
+    )
+    return QueuedSms(delivery=delivery, segments=segments)

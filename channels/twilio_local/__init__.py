@@ -1,0 +1,10 @@
+"""A local Twilio-compatible server for tests and the demo (`python -m channels.twilio_local`)."""
+
+from channels.twilio_local.server import (
+    DEMO_ACCOUNT_SID,
+    DEMO_AUTH_TOKEN,
+    LocalNumber,
+    LocalTwilio,
+)
+
+__all__ = ["DEMO_ACCOUNT_SID", "DEMO_AUTH_TOKEN", "LocalNumber", "LocalTwilio"]
