@@ -1,0 +1,529 @@
+"""The outbox: deliveries written with their cause, claimed by workers, moved forward by providers.
+
+A delivery is inserted in the caller's transaction (with its outbound timeline event), so a
+rolled-back cause never sends anything. Workers claim due rows with `FOR UPDATE SKIP LOCKED` on
+PostgreSQL; on SQLite the claim is one UPDATE inside the BEGIN IMMEDIATE write transaction, which
+is the single-writer equivalent. Sending is at-least-once: only a row in flight when its worker
+dies can go out twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import weakref
+from collections.abc import Callable, Mapping
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import and_, delete, select, true, update
+from sqlalchemy.orm import Session
+
+from hub import clock, live
+from hub.db import after_commit, insert_ignore
+from hub.ingest import InboundEvent, get_contact, post_event
+from hub.locks import xact_lock
+from hub.models import Delivery, DeliveryStatus, Direction, PendingStatus, Purpose, TimelineEvent
+from hub.observability import DELIVERIES
+
+if TYPE_CHECKING:
+    from channels.base import OutboundMessage, SendResult, StatusUpdate
+    from hub.runtime import Hub
+
+log = logging.getLogger("hub.outbox")
+
+T = Delivery.__table__
+S = DeliveryStatus
+
+# Provider statuses only move up this ladder; equal ranks never replace each other, so a
+# repeated or late callback (delivered after read, sent after delivered) changes nothing.
+RANK: dict[str, int] = {
+    S.QUEUED: 0,
+    S.SENDING: 1,
+    S.SENT: 2,
+    S.DELIVERED: 3,
+    S.FAILED: 3,
+    S.UNDELIVERED: 3,
+    S.READ: 4,
+    S.BOUNCED: 4,
+    # Local final states: no provider callback overrides them.
+    S.DEAD: 5,
+    S.CANCELLED: 5,
+}
+PROVIDER_STATUSES = frozenset(RANK) - {S.DEAD, S.CANCELLED}
+# Provider statuses whose detail explains a failure worth showing as the delivery's last error.
+_PROBLEMS = frozenset({S.FAILED, S.UNDELIVERED, S.BOUNCED})
+
+
+def rank(status: str) -> int:
+    """Where a status stands on the forward-only ladder."""
+    return RANK[DeliveryStatus(status)]
+
+
+def _below(status: str) -> list[str]:
+    return [s.value for s in DeliveryStatus if RANK[s] < rank(status)]
+
+
+# --- writing ---------------------------------------------------------------------------------
+
+def enqueue(
+    session: Session,
+    *,
+    channel: str,
+    address: str,
+    content: Mapping[str, Any],
+    idempotency_key: str,
+    contact_id: int | None = None,
+    purpose: str = Purpose.TRANSACTIONAL,
+    send_after: datetime | None = None,
+    campaign_run_id: int | None = None,
+    record_event: bool = True,
+    actor_user_id: int | None = None,
+) -> Delivery:
+    """Add a delivery (and its outbound timeline event) to the caller's transaction, at most once per key."""
+    from channels.base import Capability
+
+    hub = _runtime(session)
+    adapter = hub.channel(channel)  # LookupError names the installed channels
+    if Capability.SEND not in adapter.capabilities:
+        raise ValueError(f"channel {channel!r} cannot send messages")
+    address = (address or "").strip()
+    if not address or len(address) > 320:
+        raise ValueError("address must be 1 to 320 characters")
+    if not idempotency_key or len(idempotency_key) > 300:
+        raise ValueError("idempotency_key must be 1 to 300 characters")
+    if not isinstance(content, Mapping):
+        raise ValueError("content must be an object")
+    if send_after is not None and send_after.tzinfo is None:
+        raise ValueError("send_after needs a time zone offset")
+    purpose = Purpose(purpose).value
+
+    existing = _by_key(session, idempotency_key)
+    if existing is not None:
+        return existing
+    adapter.validate_content(content)
+    event = None
+    if contact_id is not None:
+        contact_id = get_contact(session, contact_id).id  # a merged contact's deliveries go to the survivor
+        if record_event:
+            # Built (and so validated) before anything is written: a ValueError leaves no half-made row.
+            event = InboundEvent(
+                channel=channel,
+                kind="message",
+                direction=Direction.OUT,
+                external_id=f"delivery:{idempotency_key}",
+                contact_id=contact_id,
+                subject=content.get("subject"),
+                text=content.get("text"),
+                html=content.get("html"),
+                thread_key=content.get("thread_key"),
+                status=S.QUEUED.value,
+                actor_user_id=actor_user_id,
+            )
+
+    now = clock.now()
+    new_id = insert_ignore(
+        session,
+        Delivery,
+        dict(
+            channel=channel,
+            contact_id=contact_id,
+            address=address,
+            purpose=purpose,
+            content=dict(content),
+            idempotency_key=idempotency_key,
+            send_after=send_after or now,
+            status=S.QUEUED.value,
+            attempts=0,
+            campaign_run_id=campaign_run_id,
+            created_at=now,
+            updated_at=now,
+        ),
+        ["idempotency_key"],
+    )
+    if new_id is None:  # a concurrent transaction enqueued the same key first
+        row = _by_key(session, idempotency_key)
+        assert row is not None
+        return row
+
+    delivery = session.get(Delivery, new_id)
+    assert delivery is not None
+    if event is not None:
+        event.data = {"delivery_id": new_id, "address": address, "purpose": purpose}
+        delivery.event_id = post_event(session, event=event).event.id
+        session.flush()
+    if delivery.send_after <= now:
+        after_commit(session, lambda: _notify_enqueued(hub))
+    return delivery
+
+
+def _by_key(session: Session, idempotency_key: str) -> Delivery | None:
+    return session.scalars(select(Delivery).where(Delivery.idempotency_key == idempotency_key)).first()
+
+
+def cancel(session: Session, *, delivery_id: int) -> bool:
+    """Cancel a delivery that has not been claimed yet; False if it is already on its way or done."""
+    return _cancel(session, T.c.id == delivery_id) == 1
+
+
+def cancel_where(
+    session: Session,
+    *,
+    campaign_run_id: int | None = None,
+    contact_id: int | None = None,
+    channel: str | None = None,
+) -> int:
+    """Cancel every queued delivery matching all the given filters (at least one); how many."""
+    filters = []
+    if campaign_run_id is not None:
+        filters.append(T.c.campaign_run_id == campaign_run_id)
+    if contact_id is not None:
+        filters.append(T.c.contact_id == contact_id)
+    if channel is not None:
+        filters.append(T.c.channel == channel)
+    if not filters:
+        raise ValueError("cancel_where needs campaign_run_id, contact_id or channel")
+    return _cancel(session, and_(*filters))
+
+
+def _cancel(session: Session, condition: Any) -> int:
+    hub = _runtime(session)
+    rows = session.execute(
+        update(T)
+        .where(condition, T.c.status == S.QUEUED)
+        .values(status=S.CANCELLED, claimed_by=None, claimed_until=None, updated_at=clock.now())
+        .returning(T.c.id, T.c.event_id)
+    ).all()
+    for row in rows:
+        _mirror(session, hub, delivery_id=row.id, event_id=row.event_id, status=S.CANCELLED)
+    return len(rows)
+
+
+# --- claiming and recording (each call is its own transaction) --------------------------------
+
+def claim_due(
+    hub: Hub,
+    *,
+    worker: str,
+    limit: int,
+    now: datetime | None = None,
+    channels: list[str] | None = None,
+) -> list[OutboundMessage]:
+    """Claim up to `limit` due deliveries for `worker` and commit; rows other workers hold are skipped."""
+    from channels.base import OutboundMessage
+
+    if limit < 1 or (channels is not None and not channels):
+        return []
+    now = now or clock.now()
+    due = select(T.c.id).where(T.c.status == S.QUEUED, T.c.send_after <= now)
+    if channels is not None:
+        due = due.where(T.c.channel.in_(channels))
+    due = due.order_by(T.c.send_after, T.c.id).limit(limit)
+    claim = (
+        update(T)
+        .where(T.c.status == S.QUEUED)
+        .values(
+            status=S.SENDING,
+            claimed_by=worker,
+            claimed_until=now + timedelta(seconds=hub.settings.outbox.lease_seconds),
+            attempts=T.c.attempts + 1,
+            updated_at=now,
+        )
+        .returning(
+            T.c.id, T.c.channel, T.c.address, T.c.content, T.c.idempotency_key, T.c.purpose,
+            T.c.contact_id, T.c.attempts, T.c.send_after,
+        )
+    )
+    with hub.db.session() as session, session.begin():
+        if session.get_bind().dialect.name == "postgresql":
+            # Lock first, then update exactly those rows. (Inside `UPDATE … WHERE id IN (SELECT …
+            # LIMIT n FOR UPDATE SKIP LOCKED)` PostgreSQL may rescan the subquery and take more than n.)
+            ids = session.scalars(due.with_for_update(skip_locked=True)).all()
+            rows = session.execute(claim.where(T.c.id.in_(ids))).all() if ids else []
+        else:
+            # One statement under the BEGIN IMMEDIATE write lock: the single-writer equivalent.
+            rows = session.execute(claim.where(T.c.id.in_(due.scalar_subquery()))).all()
+    rows.sort(key=lambda r: (r.send_after, r.id))
+    return [
+        OutboundMessage(
+            delivery_id=r.id,
+            channel=r.channel,
+            address=r.address,
+            content=dict(r.content or {}),
+            idempotency_key=r.idempotency_key,
+            purpose=r.purpose,
+            contact_id=r.contact_id,
+            attempt=r.attempts,
+        )
+        for r in rows
+    ]
+
+
+def _held_by(worker: str, attempt: int | None) -> Any:
+    # The holder may still record after a reaper requeued its row (claimed_by is kept then), which
+    # saves a duplicate send; once another worker reclaims the row, claimed_by no longer matches.
+    return and_(
+        T.c.claimed_by == worker,
+        T.c.status.in_([S.SENDING, S.QUEUED]),
+        T.c.attempts == attempt if attempt is not None else true(),
+    )
+
+
+def record_sent(
+    hub: Hub,
+    *,
+    delivery_id: int,
+    worker: str,
+    result: SendResult,
+    attempt: int | None = None,
+    now: datetime | None = None,
+) -> bool:
+    """Record a send the provider accepted; False (and nothing written) if `worker` no longer holds the row."""
+    now = now or clock.now()
+    status = DeliveryStatus(result.status)
+    if rank(status) < rank(S.SENT) or status not in PROVIDER_STATUSES:
+        status = S.SENT
+    with hub.session() as session, session.begin():
+        channel = session.scalar(select(T.c.channel).where(T.c.id == delivery_id))
+        if channel is not None and result.provider_id:
+            xact_lock(session, f"outbox.provider:{channel}:{result.provider_id}")
+        row = session.execute(
+            update(T)
+            .where(T.c.id == delivery_id, _held_by(worker, attempt))
+            .values(
+                status=status, provider_id=result.provider_id, sent_at=now, updated_at=now,
+                claimed_by=None, claimed_until=None, last_error=None,
+            )
+            .returning(T.c.channel, T.c.event_id)
+        ).first()
+        if row is None:
+            log.warning("delivery %s was sent but %s no longer holds it; its outcome is not recorded", delivery_id, worker)
+            return False
+        if result.provider_id:
+            status = _apply_pending(session, delivery_id=delivery_id, channel=row.channel,
+                                    provider_id=result.provider_id, current=status)
+        _mirror(session, hub, delivery_id=delivery_id, event_id=row.event_id, status=status,
+                data={"provider_id": result.provider_id} if result.provider_id else None)
+    DELIVERIES.labels(row.channel, "sent").inc()
+    return True
+
+
+def backoff_seconds(hub: Hub, attempts: int) -> float:
+    """Exponential backoff with ±50% jitter, so a provider outage does not end in a thundering herd."""
+    settings = hub.settings.outbox
+    base = min(settings.backoff_max_seconds, settings.backoff_base_seconds * 2 ** max(attempts - 1, 0))
+    return base * random.uniform(0.5, 1.5)
+
+
+def record_failure(
+    hub: Hub,
+    *,
+    delivery_id: int,
+    worker: str,
+    error: BaseException,
+    attempt: int | None = None,
+    now: datetime | None = None,
+) -> str | None:
+    """Requeue after a transient error with backoff, or mark dead; the new status, None if not held."""
+    from channels.base import PermanentSendError, SendError, TransientSendError
+
+    now = now or clock.now()
+    if isinstance(error, SendError):
+        reason = error.reason or type(error).__name__
+    else:
+        reason = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
+    if not isinstance(error, SendError):
+        # An adapter bug or an unexpected library error: retried like a transient one, but loudly.
+        log.error("delivery %s failed with an unexpected error", delivery_id, exc_info=error)
+    with hub.session() as session, session.begin():
+        current = session.execute(
+            select(T.c.attempts, T.c.channel).where(T.c.id == delivery_id, _held_by(worker, attempt)).with_for_update()
+        ).first()
+        if current is None:
+            log.warning("delivery %s failed (%s) but %s no longer holds it; not recorded", delivery_id, reason, worker)
+            return None
+        attempts = current.attempts
+        if isinstance(error, PermanentSendError):
+            status, last_error, send_after = S.DEAD, reason, None
+        elif attempts >= hub.settings.outbox.max_attempts:
+            status, last_error, send_after = S.DEAD, f"gave up after {attempts} attempts: {reason}", None
+        else:
+            retry_after = error.retry_after if isinstance(error, TransientSendError) else None
+            delay = max(retry_after, 0.0) if retry_after is not None else backoff_seconds(hub, attempts)
+            status, last_error, send_after = S.QUEUED, reason, now + timedelta(seconds=delay)
+        values: dict[str, Any] = dict(status=status, last_error=last_error, updated_at=now, claimed_by=None, claimed_until=None)
+        if send_after is not None:
+            values["send_after"] = send_after
+        row = session.execute(
+            update(T).where(T.c.id == delivery_id, _held_by(worker, attempt)).values(**values).returning(T.c.event_id)
+        ).first()
+        if row is None:  # lost the row between the read and the write (cannot happen under the row lock)
+            return None
+        if status == S.DEAD:
+            _mirror(session, hub, delivery_id=delivery_id, event_id=row.event_id, status=status, data={"error": last_error})
+    DELIVERIES.labels(current.channel, "dead" if status == S.DEAD else "retry").inc()
+    return status
+
+
+def release_claims(hub: Hub, *, worker: str) -> int:
+    """Put this worker's unsent claimed rows back in the queue (graceful shutdown); how many."""
+    with hub.db.session() as session, session.begin():
+        rows = session.execute(
+            update(T)
+            .where(T.c.status == S.SENDING, T.c.claimed_by == worker)
+            # The attempt never happened, so it does not count against max_attempts.
+            .values(status=S.QUEUED, claimed_by=None, claimed_until=None, attempts=T.c.attempts - 1,
+                    updated_at=clock.now())
+            .returning(T.c.id)
+        ).all()
+    if rows:
+        log.info("%s released %d claimed deliveries", worker, len(rows))
+    return len(rows)
+
+
+def reap_expired(hub: Hub, *, now: datetime | None = None) -> int:
+    """Requeue rows whose worker's lease ran out (it crashed or hung); dead after max_attempts. How many."""
+    now = now or clock.now()
+    max_attempts = hub.settings.outbox.max_attempts
+    expired = and_(T.c.status == S.SENDING, T.c.claimed_until < now)
+    with hub.session() as session, session.begin():
+        dead = session.execute(
+            update(T)
+            .where(expired, T.c.attempts >= max_attempts)
+            .values(status=S.DEAD, claimed_until=None, updated_at=now,
+                    last_error=f"the worker holding it stopped answering; gave up after {max_attempts} attempts")
+            .returning(T.c.id, T.c.event_id, T.c.last_error)
+        ).all()
+        # claimed_by stays, so the late holder can still record what really happened (see _held_by).
+        requeued = session.execute(
+            update(T).where(expired).values(status=S.QUEUED, claimed_until=None, updated_at=now).returning(T.c.id)
+        ).all()
+        for row in dead:
+            _mirror(session, hub, delivery_id=row.id, event_id=row.event_id, status=S.DEAD, data={"error": row.last_error})
+    if dead or requeued:
+        log.warning("reaped %d deliveries from expired claims (%d requeued, %d dead)", len(dead) + len(requeued),
+                    len(requeued), len(dead))
+    return len(dead) + len(requeued)
+
+
+# --- provider status -------------------------------------------------------------------------
+
+def apply_status(session: Session, *, channel: str, update: StatusUpdate) -> bool:
+    """Move a delivery's status forward from a provider callback; True if anything changed.
+
+    A callback for a provider id no delivery has yet (it raced the send's commit) is kept and
+    applied when the send is recorded.
+    """
+    status = DeliveryStatus(update.status)
+    if status not in PROVIDER_STATUSES:
+        raise ValueError(f"{status} is not a status a provider reports")
+    hub = _runtime(session)
+    # Serialises with record_sent for the same provider id, so a callback cannot slip between
+    # "no delivery has this id" and the send's commit and be lost.
+    xact_lock(session, f"outbox.provider:{channel}:{update.provider_id}")
+    match = and_(T.c.channel == channel, T.c.provider_id == update.provider_id)
+    values: dict[str, Any] = {"status": status, "updated_at": clock.now()}
+    if update.detail and status in _PROBLEMS:
+        values["last_error"] = update.detail
+    rows = session.execute(
+        _forward(match, status).values(**values).returning(T.c.id, T.c.event_id)
+    ).all()
+    if rows:
+        for row in rows:
+            _mirror(session, hub, delivery_id=row.id, event_id=row.event_id, status=status)
+        return True
+    if session.scalar(select(T.c.id).where(match).limit(1)) is None:
+        insert_ignore(
+            session,
+            PendingStatus,
+            dict(channel=channel, provider_id=update.provider_id, status=status.value, detail=update.detail,
+                 occurred_at=update.occurred_at or clock.now()),
+            ["channel", "provider_id", "status"],
+        )
+    return False
+
+
+def _forward(match: Any, status: str) -> Any:
+    return update(T).where(match, T.c.status.in_(_below(status)))
+
+
+def _apply_pending(session: Session, *, delivery_id: int, channel: str, provider_id: str, current: str) -> str:
+    pending = session.scalars(
+        select(PendingStatus).where(PendingStatus.channel == channel, PendingStatus.provider_id == provider_id)
+    ).all()
+    if not pending:
+        return current
+    best = max(pending, key=lambda p: (rank(p.status), p.occurred_at))
+    session.execute(delete(PendingStatus).where(PendingStatus.id.in_([p.id for p in pending])))
+    if rank(best.status) <= rank(current):
+        return current
+    values: dict[str, Any] = {"status": best.status}
+    if best.detail and best.status in _PROBLEMS:
+        values["last_error"] = best.detail
+    session.execute(update(T).where(T.c.id == delivery_id).values(**values))
+    return best.status
+
+
+def purge_pending(hub: Hub, *, older_than: timedelta, now: datetime | None = None) -> int:
+    """Forget status callbacks no delivery claimed within `older_than` (not ours, or a lost send)."""
+    cutoff = (now or clock.now()) - older_than
+    with hub.db.session() as session, session.begin():
+        result = session.execute(delete(PendingStatus).where(PendingStatus.occurred_at < cutoff))
+    return result.rowcount or 0
+
+
+# --- timeline mirror and wake-ups ------------------------------------------------------------
+
+def _mirror(session: Session, hub: Hub, *, delivery_id: int, event_id: int | None, status: str,
+            data: dict[str, Any] | None = None) -> None:
+    """Show the delivery's status on its timeline event, and tell agents' screens after commit."""
+    if event_id is None:
+        return
+    event = session.get(TimelineEvent, event_id)
+    if event is None:
+        return
+    event.status = str(status)
+    if data:
+        event.data = {**(event.data or {}), **data}
+    message = {
+        "type": "event.updated",
+        "contact_id": event.contact_id,
+        "event_id": event.id,
+        "delivery_id": delivery_id,
+        "status": str(status),
+    }
+    topic = live.contact_topic(event.contact_id)
+    after_commit(session, lambda: hub.broker.publish(topic, message))
+
+
+def _runtime(session: Session) -> Hub:
+    hub = session.info.get("hub")
+    if hub is None:
+        raise RuntimeError("the outbox needs a session from Hub.session()")
+    return hub
+
+
+_listeners: weakref.WeakKeyDictionary[Any, list[Callable[[], None]]] = weakref.WeakKeyDictionary()
+_listeners_lock = threading.Lock()
+
+
+def on_enqueued(hub: Hub, callback: Callable[[], None]) -> Callable[[], None]:
+    """Call `callback` after any commit that enqueued a delivery due now; returns the unsubscriber."""
+    with _listeners_lock:
+        _listeners.setdefault(hub, []).append(callback)
+
+    def unsubscribe() -> None:
+        with _listeners_lock:
+            callbacks = _listeners.get(hub, [])
+            if callback in callbacks:
+                callbacks.remove(callback)
+
+    return unsubscribe
+
+
+def _notify_enqueued(hub: Hub) -> None:
+    with _listeners_lock:
+        callbacks = list(_listeners.get(hub, ()))
+    for callback in callbacks:
+        callback()
