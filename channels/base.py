@@ -135,6 +135,11 @@ class Channel(ABC):
         """Whether the channel can work now (the UI disables its compose panel otherwise)."""
         return self.settings.enabled
 
+    @property
+    def max_request_bytes(self) -> int | None:
+        """The largest request body its routes accept; None keeps the API's limit."""
+        return None
+
     def router(self) -> APIRouter | None:
         """Webhooks and public pages, mounted at /channels/<name>/."""
         return None

@@ -6,14 +6,14 @@ import logging
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
 
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI, Response
 from fastapi.responses import JSONResponse
 from sqlalchemy import func, select, text
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from hub import __version__
+from hub import __version__, web
 from hub.api import api_router
 from hub.api import problems
 from hub.migrate import SchemaBehind, check_current
@@ -27,17 +27,23 @@ log = logging.getLogger("hub.app")
 class BodyLimit:
     """Answer 413 to a body over the limit, whether or not it declares Content-Length."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, max_bytes: int, overrides: dict[str, int] | None = None) -> None:
         self.app = app
-        self.max_bytes = max_bytes
+        self.default = max_bytes
+        # Path prefix -> limit, longest first: a mail pipe or a CSV upload needs more than JSON does.
+        self.overrides = sorted((overrides or {}).items(), key=lambda item: -len(item[0]))
+
+    def limit_for(self, path: str) -> int:
+        return next((limit for prefix, limit in self.overrides if path.startswith(prefix)), self.default)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        max_bytes = self.limit_for(scope.get("path", ""))
         declared = dict(scope.get("headers") or []).get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            await self._reject(scope, receive, send)
+        if declared is not None and declared.isdigit() and int(declared) > max_bytes:
+            await self._reject(scope, receive, send, max_bytes)
             return
         seen = 0
         started = False
@@ -47,8 +53,8 @@ class BodyLimit:
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
-                if seen > self.max_bytes:
-                    raise _TooLarge
+                if seen > max_bytes:
+                    raise _TooLarge(max_bytes)
             return message
 
         async def tracking_send(message: Message) -> None:
@@ -61,17 +67,67 @@ class BodyLimit:
             await self.app(scope, counting_receive, tracking_send)
         except _TooLarge:
             if not started:
-                await self._reject(scope, receive, send)
+                await self._reject(scope, receive, send, max_bytes)
 
-    async def _reject(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def _reject(self, scope: Scope, receive: Receive, send: Send, max_bytes: int) -> None:
         response = problems.problem_response(
-            None, 413, f"The request body is larger than {self.max_bytes} bytes; send less at a time.",
+            None, 413, f"The request body is larger than {max_bytes} bytes; send less at a time.",
         )
         await response(scope, receive, send)
 
 
-class _TooLarge(Exception):
-    pass
+class Measure:
+    """Count and time requests by route template, for /metrics.
+
+    Plain ASGI rather than @app.middleware("http"): that one reads the body inside a task group,
+    which wraps BodyLimit's 413 in an ExceptionGroup that FastAPI answers with a 400, and it hides
+    client disconnects from streaming responses.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def recording_send(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, recording_send)
+        finally:
+            path = _route_template(scope)
+            HTTP_REQUESTS.labels(scope["method"], path, str(status)).inc()
+            HTTP_LATENCY.labels(scope["method"], path).observe(time.perf_counter() - started)
+
+
+def _route_template(scope: Scope) -> str:
+    """The matched route's full template ("/api/v1/tasks/{task_id}"), so ids don't become labels."""
+    route = scope.get("route")
+    template = getattr(route, "path", None)
+    if template is None:
+        return "unmatched"
+    # FastAPI >= 0.160 keeps an included router's routes unprefixed: take the prefix from the URL.
+    path, regex = scope.get("path", ""), getattr(route, "path_regex", None)
+    if regex is not None and not regex.match(path):
+        for i, char in enumerate(path):
+            if char == "/" and regex.match(path[i:]):
+                return path[:i] + template
+    return template
+
+
+class _TooLarge(StarletteHTTPException):
+    # An HTTPException, so FastAPI's body reader passes it on (as a 413 problem) instead of
+    # turning it into "400 There was an error parsing the body" when no Content-Length was sent.
+    def __init__(self, max_bytes: int) -> None:
+        super().__init__(413, f"The request body is larger than {max_bytes} bytes; send less at a time.")
 
 
 def create_app(hub: Hub | None = None, *, check_schema: bool = True, start_worker: bool | None = None) -> FastAPI:
@@ -109,22 +165,17 @@ def create_app(hub: Hub | None = None, *, check_schema: bool = True, start_worke
     app.state.hub = hub
     problems.install(app)
     app.include_router(api_router)
+    web.install(app)  # the agent workspace: pages, /static, security headers, the API's cookie sign-in
     for name, channel in sorted(hub.channels.items()):
         router = channel.router()
         if router is not None:
             app.include_router(router, prefix=f"/channels/{name}", tags=[f"channel: {name}"])
 
-    @app.middleware("http")
-    async def measure(request: Request, call_next: Any) -> Response:
-        started = time.perf_counter()
-        response = await call_next(request)
-        route = request.scope.get("route")
-        path = getattr(route, "path", "unmatched")
-        HTTP_REQUESTS.labels(request.method, path, str(response.status_code)).inc()
-        HTTP_LATENCY.labels(request.method, path).observe(time.perf_counter() - started)
-        return response
-
-    app.add_middleware(BodyLimit, max_bytes=hub.settings.api.max_body_bytes)
+    app.add_middleware(Measure)
+    body_limits = {f"/channels/{name}/": limit for name, channel in hub.channels.items()
+                   if (limit := channel.max_request_bytes) is not None}
+    body_limits["/api/v1/contacts/import"] = hub.settings.api.max_upload_bytes
+    app.add_middleware(BodyLimit, max_bytes=hub.settings.api.max_body_bytes, overrides=body_limits)
 
     @app.get("/healthz", tags=["operations"], summary="The process is up")
     def healthz() -> dict[str, str]:

@@ -21,6 +21,10 @@ if TYPE_CHECKING:
     from hub.runtime import Hub
 
 
+# The event kind a phone adapter posts when a call starts ringing: it pops the caller on agents' screens.
+INCOMING_CALL = "call.incoming"
+
+
 class IdentityRef(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -156,6 +160,8 @@ def post_event(session: Session, *, event: InboundEvent) -> IngestResult:
         "direction": row.direction,
     }
     after_commit(session, lambda: hub.broker.publish(live.contact_topic(contact.id), message))  # type: ignore[arg-type]
+    if row.kind == INCOMING_CALL:  # every agent's screen pops the caller's card, whatever the channel
+        after_commit(session, lambda: hub.broker.publish(live.AGENTS_TOPIC, {**message, "type": INCOMING_CALL}))
     after_commit(session, lambda: EVENTS_INGESTED.labels(row.channel, "true").inc())
     return IngestResult(event=row, contact=contact, created=True, contact_created=contact_created)
 

@@ -37,6 +37,8 @@ class ApiSettings(BaseModel):
     model_config = {"extra": "forbid"}
 
     max_body_bytes: int = Field(1_048_576, ge=1024)
+    # File uploads (CSV imports) may be larger than JSON bodies.
+    max_upload_bytes: int = Field(50 * 1_048_576, ge=1024)
     max_page_size: int = Field(200, ge=1, le=10_000)
 
 

@@ -146,3 +146,18 @@ def test_plain_logs_stay_plain(restore_logging, monkeypatch):
     assert line.endswith("WARNING hub.test: plain words")
     with pytest.raises(json.JSONDecodeError):
         json.loads(line)
+
+
+def test_body_limit_follows_the_route(hub, client, api_key):
+    """JSON routes keep the API limit; a channel's routes and the CSV import may declare more."""
+    from hub.app import BodyLimit
+
+    limit = next(m for m in client.app.user_middleware if m.cls is BodyLimit)
+    middleware = BodyLimit(lambda *a: None, **limit.kwargs)
+    assert middleware.limit_for("/api/v1/contacts") == hub.settings.api.max_body_bytes
+    assert middleware.limit_for("/api/v1/contacts/import") == hub.settings.api.max_upload_bytes
+    assert middleware.limit_for("/channels/email/inbound") == hub.channels["email"].settings.max_raw_bytes
+    big = b"x" * (hub.settings.api.max_body_bytes + 10)
+    assert client.post("/api/v1/contacts", content=big, headers=api_key()).status_code == 413
+    # Over the JSON limit but under the pipe's: the email route answers itself (403 without its token).
+    assert client.post("/channels/email/inbound", content=big).status_code == 403

@@ -61,6 +61,11 @@ class EmailChannel(Channel):
     def configured(self) -> bool:
         return self.settings.enabled and bool(self.settings.smtp_host and self.settings.from_address)
 
+    @property
+    def max_request_bytes(self) -> int:
+        # Piped mail and attachment uploads: the routes apply their own, finer caps below this.
+        return self.settings.max_raw_bytes
+
     @cached_property
     def files(self) -> EmailFiles:
         return EmailFiles(Path(self.hub.settings.data_dir))

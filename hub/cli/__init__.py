@@ -119,12 +119,22 @@ def main() -> None:
 
 
 def _add_groups() -> None:
+    from importlib.metadata import entry_points
+
     from hub.cli import contacts, demo, users
 
     app.add_typer(contacts.app, name="contacts")
     app.add_typer(users.app, name="users")
     app.add_typer(users.apikeys_app, name="apikeys")
     app.add_typer(demo.app, name="demo")
+    # Packages add their own command groups (the phone adapter's `hub calls …`) through entry points,
+    # so the hub imports no channel.
+    for ep in entry_points(group="hub.commands"):
+        try:
+            group = ep.load()
+        except Exception as exc:
+            raise RuntimeError(f"command group {ep.name!r} ({ep.value}) failed to load: {exc}") from exc
+        app.add_typer(group, name=ep.name)
 
 
 _add_groups()

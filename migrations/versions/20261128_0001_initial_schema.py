@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-27 23:50:49.095052
+Create Date: 2026-11-28 01:27:47.168613
 """
 from __future__ import annotations
 
@@ -37,6 +37,57 @@ def upgrade() -> None:
     with op.batch_alter_table('audit_entry', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_audit_entry_contact_id'), ['contact_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_audit_entry_occurred_at'), ['occurred_at'], unique=False)
+
+    op.create_table('email_bounce',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
+    sa.Column('address', sqlmodel.sql.sqltypes.AutoString(length=320), nullable=False),
+    sa.Column('report_id', sqlmodel.sql.sqltypes.AutoString(length=300), nullable=False),
+    sa.Column('hard', sa.Boolean(), nullable=False),
+    sa.Column('action', sqlmodel.sql.sqltypes.AutoString(length=20), nullable=False),
+    sa.Column('status', sqlmodel.sql.sqltypes.AutoString(length=20), nullable=False),
+    sa.Column('diagnostic', sa.Text(), nullable=True),
+    sa.Column('original_message_id', sqlmodel.sql.sqltypes.AutoString(length=300), nullable=True),
+    sa.Column('cleared', sa.Boolean(), nullable=False),
+    sa.Column('occurred_at', hub.models.UTCDateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('address', 'report_id', name='uq_email_bounce_report')
+    )
+    with op.batch_alter_table('email_bounce', schema=None) as batch_op:
+        batch_op.create_index('ix_email_bounce_address_time', ['address', 'occurred_at'], unique=False)
+
+    op.create_table('email_mailbox_state',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
+    sa.Column('mailbox', sa.String(length=300), nullable=False),
+    sa.Column('uidvalidity', sa.BigInteger(), nullable=False),
+    sa.Column('last_uid', sa.BigInteger(), nullable=False),
+    sa.Column('failed_uid', sa.BigInteger(), nullable=True),
+    sa.Column('failed_attempts', sa.Integer(), nullable=False),
+    sa.Column('last_error', sa.Text(), nullable=True),
+    sa.Column('updated_at', hub.models.UTCDateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('mailbox')
+    )
+    op.create_table('email_suppression',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
+    sa.Column('address', sa.String(length=320), nullable=False),
+    sa.Column('reason', sqlmodel.sql.sqltypes.AutoString(length=20), nullable=False),
+    sa.Column('source', sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
+    sa.Column('detail', sa.Text(), nullable=True),
+    sa.Column('created_at', hub.models.UTCDateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('address')
+    )
+    op.create_table('login_attempt',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
+    sa.Column('email', sqlmodel.sql.sqltypes.AutoString(length=320), nullable=False),
+    sa.Column('address', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+    sa.Column('succeeded', sa.Boolean(), nullable=False),
+    sa.Column('occurred_at', hub.models.UTCDateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('login_attempt', schema=None) as batch_op:
+        batch_op.create_index('ix_login_attempt_address_time', ['address', 'occurred_at'], unique=False)
+        batch_op.create_index('ix_login_attempt_email_time', ['email', 'occurred_at'], unique=False)
 
     op.create_table('pending_status',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
@@ -104,6 +155,18 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_contact_merged_into'), ['merged_into'], unique=False)
         batch_op.create_index(batch_op.f('ix_contact_owner_id'), ['owner_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_contact_search_name'), ['search_name'], unique=False)
+
+    op.create_table('recent_contact',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
+    sa.Column('user_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('contact_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('opened_at', hub.models.UTCDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['user_id'], ['user_account.id'], ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('user_id', 'contact_id', name='uq_recent_contact_user_contact')
+    )
+    with op.batch_alter_table('recent_contact', schema=None) as batch_op:
+        batch_op.create_index('ix_recent_contact_user_time', ['user_id', 'opened_at'], unique=False)
 
     op.create_table('consent_record',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
@@ -209,6 +272,42 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_delivery_event_id'), ['event_id'], unique=False)
         batch_op.create_index('ix_delivery_provider', ['channel', 'provider_id'], unique=False)
 
+    op.create_table('email_attachment',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
+    sa.Column('event_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
+    sa.Column('direction', sqlmodel.sql.sqltypes.AutoString(length=10), nullable=False),
+    sa.Column('filename', sqlmodel.sql.sqltypes.AutoString(length=255), nullable=False),
+    sa.Column('content_type', sqlmodel.sql.sqltypes.AutoString(length=255), nullable=False),
+    sa.Column('size', sa.BigInteger(), nullable=False),
+    sa.Column('sha256', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+    sa.Column('content_id', sqlmodel.sql.sqltypes.AutoString(length=300), nullable=True),
+    sa.Column('inline', sa.Boolean(), nullable=False),
+    sa.Column('uploaded_by', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
+    sa.Column('created_at', hub.models.UTCDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['event_id'], ['timeline_event.id'], ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['uploaded_by'], ['user_account.id'], ),
+    sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('email_attachment', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_email_attachment_event_id'), ['event_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_email_attachment_sha256'), ['sha256'], unique=False)
+
+    op.create_table('email_raw_message',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
+    sa.Column('sha256', sa.String(length=64), nullable=False),
+    sa.Column('size', sa.BigInteger(), nullable=False),
+    sa.Column('reason', sqlmodel.sql.sqltypes.AutoString(length=40), nullable=False),
+    sa.Column('message_id', sqlmodel.sql.sqltypes.AutoString(length=300), nullable=True),
+    sa.Column('origin', sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), 'postgresql'), nullable=False),
+    sa.Column('event_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
+    sa.Column('created_at', hub.models.UTCDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['event_id'], ['timeline_event.id'], ondelete='SET NULL'),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('sha256')
+    )
+    with op.batch_alter_table('email_raw_message', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_email_raw_message_event_id'), ['event_id'], unique=False)
+
     op.create_table('task',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
     sa.Column('contact_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
@@ -242,6 +341,15 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_task_assignee_id'))
 
     op.drop_table('task')
+    with op.batch_alter_table('email_raw_message', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_email_raw_message_event_id'))
+
+    op.drop_table('email_raw_message')
+    with op.batch_alter_table('email_attachment', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_email_attachment_sha256'))
+        batch_op.drop_index(batch_op.f('ix_email_attachment_event_id'))
+
+    op.drop_table('email_attachment')
     with op.batch_alter_table('delivery', schema=None) as batch_op:
         batch_op.drop_index('ix_delivery_provider')
         batch_op.drop_index(batch_op.f('ix_delivery_event_id'))
@@ -268,6 +376,10 @@ def downgrade() -> None:
         batch_op.drop_index('ix_consent_current')
 
     op.drop_table('consent_record')
+    with op.batch_alter_table('recent_contact', schema=None) as batch_op:
+        batch_op.drop_index('ix_recent_contact_user_time')
+
+    op.drop_table('recent_contact')
     with op.batch_alter_table('contact', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_contact_search_name'))
         batch_op.drop_index(batch_op.f('ix_contact_owner_id'))
@@ -278,6 +390,17 @@ def downgrade() -> None:
     op.drop_table('user_account')
     op.drop_table('scheduler_lease')
     op.drop_table('pending_status')
+    with op.batch_alter_table('login_attempt', schema=None) as batch_op:
+        batch_op.drop_index('ix_login_attempt_email_time')
+        batch_op.drop_index('ix_login_attempt_address_time')
+
+    op.drop_table('login_attempt')
+    op.drop_table('email_suppression')
+    op.drop_table('email_mailbox_state')
+    with op.batch_alter_table('email_bounce', schema=None) as batch_op:
+        batch_op.drop_index('ix_email_bounce_address_time')
+
+    op.drop_table('email_bounce')
     with op.batch_alter_table('audit_entry', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_audit_entry_occurred_at'))
         batch_op.drop_index(batch_op.f('ix_audit_entry_contact_id'))

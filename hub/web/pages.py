@@ -1,0 +1,220 @@
+"""What every page shares: the signed-in agent, the Jinja2 environment, rendering, and page errors."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from gettext import GNUTranslations
+from typing import Annotated, Any
+from urllib.parse import quote
+
+from fastapi import Depends, Request
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from markupsafe import Markup
+from starlette.responses import HTMLResponse, Response
+
+from hub import __version__, clock
+from hub.auth import Principal, user_principal
+from hub.models import User
+from hub.runtime import Hub
+from hub.settings import PROJECT_ROOT
+from hub.web import i18n, sessions, timeline_view
+from hub.web.card import display_phone
+from hub.web.i18n import N_
+
+TEMPLATES_DIR = PROJECT_ROOT / "templates" / "ui"
+
+
+@dataclass(frozen=True)
+class NavItem:
+    label: str
+    path: str
+    scope: str
+    icon: str
+
+
+# The left navigation; each entry shows only to roles holding its scope. Other packages append
+# their pages here (campaigns, surveys) with `add_nav`.
+NAV: list[NavItem] = [
+    NavItem(N_("Contacts"), "/", "contacts:read", "contacts"),
+    NavItem(N_("My tasks"), "/tasks", "tasks:read", "tasks"),
+    NavItem(N_("Users"), "/admin/users", "admin", "users"),
+    NavItem(N_("API keys"), "/admin/api-keys", "admin", "key"),
+    NavItem(N_("Channels"), "/admin/channels", "admin", "channels"),
+]
+
+
+def add_nav(label: str, path: str, scope: str, icon: str = "dot", *, before: str | None = None) -> None:
+    """Show another page in the left navigation to principals holding `scope`."""
+    item = NavItem(label, path, scope, icon)
+    positions = [i for i, existing in enumerate(NAV) if existing.path == before]
+    NAV.insert(positions[0] if positions else len(NAV), item)
+
+
+class LoginRequired(Exception):
+    """No signed-in user: pages redirect to the sign-in form, fragments ask the browser to."""
+
+
+class PageError(Exception):
+    """A page-level error answered with an HTML page (or fragment) in the agent's language."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+@dataclass(frozen=True)
+class Agent:
+    """The signed-in person a page is rendered for."""
+
+    user: User
+    principal: Principal
+    session: sessions.WebSession
+    locale: str
+    fmt: i18n.Formatter
+    translations: GNUTranslations
+
+    @property
+    def id(self) -> int:
+        return self.user.id  # type: ignore[return-value]
+
+    def allows(self, scope: str) -> bool:
+        return self.principal.allows(scope)
+
+    def gettext(self, message: str) -> str:
+        return self.translations.gettext(message)
+
+    def ngettext(self, singular: str, plural: str, n: int) -> str:
+        return self.translations.ngettext(singular, plural, n)
+
+
+def get_hub(request: Request) -> Hub:
+    return request.app.state.hub
+
+
+def locale_for(request: Request, user: User | None) -> str:
+    settings = get_hub(request).settings
+    return i18n.negotiate(user.locale if user else None, request.headers.get("accept-language"),
+                          settings.default_locale)
+
+
+def current_agent(request: Request) -> Agent:
+    """The signed-in user, or LoginRequired; loaded in a short read of its own."""
+    hub = get_hub(request)
+    web_session = sessions.read(request)
+    if web_session is None or not web_session.signed_in:
+        raise LoginRequired
+    with hub.session(read_only=True) as db:
+        user = sessions.user_of(db, web_session)
+        if user is None:
+            raise LoginRequired
+        db.expunge(user)
+    locale = locale_for(request, user)
+    fmt = i18n.Formatter(locale, i18n.zone(user.time_zone, hub.settings.default_timezone))
+    return Agent(user=user, principal=user_principal(user), session=web_session, locale=locale, fmt=fmt,
+                 translations=i18n.translations(locale))
+
+
+CurrentAgent = Annotated[Agent, Depends(current_agent)]
+
+
+def require(scope: str) -> Callable[[Agent], Agent]:
+    """A dependency admitting agents whose role holds `scope` (a 403 page otherwise)."""
+
+    def check(agent: CurrentAgent) -> Agent:
+        if not agent.allows(scope):
+            raise PageError(403, N_("Your role does not allow this page."))
+        return agent
+
+    check.__name__ = f"page_require_{scope.replace(':', '_')}"
+    return check
+
+
+def _environment() -> Environment:
+    env = Environment(
+        loader=FileSystemLoader(str(TEMPLATES_DIR)),
+        autoescape=select_autoescape(["html"], default_for_string=True, default=True),
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.globals["version"] = __version__
+    env.filters["urlquote"] = lambda value: quote(str(value), safe="")
+    env.filters["phone"] = display_phone
+    # A form's own id for what it submits, so a double click or a retry posts it once.
+    env.globals["new_client_id"] = lambda: uuid.uuid4().hex
+    return env
+
+
+ENV = _environment()
+
+
+def is_fragment(request: Request) -> bool:
+    """An htmx request that wants a part of a page, not a whole page."""
+    return request.headers.get("hx-request") == "true" and request.headers.get("hx-boosted") != "true"
+
+
+def context(request: Request, agent: Agent | None, locale: str | None = None) -> dict[str, Any]:
+    """What every template can use: the agent, translation and formatting helpers, the CSRF token."""
+    hub = get_hub(request)
+    if agent is not None:
+        translations, fmt, loc = agent.translations, agent.fmt, agent.locale
+    else:
+        loc = locale or locale_for(request, None)
+        translations = i18n.translations(loc)
+        fmt = i18n.Formatter(loc, i18n.zone(None, hub.settings.default_timezone))
+    web_session = sessions.read(request)
+    nav = [item for item in NAV if agent is not None and agent.allows(item.scope)]
+    return {
+        "request": request,
+        "agent": agent,
+        "_": translations.gettext,
+        "gettext": translations.gettext,
+        "ngettext": translations.ngettext,
+        "fmt": fmt,
+        "locale": loc,
+        "now": clock.now(),
+        "csrf_token": web_session.csrf if web_session else "",
+        "nav": nav,
+        "path": request.url.path,
+        "languages": i18n.LANGUAGE_NAMES,
+        "channels": hub.channels,
+        "channel_label": lambda name: timeline_view.channel_label(name, hub.channels),
+        "kind_label": timeline_view.kind_label,
+    }
+
+
+def render_string(request: Request, agent: Agent | None, template: str, **values: Any) -> Markup:
+    ctx = context(request, agent)
+    ctx.update(values)
+    return Markup(ENV.get_template(template).render(ctx))
+
+
+def render(request: Request, agent: Agent | None, template: str, *, status: int = 200,
+           headers: dict[str, str] | None = None, locale: str | None = None, **values: Any) -> HTMLResponse:
+    """A page or fragment as an HTML response; renews the session cookie during long use."""
+    ctx = context(request, agent, locale)
+    ctx.update(values)
+    response = HTMLResponse(ENV.get_template(template).render(ctx), status_code=status, headers=headers)
+    response.headers["cache-control"] = "no-store"
+    response.headers["vary"] = "Cookie, HX-Request"
+    if agent is not None and sessions.needs_renewal(agent.session, time.time()):
+        sessions.write(response, get_hub(request).settings, agent.session)
+    return response
+
+
+def redirect(request: Request, url: str, status: int = 303) -> Response:
+    """Go to `url`: a normal redirect, or HX-Redirect for an htmx request (which would swap it in)."""
+    if request.headers.get("hx-request") == "true":
+        return Response(status_code=204, headers={"HX-Redirect": url})
+    return Response(status_code=status, headers={"Location": url})
+
+
+def safe_next(url: str | None) -> str:
+    """A post-sign-in destination on this site only (no //evil.example or scheme)."""
+    if not url or not url.startswith("/") or url.startswith("//") or "\\" in url:
+        return "/"
+    return url

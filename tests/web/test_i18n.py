@@ -1,0 +1,101 @@
+"""Russian and English: negotiation, complete catalogs, and formatting in the agent's locale and zone."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from decimal import Decimal
+
+from babel.messages.extract import extract_from_dir
+from babel.messages.pofile import read_po
+
+from hub.settings import PROJECT_ROOT
+from hub.web import i18n
+from tests.web.conftest import ORIGIN, login
+
+
+def test_negotiation_order():
+    assert i18n.negotiate("en", "ru-RU,ru;q=0.9", "ru") == "en"  # the user's own choice first
+    assert i18n.negotiate(None, "de-DE,de;q=0.9,en;q=0.8,ru;q=0.7", "ru") == "en"
+    assert i18n.negotiate(None, "ru;q=0.2, en;q=0.1", "en") == "ru"
+    assert i18n.negotiate(None, "en;q=0, ru", "en") == "ru"  # q=0 means "not this one"
+    assert i18n.negotiate(None, "fr, *;q=0.5", "ru") == "ru"
+    assert i18n.negotiate(None, None, "en") == "en"
+    assert i18n.negotiate("xx", "garbage;;q=abc", "en") == "en"
+    assert i18n.parse_accept_language("en-GB;q=0.8, ru-RU, de;q=0.9") == ["ru-ru", "de", "en-gb"]
+
+
+def _extracted() -> set[str | tuple[str, str]]:
+    keywords = {"_": None, "gettext": None, "ngettext": (1, 2), "N_": None}
+    found: set[str | tuple[str, str]] = set()
+    for folder, method in ((PROJECT_ROOT / "templates" / "ui", "jinja2"), (PROJECT_ROOT / "hub" / "web", "python")):
+        pattern = "**.html" if method == "jinja2" else "**.py"
+        for _file, _line, message, _comments, _ctx in extract_from_dir(str(folder), method_map=[(pattern, method)],
+                                                                        keywords=keywords):
+            found.add(message if isinstance(message, str) else tuple(message))
+    return found
+
+
+def test_every_message_is_translated_into_russian():
+    with i18n.catalog_path("ru").open("rb") as handle:
+        catalog = read_po(handle, locale="ru")
+    missing, untranslated = [], []
+    for message in _extracted():
+        key = message if isinstance(message, str) else message[0]
+        entry = catalog.get(key)
+        if entry is None:
+            missing.append(message)
+        elif entry.fuzzy or not entry.string or (isinstance(entry.string, tuple) and not all(entry.string)):
+            untranslated.append(message)
+    assert not missing, f"run `python -m hub.web.i18n` and translate: {missing}"
+    assert not untranslated, f"translate these in hub/web/locale/ru: {untranslated}"
+    assert catalog.num_plurals == 3
+
+
+def test_plural_forms_follow_russian_grammar():
+    ru = i18n.translations("ru")
+    forms = [ru.ngettext("%(num)d contact found", "%(num)d contacts found", n) % {"num": n} for n in (1, 3, 5, 21, 11)]
+    assert forms == ["Найден 1 контакт", "Найдено 3 контакта", "Найдено 5 контактов", "Найден 21 контакт",
+                     "Найдено 11 контактов"]
+    en = i18n.translations("en")
+    assert en.ngettext("%(num)d contact found", "%(num)d contacts found", 1) % {"num": 1} == "1 contact found"
+
+
+def test_formatting_uses_the_agents_zone_and_locale():
+    moment = datetime(2026, 1, 15, 21, 30, tzinfo=timezone.utc)
+    moscow = i18n.Formatter("ru", i18n.zone("Europe/Moscow", "UTC"))
+    new_york = i18n.Formatter("en", i18n.zone("America/New_York", "UTC"))
+    assert moscow.date(moment) == "16 янв. 2026\u202fг."  # already the next day in Moscow
+    assert moscow.time(moment) == "00:30"
+    assert new_york.date(moment) == "Jan 15, 2026"
+    assert new_york.time(moment) == "4:30\u202fPM"
+    assert moscow.money(Decimal("25740.5"), "RUB") == "25\xa0740,50\xa0₽"
+    assert new_york.money("25740.5", "RUB") == "RUB\xa025,740.50"
+    assert moscow.number(1234567) == "1\xa0234\xa0567"
+    assert i18n.zone("Not/AZone", "Europe/Moscow").key == "Europe/Moscow"
+
+
+def test_pages_speak_the_negotiated_language(web, hub):
+    assert "Войти" in web.get("/login", headers={"Accept-Language": "ru-RU,ru;q=0.9"}).text
+    english = web.get("/login", headers={"Accept-Language": "en-US,en;q=0.9"}).text
+    assert ">Sign in<" in english and 'lang="en"' in english
+    assert "Войти" in web.get("/login?lang=ru", headers={"Accept-Language": "en"}).text
+
+    token = login(web, hub, locale=None)
+    assert "My tasks" in web.get("/tasks", headers={"Accept-Language": "en"}).text
+    answer = web.post("/account/preferences", data={"locale": "ru", "back": "/tasks", "csrf_token": token},
+                      headers={"Origin": ORIGIN, "Accept-Language": "en"}, follow_redirects=False)
+    assert answer.status_code == 303 and answer.headers["location"] == "/tasks"
+    page = web.get("/tasks", headers={"Accept-Language": "en"}).text
+    assert "Мои задачи" in page and 'lang="ru"' in page
+    bad = web.post("/account/preferences", data={"locale": "de", "csrf_token": token}, headers={"Origin": ORIGIN})
+    assert bad.status_code == 422
+    zone = web.post("/account/preferences", data={"locale": "ru", "time_zone": "Mars/Olympus", "csrf_token": token},
+                    headers={"Origin": ORIGIN})
+    assert zone.status_code == 422
+
+
+def test_back_after_a_language_switch_stays_on_the_site(web, hub):
+    token = login(web, hub)
+    answer = web.post("/account/preferences", data={"locale": "en", "back": "//evil.example/", "csrf_token": token},
+                      headers={"Origin": ORIGIN}, follow_redirects=False)
+    assert answer.headers["location"] == "/"
