@@ -73,9 +73,11 @@ def serve(
     except SchemaBehind as exc:
         raise fail(str(exc)) from None
     if demo:
-        from hub.demo import load_demo_if_empty
+        from hub.cli.demo import load_with_progress, print_summary
 
-        load_demo_if_empty(hub)
+        summary = load_with_progress(hub, if_empty=True)
+        if summary is not None:
+            print_summary(summary)
     if workers > 1 and not hub.settings.is_postgres:
         raise fail("several API processes need PostgreSQL; set HUB_DATABASE_URL=postgresql://… or use --workers 1")
     if no_worker:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -13,6 +13,7 @@ from hub.cli import fail, runtime
 
 if TYPE_CHECKING:
     from hub.demo import DemoSummary
+    from hub.runtime import Hub
 
 app = typer.Typer(help="Demo data: contacts, months of history, orders, and demo users to sign in with.",
                   no_args_is_help=True)
@@ -27,7 +28,6 @@ def load(
                                               help="Events on the first contact, to show endless scrolling (0: none).")] = 1500,
 ) -> None:
     """Load demo contacts and their history (safe to repeat: rows already loaded are left alone)."""
-    from hub.demo import load_demo
     from hub.migrate import SchemaBehind, check_current
 
     hub = runtime()
@@ -36,14 +36,21 @@ def load(
     except SchemaBehind as exc:
         raise fail(f"{exc} (run `hub migrate` first)") from None
     try:
-        with Progress(TextColumn("[bold]Loading demo data"), BarColumn(), MofNCompleteColumn(), TextColumn("contacts"),
-                      TimeElapsedColumn(), console=out, transient=False) as bar:
-            task = bar.add_task("demo", total=contacts)
-            summary = load_demo(hub, contacts=contacts, seed=seed, long_history=long_history,
-                                progress=lambda done, total: bar.update(task, completed=done, total=total))
+        summary = load_with_progress(hub, contacts=contacts, seed=seed, long_history=long_history)
     finally:
         hub.close()
     print_summary(summary, console=out)
+
+
+def load_with_progress(hub: Hub, *, if_empty: bool = False, **options: Any) -> DemoSummary | None:
+    """Load the demo set behind a progress bar; with if_empty, only into a store without contacts."""
+    from hub.demo import load_demo, load_demo_if_empty
+
+    loader = load_demo_if_empty if if_empty else load_demo
+    with Progress(TextColumn("[bold]Loading demo data"), BarColumn(), MofNCompleteColumn(), TextColumn("contacts"),
+                  TimeElapsedColumn(), console=out, transient=False) as bar:
+        task = bar.add_task("demo", total=options.get("contacts", 300))
+        return loader(hub, progress=lambda done, total: bar.update(task, completed=done, total=total), **options)
 
 
 def print_summary(summary: DemoSummary, *, console: Console | None = None) -> None:
