@@ -18,7 +18,7 @@ from hub.web import csrf, sessions
 from hub.web.i18n import N_
 from hub.web import models as _models  # noqa: F401  (registers the workspace's tables)
 from hub.web.pages import LoginRequired, PageError, current_agent, is_fragment, render
-from hub.web.routes import actions, admin, auth, contacts, live, tasks
+from hub.web.routes import actions, admin, auth, compose, contacts, live, tasks
 from hub.web.security import SecurityHeaders
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
@@ -33,6 +33,7 @@ def build_router() -> APIRouter:
     # Before contacts: /contacts/new must not be read as /contacts/{contact_id}.
     router.include_router(actions.router)
     router.include_router(contacts.router)
+    router.include_router(compose.router)
     router.include_router(tasks.router)
     router.include_router(live.router)
     router.include_router(admin.router)
