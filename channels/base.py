@@ -144,6 +144,11 @@ class Channel(ABC):
         """Webhooks and public pages, mounted at /channels/<name>/."""
         return None
 
+    def web_router(self) -> APIRouter | None:
+        """Routes of the agent workspace this channel fills in (its compose panel), mounted at the site
+        root behind the workspace's sign-in and CSRF checks: /contacts/{id}/compose/<name>."""
+        return None
+
     def verify(self, *, url: str, headers: Mapping[str, str], body: bytes, form: Mapping[str, Any] | None = None) -> None:
         """Check the provider's signature on the raw request; raise SignatureError if it is wrong."""
         raise SignatureError(f"channel {self.name!r} accepts no signed webhooks")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -30,11 +31,11 @@ class BodyLimit:
     def __init__(self, app: ASGIApp, max_bytes: int, overrides: dict[str, int] | None = None) -> None:
         self.app = app
         self.default = max_bytes
-        # Path prefix -> limit, longest first: a mail pipe or a CSV upload needs more than JSON does.
-        self.overrides = sorted((overrides or {}).items(), key=lambda item: -len(item[0]))
+        # Path pattern -> limit: a mail pipe, an email with attachments or a CSV upload needs more than JSON.
+        self.overrides = [(re.compile(pattern), limit) for pattern, limit in (overrides or {}).items()]
 
     def limit_for(self, path: str) -> int:
-        return next((limit for prefix, limit in self.overrides if path.startswith(prefix)), self.default)
+        return next((limit for pattern, limit in self.overrides if pattern.match(path)), self.default)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -172,9 +173,10 @@ def create_app(hub: Hub | None = None, *, check_schema: bool = True, start_worke
             app.include_router(router, prefix=f"/channels/{name}", tags=[f"channel: {name}"])
 
     app.add_middleware(Measure)
-    body_limits = {f"/channels/{name}/": limit for name, channel in hub.channels.items()
-                   if (limit := channel.max_request_bytes) is not None}
-    body_limits["/api/v1/contacts/import"] = hub.settings.api.max_upload_bytes
+    body_limits = {"/api/v1/contacts/import$": hub.settings.api.max_upload_bytes}
+    for name, channel in hub.channels.items():  # a channel's webhooks and its compose panel
+        if (limit := channel.max_request_bytes) is not None:
+            body_limits[f"/channels/{name}/"] = body_limits[rf"/contacts/\d+/compose/{name}$"] = limit
     app.add_middleware(BodyLimit, max_bytes=hub.settings.api.max_body_bytes, overrides=body_limits)
 
     @app.get("/healthz", tags=["operations"], summary="The process is up")

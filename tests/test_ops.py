@@ -157,6 +157,8 @@ def test_body_limit_follows_the_route(hub, client, api_key):
     assert middleware.limit_for("/api/v1/contacts") == hub.settings.api.max_body_bytes
     assert middleware.limit_for("/api/v1/contacts/import") == hub.settings.api.max_upload_bytes
     assert middleware.limit_for("/channels/email/inbound") == hub.channels["email"].settings.max_raw_bytes
+    assert middleware.limit_for("/contacts/12/compose/email") == hub.channels["email"].settings.max_raw_bytes
+    assert middleware.limit_for("/contacts/12/compose/sms") == hub.settings.api.max_body_bytes
     big = b"x" * (hub.settings.api.max_body_bytes + 10)
     assert client.post("/api/v1/contacts", content=big, headers=api_key()).status_code == 413
     # Over the JSON limit but under the pipe's: the email route answers itself (403 without its token).

@@ -109,6 +109,11 @@ class EmailChannel(Channel):
 
         return build_router(self)
 
+    def web_router(self) -> APIRouter:
+        from channels.email.panel import build_router
+
+        return build_router(self)
+
     def jobs(self) -> list[PeriodicJob]:
         if not (self.settings.enabled and self.settings.imap):
             return []

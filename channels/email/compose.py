@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from channels.email.html import sanitize_html
 from channels.email.mime import EmailContent, message_id_for, normalize_message_id
 from channels.email.models import EmailAttachment
+from channels.email.parse import safe_filename
 from hub.auth import Principal
 from hub.identities import InvalidIdentity, normalize_email
 from hub.ingest import get_contact, survivor
@@ -37,6 +38,26 @@ class EmailDraft(BaseModel):
                                       description="Files uploaded with POST /channels/email/attachments")
     reply_to_event_id: int | None = Field(default=None, description="The email event this answers; keeps its thread")
     client_id: str | None = Field(default=None, max_length=100, description="Your id for this message; a retry sends it once")
+
+
+_MEDIA_TYPE = re.compile(r"^[a-z0-9][\w.+-]*/[\w.+-]+$")
+
+
+def store_upload(session: Session, *, channel: Any, data: bytes, filename: str | None, content_type: str | None,
+                 uploaded_by: int | None) -> EmailAttachment:
+    """Keep an agent's file for attaching to an email; EmailRefused (413) when it is too large."""
+    limit = channel.settings.max_attachment_bytes
+    if len(data) > limit:
+        raise EmailRefused(f"an attachment may be at most {limit} bytes", status=413, slug="attachment-too-large")
+    media = (content_type or "application/octet-stream").split(";")[0].strip().lower()
+    if not _MEDIA_TYPE.match(media):
+        media = "application/octet-stream"
+    sha256 = channel.files.attachments.put_bytes(data)
+    row = EmailAttachment(direction="out", filename=safe_filename(filename, media, 1), content_type=media,
+                          size=len(data), sha256=sha256, uploaded_by=uploaded_by)
+    session.add(row)
+    session.flush()
+    return row
 
 
 class EmailRefused(ValueError):

@@ -16,9 +16,8 @@ from starlette.concurrency import run_in_threadpool
 
 from channels.base import SignatureError
 from channels.email import suppression
-from channels.email.compose import EmailDraft, EmailRefused, compose_email
+from channels.email.compose import EmailDraft, EmailRefused, compose_email, store_upload
 from channels.email.models import EmailAttachment, EmailRawMessage, SuppressionReason
-from channels.email.parse import safe_filename
 from hub.api.deps import SessionDep, require
 from hub.api.problems import Problem
 from hub.auth import Principal
@@ -109,17 +108,12 @@ def build_router(channel: EmailChannel) -> APIRouter:
 
     @router.post("/attachments", status_code=201, summary="Upload a file to attach to an email")
     async def upload(file: UploadFile, session: SessionDep, principal: Sender) -> dict[str, Any]:
-        limit = channel.settings.max_attachment_bytes
-        data = await file.read(limit + 1)
-        if len(data) > limit:
-            raise Problem(413, f"An attachment may be at most {limit} bytes.")
-        content_type = (file.content_type or "application/octet-stream").split(";")[0].strip().lower()
-        if not re.match(r"^[a-z0-9][\w.+-]*/[\w.+-]+$", content_type):
-            content_type = "application/octet-stream"
-        sha256 = await run_in_threadpool(channel.files.attachments.put_bytes, data)
-        row = EmailAttachment(direction="out", filename=safe_filename(file.filename, content_type, 1),
-                              content_type=content_type, size=len(data), sha256=sha256, uploaded_by=principal.user_id)
-        session.add(row)
+        data = await file.read(channel.settings.max_attachment_bytes + 1)
+        try:
+            row = await run_in_threadpool(store_upload, session, channel=channel, data=data, filename=file.filename,
+                                          content_type=file.content_type, uploaded_by=principal.user_id)
+        except EmailRefused as exc:
+            raise Problem(exc.status, str(exc), slug=exc.slug) from None
         session.commit()
         return {"id": row.id, "filename": row.filename, "content_type": row.content_type, "size": row.size,
                 "sha256": row.sha256}

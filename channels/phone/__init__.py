@@ -32,5 +32,10 @@ class PhoneChannel(TwilioChannel):
 
         return build_router(self)
 
+    def web_router(self) -> APIRouter:
+        from channels.phone.panel import build_router
+
+        return build_router()
+
 
 __all__ = ["PhoneChannel", "PhoneSettings"]

@@ -52,6 +52,11 @@ class SmsChannel(TwilioChannel):
 
         return build_router(self)
 
+    def web_router(self) -> APIRouter:
+        from channels.sms.panel import build_router
+
+        return build_router()
+
     def validate_content(self, content: Mapping[str, Any]) -> None:
         super().validate_content(content)
         text = content.get("text")

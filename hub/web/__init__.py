@@ -7,6 +7,7 @@ adds the security headers, and lets the REST API accept the session cookie (CSRF
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, FastAPI, Request
@@ -18,22 +19,28 @@ from hub.web import csrf, sessions
 from hub.web.i18n import N_
 from hub.web import models as _models  # noqa: F401  (registers the workspace's tables)
 from hub.web.pages import LoginRequired, PageError, current_agent, is_fragment, render
-from hub.web.routes import actions, admin, auth, compose, contacts, live, tasks
+from hub.web.routes import actions, admin, auth, contacts, live, tasks
 from hub.web.security import SecurityHeaders
+
+if TYPE_CHECKING:
+    from hub.runtime import Hub
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 CSRF_MESSAGE = N_("This request did not come from a page of this hub, or the page is too old. "
                   "Reload the page and try again.")
 
 
-def build_router() -> APIRouter:
+def build_router(hub: Hub) -> APIRouter:
     """Every page and fragment; unsafe methods pass the CSRF checks before any route runs."""
     router = APIRouter(include_in_schema=False, dependencies=[Depends(csrf.protect)])
     router.include_router(auth.router)
     # Before contacts: /contacts/new must not be read as /contacts/{contact_id}.
     router.include_router(actions.router)
     router.include_router(contacts.router)
-    router.include_router(compose.router)
+    for _name, channel in sorted(hub.channels.items()):  # the channels' compose panels
+        panel_router = channel.web_router()
+        if panel_router is not None:
+            router.include_router(panel_router)
     router.include_router(tasks.router)
     router.include_router(live.router)
     router.include_router(admin.router)
@@ -49,7 +56,7 @@ def _agent_or_none(request: Request):  # type: ignore[no-untyped-def]
 
 def install(app: FastAPI) -> None:
     """Mount the workspace on the app (pages, static files, headers, the API's cookie hook)."""
-    app.include_router(build_router())
+    app.include_router(build_router(app.state.hub))
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.state.cookie_principal = csrf.cookie_principal
     app.add_middleware(SecurityHeaders)

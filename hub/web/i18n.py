@@ -163,7 +163,7 @@ class Formatter:
 
 
 def update_catalogs() -> list[str]:
-    """Extract messages from templates/ui and hub/web and merge them into each catalog."""
+    """Extract messages from templates/ui, hub/web and the channels' panels and merge them into each catalog."""
     from babel.messages.catalog import Catalog
     from babel.messages.extract import extract_from_dir
     from babel.messages.pofile import write_po
@@ -173,6 +173,8 @@ def update_catalogs() -> list[str]:
     sources = [
         (PROJECT_ROOT / "templates" / "ui", [("**.html", "jinja2")]),
         (Path(__file__).resolve().parent, [("**.py", "python")]),
+        # The channels' compose panels (channels/<name>/panel.py) speak through these catalogs too.
+        (PROJECT_ROOT / "channels", [("**/panel.py", "python")]),
     ]
     for folder, method_map in sources:
         for filename, lineno, message, comments, _context in extract_from_dir(

@@ -86,6 +86,32 @@ def test_an_email_is_queued_once_and_bad_input_writes_nothing(web, hub):
     assert "Your order" in timeline
 
 
+def test_an_email_carries_the_files_attached_in_the_panel(web, hub):
+    from channels.email.models import EmailAttachment
+    from tests.web.test_pages import ORIGIN
+
+    token = login(web, hub)
+    contact_id = _contact(hub, "Olga Orlova", email="olga@example.com")
+    url = f"/contacts/{contact_id}/compose/email"
+    assert 'type="file"' in web.get(url, headers=HX).text
+    fields = {"to": "olga@example.com", "subject": "Invoice", "text": "Attached.", "csrf_token": token}
+    limit = hub.channels["email"].settings.max_attachment_bytes
+    too_big = web.post(url, data=fields, files=[("files", ("big.bin", b"x" * (limit + 1), "application/octet-stream"))],
+                       headers={"Origin": ORIGIN, **HX})
+    assert too_big.status_code == 413 and 'id="email-files-error"' in too_big.text
+    assert _count(hub, EmailAttachment) == 0 and _count(hub, Delivery) == 0  # nothing half-written
+
+    files = [("files", ("счёт №7.pdf", b"%PDF-1.4 invoice", "application/pdf")),
+             ("files", ("notes.txt", "привет".encode(), "text/plain"))]
+    sent = web.post(url, data=fields, files=files, headers={"Origin": ORIGIN, **HX})
+    assert sent.status_code == 200, sent.text
+    with hub.session(read_only=True) as session:
+        delivery = session.scalars(select(Delivery)).one()
+    attached = delivery.content["attachments"]
+    assert [(a["content_type"], a["size"]) for a in attached] == [("application/pdf", 16), ("text/plain", 12)]
+    assert attached[0]["filename"].endswith(".pdf")
+
+
 def test_a_reply_is_prefilled_from_the_email_it_answers_and_keeps_its_thread(web, hub):
     token = login(web, hub)
     contact_id = _contact(hub, "Olga Orlova", email="olga@example.com")
