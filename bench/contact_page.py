@@ -27,9 +27,9 @@ import typer
 from sqlalchemy import create_engine, text
 from sqlmodel import SQLModel
 
+from bench.records import DOCS, record_section
 from hub.web.timeline_view import FACET_WINDOW
 
-DOCS = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
 SECTION = "## Contact page render"
 DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/hub_bench_web"
 GOAL_P95_MS = 150.0
@@ -209,18 +209,6 @@ def _section(results: dict[str, dict[str, list[float]]], *, events: int, samples
     return "\n".join(lines) + "\n"
 
 
-def record(section: str, path: Path = DOCS) -> None:
-    """Replace (or append) this benchmark's section of docs/benchmarks.md, leaving the others as they are."""
-    content = path.read_text() if path.exists() else "# Benchmarks\n"
-    start = content.find(SECTION + "\n")
-    if start < 0:
-        path.write_text(content.rstrip("\n") + "\n\n" + section)
-        return
-    following = content.find("\n## ", start + len(SECTION))
-    rest = content[following + 1:] if following >= 0 else ""
-    path.write_text(content[:start] + section + ("\n" + rest if rest else ""))
-
-
 @app.command()
 def main(
     events: Annotated[int, typer.Option(min=100, help="Timeline events of the contact.")] = 10_000,
@@ -258,7 +246,7 @@ def main(
     section = _section(results, events=events, samples=samples, warmup=warmup, command=command.strip(),
                        load=(load_before, os.getloadavg()[0]), versions=versions)
     if record_figures:
-        record(section)
+        record_section(section, heading=SECTION)
         print(f"recorded in {DOCS}", file=sys.stderr)
 
 

@@ -33,8 +33,9 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
+from bench.records import DOCS, record_section
+
 DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/hub_bench"
-DOCS = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
 SECTION = "## Timeline reads"
 PAGE = 50
 DEEP_PAGE = 1000
@@ -589,18 +590,6 @@ comparison, whose gap the raw baseline shares, being the cost of five times the 
 """
 
 
-def record(section: str, path: Path = DOCS) -> None:
-    """Replace (or append) the timeline section of docs/benchmarks.md."""
-    text = path.read_text() if path.exists() else ""
-    start = text.find(SECTION + "\n")
-    if start < 0:
-        path.write_text(text.rstrip("\n") + "\n\n" + section if text else section)
-        return
-    following = text.find("\n## ", start + len(SECTION))
-    rest = text[following + 1:] if following >= 0 else ""
-    path.write_text(text[:start] + section + ("\n" + rest if rest else ""))
-
-
 # ---------------------------------------------------------------- command line
 
 app = typer.Typer(add_completion=False, rich_markup_mode="rich", pretty_exceptions_show_locals=False)
@@ -698,7 +687,7 @@ def main(
                    "busy": f"\n- {BUSY}" if max(load) > int(info["cpus"]) else "",
                    "load": f"{load[0]:.2f} before measuring and {load[1]:.2f} after",
                    "samples": str(samples), "warmup": str(warmup)}
-        record(markdown(timings, runs, ds, info, context))
+        record_section(markdown(timings, runs, ds, info, context), heading=SECTION)
         console.print(f"Recorded in {DOCS.relative_to(DOCS.parent.parent)}")
 
 

@@ -39,8 +39,9 @@ import typer
 from sqlalchemy import create_engine, text
 from twilio.request_validator import RequestValidator
 
+from bench.records import DOCS, record_section
+
 ROOT = Path(__file__).resolve().parent.parent
-DOCS = ROOT / "docs" / "benchmarks.md"
 SECTION = "## Webhooks"
 DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/hub_bench_webhooks"
 FIXTURES = ROOT / "channels" / "sms" / "fixtures"
@@ -332,18 +333,6 @@ def _section(result: dict[str, Any], *, command: str, concurrency: int, duration
     return "\n".join(lines)
 
 
-def record(section: str, path: Path = DOCS) -> None:
-    """Replace (or append) this benchmark's section of docs/benchmarks.md, leaving the others as they are."""
-    content = path.read_text() if path.exists() else "# Benchmarks\n"
-    start = content.find(SECTION + "\n")
-    if start < 0:
-        path.write_text(content.rstrip("\n") + "\n\n" + section)
-        return
-    following = content.find("\n## ", start + len(SECTION))
-    rest = content[following + 1:] if following >= 0 else ""
-    path.write_text(content[:start] + section + ("\n" + rest if rest else ""))
-
-
 @app.command()
 def main(
     duration: Annotated[float, typer.Option(min=1, max=120, help="Seconds per round and for the open loop.")] = 12,
@@ -393,7 +382,7 @@ def main(
                        load=(load_before, os.getloadavg()[0]), pg_version=pg_version,
                        total=traffic.n, statuses=traffic.used_statuses)
     if record_figures:
-        record(section)
+        record_section(section, heading=SECTION)
         print(f"recorded in {DOCS}", file=sys.stderr)
 
 

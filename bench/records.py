@@ -1,0 +1,19 @@
+"""Writing a benchmark's figures into docs/benchmarks.md, one section per benchmark."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+DOCS = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
+
+
+def record_section(section: str, *, heading: str, path: Path = DOCS) -> None:
+    """Replace the section that starts with `heading` (or append it), leaving the others as they are."""
+    text = path.read_text() if path.exists() else "# Benchmarks\n"
+    start = text.find(heading + "\n")
+    if start < 0:
+        path.write_text(text.rstrip("\n") + "\n\n" + section)
+        return
+    following = text.find("\n## ", start + len(heading))
+    rest = text[following + 1:] if following >= 0 else ""
+    path.write_text(text[:start] + section + ("\n" + rest if rest else ""))
