@@ -11,7 +11,7 @@ from starlette.responses import Response
 
 from channels.phone.calls import CallOutcome
 from channels.phone.service import CallRefused, FollowUp, ManualCall, log_call
-from channels.sms.compose import phone_numbers
+from channels.twilio_common.numbers import phone_numbers
 from hub.web.card import display_phone
 from hub.web.i18n import N_
 from hub.web.pages import Agent, get_hub

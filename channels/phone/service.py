@@ -18,6 +18,7 @@ from channels.phone.calls import (
     thread_key,
 )
 from channels.phone.twiml import bridge
+from channels.twilio_common.numbers import NumberRefused, choose_number
 from hub import audit, clock
 from hub.auth import Principal
 from hub.identities import InvalidIdentity, normalize_phone
@@ -129,8 +130,6 @@ class DialRequest(BaseModel):
 
 def prepare_dial(session: Session, *, request: DialRequest, actor: Principal) -> tuple[TimelineEvent, str, str]:
     """Post the outgoing call's event before Twilio hears of it; (event, agent's line, customer number)."""
-    from channels.sms.compose import phone_numbers
-
     hub = session.info["hub"]
     channel = hub.channel(CHANNEL)
     settings = channel.settings
@@ -142,18 +141,13 @@ def prepare_dial(session: Session, *, request: DialRequest, actor: Principal) ->
         raise CallRefused("you have no phone line: add yourself to [channels.phone] agents with a number or client",
                           status=409, slug="no-phone-line")
     contact = get_contact(session, request.contact_id)
-    numbers = phone_numbers(session, contact_id=contact.id)  # type: ignore[arg-type]
-    if request.to:
-        try:
-            customer = normalize_phone(request.to, hub.settings.default_region)
-        except InvalidIdentity as exc:
-            raise CallRefused(str(exc), field="to") from None
-        if customer not in numbers:
-            raise CallRefused(f"{customer} is not one of this contact's numbers", field="to")
-    elif numbers:
-        customer = numbers[0]
-    else:
-        raise CallRefused("this contact has no phone number", field="contact_id")
+    try:
+        customer = choose_number(session, contact_id=contact.id, given=request.to,  # type: ignore[arg-type]
+                                 region=hub.settings.default_region)
+    except InvalidIdentity as exc:
+        raise CallRefused(str(exc), field="to") from None
+    except NumberRefused as exc:
+        raise CallRefused(str(exc), field=exc.field) from None
     ref = f"dial:{uuid.uuid4().hex}"
     data = {"direction": "out", "from": settings.caller_id, "to": customer, "agent_user_id": actor.user_id,
             "agent_label": line.label or None, "twilio_direction": "outbound-api", "call_status": "queued",

@@ -6,16 +6,16 @@ import uuid
 from dataclasses import dataclass
 
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from channels.twilio_common.numbers import NumberRefused, choose_number
 from channels.sms.optout import is_opted_out
 from channels.sms.parsing import thread_key
 from channels.sms.segments import MAX_BODY_CHARS, SegmentCount, count_segments
 from hub.auth import Principal
-from hub.identities import InvalidIdentity, normalize_phone
+from hub.identities import InvalidIdentity
 from hub.ingest import get_contact
-from hub.models import Delivery, Identity, IdentityKind, Purpose
+from hub.models import Delivery, Purpose
 from hub.outbox import enqueue
 
 
@@ -47,15 +47,6 @@ class QueuedSms:
     segments: SegmentCount
 
 
-def phone_numbers(session: Session, *, contact_id: int) -> list[str]:
-    """The contact's phone numbers, primary first."""
-    return list(session.scalars(
-        select(Identity.value)
-        .where(Identity.contact_id == contact_id, Identity.kind == IdentityKind.PHONE)
-        .order_by(Identity.is_primary.desc(), Identity.id)
-    ))
-
-
 def compose_sms(session: Session, *, draft: SmsDraft, actor: Principal) -> QueuedSms:
     """Queue an agent's SMS (transactional) to one of the contact's numbers; SmsRefused says why not."""
     hub = session.info["hub"]
@@ -64,18 +55,12 @@ def compose_sms(session: Session, *, draft: SmsDraft, actor: Principal) -> Queue
         raise SmsRefused("SMS is not configured: set account_sid, auth_token and from_number under [channels.sms]",
                          status=409, slug="channel-not-configured")
     contact = get_contact(session, draft.contact_id)
-    numbers = phone_numbers(session, contact_id=contact.id)  # type: ignore[arg-type]
-    if draft.to:
-        try:
-            to = normalize_phone(draft.to, hub.settings.default_region)
-        except InvalidIdentity as exc:
-            raise SmsRefused(str(exc), slug="invalid-identity") from None
-        if to not in numbers:
-            raise SmsRefused(f"{to} is not one of this contact's numbers; add it to the contact first")
-    elif numbers:
-        to = numbers[0]
-    else:
-        raise SmsRefused("this contact has no phone number")
+    try:
+        to = choose_number(session, contact_id=contact.id, given=draft.to, region=hub.settings.default_region)  # type: ignore[arg-type]
+    except InvalidIdentity as exc:
+        raise SmsRefused(str(exc), slug="invalid-identity") from None
+    except NumberRefused as exc:
+        raise SmsRefused(str(exc)) from None
     if is_opted_out(session, contact_id=contact.id):  # type: ignore[arg-type]
         raise SmsRefused("this contact opted out of SMS (replied STOP); they must text START to receive SMS again",
                          status=409, slug="sms-opted-out")

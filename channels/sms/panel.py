@@ -7,7 +7,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Form, Request
 from starlette.responses import Response
 
-from channels.sms.compose import SmsDraft, SmsRefused, compose_sms, phone_numbers
+from channels.sms.compose import SmsDraft, SmsRefused, compose_sms
+from channels.twilio_common.numbers import phone_numbers
 from channels.sms.optout import is_opted_out
 from channels.sms.segments import MAX_BODY_CHARS, count_segments
 from hub.web.card import display_phone
