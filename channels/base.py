@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict
 
+from hub.extensions import NavEntry
 from hub.ingest import InboundEvent
 from hub.models import DeliveryStatus
 
@@ -148,6 +149,10 @@ class Channel(ABC):
         """Routes of the agent workspace this channel fills in (its compose panel), mounted at the site
         root behind the workspace's sign-in and CSRF checks: /contacts/{id}/compose/<name>."""
         return None
+
+    def nav(self) -> list[NavEntry]:
+        """Workspace pages of this channel in the left navigation (forms, meeting types)."""
+        return []
 
     def verify(self, *, url: str, headers: Mapping[str, str], body: bytes, form: Mapping[str, Any] | None = None) -> None:
         """Check the provider's signature on the raw request; raise SignatureError if it is wrong."""

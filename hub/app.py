@@ -166,6 +166,11 @@ def create_app(hub: Hub | None = None, *, check_schema: bool = True, start_worke
     app.state.hub = hub
     problems.install(app)
     app.include_router(api_router)
+    for name, extension in sorted(hub.extensions.items()):
+        if (ext_api := extension.api_router()) is not None:
+            app.include_router(ext_api, prefix="/api/v1")
+        if (ext_public := extension.public_router()) is not None:
+            app.include_router(ext_public, include_in_schema=False)
     web.install(app)  # the agent workspace: pages, /static, security headers, the API's cookie sign-in
     for name, channel in sorted(hub.channels.items()):
         router = channel.router()
@@ -177,6 +182,8 @@ def create_app(hub: Hub | None = None, *, check_schema: bool = True, start_worke
     for name, channel in hub.channels.items():  # a channel's webhooks and its compose panel
         if (limit := channel.max_request_bytes) is not None:
             body_limits[f"/channels/{name}/"] = body_limits[rf"/contacts/\d+/compose/{name}$"] = limit
+    for extension in hub.extensions.values():
+        body_limits.update(extension.body_limits())
     app.add_middleware(BodyLimit, max_bytes=hub.settings.api.max_body_bytes, overrides=body_limits)
 
     @app.get("/healthz", tags=["operations"], summary="The process is up")

@@ -31,14 +31,19 @@ SCOPES = (
     "campaigns:write",
     "surveys:read",
     "surveys:write",
+    "forms:read",
+    "forms:write",
+    "meetings:read",
+    "meetings:write",
     "admin",
 )
 _AGENT = frozenset(
-    {"contacts:read", "contacts:write", "timeline:read", "timeline:write", "deliveries:write", "tasks:read", "tasks:write"}
+    {"contacts:read", "contacts:write", "timeline:read", "timeline:write", "deliveries:write", "tasks:read", "tasks:write",
+     "meetings:read", "meetings:write", "forms:read"}
 )
 ROLE_SCOPES: dict[str, frozenset[str]] = {
     Role.AGENT: _AGENT,
-    Role.MARKETER: _AGENT | {"campaigns:read", "campaigns:write", "surveys:read", "surveys:write"},
+    Role.MARKETER: _AGENT | {"campaigns:read", "campaigns:write", "surveys:read", "surveys:write", "forms:write"},
     Role.ADMIN: frozenset(SCOPES),
 }
 MIN_PASSWORD_LENGTH = 10

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
+from importlib.metadata import entry_points
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
@@ -151,6 +152,7 @@ class DemoSummary:
     consents_created: int
     tasks_created: int
     users_created: tuple[str, ...]
+    extras: tuple[str, ...] = ()  # one line per package that added its own demo rows
     logins: tuple[tuple[str, str], ...] = tuple((email, role.value) for email, role, *_ in DEMO_USERS)
     password: str = DEMO_PASSWORD
 
@@ -516,9 +518,25 @@ def load_demo(hub: Hub, *, contacts: int = 300, seed: int = 7, long_history: int
             totals["tasks_created"] += _task(session, contact, person, rng, now, agent_id, last_call)
         if progress is not None:
             progress(done, len(people))
-    summary = DemoSummary(contacts=len(people), users_created=tuple(users_created), **totals)
+    extras = _package_demos(hub, seed=seed)
+    summary = DemoSummary(contacts=len(people), users_created=tuple(users_created), extras=tuple(extras), **totals)
     log.info("demo data loaded: %s", summary)
     return summary
+
+
+def _package_demos(hub: Hub, *, seed: int) -> list[str]:
+    """Let installed packages add their demo rows (a form, meeting types, a campaign, a survey).
+
+    Each `hub.demo` entry point is `demo(hub, *, seed) -> str`: idempotent, it returns one line
+    saying what it added (or found already there).
+    """
+    lines = []
+    for ep in sorted(entry_points(group="hub.demo"), key=lambda ep: ep.name):
+        try:
+            lines.append(f"{ep.name}: {ep.load()(hub, seed=seed)}")
+        except Exception as exc:
+            raise RuntimeError(f"demo data of {ep.name!r} ({ep.value}) failed: {exc}") from exc
+    return lines
 
 
 def load_demo_if_empty(hub: Hub, **kwargs: Any) -> DemoSummary | None:

@@ -366,6 +366,36 @@ def record_failure(
     return status
 
 
+def defer_claimed(hub: Hub, *, delivery_id: int, worker: str, until: datetime, reason: str,
+                  attempt: int | None = None) -> bool:
+    """Put a claimed row back for later without counting an attempt (a sending rule said "not now")."""
+    with hub.session() as session, session.begin():
+        row = session.execute(
+            update(T).where(T.c.id == delivery_id, _held_by(worker, attempt))
+            .values(status=S.QUEUED, send_after=until, claimed_by=None, claimed_until=None,
+                    attempts=T.c.attempts - 1, last_error=reason, updated_at=clock.now())
+            .returning(T.c.id)
+        ).first()
+    return row is not None
+
+
+def skip_claimed(hub: Hub, *, delivery_id: int, worker: str, reason: str, attempt: int | None = None) -> bool:
+    """Cancel a claimed row for good (a sending rule said "never": consent withdrawn, suppressed)."""
+    with hub.session() as session, session.begin():
+        row = session.execute(
+            update(T).where(T.c.id == delivery_id, _held_by(worker, attempt))
+            .values(status=S.CANCELLED, claimed_by=None, claimed_until=None, attempts=T.c.attempts - 1,
+                    last_error=reason, updated_at=clock.now())
+            .returning(T.c.channel, T.c.event_id)
+        ).first()
+        if row is None:
+            return False
+        _mirror(session, hub, delivery_id=delivery_id, event_id=row.event_id, status=S.CANCELLED,
+                data={"skipped": reason})
+    DELIVERIES.labels(row.channel, "skipped").inc()
+    return True
+
+
 def release_claims(hub: Hub, *, worker: str) -> int:
     """Put this worker's unsent claimed rows back in the queue (graceful shutdown); how many."""
     with hub.db.session() as session, session.begin():

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy.orm import Session
 
 from hub.db import Database
+from hub.extensions import Extension, load_extensions
 from hub.live import MemoryBroker, make_broker
 from hub.registry import ChannelRegistry, default_registry
 from hub.settings import Settings, get_settings
@@ -27,6 +28,7 @@ class Hub:
         triggers: TriggerRegistry | None = None,
         broker: MemoryBroker | None = None,
         db: Database | None = None,
+        extensions: bool | None = None,
     ) -> None:
         self.settings = settings or get_settings()
         self.db = db or Database(self.settings)
@@ -37,6 +39,9 @@ class Hub:
         self.triggers = triggers
         self.registry = registry or default_registry()
         self.channels: dict[str, Channel] = self.registry.instantiate(self)
+        self.extensions: dict[str, Extension] = {} if extensions is not None and not extensions else load_extensions(self)
+        for extension in self.extensions.values():
+            extension.register_triggers(self.triggers)
 
     def session(self, *, read_only: bool = False) -> Session:
         """A session whose writes can post timeline events (it knows this runtime)."""
@@ -49,6 +54,12 @@ class Hub:
             return self.channels[name]
         except KeyError:
             raise LookupError(f"no channel named {name!r}; installed: {sorted(self.channels)}") from None
+
+    def extension(self, name: str) -> Extension:
+        try:
+            return self.extensions[name]
+        except KeyError:
+            raise LookupError(f"no extension named {name!r}; installed: {sorted(self.extensions)}") from None
 
     def close(self) -> None:
         self.broker.stop()

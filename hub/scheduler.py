@@ -88,6 +88,8 @@ def collect_jobs(hub: Hub, *, worker: Worker, extra: Iterable[PeriodicJob] = ())
             jobs.extend(channel.jobs())
         elif channel.jobs():
             log.info("channel %s is not configured; its jobs are not scheduled", name)
+    for _name, extension in sorted(hub.extensions.items()):
+        jobs.extend(extension.jobs())
     jobs.extend(entry_point_jobs())
     jobs.extend(extra)
     return validate_jobs(jobs)

@@ -13,7 +13,9 @@ def metadata() -> MetaData:
     """Import every module that defines tables, then return the shared metadata."""
     import hub.models  # noqa: F401
     import hub.web.models  # noqa: F401
+    from hub.extensions import import_all
     from hub.registry import default_registry
 
     default_registry()  # importing each adapter registers its tables
+    import_all()  # and each extension's (campaigns, surveys)
     return SQLModel.metadata

@@ -67,6 +67,8 @@ class Settings(BaseSettings):
     api: ApiSettings = ApiSettings()
     # Each adapter validates its own section against its settings model at start-up.
     channels: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    # Likewise each extension (campaigns, surveys) validates its own `[extensions.<name>]` section.
+    extensions: dict[str, dict[str, Any]] = Field(default_factory=dict)
 
     @classmethod
     def settings_customise_sources(

@@ -15,14 +15,14 @@ import socket
 import threading
 import weakref
 from collections.abc import Sequence
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
 from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_EXECUTED
 from apscheduler.jobstores.base import JobLookupError
 from apscheduler.schedulers import SchedulerNotRunningError
 
-from hub import outbox
+from hub import clock, outbox, sending
 from hub.scheduler import DISPATCH_JOB_ID, build_scheduler
 
 if TYPE_CHECKING:
@@ -129,6 +129,10 @@ class Worker:
     def _deliver(self, channel: Channel, messages: Sequence[OutboundMessage], now: datetime | None) -> None:
         from channels.base import SendResult
 
+        messages = self._apply_rules(messages, now)
+        if not messages:
+            return
+
         # Give up on the batch before the lease runs out, so no other worker resends it meanwhile.
         timeout = max(1.0, self.hub.settings.outbox.lease_seconds * 0.8)
         results: list[Any]
@@ -152,6 +156,31 @@ class Worker:
             except Exception:
                 # The store is unreachable: the claim expires and the reaper requeues the row.
                 log.exception("could not record the outcome of delivery %s", message.delivery_id)
+
+    def _apply_rules(self, messages: Sequence[OutboundMessage], now: datetime | None) -> list[OutboundMessage]:
+        """Hold back (defer) or drop (skip) what a sending rule objects to; the rest goes out."""
+        moment = now or clock.now()
+        try:
+            decisions = sending.decide(self.hub, messages, now=moment)
+        except Exception:
+            # A rule that cannot be checked must not let a message through: retry the batch later.
+            log.exception("sending rules could not be checked; %d deliveries wait for the next pass", len(messages))
+            for message in messages:
+                outbox.defer_claimed(self.hub, delivery_id=message.delivery_id, worker=self.claimant,
+                                     until=moment + timedelta(seconds=self.hub.settings.outbox.poll_seconds * 5),
+                                     reason="sending rules could not be checked", attempt=message.attempt)
+            return []
+        going: list[OutboundMessage] = []
+        for message, decision in zip(messages, decisions):
+            if decision.verdict == sending.Verdict.SEND:
+                going.append(message)
+            elif decision.verdict == sending.Verdict.DEFER and decision.until is not None:
+                outbox.defer_claimed(self.hub, delivery_id=message.delivery_id, worker=self.claimant,
+                                     until=decision.until, reason=decision.reason, attempt=message.attempt)
+            else:
+                outbox.skip_claimed(self.hub, delivery_id=message.delivery_id, worker=self.claimant,
+                                    reason=decision.reason, attempt=message.attempt)
+        return going
 
     def _run(self, coro: Any) -> Any:
         # The worker's event loop lives in a thread of its own, so tick() works from any caller,

@@ -67,6 +67,9 @@ def print_summary(summary: DemoSummary, *, console: Console | None = None) -> No
         ("tasks created", summary.tasks_created),
     ):
         table.add_row(label, str(value))
+    for line in summary.extras:
+        package, _, what = line.partition(": ")
+        table.add_row(package, what)
     console.print(table)
     logins = Table(title="Demo users (password for all: " + summary.password + ")", title_justify="left")
     logins.add_column("email")

@@ -41,6 +41,10 @@ def build_router(hub: Hub) -> APIRouter:
         panel_router = channel.web_router()
         if panel_router is not None:
             router.include_router(panel_router)
+    for _name, extension in sorted(hub.extensions.items()):  # marketers' pages: campaigns, surveys
+        ext_router = extension.web_router()
+        if ext_router is not None:
+            router.include_router(ext_router)
     router.include_router(tasks.router)
     router.include_router(live.router)
     router.include_router(admin.router)

@@ -41,13 +41,45 @@ def catalog_path(locale: str) -> Path:
     return LOCALE_DIR / locale / "LC_MESSAGES" / f"{DOMAIN}.po"
 
 
+@dataclass(frozen=True)
+class PackageCatalog:
+    """A package with catalogs of its own (channels/forms, campaigns/surveys, …): its Python files and
+    its folders templates/{ui,public,messages}/<name>/ are extracted into <package>/locale/<locale>.po,
+    so packages built side by side never edit one shared file."""
+
+    name: str
+    folder: Path
+
+    def path(self, locale: str) -> Path:
+        return self.folder / "locale" / f"{locale}.po"
+
+    def template_folders(self) -> list[Path]:
+        return [PROJECT_ROOT / "templates" / kind / self.name for kind in ("ui", "public", "messages")]
+
+
+def package_catalogs() -> list[PackageCatalog]:
+    """Every package under channels/ and campaigns/ that keeps a locale/ folder."""
+    found = []
+    for root in (PROJECT_ROOT / "channels", PROJECT_ROOT / "campaigns"):
+        for locale_dir in sorted(root.glob("**/locale")):
+            if locale_dir.is_dir() and (locale_dir.parent / "__init__.py").exists():
+                found.append(PackageCatalog(locale_dir.parent.name, locale_dir.parent))
+    return found
+
+
 @lru_cache(maxsize=len(LOCALES))
 def translations(locale: str) -> GNUTranslations:
-    """The compiled catalog of one supported locale (compiled once per process)."""
+    """The compiled catalog of one supported locale, with every package's merged in (once per process)."""
     if locale not in LOCALES:
         raise ValueError(f"unsupported locale {locale!r}; the hub speaks {', '.join(LOCALES)}")
     with catalog_path(locale).open("rb") as handle:
         catalog = read_po(handle, locale=locale, domain=DOMAIN)
+    for package in package_catalogs():
+        if package.path(locale).exists():
+            with package.path(locale).open("rb") as handle:
+                for message in read_po(handle, locale=locale, domain=DOMAIN):
+                    if message.id and message.id not in catalog:
+                        catalog[message.id] = message
     buffer = io.BytesIO()
     # Fuzzy entries are guesses left by a merge: showing them would show wrong text.
     write_mo(buffer, catalog, use_fuzzy=False)
@@ -162,40 +194,73 @@ class Formatter:
         return "" if value is None else babel_numbers.format_percent(value, locale=self.locale)
 
 
-def update_catalogs() -> list[str]:
-    """Extract messages from templates/ui, hub/web and the channels' panels and merge them into each catalog."""
-    from babel.messages.catalog import Catalog
+KEYWORDS = {"_": None, "gettext": None, "ngettext": (1, 2), "N_": None}
+
+
+def _extract(sources: list[tuple[Path, str]], *, skip: tuple[Path, ...] = ()) -> list[tuple[str | tuple[str, str], str, int, list[str]]]:
+    """(message, file, line, comments) from each (folder, method) source, leaving out `skip` folders."""
     from babel.messages.extract import extract_from_dir
+
+    found = []
+    for folder, method in sources:
+        if not folder.is_dir():
+            continue
+        pattern = "**.html" if method == "jinja2" else "**.py"
+        for filename, lineno, message, comments, _context in extract_from_dir(
+            str(folder), method_map=[(pattern, method)], keywords=KEYWORDS,
+            options_map={"**.html": {"extensions": "", "trimmed": "true"}},
+        ):
+            path = folder / filename
+            if any(path.is_relative_to(other) for other in skip):
+                continue
+            found.append((message, str(path.relative_to(PROJECT_ROOT)), lineno, comments))
+    return found
+
+
+def hub_messages() -> list[tuple[str | tuple[str, str], str, int, list[str]]]:
+    """What hub/web/locale holds: templates/ui, hub/web and the panels of channels without catalogs."""
+    packages = package_catalogs()
+    owned = tuple(folder for p in packages for folder in [p.folder, *p.template_folders()])
+    panels = [(PROJECT_ROOT / "channels", "python")]
+    messages = _extract([(PROJECT_ROOT / "templates" / "ui", "jinja2"), (PROJECT_ROOT / "templates" / "public", "jinja2"),
+                         (Path(__file__).resolve().parent, "python")], skip=owned)
+    messages += [m for m in _extract(panels, skip=owned) if m[1].endswith("/panel.py")]
+    return messages
+
+
+def package_messages(package: PackageCatalog) -> list[tuple[str | tuple[str, str], str, int, list[str]]]:
+    """What one package's catalog holds (nested packages with catalogs of their own left out)."""
+    nested = tuple(p.folder for p in package_catalogs() if p.folder != package.folder and p.folder.is_relative_to(package.folder))
+    return _extract([(package.folder, "python"), *[(f, "jinja2") for f in package.template_folders()]], skip=nested)
+
+
+def _write_catalogs(paths: dict[str, Path], messages: list[tuple[str | tuple[str, str], str, int, list[str]]]) -> list[str]:
+    from babel.messages.catalog import Catalog
     from babel.messages.pofile import write_po
 
     template = Catalog(domain=DOMAIN, project="hub", charset="utf-8")
-    keywords = {"_": None, "gettext": None, "ngettext": (1, 2), "N_": None}
-    sources = [
-        (PROJECT_ROOT / "templates" / "ui", [("**.html", "jinja2")]),
-        (Path(__file__).resolve().parent, [("**.py", "python")]),
-        # The channels' compose panels (channels/<name>/panel.py) speak through these catalogs too.
-        (PROJECT_ROOT / "channels", [("**/panel.py", "python")]),
-    ]
-    for folder, method_map in sources:
-        for filename, lineno, message, comments, _context in extract_from_dir(
-            str(folder), method_map=method_map, keywords=keywords,
-            options_map={"**.html": {"extensions": "", "trimmed": "true"}},
-        ):
-            template.add(message, None, [(str(Path(folder.name) / filename), lineno)], auto_comments=comments)
+    for message, filename, lineno, comments in messages:
+        template.add(message, None, [(filename, lineno)], auto_comments=comments)
     written = []
-    for locale in LOCALES:
-        path = catalog_path(locale)
+    for locale, path in paths.items():
         if path.exists():
             with path.open("rb") as handle:
                 catalog = read_po(handle, locale=locale, domain=DOMAIN)
-            catalog.update(template, no_fuzzy_matching=True)
         else:
             catalog = Catalog(locale=locale, domain=DOMAIN, project="hub", charset="utf-8")
-            catalog.update(template, no_fuzzy_matching=True)
+        catalog.update(template, no_fuzzy_matching=True)
         path.parent.mkdir(parents=True, exist_ok=True)
         with path.open("wb") as handle:
             write_po(handle, catalog, width=100, omit_header=False, ignore_obsolete=True, sort_output=False)
         written.append(str(path))
+    return written
+
+
+def update_catalogs() -> list[str]:
+    """Re-extract messages into hub/web/locale and into every package's own locale/ catalogs."""
+    written = _write_catalogs({locale: catalog_path(locale) for locale in LOCALES}, hub_messages())
+    for package in package_catalogs():
+        written += _write_catalogs({locale: package.path(locale) for locale in LOCALES}, package_messages(package))
     return written
 
 

@@ -53,6 +53,15 @@ def add_nav(label: str, path: str, scope: str, icon: str = "dot", *, before: str
     NAV.insert(positions[0] if positions else len(NAV), item)
 
 
+def nav_items(hub: Hub) -> list[NavItem]:
+    """The hub's own pages, then the channels' and extensions' (before the admin pages)."""
+    extra = [NavItem(e.label, e.path, e.scope, e.icon)
+             for source in [*sorted(hub.channels.items()), *sorted(hub.extensions.items())]
+             for e in (source[1].nav() if hasattr(source[1], "nav") else [])]
+    first_admin = next((i for i, item in enumerate(NAV) if item.scope == "admin"), len(NAV))
+    return [*NAV[:first_admin], *extra, *NAV[first_admin:]]
+
+
 class LoginRequired(Exception):
     """No signed-in user: pages redirect to the sign-in form, fragments ask the browser to."""
 
@@ -135,7 +144,8 @@ def require(scope: str) -> Callable[[Agent], Agent]:
 
 def _environment() -> Environment:
     env = Environment(
-        loader=FileSystemLoader(str(TEMPLATES_DIR)),
+        # "compose/email.html" for the workspace; "public/…" and "messages/…" by their folder.
+        loader=FileSystemLoader([str(TEMPLATES_DIR), str(TEMPLATES_DIR.parent)]),
         autoescape=select_autoescape(["html"], default_for_string=True, default=True),
         undefined=StrictUndefined,
         trim_blocks=True,
@@ -167,7 +177,7 @@ def context(request: Request, agent: Agent | None, locale: str | None = None) ->
         translations = i18n.translations(loc)
         fmt = i18n.Formatter(loc, i18n.zone(None, hub.settings.default_timezone))
     web_session = sessions.read(request)
-    nav = [item for item in NAV if agent is not None and agent.allows(item.scope)]
+    nav = [item for item in nav_items(hub) if agent is not None and agent.allows(item.scope)]
     return {
         "request": request,
         "agent": agent,

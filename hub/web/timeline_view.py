@@ -48,6 +48,11 @@ KIND_LABELS = {
     "survey.response": N_("Survey answered"), "survey.invited": N_("Survey sent"),
     "meeting.booked": N_("Meeting booked"), "meeting.cancelled": N_("Meeting cancelled"),
     "form.submitted": N_("Form submitted"), "email.bounced": N_("Bounced"), "unsubscribed": N_("Unsubscribed"),
+    "meeting.rescheduled": N_("Meeting rescheduled"), "meeting.completed": N_("Meeting completed"),
+    "meeting.no_show": N_("Meeting missed"), "meeting.reminder": N_("Meeting reminder"),
+    "campaign.message": N_("Campaign message"), "campaign.opened": N_("Opened"), "campaign.clicked": N_("Clicked"),
+    "campaign.unsubscribed": N_("Unsubscribed"), "preferences.updated": N_("Preferences updated"),
+    "survey.reminded": N_("Survey reminder"), "privacy.erased": N_("Personal data erased"),
 }
 
 

@@ -5,10 +5,9 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from decimal import Decimal
 
-from babel.messages.extract import extract_from_dir
+import pytest
 from babel.messages.pofile import read_po
 
-from hub.settings import PROJECT_ROOT
 from hub.web import i18n
 from tests.web.conftest import ORIGIN, login
 
@@ -25,14 +24,7 @@ def test_negotiation_order():
 
 
 def _extracted() -> set[str | tuple[str, str]]:
-    keywords = {"_": None, "gettext": None, "ngettext": (1, 2), "N_": None}
-    found: set[str | tuple[str, str]] = set()
-    for folder, method in ((PROJECT_ROOT / "templates" / "ui", "jinja2"), (PROJECT_ROOT / "hub" / "web", "python")):
-        pattern = "**.html" if method == "jinja2" else "**.py"
-        for _file, _line, message, _comments, _ctx in extract_from_dir(str(folder), method_map=[(pattern, method)],
-                                                                        keywords=keywords):
-            found.add(message if isinstance(message, str) else tuple(message))
-    return found
+    return {m if isinstance(m, str) else tuple(m) for m, _f, _l, _c in i18n.hub_messages()}
 
 
 def test_every_message_is_translated_into_russian():
@@ -49,6 +41,22 @@ def test_every_message_is_translated_into_russian():
     assert not missing, f"run `python -m hub.web.i18n` and translate: {missing}"
     assert not untranslated, f"translate these in hub/web/locale/ru: {untranslated}"
     assert catalog.num_plurals == 3
+
+
+@pytest.mark.parametrize("package", i18n.package_catalogs(), ids=lambda p: p.name)
+def test_every_package_message_is_translated_into_russian(package):
+    with package.path("ru").open("rb") as handle:
+        catalog = read_po(handle, locale="ru")
+    missing, untranslated = [], []
+    for message, _file, _line, _comments in i18n.package_messages(package):
+        key = message if isinstance(message, str) else message[0]
+        entry = catalog.get(key)
+        if entry is None:
+            missing.append(message)
+        elif entry.fuzzy or not entry.string or (isinstance(entry.string, tuple) and not all(entry.string)):
+            untranslated.append(message)
+    assert not missing, f"run `python -m hub.web.i18n` and translate: {missing}"
+    assert not untranslated, f"translate these in {package.path('ru')}: {untranslated}"
 
 
 def test_plural_forms_follow_russian_grammar():
