@@ -138,6 +138,15 @@ class SmtpSender:
                         for rest in indexes[position:]:
                             results[rest] = TransientSendError(f"SMTP connection lost twice in one batch: {exc}")
                         return
+                except aiosmtplib.SMTPResponseException as exc:
+                    results[index] = classify(exc)
+                    position += 1
+                    if exc.code == 421:
+                        # RFC 5321: 421 means the server is closing the session. The rest of the batch
+                        # waits for the next pass with the server's own reason, not "not connected".
+                        for rest in indexes[position:]:
+                            results[rest] = classify(exc)
+                        return
                 except (aiosmtplib.SMTPException, ValueError) as exc:
                     results[index] = classify(exc) if not isinstance(exc, ValueError) else PermanentSendError(
                         f"the address cannot be sent to: {exc}")

@@ -10,6 +10,8 @@ to the StatusCallback URL, in order, scrambled or repeated as configured, or hel
 
 from __future__ import annotations
 
+import asyncio
+
 import base64
 import json
 import logging
@@ -132,6 +134,8 @@ class LocalTwilio:
         self.voicemail_seconds = 7
         self.talk_seconds = 42
         self.injected: list[Injected] = []
+        # Seconds to hold the next API calls before answering (a provider that stops answering in time).
+        self.stalls: list[float] = []
         self.pending: list[Callback] = []
         self.seen: list[Seen] = []
         self.violations: list[str] = []
@@ -154,6 +158,11 @@ class LocalTwilio:
                   retry_after: str | None = None) -> None:
         """Answer the next API call with this error (429 and 5xx are what Twilio returns under load)."""
         self.injected.append(Injected(status, code or (20429 if status == 429 else 20500), message, retry_after))
+
+    def stall_next(self, seconds: float, *, times: int = 1) -> None:
+        """Hold the next `times` API calls for `seconds` before answering (the call still takes effect,
+        as at Twilio when the answer is lost on the way back)."""
+        self.stalls.extend([seconds] * times)
 
     @property
     def url(self) -> str:
@@ -223,6 +232,8 @@ class LocalTwilio:
                 seen.status_code = 400
                 raise TwilioError(400, 21604 if "'To' is a required" in seen.problems[0] else 20001,
                                   f"Invalid request: {seen.problems[0]}")
+        if self.stalls:
+            await asyncio.sleep(self.stalls.pop(0))
         if self.injected:
             failure = self.injected.pop(0)
             seen.status_code = failure.status
