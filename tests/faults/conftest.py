@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.channels.email.conftest import REPO, free_port, wait_for_port
+from tests.channels.email.conftest import REPO, dovecot, free_port, wait_for_port  # noqa: F401 (dovecot: a fixture)
 
 pytestmark = pytest.mark.faults
 
