@@ -60,6 +60,9 @@ class OutboundMessage:
     purpose: str
     contact_id: int | None
     attempt: int
+    # Sending rules given at enqueue (hub.sending.DeliveryRules as a dict) and the campaign run, if any.
+    rules: Mapping[str, Any] | None = None
+    campaign_run_id: int | None = None
 
 
 @dataclass(frozen=True)

@@ -211,6 +211,8 @@ class Delivery(SQLModel, table=True):
     __table_args__ = (
         sa.Index("ix_delivery_due", "status", "send_after"),
         sa.Index("ix_delivery_provider", "channel", "provider_id"),
+        # The frequency cap counts a contact's recent marketing sends (hub.sending).
+        sa.Index("ix_delivery_contact_sent", "contact_id", "purpose", "sent_at"),
     )
 
     id: int | None = _id()
@@ -229,6 +231,8 @@ class Delivery(SQLModel, table=True):
     claimed_until: datetime | None = _time(nullable=True, default_now=False)
     event_id: int | None = _fk("timeline_event.id")
     campaign_run_id: int | None = Field(default=None, sa_column=sa.Column(BigId, nullable=True, index=True))
+    # Sending rules of this delivery's cause (hub.sending.DeliveryRules: quiet hours, frequency cap).
+    rules: dict[str, Any] | None = Field(default=None, sa_column=sa.Column(JSONType, nullable=True))
     created_at: datetime = _time()
     updated_at: datetime = _time()
     sent_at: datetime | None = _time(nullable=True, default_now=False)

@@ -80,9 +80,18 @@ def enqueue(
     campaign_run_id: int | None = None,
     record_event: bool = True,
     actor_user_id: int | None = None,
+    rules: Mapping[str, Any] | None = None,
+    event_data: Mapping[str, Any] | None = None,
+    event_kind: str = "message",
 ) -> Delivery:
-    """Add a delivery (and its outbound timeline event) to the caller's transaction, at most once per key."""
+    """Add a delivery (and its outbound timeline event) to the caller's transaction, at most once per key.
+
+    `rules` are the cause's sending rules (hub.sending.DeliveryRules: quiet hours, frequency cap),
+    checked by the worker at send time; `event_data` is merged into the timeline event's data and
+    `event_kind` names it (campaigns post `campaign.message`).
+    """
     from channels.base import Capability
+    from hub.sending import clean_rules
 
     hub = _runtime(session)
     adapter = hub.channel(channel)  # LookupError names the installed channels
@@ -98,6 +107,11 @@ def enqueue(
     if send_after is not None and send_after.tzinfo is None:
         raise ValueError("send_after needs a time zone offset")
     purpose = Purpose(purpose).value
+    rules = clean_rules(rules)
+    if event_data is not None and not isinstance(event_data, Mapping):
+        raise ValueError("event_data must be an object")
+    if not event_kind or len(event_kind) > 60:
+        raise ValueError("event_kind must be 1 to 60 characters")
 
     existing = _by_key(session, idempotency_key)
     if existing is not None:
@@ -110,7 +124,7 @@ def enqueue(
             # Built (and so validated) before anything is written: a ValueError leaves no half-made row.
             event = InboundEvent(
                 channel=channel,
-                kind="message",
+                kind=event_kind,
                 direction=Direction.OUT,
                 external_id=f"delivery:{idempotency_key}",
                 contact_id=contact_id,
@@ -137,6 +151,7 @@ def enqueue(
             status=S.QUEUED.value,
             attempts=0,
             campaign_run_id=campaign_run_id,
+            rules=rules,
             created_at=now,
             updated_at=now,
         ),
@@ -150,7 +165,7 @@ def enqueue(
     delivery = session.get(Delivery, new_id)
     assert delivery is not None
     if event is not None:
-        event.data = {"delivery_id": new_id, "address": address, "purpose": purpose}
+        event.data = {**dict(event_data or {}), "delivery_id": new_id, "address": address, "purpose": purpose}
         delivery.event_id = post_event(session, event=event).event.id
         session.flush()
     if delivery.send_after <= now:
@@ -173,8 +188,9 @@ def cancel_where(
     campaign_run_id: int | None = None,
     contact_id: int | None = None,
     channel: str | None = None,
+    purpose: str | None = None,
 ) -> int:
-    """Cancel every queued delivery matching all the given filters (at least one); how many."""
+    """Cancel every queued delivery matching all the given filters (at least one besides purpose); how many."""
     filters = []
     if campaign_run_id is not None:
         filters.append(T.c.campaign_run_id == campaign_run_id)
@@ -184,6 +200,8 @@ def cancel_where(
         filters.append(T.c.channel == channel)
     if not filters:
         raise ValueError("cancel_where needs campaign_run_id, contact_id or channel")
+    if purpose is not None:
+        filters.append(T.c.purpose == Purpose(purpose).value)
     return _cancel(session, and_(*filters))
 
 
@@ -201,6 +219,15 @@ def _cancel(session: Session, condition: Any) -> int:
 
 
 # --- claiming and recording (each call is its own transaction) --------------------------------
+
+def has_due(hub: Hub, *, channel: str, now: datetime | None = None) -> bool:
+    """Whether any delivery on `channel` is due (a read; lets a rate-limited worker skip taking tokens)."""
+    now = now or clock.now()
+    with hub.session(read_only=True) as session:
+        found = session.scalar(select(T.c.id).where(T.c.status == S.QUEUED, T.c.send_after <= now,
+                                                    T.c.channel == channel).limit(1))
+    return found is not None
+
 
 def claim_due(
     hub: Hub,
@@ -232,7 +259,7 @@ def claim_due(
         )
         .returning(
             T.c.id, T.c.channel, T.c.address, T.c.content, T.c.idempotency_key, T.c.purpose,
-            T.c.contact_id, T.c.attempts, T.c.send_after,
+            T.c.contact_id, T.c.attempts, T.c.send_after, T.c.rules, T.c.campaign_run_id,
         )
     )
     with hub.db.session() as session, session.begin():
@@ -255,6 +282,8 @@ def claim_due(
             purpose=r.purpose,
             contact_id=r.contact_id,
             attempt=r.attempts,
+            rules=r.rules,
+            campaign_run_id=r.campaign_run_id,
         )
         for r in rows
     ]

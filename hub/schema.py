@@ -13,6 +13,7 @@ def metadata() -> MetaData:
     """Import every module that defines tables, then return the shared metadata."""
     import hub.models  # noqa: F401
     import hub.suppression  # noqa: F401
+    import hub.throttle  # noqa: F401
     import hub.web.models  # noqa: F401
     from hub.extensions import import_all
     from hub.registry import default_registry

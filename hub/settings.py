@@ -42,6 +42,60 @@ class ApiSettings(BaseModel):
     max_page_size: int = Field(200, ge=1, le=10_000)
 
 
+_CLOCK_TIME = r"^([01][0-9]|2[0-3]):[0-5][0-9]$"
+
+
+class QuietHours(BaseModel):
+    """The local hours in which marketing may go out ("09:00" to "21:00"); wraps midnight if start > end."""
+
+    model_config = {"extra": "forbid"}
+
+    start: str = Field(pattern=_CLOCK_TIME)
+    end: str = Field(pattern=_CLOCK_TIME)
+
+    @field_validator("end")
+    @classmethod
+    def _not_empty(cls, value: str, info: Any) -> str:
+        if info.data.get("start") == value:
+            raise ValueError("start and end are the same time: the window would be empty")
+        return value
+
+
+class FrequencyCap(BaseModel):
+    """At most `max` marketing deliveries to one contact within `days`."""
+
+    model_config = {"extra": "forbid"}
+
+    max: int = Field(ge=1, le=1000)
+    days: float = Field(gt=0, le=366)
+
+
+class SendingSettings(BaseModel):
+    """Sending rules and rate limits for marketing (hub.sending, hub.throttle)."""
+
+    model_config = {"extra": "forbid"}
+
+    # Marketing only to contacts who opted in (a consent record "granted"), not merely never objected.
+    require_opt_in: bool = False
+    # Deliveries per second across every worker process together; unset means unlimited.
+    global_rate_per_second: float | None = Field(None, gt=0, le=100_000)
+    rate_per_second: dict[str, float] = Field(default_factory=dict)
+    # Bucket size in seconds of rate: how large a burst may go out after a quiet spell.
+    burst_seconds: float = Field(1.0, gt=0, le=3600)
+    # Default sending window per channel in the recipient's local time; a campaign may override it.
+    quiet_hours: dict[str, QuietHours] = Field(
+        default_factory=lambda: {"sms": QuietHours(start="09:00", end="21:00")})
+    frequency_cap: FrequencyCap | None = None
+
+    @field_validator("rate_per_second")
+    @classmethod
+    def _positive_rates(cls, value: dict[str, float]) -> dict[str, float]:
+        for channel, rate in value.items():
+            if not 0 < rate <= 100_000:
+                raise ValueError(f"rate for {channel!r} must be above 0 and at most 100000 per second")
+        return value
+
+
 class Settings(BaseSettings):
     """Validated configuration; an invalid value stops start-up with the setting's name."""
 
@@ -65,6 +119,7 @@ class Settings(BaseSettings):
     live_backend: Literal["auto", "memory", "postgres"] = "auto"
     outbox: OutboxSettings = OutboxSettings()
     api: ApiSettings = ApiSettings()
+    sending: SendingSettings = SendingSettings()
     # Each adapter validates its own section against its settings model at start-up.
     channels: dict[str, dict[str, Any]] = Field(default_factory=dict)
     # Likewise each extension (campaigns, surveys) validates its own `[extensions.<name>]` section.

@@ -22,7 +22,7 @@ from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_EXECUTED
 from apscheduler.jobstores.base import JobLookupError
 from apscheduler.schedulers import SchedulerNotRunningError
 
-from hub import clock, outbox, sending
+from hub import clock, outbox, sending, throttle
 from hub.scheduler import DISPATCH_JOB_ID, build_scheduler
 
 if TYPE_CHECKING:
@@ -77,12 +77,21 @@ class Worker:
         return self._tick(now)[0]
 
     def dispatch_due(self) -> int:
-        """Tick until nothing due is left or a stop is asked for (the `outbox.dispatch_due` job)."""
+        """Tick until nothing due is left or a stop is asked for (the `outbox.dispatch_due` job).
+
+        When a rate limit holds deliveries back, the pass waits for the next token (not for the next
+        poll), so a throttled channel sends at its rate and not in bursts once per poll.
+        """
         total = 0
+        poll = self.hub.settings.outbox.poll_seconds
         while not self.stopping:
             self._wake.clear()
-            handled, more = self._tick(None)
+            handled, more, wait = self._tick(None)
             total += handled
+            if wait is not None:
+                if self._stopping.wait(min(wait, poll)):
+                    break
+                continue
             if not (more or self._wake.is_set()):
                 break
         return total
@@ -111,27 +120,40 @@ class Worker:
             _stop_loop(loop)
             thread.join()
 
-    def _tick(self, now: datetime | None) -> tuple[int, bool]:
+    def _tick(self, now: datetime | None) -> tuple[int, bool, float | None]:
+        """(deliveries handled, whether a full batch suggests more, seconds to wait for a rate limit or None)."""
         batch = self.hub.settings.outbox.batch_size
         handled, more = 0, False
+        wait: float | None = None
         with self._tick_lock:
             for channel in self.sending_channels():
                 if self.stopping:
                     break
-                messages = outbox.claim_due(self.hub, worker=self.claimant, limit=batch, now=now, channels=[channel.name])
-                if not messages:
+                # Tokens first, then claim at most that many: nothing is claimed only to sit waiting.
+                limits = throttle.limits_for(self.hub.settings, channel.name)
+                if limits and not outbox.has_due(self.hub, channel=channel.name, now=now):
+                    continue  # idle: no write transaction on the shared bucket
+                grant = throttle.acquire(self.hub, limits, batch, now=now)
+                if grant.granted < 1:
+                    wait = grant.wait if wait is None else min(wait, grant.wait)
                     continue
-                self._deliver(channel, messages, now)
+                messages = outbox.claim_due(self.hub, worker=self.claimant, limit=grant.granted, now=now,
+                                            channels=[channel.name])
+                sent = self._deliver(channel, messages, now) if messages else 0
+                throttle.refund(self.hub, limits, grant.granted - sent)
                 handled += len(messages)
+                if grant.granted < batch and messages and len(messages) == grant.granted:
+                    wait = grant.wait if wait is None else min(wait, grant.wait)  # throttled with more due
                 more = more or len(messages) == batch
-        return handled, more
+        return handled, more, wait
 
-    def _deliver(self, channel: Channel, messages: Sequence[OutboundMessage], now: datetime | None) -> None:
+    def _deliver(self, channel: Channel, messages: Sequence[OutboundMessage], now: datetime | None) -> int:
+        """Send what the sending rules let through and record every outcome; how many were handed over."""
         from channels.base import SendResult
 
         messages = self._apply_rules(messages, now)
         if not messages:
-            return
+            return 0
 
         # Give up on the batch before the lease runs out, so no other worker resends it meanwhile.
         timeout = max(1.0, self.hub.settings.outbox.lease_seconds * 0.8)
@@ -156,6 +178,7 @@ class Worker:
             except Exception:
                 # The store is unreachable: the claim expires and the reaper requeues the row.
                 log.exception("could not record the outcome of delivery %s", message.delivery_id)
+        return len(messages)
 
     def _apply_rules(self, messages: Sequence[OutboundMessage], now: datetime | None) -> list[OutboundMessage]:
         """Hold back (defer) or drop (skip) what a sending rule objects to; the rest goes out."""

@@ -1,0 +1,169 @@
+"""Signed tracking links: a click redirect per (delivery, URL) and an open pixel per delivery.
+
+A click token signs the delivery's idempotency key AND the exact target URL, so the redirect goes
+only to the URL signed for that message: the hub is no open redirect, and a token lifted from one
+email cannot be re-pointed. The tokens carry no address and no sequential id.
+
+`instrument_html` rewrites a rendered email's links with Python's own HTML tokenizer
+(html.parser): everything that is not an <a href> is copied through byte for byte, so the markup
+the marketer wrote is never re-serialised.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from html import escape
+from html.parser import HTMLParser
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+from hub.signing import BadLink, sign, unsign
+
+if TYPE_CHECKING:
+    from hub.settings import Settings
+
+CLICK = "track.click"
+OPEN = "track.open"
+MAX_URL = 2000
+# Links the hub serves itself for the customer (unsubscribe, preferences) are not wrapped: a click
+# on "unsubscribe" is not engagement, and those pages must work even if tracking is down.
+OWN_PATHS = ("/u/", "/preferences/", "/t/")
+
+
+@dataclass(frozen=True)
+class Click:
+    delivery_key: str
+    url: str
+
+
+def click_token(settings: Settings, *, delivery_key: str, url: str) -> str:
+    return sign(settings, CLICK, {"k": delivery_key, "u": url})
+
+
+def open_token(settings: Settings, *, delivery_key: str) -> str:
+    return sign(settings, OPEN, {"k": delivery_key})
+
+
+def click_url(settings: Settings, *, delivery_key: str, url: str) -> str:
+    """The redirect URL that records a click and then goes to `url` (and nowhere else)."""
+    return f"{settings.public_base_url}/t/c/{click_token(settings, delivery_key=delivery_key, url=url)}"
+
+
+def open_pixel_url(settings: Settings, *, delivery_key: str) -> str:
+    return f"{settings.public_base_url}/t/o/{open_token(settings, delivery_key=delivery_key)}.gif"
+
+
+def read_click(settings: Settings, token: str) -> Click:
+    """The delivery and URL a click token was signed for; BadLink otherwise."""
+    payload = unsign(settings, CLICK, token)
+    if not (isinstance(payload, dict) and isinstance(payload.get("k"), str) and isinstance(payload.get("u"), str)):
+        raise BadLink("the link is not valid")
+    if not trackable(payload["u"]):
+        raise BadLink("the link is not valid")
+    return Click(payload["k"], payload["u"])
+
+
+def read_open(settings: Settings, token: str) -> str:
+    """The delivery key an open token was signed for; BadLink otherwise."""
+    payload = unsign(settings, OPEN, token)
+    if not (isinstance(payload, dict) and isinstance(payload.get("k"), str)):
+        raise BadLink("the link is not valid")
+    return payload["k"]
+
+
+def trackable(url: str) -> bool:
+    """An absolute http(s) URL of sensible length (not mailto:, tel:, #anchor, javascript:, relative)."""
+    if not url or len(url) > MAX_URL or any(c in url for c in "\r\n\t "):
+        return False
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return False
+    return parts.scheme in ("http", "https") and bool(parts.netloc)
+
+
+def _own(settings: Settings, url: str) -> bool:
+    base = settings.public_base_url
+    return url.startswith(base + "/") and url[len(base):].startswith(OWN_PATHS)
+
+
+class _LinkFinder(HTMLParser):
+    """Finds where each trackable <a> start tag and the </body> tag sit in the source.
+
+    Only positions are collected; the output is the source spliced at those spots, so everything
+    else (entities, comments, conditional comments for Outlook, odd whitespace) stays as written.
+    """
+
+    def __init__(self, settings: Settings, delivery_key: str) -> None:
+        super().__init__(convert_charrefs=True)
+        self.settings = settings
+        self.delivery_key = delivery_key
+        self.edits: list[tuple[tuple[int, int], int, str]] = []  # ((line, column), length, replacement)
+        self.body_end: tuple[int, int] | None = None
+
+    def _link(self, attrs: list[tuple[str, str | None]], raw: str) -> None:
+        names = [name for name, _ in attrs]
+        if "href" not in names or "data-no-track" in names:
+            return
+        href = (next(value for name, value in attrs if name == "href") or "").strip()
+        if not trackable(href) or _own(self.settings, href):
+            return
+        new = click_url(self.settings, delivery_key=self.delivery_key, url=href)
+        parts = ["<a"]
+        for name, value in attrs:
+            value = new if name == "href" else value
+            parts.append(f" {name}" if value is None else f' {name}="{escape(value, quote=True)}"')
+        parts.append(" />" if raw.rstrip().endswith("/>") else ">")
+        self.edits.append((self.getpos(), len(raw), "".join(parts)))
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "a":
+            self._link(attrs, self.get_starttag_text() or "")
+
+    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.handle_starttag(tag, attrs)
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "body" and self.body_end is None:
+            self.body_end = self.getpos()
+
+
+def _pixel(settings: Settings, delivery_key: str) -> str:
+    src = escape(open_pixel_url(settings, delivery_key=delivery_key), quote=True)
+    return (f'<img src="{src}" width="1" height="1" alt="" '
+            'style="display:block;width:1px;height:1px;border:0;margin:0;padding:0">')
+
+
+def instrument_html(settings: Settings, html: str, *, delivery_key: str) -> str:
+    """`html` with every http(s) link turned into a signed click redirect and a 1×1 open pixel added
+    (before </body>, or at the end of a fragment)."""
+    if not delivery_key:
+        raise ValueError("delivery_key is required")
+    finder = _LinkFinder(settings, delivery_key)
+    finder.feed(html)
+    finder.close()
+    line_starts = [0]
+    for index, char in enumerate(html):
+        if char == "\n":
+            line_starts.append(index + 1)
+
+    def offset(pos: tuple[int, int]) -> int:
+        return line_starts[pos[0] - 1] + pos[1]
+
+    edits = [(offset(pos), length, text) for pos, length, text in finder.edits]
+    pixel_at = offset(finder.body_end) if finder.body_end is not None else len(html)
+    edits.append((pixel_at, 0, _pixel(settings, delivery_key)))
+    out, cursor = [], 0
+    for start, length, text in sorted(edits, key=lambda e: e[0]):
+        out.append(html[cursor:start])
+        out.append(text)
+        cursor = start + length
+    out.append(html[cursor:])
+    return "".join(out)
+
+
+def instrumented(settings: Settings, content: dict[str, Any], *, delivery_key: str) -> dict[str, Any]:
+    """An EmailContent dict with its HTML instrumented (text parts are left alone); a copy."""
+    if not content.get("html"):
+        return dict(content)
+    return {**content, "html": instrument_html(settings, content["html"], delivery_key=delivery_key)}

@@ -1,0 +1,1 @@
+from tests.campaigns.unsubscribe.conftest import BASE, public  # noqa: F401
