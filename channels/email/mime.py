@@ -17,7 +17,7 @@ from email import policy as email_policy
 from email.headerregistry import Address
 from email.message import MIMEPart
 from email.utils import format_datetime
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
@@ -87,6 +87,28 @@ class AttachmentRef(BaseModel):
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
 
 
+class CalendarPart(BaseModel):
+    """An iCalendar invitation (RFC 5545/5546) an email carries: a text/calendar alternative whose
+    MIME `method=` equals the METHOD inside, plus the same file attached as invite.ics."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    method: Literal["REQUEST", "CANCEL", "PUBLISH", "REPLY", "COUNTER", "DECLINECOUNTER", "REFRESH", "ADD"]
+    ics: str = Field(min_length=1, max_length=1_000_000)
+
+    @model_validator(mode="after")
+    def _method_matches(self) -> CalendarPart:
+        from icalendar import Calendar
+
+        try:
+            parsed = Calendar.from_ical(self.ics)
+        except ValueError as exc:
+            raise ValueError(f"calendar.ics is not iCalendar text: {exc}") from None
+        if str(parsed.get("METHOD", "")).upper() != self.method:
+            raise ValueError("calendar.method must equal the METHOD inside the iCalendar text")
+        return self
+
+
 class EmailContent(BaseModel):
     """The content of an email outbox row; `validate_content` checks it before anything is queued."""
 
@@ -103,6 +125,8 @@ class EmailContent(BaseModel):
     # RFC 2369 / RFC 8058 headers for campaign mail: an https or mailto URL, and one-click POST.
     list_unsubscribe: NoBreaks | None = Field(default=None, max_length=2000)
     list_unsubscribe_post: bool = False
+    # A meeting invitation or cancellation (channels.meetings).
+    calendar: CalendarPart | None = None
 
     @field_validator("in_reply_to")
     @classmethod
@@ -183,6 +207,13 @@ def build_message(
     root.set_content(text, subtype="plain", charset="utf-8", cte="quoted-printable")
     if content.html:
         root.add_alternative(content.html, subtype="html", charset="utf-8", cte="quoted-printable")
+    if content.calendar is not None:
+        # Calendar clients read the alternative (RFC 6047); others offer the attachment. Base64
+        # keeps the CRLF line ends and the folding of the iCalendar text byte for byte.
+        method = {"method": content.calendar.method}
+        root.add_alternative(content.calendar.ics, subtype="calendar", charset="utf-8", cte="base64", params=method)
+        root.add_attachment(content.calendar.ics.encode("utf-8"), maintype="text", subtype="calendar",
+                            filename="invite.ics", params={**method, "charset": "utf-8"})
     for ref in content.attachments:
         maintype, _, subtype = ref.content_type.lower().partition("/")
         root.add_attachment(read_attachment(ref), maintype=maintype, subtype=subtype,

@@ -2,10 +2,51 @@
 
 from __future__ import annotations
 
-from channels.base import Capability, Channel
+from typing import TYPE_CHECKING
+
+from fastapi import APIRouter
+from pydantic import Field
+
+from channels.base import Capability, Channel, ChannelSettings, PeriodicJob
+from channels.meetings import models  # noqa: F401 - registers the tables
+from hub.extensions import NavEntry
+from hub.web.i18n import N_
+
+if TYPE_CHECKING:
+    from hub.runtime import Hub
+
+
+class MeetingsSettings(ChannelSettings):
+    """[channels.meetings]: how often due reminders are handed to the outbox."""
+
+    reminder_tick_seconds: float = Field(60.0, ge=5, le=3600)
+
+
+def queue_reminders(hub: Hub) -> None:
+    from channels.meetings.notify import queue_due
+
+    queue_due(hub)
 
 
 class MeetingsChannel(Channel):
     name = "meetings"
     label = "Meeting"
     capabilities: frozenset[Capability] = frozenset()
+    Settings = MeetingsSettings
+
+    def router(self) -> APIRouter:
+        from channels.meetings.public import build_router
+
+        return build_router(self)
+
+    def web_router(self) -> APIRouter:
+        from channels.meetings.views import build_router
+
+        return build_router(self)
+
+    def nav(self) -> list[NavEntry]:
+        return [NavEntry(N_("Meetings"), "/meetings", "meetings:write", "calendar")]
+
+    def jobs(self) -> list[PeriodicJob]:
+        seconds = getattr(self.settings, "reminder_tick_seconds", 60.0)
+        return [PeriodicJob(id="meetings.queue_reminders", func=queue_reminders, seconds=seconds, once=True)]
