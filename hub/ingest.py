@@ -159,10 +159,12 @@ def post_event(session: Session, *, event: InboundEvent) -> IngestResult:
         "kind": row.kind,
         "direction": row.direction,
     }
-    after_commit(session, lambda: hub.broker.publish(live.contact_topic(contact.id), message))  # type: ignore[arg-type]
+    # The callbacks run after the commit has expired the ORM rows: they use plain values only.
+    topic, channel = live.contact_topic(message["contact_id"]), row.channel  # type: ignore[arg-type]
+    after_commit(session, lambda: hub.broker.publish(topic, message))
     if row.kind == INCOMING_CALL:  # every agent's screen pops the caller's card, whatever the channel
         after_commit(session, lambda: hub.broker.publish(live.AGENTS_TOPIC, {**message, "type": INCOMING_CALL}))
-    after_commit(session, lambda: EVENTS_INGESTED.labels(row.channel, "true").inc())
+    after_commit(session, lambda: EVENTS_INGESTED.labels(channel, "true").inc())
     return IngestResult(event=row, contact=contact, created=True, contact_created=contact_created)
 
 

@@ -114,6 +114,16 @@ def test_rolled_back_event_publishes_nothing_and_committed_one_does(hub):
                      "event_id": result.event.id, "channel": "fake", "kind": "message", "direction": "in"}]
 
 
+def test_an_event_committed_by_the_callers_own_transaction_is_still_published(hub):
+    # The commit expires the ORM rows before the after-commit callbacks run; they must not need them.
+    seen: list[dict] = []
+    hub.broker.publish = lambda topic, message: seen.append({"topic": topic, **message})  # type: ignore[method-assign]
+    with hub.session() as s, s.begin():
+        result = post_event(s, event=sms("SM-own-transaction"))
+        contact_id = result.contact.id
+    assert [m["topic"] for m in seen] == [f"contact:{contact_id}"]
+
+
 def test_memory_broker_fans_out_by_topic(hub):
     async def scenario() -> list[dict]:
         got = []

@@ -8,6 +8,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from hub.identities import InvalidIdentity
@@ -110,6 +111,15 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(InvalidCursor)
     async def _cursor(request: Request, exc: InvalidCursor) -> JSONResponse:
         return problem_response(request, 400, str(exc), slug="invalid-cursor")
+
+    # A value the store cannot hold (an id past 64 bits, a number out of a column's range): the
+    # request is wrong, not the hub. Found by the schemathesis fuzz (tests/fuzz/test_api_fuzz.py).
+    @app.exception_handler(OverflowError)
+    @app.exception_handler(DataError)
+    async def _out_of_range(request: Request, exc: Exception) -> JSONResponse:
+        log.warning("value out of range on %s %s: %s", request.method, request.url.path, type(exc).__name__)
+        return problem_response(request, 422, "A value in the request is out of range for the store "
+                                "(ids and numbers are at most 64-bit integers).", slug="out-of-range")
 
     @app.exception_handler(Exception)
     async def _crash(request: Request, exc: Exception) -> JSONResponse:

@@ -249,15 +249,22 @@ def _write_catalogs(paths: dict[str, Path], messages: list[tuple[str | tuple[str
         else:
             catalog = Catalog(locale=locale, domain=DOMAIN, project="hub", charset="utf-8")
         catalog.update(template, no_fuzzy_matching=True)
+        buffer = io.BytesIO()
+        write_po(buffer, catalog, width=100, omit_header=False, ignore_obsolete=True, sort_output=False)
+        if path.exists() and _without_dates(path.read_bytes()) == _without_dates(buffer.getvalue()):
+            continue  # nothing but the extraction time would change: leave the file alone
         path.parent.mkdir(parents=True, exist_ok=True)
-        with path.open("wb") as handle:
-            write_po(handle, catalog, width=100, omit_header=False, ignore_obsolete=True, sort_output=False)
+        path.write_bytes(buffer.getvalue())
         written.append(str(path))
     return written
 
 
+def _without_dates(po: bytes) -> bytes:
+    return re.sub(rb'"(POT-Creation-Date|PO-Revision-Date): [^"]*"', b"", po)
+
+
 def update_catalogs() -> list[str]:
-    """Re-extract messages into hub/web/locale and into every package's own locale/ catalogs."""
+    """Re-extract messages into hub/web/locale and every package's own locale/ catalogs; the files changed."""
     written = _write_catalogs({locale: catalog_path(locale) for locale in LOCALES}, hub_messages())
     for package in package_catalogs():
         written += _write_catalogs({locale: package.path(locale) for locale in LOCALES}, package_messages(package))

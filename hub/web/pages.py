@@ -43,6 +43,7 @@ NAV: list[NavItem] = [
     NavItem(N_("Users"), "/admin/users", "admin", "users"),
     NavItem(N_("API keys"), "/admin/api-keys", "admin", "key"),
     NavItem(N_("Channels"), "/admin/channels", "admin", "channels"),
+    NavItem(N_("Personal data"), "/admin/privacy", "admin", "lock"),
 ]
 
 

@@ -1,0 +1,102 @@
+"""Signed links (hub.signing) cannot be forged, re-purposed, extended or enumerated."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from hub import signing
+from hub.signing import BadLink
+from tests.conftest import make_settings
+
+PURPOSES = ["unsubscribe", "unsubscribe.preferences", "surveys.invitation", "tracking.click", "meetings.manage",
+            "forms.embed"]
+
+
+@pytest.fixture(scope="module")
+def keys(tmp_path_factory):  # type: ignore[no-untyped-def]
+    folder = tmp_path_factory.mktemp("links")
+    mine = make_settings(f"sqlite:///{folder}/a.db", folder)
+    other = mine.model_copy(update={"secret_key": type(mine.secret_key)("another-secret-key-" + "y" * 32)})
+    return mine, other
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).decode().rstrip("=")
+
+
+@pytest.mark.parametrize("purpose", PURPOSES)
+def test_a_token_opens_only_its_own_purpose_on_its_own_hub(keys, purpose):
+    mine, other = keys
+    token = signing.sign(mine, purpose, {"c": 42})
+    assert signing.unsign(mine, purpose, token) == {"c": 42}
+    for wrong in PURPOSES:
+        if wrong != purpose:
+            with pytest.raises(BadLink):
+                signing.unsign(mine, wrong, token)
+    with pytest.raises(BadLink):
+        signing.unsign(other, purpose, token)  # another installation's secret
+
+
+@pytest.mark.parametrize("purpose", PURPOSES)
+def test_the_next_id_cannot_be_made_from_a_known_token(keys, purpose):
+    """Knowing the link for contact 42 gives nothing for 43: the payload is visible, the signature is not."""
+    mine, _ = keys
+    token = signing.sign(mine, purpose, {"c": 42})
+    payload, signature = token.rsplit(".", 1)
+    assert json.loads(base64.urlsafe_b64decode(payload + "==")) == {"c": 42}
+    for forged_payload in ({"c": 43}, {"c": 42, "admin": True}, [42], 43):
+        forged = _b64(json.dumps(forged_payload, separators=(",", ":")).encode()) + "." + signature
+        with pytest.raises(BadLink):
+            signing.unsign(mine, purpose, forged)
+    neighbours = {signing.sign(mine, purpose, {"c": n}).rsplit(".", 1)[1] for n in range(40, 50)}
+    assert len(neighbours) == 10  # no shared or sequential signature to guess from
+
+
+@settings(max_examples=300, derandomize=True, database=None, deadline=None,
+          suppress_health_check=list(HealthCheck))
+@given(position=st.integers(min_value=0, max_value=10_000), replacement=st.characters(codec="ascii"))
+def test_any_single_character_change_is_refused(keys, position, replacement):
+    mine, _ = keys
+    token = signing.sign(mine, "unsubscribe", {"c": 42, "ch": "email"})
+    at = position % len(token)
+    if token[at] == replacement:
+        return
+    tampered = token[:at] + replacement + token[at + 1:]
+    try:
+        value = signing.unsign(mine, "unsubscribe", tampered)
+    except BadLink:
+        return
+    # base64 padding bits can make two spellings decode to the same bytes: then it is the same token.
+    assert value == {"c": 42, "ch": "email"}
+
+
+@settings(max_examples=200, derandomize=True, database=None, deadline=None, suppress_health_check=list(HealthCheck))
+@given(garbage=st.text(max_size=3000))
+def test_garbage_is_refused_with_bad_link_only(keys, garbage):
+    mine, _ = keys
+    with pytest.raises(BadLink):
+        signing.unsign(mine, "unsubscribe", garbage)
+
+
+def test_expired_truncated_and_oversized_tokens_are_refused(keys):
+    mine, _ = keys
+    timed = signing.sign(mine, "surveys.invitation", [1, 2], timed=True)
+    assert signing.unsign(mine, "surveys.invitation", timed, max_age=3600) == [1, 2]
+    with pytest.raises(BadLink) as expired:
+        signing.unsign(mine, "surveys.invitation", timed, max_age=-1)
+    assert expired.value.expired
+    untimed = signing.sign(mine, "surveys.invitation", [1, 2])
+    with pytest.raises(BadLink):  # a never-expiring token cannot stand in where a timed one is required
+        signing.unsign(mine, "surveys.invitation", untimed, max_age=3600)
+    for cut in range(1, len(timed)):
+        with pytest.raises(BadLink):
+            signing.unsign(mine, "surveys.invitation", timed[:cut], max_age=3600)
+    with pytest.raises(BadLink):
+        signing.unsign(mine, "surveys.invitation", "a" * 5000)
+    with pytest.raises(ValueError):
+        signing.sign(mine, "bad purpose!", 1)
