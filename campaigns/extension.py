@@ -1,9 +1,123 @@
-"""What the hub loads from the `hub.extensions` entry point `campaigns`."""
+"""What the hub loads from the `hub.extensions` entry point `campaigns`.
+
+It mounts the whole package: segments, message templates, campaigns (REST API and pages), and the
+public unsubscribe and tracking routes; it schedules the campaigns tick and listens for the events
+that trigger campaigns. Importing it registers every table of the package.
+"""
 
 from __future__ import annotations
 
-from hub.extensions import Extension
+from typing import TYPE_CHECKING, Any
+
+from pydantic import Field
+
+import campaigns.message_templates
+import campaigns.message_templates.models
+import campaigns.models
+import campaigns.segments
+import campaigns.segments.models  # noqa: F401  - the imports above register the tables
+from hub.extensions import Extension, ExtensionSettings, NavEntry
+from hub.web.i18n import N_
+
+if TYPE_CHECKING:
+    from fastapi import APIRouter
+    from sqlalchemy.orm import Session
+
+    from channels.base import PeriodicJob
+    from hub.models import Contact, TimelineEvent
+    from hub.triggers import TriggerRegistry
+
+
+class CampaignsSettings(ExtensionSettings):
+    # How often due campaigns, runs and drip steps are looked at.
+    tick_seconds: float = Field(15.0, gt=0, le=3600)
+    # Recipients per materialisation transaction: the checkpoint size of the crash promise.
+    batch_size: int = Field(500, ge=1, le=10_000)
+    # SQLite only: how long a crashed holder keeps the tick's lock (one process per SQLite store).
+    lock_lease_seconds: float = Field(60.0, ge=1, le=3600)
 
 
 class CampaignsExtension(Extension):
     name = "campaigns"
+    Settings = CampaignsSettings
+
+    def register_triggers(self, triggers: TriggerRegistry) -> None:
+        triggers.register("*", on_event)
+
+    def api_router(self) -> APIRouter:
+        from fastapi import APIRouter
+
+        from campaigns.api import router as campaigns_api
+        from campaigns.message_templates.api import router as templates_api
+        from campaigns.segments.api import router as segments_api
+
+        router = APIRouter()
+        for part in (segments_api, templates_api, campaigns_api):
+            router.include_router(part)
+        return router
+
+    def web_router(self) -> APIRouter:
+        from fastapi import APIRouter
+
+        from campaigns.message_templates.views import router as templates_views
+        from campaigns.segments.views import router as segments_views
+        from campaigns.views import router as campaign_views
+
+        router = APIRouter()
+        for part in (segments_views, templates_views, campaign_views):
+            router.include_router(part)
+        return router
+
+    def public_router(self) -> APIRouter:
+        from fastapi import APIRouter
+
+        from campaigns.tracking.routes import router as tracking_routes
+        from campaigns.unsubscribe.routes import router as unsubscribe_routes
+
+        router = APIRouter()
+        router.include_router(unsubscribe_routes)
+        router.include_router(tracking_routes)
+        return router
+
+    def nav(self) -> list[NavEntry]:
+        return [NavEntry(N_("Campaigns"), "/campaigns", "campaigns:read", "campaign"),
+                *campaigns.segments.NAV, *campaigns.message_templates.NAV]
+
+    def jobs(self) -> list[PeriodicJob]:
+        from channels.base import PeriodicJob
+
+        settings: Any = self.settings
+
+        def tick(hub: Any) -> None:
+            from campaigns import runs
+            from hub.locks import once_lock
+
+            # Cluster-wide: two processes materialising one run would only waste work (the unique
+            # keys keep it harmless). The lock is taken here rather than with once=True to choose
+            # its SQLite lease: a worker killed mid-tick must not keep a restarted one from the
+            # campaigns for the default ten minutes. (PostgreSQL's advisory lock dies with its
+            # connection, so there a kill frees it at once.)
+            with once_lock(hub, "job:campaigns.tick", lease_seconds=settings.lock_lease_seconds) as acquired:
+                if not acquired:
+                    return
+                runs.dispatch_due(hub)
+                runs.materialise_due(hub, batch_size=settings.batch_size)
+                runs.advance_drips(hub, batch_size=settings.batch_size)
+                runs.finish_runs(hub)
+
+        return [PeriodicJob("campaigns.tick", tick, seconds=settings.tick_seconds, once=False)]
+
+
+def on_event(session: Session, *, event: TimelineEvent, contact: Contact) -> None:
+    """A new timeline event: each running campaign triggered by its kind gets a run, due after its delay.
+
+    Runs inside the event's transaction (hub.triggers): the run commits with the event or not at
+    all, and a replayed event is not new, so it triggers nothing twice.
+    """
+    if event.direction == "out":  # our own messages trigger nothing (and cost no query)
+        return
+    from campaigns.runs import trigger_run
+    from campaigns.service import active_triggered
+
+    for campaign in active_triggered(session, kind=event.kind):
+        trigger_run(session, campaign=campaign, event=event, contact=contact)

@@ -478,8 +478,11 @@ def _profile(contact: Contact, person: _Person, *, orders: int, newsletter: bool
 
 
 def load_demo(hub: Hub, *, contacts: int = 300, seed: int = 7, long_history: int = 1500,
-              progress: Callable[[int, int], None] | None = None) -> DemoSummary:
-    """Load the demo set (idempotent: rows it already wrote are left as they are); `progress(done, total)`."""
+              progress: Callable[[int, int], None] | None = None, packages: bool = True) -> DemoSummary:
+    """Load the demo set (idempotent: rows it already wrote are left as they are); `progress(done, total)`.
+
+    `packages` also runs the installed packages' demos (a form, a meeting type, a campaign, a survey).
+    """
     if not 1 <= contacts <= MAX_CONTACTS:
         raise ValueError(f"contacts must be between 1 and {MAX_CONTACTS}")
     if not 0 <= long_history <= 20_000:
@@ -518,7 +521,7 @@ def load_demo(hub: Hub, *, contacts: int = 300, seed: int = 7, long_history: int
             totals["tasks_created"] += _task(session, contact, person, rng, now, agent_id, last_call)
         if progress is not None:
             progress(done, len(people))
-    extras = _package_demos(hub, seed=seed)
+    extras = _package_demos(hub, seed=seed) if packages else []
     summary = DemoSummary(contacts=len(people), users_created=tuple(users_created), extras=tuple(extras), **totals)
     log.info("demo data loaded: %s", summary)
     return summary

@@ -26,7 +26,8 @@ def row_counts(hub) -> dict[str, int]:  # type: ignore[no-untyped-def]
 @pytest.fixture
 def demo(hub, frozen_clock):  # type: ignore[no-untyped-def]
     calls: list[tuple[int, int]] = []
-    summary = load_demo(hub, contacts=20, long_history=400, progress=lambda done, total: calls.append((done, total)))
+    summary = load_demo(hub, contacts=20, long_history=400, progress=lambda done, total: calls.append((done, total)),
+                        packages=False)
     return summary, calls
 
 
@@ -102,11 +103,21 @@ def test_demo_is_a_realistic_mix(hub, frozen_clock, demo):
 def test_loading_again_changes_nothing(hub, frozen_clock, demo):
     before = row_counts(hub)
     frozen_clock.advance(days=3)  # a later reload generates different times but the same ids
-    again = load_demo(hub, contacts=20, long_history=400)
+    again = load_demo(hub, contacts=20, long_history=400, packages=False)
     assert row_counts(hub) == before
     assert (again.contacts_created, again.events_created, again.orders_created, again.consents_created,
             again.tasks_created, again.users_created) == (0, 0, 0, 0, 0, ())
     assert again.events_existing == before["timeline_event"]
+
+
+def test_the_packages_demos_come_once_and_name_their_links(hub, frozen_clock):
+    first = load_demo(hub, contacts=6, long_history=0)
+    names = {line.split(":", 1)[0] for line in first.extras}
+    assert {"forms", "meetings", "campaigns", "surveys"} <= names
+    assert any("http" in line for line in first.extras if line.startswith(("forms", "meetings")))
+    before = row_counts(hub)
+    load_demo(hub, contacts=6, long_history=0)
+    assert row_counts(hub) == before  # every package's demo is idempotent
 
 
 def test_a_smaller_set_is_the_start_of_a_larger_one(hub, frozen_clock):
@@ -133,7 +144,7 @@ def test_demo_users_sign_in_with_the_printed_password(hub, frozen_clock, demo):
 def test_history_fires_no_triggers(hub, frozen_clock):
     fired: list[str] = []
     hub.triggers.register("*", lambda session, *, event, contact: fired.append(event.kind))
-    load_demo(hub, contacts=3, long_history=0)
+    load_demo(hub, contacts=3, long_history=0, packages=False)
     assert fired == []
     ingest(hub, InboundEvent(channel="fake", kind="message", external_id="x1",
                              identities=[IdentityRef(kind=IdentityKind.PHONE, value="+79161234567")]))

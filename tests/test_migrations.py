@@ -61,3 +61,17 @@ def test_app_refuses_to_start_on_a_schema_behind(empty_db, tmp_path):
         with TestClient(app):
             pass
     runtime.close()
+
+
+def test_the_migrated_schema_refuses_overlapping_meetings(empty_db, tmp_path):
+    # DDL autogenerate cannot compare: the meetings channel's no-overlap guarantee must be migrated too.
+    db = Database(make_settings(empty_db, tmp_path))
+    upgrade(db.engine)
+    with db.engine.connect() as conn:
+        if db.engine.dialect.name == "postgresql":
+            found = conn.execute(text("SELECT conname FROM pg_constraint WHERE conname = 'ex_meeting_host_no_overlap'"))
+            assert found.scalar() == "ex_meeting_host_no_overlap"
+        else:
+            names = set(conn.execute(text("SELECT name FROM sqlite_master WHERE type = 'trigger'")).scalars())
+            assert {"tr_meeting_no_overlap_insert", "tr_meeting_no_overlap_update"} <= names
+    db.dispose()

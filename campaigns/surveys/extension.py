@@ -2,8 +2,66 @@
 
 from __future__ import annotations
 
-from hub.extensions import Extension
+from typing import TYPE_CHECKING
+
+from pydantic import Field
+
+from hub.extensions import Extension, ExtensionSettings, NavEntry
+from hub.web.i18n import N_
+
+# Importing the models registers the tables (hub.schema.metadata() imports this module).
+from campaigns.surveys import models as _models  # noqa: F401
+
+if TYPE_CHECKING:
+    from fastapi import APIRouter
+
+    from channels.base import PeriodicJob
+    from hub.triggers import TriggerRegistry
+
+
+class SurveysSettings(ExtensionSettings):
+    """[extensions.surveys]"""
+
+    send_every_seconds: float = Field(default=60, gt=0, le=3600, description="How often due invitations are sent")
+    remind_every_seconds: float = Field(default=300, gt=0, le=86400, description="How often reminders are looked for")
 
 
 class SurveysExtension(Extension):
     name = "surveys"
+    Settings = SurveysSettings
+
+    def register_triggers(self, triggers: TriggerRegistry) -> None:
+        from campaigns.surveys.service import TRIGGER_KINDS, on_event
+
+        for kind in TRIGGER_KINDS:
+            triggers.register(kind, on_event)
+
+    def api_router(self) -> APIRouter:
+        from campaigns.surveys.api import router
+
+        return router
+
+    def web_router(self) -> APIRouter:
+        from campaigns.surveys.web import router
+
+        return router
+
+    def public_router(self) -> APIRouter:
+        from campaigns.surveys.public import router
+
+        return router
+
+    def nav(self) -> list[NavEntry]:
+        return [NavEntry(N_("Surveys"), "/surveys", "surveys:read", "star")]
+
+    def jobs(self) -> list[PeriodicJob]:
+        from channels.base import PeriodicJob
+        from campaigns.surveys.service import send_due, send_reminders
+
+        settings: SurveysSettings = self.settings  # type: ignore[assignment]
+        return [
+            PeriodicJob(id="surveys.send_due", func=lambda hub: send_due(hub), seconds=settings.send_every_seconds,
+                        once=True),
+            PeriodicJob(id="surveys.send_reminders", func=lambda hub: send_reminders(hub),
+                        seconds=settings.remind_every_seconds, once=True),
+        ]

@@ -48,4 +48,4 @@ def demo(hub: Hub, *, seed: int) -> str:
         else:
             created = False
         url = form_url(hub.settings.public_base_url, found.key)
-    return f"forms: {'created' if created else 'kept'} the “{DEMO_NAME}” form at {url}"
+    return f"{'created' if created else 'kept'} the “{DEMO_NAME}” form at {url}"

@@ -35,5 +35,6 @@ def demo(hub: Hub, *, seed: int) -> str:
                 description="30 минут по видеосвязи: ответим на вопросы о заказе, доставке и оплате.",
                 duration_minutes=30, buffer_after_minutes=10, min_notice_minutes=120, horizon_days=30,
                 location_kind=LocationKind.VIDEO, location="https://meet.example.com/consultation"))
-            added.append(f"meeting type /channels/meetings/{DEMO_SLUG}")
-    return ("added " + " and ".join(added)) if added else "already there"
+            added.append("a meeting type")
+    page = f"{hub.settings.public_base_url}/channels/meetings/{DEMO_SLUG}"
+    return ("added " + " and ".join(added) if added else "already there") + f"; booking page {page}"

@@ -93,10 +93,15 @@ def email_document(html: str, *, lang: str = "") -> str:
     )
 
 
+# Pages come from the workspace and from the packages that add pages to it (channels' and
+# extensions' views); FastAPI's own API docs are left alone.
+_PAGE_MODULES = ("hub.web", "campaigns.", "channels.")
+
+
 def _is_page(scope: Scope) -> bool:
     endpoint = scope.get("endpoint")
     module = getattr(endpoint, "__module__", "") or ""
-    return module.startswith("hub.web") or scope.get("path", "").startswith("/static/")
+    return module.startswith(_PAGE_MODULES) or scope.get("path", "").startswith("/static/")
 
 
 class SecurityHeaders:

@@ -1,0 +1,451 @@
+"""Campaign benchmark: a personalised email campaign through the whole pipeline against a bare
+aiosmtplib loop, to the same real SMTP server in its own process.
+
+    .venv/bin/python -m bench.campaign --recipients 100000 --record
+    .venv/bin/python -m bench.campaign --recipients 2000 --rate-seconds 10     # a short run
+
+One run, on a PostgreSQL database of its own (dropped and created again):
+
+1. an SMTP sink (aiosmtpd, `python -m bench.campaign sink`) starts in its own process and counts
+   what it accepts;
+2. bare: the N messages are rendered and serialised up front, then sent by a plain aiosmtplib loop
+   over `--connections` connections (the same number the hub's email channel uses): the ceiling;
+3. hub: N contacts, a segment, a personalised template (Jinja2 sandbox, per-contact subject and
+   body, tracked links, List-Unsubscribe) and a campaign "now"; a `hub worker` process
+   (`python -m bench.campaign worker`) materialises the run in checkpointed batches, renders
+   every message, sends through the outbox and records each send. Timed from scheduling until the
+   last delivery is recorded sent; the worker's idle and peak RSS come from /proc (VmRSS, VmHWM);
+4. rate limit: a second campaign, fully queued beforehand (so nothing but the limiter holds it
+   back), sent by a worker with `sending.rate_per_second.email = --rate` (by default half the rate
+   the hub just reached, so the limiter and not the pipeline sets the pace), counted by the sink
+   over `--rate-seconds` (60 in the full run) after a warm-up.
+
+Goals: hub ≥ 0.7× the bare rate; peak RSS ≤ 150 MB above idle (and the same at 10k and 100k:
+run both and compare); the rate within 5% of the limit. --record writes the "Campaign" section.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import platform
+import shlex
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import create_engine, text
+
+ROOT = Path(__file__).resolve().parent.parent
+SECTION = "## Campaign"
+DEFAULT_PG = "postgresql+psycopg://postgres@127.0.0.1:5432/hub_bench_campaign"
+GOAL_RATIO = 0.7
+GOAL_MEMORY_MB = 150.0
+GOAL_RATE_ERROR = 0.05
+FROM = "news@bench.example.com"
+
+
+# --- the SMTP sink (its own process) --------------------------------------------------------
+
+def sink(port: int, counter: Path) -> None:
+    """Accept every message, count it, and write the count to `counter` twice a second."""
+    from aiosmtpd.controller import Controller
+
+    class Counting:
+        count = 0
+
+        async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+            Counting.count += 1
+            return "250 OK"
+
+    controller = Controller(Counting(), hostname="127.0.0.1", port=port, data_size_limit=10_000_000)
+    controller.start()
+    print("ready", flush=True)
+    try:
+        while True:
+            tmp = counter.with_suffix(".tmp")
+            tmp.write_text(str(Counting.count))
+            os.replace(tmp, counter)
+            time.sleep(0.5)
+    finally:
+        controller.stop()
+
+
+def read_count(counter: Path) -> int:
+    try:
+        return int(counter.read_text() or 0)
+    except (FileNotFoundError, ValueError):
+        return 0
+
+
+def wait_count(counter: Path, target: int, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while read_count(counter) < target:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"the sink has {read_count(counter)} of {target} messages after {timeout}s")
+        time.sleep(0.2)
+
+
+# --- the hub worker (its own process) ----------------------------------------------------------
+
+def build_settings(url: str, smtp_port: int, connections: int, rate: float | None, data_dir: str) -> Any:
+    from hub.settings import load_settings
+
+    sending: dict[str, Any] = {"quiet_hours": {}}
+    if rate:
+        sending["rate_per_second"] = {"email": rate}
+    return load_settings(
+        database_url=url, data_dir=Path(data_dir), secret_key="bench-secret-key-" + "x" * 32,
+        public_base_url="https://hub.bench.example.com", embedded_worker=False, live_backend="memory",
+        outbox={"batch_size": 100, "poll_seconds": 0.2},
+        channels={"email": {"smtp_host": "127.0.0.1", "smtp_port": smtp_port, "smtp_security": "none",
+                            "smtp_connections": connections, "from_address": FROM, "from_name": "Bench Shop",
+                            "message_id_domain": "bench.example.com"}},
+        extensions={"campaigns": {"tick_seconds": 0.5, "batch_size": 500}},
+        sending=sending,
+    )
+
+
+def worker(url: str, smtp_port: int, connections: int, rate: float | None) -> None:
+    from hub.runtime import Hub
+    from hub.worker import run_worker
+
+    hub = Hub(build_settings(url, smtp_port, connections, rate, tempfile.mkdtemp(prefix="hub-bench-")))
+    print("ready", flush=True)
+    run_worker(hub, name="bench")
+
+
+def rss_mb(pid: int) -> tuple[float, float]:
+    """(current, peak) resident memory of a process in MB, from /proc."""
+    fields = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        key, _, value = line.partition(":")
+        fields[key] = value.strip()
+    return int(fields["VmRSS"].split()[0]) / 1024, int(fields["VmHWM"].split()[0]) / 1024
+
+
+# --- set-up ----------------------------------------------------------------------------------------
+
+def fresh_database(url: str) -> None:
+    from sqlmodel import SQLModel
+
+    from hub.schema import metadata
+
+    base, name = url.rsplit("/", 1)
+    admin = create_engine(base + "/postgres", isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    metadata()
+    engine = create_engine(url)
+    SQLModel.metadata.create_all(engine)
+    engine.dispose()
+
+
+def add_contacts(url: str, n: int, *, tag: str, offset: int = 0) -> None:
+    """n contacts with one email each, inserted in bulk (the benchmark is about sending, not importing)."""
+    from hub.models import Contact, Identity
+
+    from hub import clock
+
+    now = clock.now()
+    engine = create_engine(url)
+    first_names = ["Anna", "Boris", "Vera", "Gleb", "Daria", "Egor", "Zoya", "Ivan", "Kira", "Lev"]
+    with engine.begin() as conn:
+        for start in range(0, n, 5000):
+            chunk = range(offset + start, offset + min(n, start + 5000))
+            ids = conn.execute(
+                Contact.__table__.insert().returning(Contact.__table__.c.id),
+                [{"display_name": f"{first_names[i % 10]} Bench{i}", "search_name": f"bench{i}",
+                  "locale": "ru" if i % 3 else "en", "tags": [tag], "attributes": {"city": "Moscow"},
+                  "created_at": now, "updated_at": now} for i in chunk],
+            ).scalars().all()
+            conn.execute(Identity.__table__.insert(), [
+                {"contact_id": cid, "kind": "email", "value": f"bench{i}@sink.example.com", "is_primary": True,
+                 "created_at": now}
+                for cid, i in zip(ids, chunk)])
+    engine.dispose()
+
+
+def make_campaign(url: str, *, tag: str, name: str) -> int:
+    """A segment for `tag`, a personalised bilingual template, and a draft campaign sending to it."""
+    from campaigns import service
+    from campaigns.message_templates.models import MessageTemplate
+    from campaigns.segments.models import Segment
+    from hub.runtime import Hub
+
+    hub = Hub(build_settings(url, 25, 1, None, tempfile.mkdtemp(prefix="hub-bench-")))
+    with hub.session() as s, s.begin():
+        segment = Segment(name=f"{name} audience", definition={"type": "and", "conditions": [
+            {"type": "tag", "op": "has", "tag": tag}]})
+        html = ("<h1>{{ contact.first_name }}, {{ campaign.name }}</h1><p>Dear {{ contact.name }} from "
+                "{{ contact.attributes.city }}, this week's offers are picked for you.</p>"
+                "<p><a href=\"https://shop.example.com/sale?c={{ contact.id }}\">See the sale</a> · "
+                "<a href=\"https://shop.example.com/new\">What's new</a></p>" + "<p>Lorem ipsum dolor sit amet. </p>" * 10)
+        template = MessageTemplate(name=f"{name} mail", channel="email", default_locale="ru", variants={
+            "ru": {"subject": "{{ contact.first_name }}, предложения недели", "html": html, "text": ""},
+            "en": {"subject": "{{ contact.first_name }}, this week's offers", "html": html, "text": ""},
+        })
+        s.add_all([segment, template])
+        s.flush()
+        campaign = service.create_campaign(s, data=service.CampaignIn(
+            name=name, channel="email", segment_id=segment.id, steps=[service.StepIn(template_id=template.id)]))
+        campaign_id = campaign.id
+    hub.close()
+    return campaign_id  # type: ignore[return-value]
+
+
+def schedule(url: str, campaign_id: int) -> None:
+    from campaigns import service
+    from campaigns.models import Campaign
+    from hub.runtime import Hub
+
+    hub = Hub(build_settings(url, 25, 1, None, tempfile.mkdtemp(prefix="hub-bench-")))
+    with hub.session() as s, s.begin():
+        service.schedule(s, campaign=s.get(Campaign, campaign_id))
+    hub.close()
+
+
+def materialise(url: str, campaign_id: int) -> None:
+    """Queue every message of a campaign here, so the rate-limit check measures the limiter alone."""
+    from campaigns import runs
+
+    schedule(url, campaign_id)
+    from hub.runtime import Hub
+
+    hub = Hub(build_settings(url, 25, 1, None, tempfile.mkdtemp(prefix="hub-bench-")))
+    runs.dispatch_due(hub)
+    runs.materialise_due(hub, batch_size=500)
+    hub.close()
+
+
+def sent_count(url: str, campaign_id: int) -> tuple[int, int]:
+    """(deliveries of the campaign, of which recorded as sent)."""
+    engine = create_engine(url)
+    with engine.connect() as conn:
+        row = conn.execute(text(
+            "SELECT count(*), count(*) FILTER (WHERE d.status = 'sent') FROM delivery d "
+            "JOIN campaign_run r ON r.id = d.campaign_run_id WHERE r.campaign_id = :c"), {"c": campaign_id}).one()
+    engine.dispose()
+    return int(row[0]), int(row[1])
+
+
+# --- the bare loop ---------------------------------------------------------------------------------
+
+def prerender(n: int) -> list[tuple[str, bytes]]:
+    """N finished messages (personalised, serialised) so the loop below only talks SMTP."""
+    from email.message import EmailMessage
+
+    out = []
+    body = "<p>Lorem ipsum dolor sit amet. </p>" * 10
+    for i in range(n):
+        msg = EmailMessage()
+        msg["From"] = FROM
+        msg["To"] = f"bench{i}@sink.example.com"
+        msg["Subject"] = f"Bench{i}, this week's offers"
+        msg["List-Unsubscribe"] = f"<https://hub.bench.example.com/u/{i}>"
+        msg.set_content(f"Dear Bench{i}, this week's offers are picked for you.")
+        msg.add_alternative(f"<h1>Bench{i}</h1><p>Dear Bench{i}</p>{body}", subtype="html")
+        out.append((f"bench{i}@sink.example.com", msg.as_bytes()))
+    return out
+
+
+async def bare_send(port: int, messages: list[tuple[str, bytes]], connections: int) -> float:
+    import aiosmtplib
+
+    async def lane(share: list[tuple[str, bytes]]) -> None:
+        client = aiosmtplib.SMTP(hostname="127.0.0.1", port=port, use_tls=False, start_tls=False)
+        await client.connect()
+        for rcpt, raw in share:
+            await client.sendmail(FROM, [rcpt], raw)
+        await client.quit()
+
+    started = time.perf_counter()
+    await asyncio.gather(*(lane(messages[i::connections]) for i in range(connections)))
+    return time.perf_counter() - started
+
+
+# --- the run ---------------------------------------------------------------------------------------
+
+@dataclass
+class Figures:
+    recipients: int
+    connections: int
+    bare_seconds: float
+    hub_seconds: float
+    idle_mb: float
+    peak_mb: float
+    rate_limit: float
+    rate_seconds: float
+    rate_observed: float
+
+    @property
+    def bare_rate(self) -> float:
+        return self.recipients / self.bare_seconds
+
+    @property
+    def hub_rate(self) -> float:
+        return self.recipients / self.hub_seconds
+
+    @property
+    def ratio(self) -> float:
+        return self.hub_rate / self.bare_rate
+
+    @property
+    def memory_growth(self) -> float:
+        return self.peak_mb - self.idle_mb
+
+    @property
+    def rate_error(self) -> float:
+        return abs(self.rate_observed - self.rate_limit) / self.rate_limit
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start(args: list[str]) -> subprocess.Popen[str]:
+    proc = subprocess.Popen([sys.executable, "-m", "bench.campaign", *args], cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert proc.stdout is not None
+    if proc.stdout.readline().strip() != "ready":
+        proc.kill()
+        raise RuntimeError(f"{args[0]} did not start")
+    return proc
+
+
+def stop(proc: subprocess.Popen[str]) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+def run(url: str, n: int, connections: int, rate: float, rate_seconds: float) -> Figures:
+    folder = Path(tempfile.mkdtemp(prefix="hub-bench-campaign-"))
+    counter = folder / "count"
+    port = free_port()
+    print(f"preparing {n} contacts on {url.split('@')[-1]} …", flush=True)
+    fresh_database(url)
+    add_contacts(url, n, tag="main")
+    main = make_campaign(url, tag="main", name="Weekly offers")
+    smtp = start(["sink", "--port", str(port), "--counter", str(counter)])
+    try:
+        print("bare aiosmtplib loop …", flush=True)
+        messages = prerender(n)
+        bare = asyncio.run(bare_send(port, messages, connections))
+        del messages
+        wait_count(counter, n, 60)
+        base = read_count(counter)
+
+        print("hub pipeline …", flush=True)
+        proc = start(["worker", "--url", url, "--smtp-port", str(port), "--connections", str(connections)])
+        try:
+            time.sleep(3)  # let the scheduler and the pools settle
+            idle, _ = rss_mb(proc.pid)
+            started = time.perf_counter()
+            schedule(url, main)
+            while True:
+                total, sent = sent_count(url, main)
+                if total == n and sent == n:
+                    break
+                if proc.poll() is not None:
+                    raise RuntimeError("the worker died")
+                time.sleep(0.25)
+            hub_seconds = time.perf_counter() - started
+            _, peak = rss_mb(proc.pid)
+        finally:
+            stop(proc)
+        wait_count(counter, base + n, 60)
+
+        if rate <= 0:  # a limit the pipeline can reach, so the limiter is what holds it back
+            rate = max(1.0, round(n / hub_seconds / 2))
+        print(f"rate limit at {rate}/s for {rate_seconds:.0f} s …", flush=True)
+        add_contacts(url, int(rate * (rate_seconds + 10)), tag="limited", offset=n)
+        limited = make_campaign(url, tag="limited", name="Rate limited")
+        materialise(url, limited)
+        base = read_count(counter)
+        proc = start(["worker", "--url", url, "--smtp-port", str(port), "--connections", str(connections),
+                      "--rate", str(rate)])
+        try:
+            wait_count(counter, base + int(rate * 3), 120)  # warm-up: the bucket's burst is spent
+            first, t0 = read_count(counter), time.perf_counter()
+            time.sleep(rate_seconds)
+            last, t1 = read_count(counter), time.perf_counter()
+        finally:
+            stop(proc)
+        observed = (last - first) / (t1 - t0)
+    finally:
+        stop(smtp)
+    return Figures(n, connections, bare, hub_seconds, idle, peak, rate, rate_seconds, observed)
+
+
+def section(f: Figures, command: str) -> str:
+    def verdict(ok: bool) -> str:
+        return "pass" if ok else "miss"
+
+    return (
+        f"{SECTION}\n\n"
+        f"`{command}` on {platform.node()} ({os.cpu_count()} CPUs, Python {platform.python_version()}), "
+        f"PostgreSQL, aiosmtpd in its own process, {f.connections} SMTP connections.\n\n"
+        "| figure | value | goal | |\n|---|---|---|---|\n"
+        f"| recipients | {f.recipients:,} | | |\n"
+        f"| bare aiosmtplib, pre-rendered | {f.bare_rate:,.0f} msg/s | | |\n"
+        f"| hub: segment → render → outbox → SMTP | {f.hub_rate:,.0f} msg/s ({f.hub_seconds:,.1f} s) | | |\n"
+        f"| hub / bare | {f.ratio:.2f}× | ≥ {GOAL_RATIO}× | {verdict(f.ratio >= GOAL_RATIO)} |\n"
+        f"| worker RSS idle → peak | {f.idle_mb:.0f} → {f.peak_mb:.0f} MB (+{f.memory_growth:.0f}) | "
+        f"≤ +{GOAL_MEMORY_MB:.0f} MB | {verdict(f.memory_growth <= GOAL_MEMORY_MB)} |\n"
+        f"| rate limit {f.rate_limit:g}/s over {f.rate_seconds:.0f} s | {f.rate_observed:.1f}/s "
+        f"({f.rate_error:.1%} off) | within 5% | {verdict(f.rate_error <= GOAL_RATE_ERROR)} |\n\n"
+        "Flat memory means the same growth at 10k and 100k recipients: run both and compare the "
+        "`+MB` figures.\n"
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command")
+    p_sink = sub.add_parser("sink", help="(internal) the SMTP sink process")
+    p_sink.add_argument("--port", type=int, required=True)
+    p_sink.add_argument("--counter", type=Path, required=True)
+    p_worker = sub.add_parser("worker", help="(internal) the hub worker process")
+    p_worker.add_argument("--url", required=True)
+    p_worker.add_argument("--smtp-port", type=int, required=True)
+    p_worker.add_argument("--connections", type=int, default=4)
+    p_worker.add_argument("--rate", type=float)
+    parser.add_argument("--recipients", type=int, default=100_000)
+    parser.add_argument("--connections", type=int, default=4, help="SMTP connections, hub and bare alike")
+    parser.add_argument("--rate", type=float, default=0.0,
+                        help="the email rate limit to check, per second (default: half the hub's measured rate)")
+    parser.add_argument("--rate-seconds", type=float, default=60.0, help="how long to count the limited rate")
+    parser.add_argument("--database-url", default=os.environ.get("HUB_BENCH_PG_URL", DEFAULT_PG))
+    parser.add_argument("--record", action="store_true", help="write the figures into docs/benchmarks.md")
+    args = parser.parse_args(argv)
+    if args.command == "sink":
+        sink(args.port, args.counter)
+        return
+    if args.command == "worker":
+        worker(args.url, args.smtp_port, args.connections, args.rate)
+        return
+    figures = run(args.database_url, args.recipients, args.connections, args.rate, args.rate_seconds)
+    command = "python -m bench.campaign " + shlex.join(a for a in (argv if argv is not None else sys.argv[1:]))
+    text_ = section(figures, command)
+    print(text_)
+    if args.record:
+        from bench.records import record_section
+
+        record_section(text_, heading=SECTION)
+
+
+if __name__ == "__main__":
+    main()

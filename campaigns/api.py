@@ -1,0 +1,182 @@
+"""REST routes for campaigns: everything the editor does, plus results and live progress figures."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query
+from pydantic import BaseModel
+from sqlalchemy import select
+
+from campaigns import service
+from campaigns.models import Campaign, CampaignRun, CampaignStatus
+from campaigns.results import campaign_results
+from campaigns.runs import progress, steps_of
+from hub.api.deps import SessionDep, require
+from hub.api.problems import Problem
+from hub.auth import Principal
+
+router = APIRouter(prefix="/campaigns", tags=["campaigns"])
+Reader = Annotated[Principal, Depends(require("campaigns:read"))]
+Writer = Annotated[Principal, Depends(require("campaigns:write"))]
+
+
+class StepPublic(BaseModel):
+    position: int
+    template_id: int
+    delay_minutes: int
+    skip_if_replied: bool
+
+
+class CampaignPublic(BaseModel):
+    id: int
+    name: str
+    channel: str
+    segment_id: int | None
+    sender: str
+    schedule_kind: str
+    send_at: datetime | None
+    cron: str | None
+    time_zone: str
+    trigger_kind: str | None
+    trigger_delay_minutes: int
+    quiet_hours_start: str | None
+    quiet_hours_end: str | None
+    frequency_cap_max: int | None
+    frequency_cap_days: int | None
+    status: str
+    next_run_at: datetime | None
+    last_run_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+    steps: list[StepPublic]
+
+
+class RunPublic(BaseModel):
+    id: int
+    run_key: str
+    scheduled_for: datetime
+    status: str
+    contact_id: int | None
+    targeted: int
+    started_at: datetime | None
+    materialised_at: datetime | None
+    finished_at: datetime | None
+
+
+class ActionResult(BaseModel):
+    campaign: CampaignPublic
+    affected_deliveries: int
+
+
+def to_public(session: Any, campaign: Campaign) -> CampaignPublic:
+    steps = [StepPublic(position=s.position, template_id=s.template_id, delay_minutes=s.delay_minutes,
+                        skip_if_replied=s.skip_if_replied) for s in steps_of(session, campaign.id)]  # type: ignore[arg-type]
+    return CampaignPublic(**campaign.model_dump(include=set(CampaignPublic.model_fields) - {"steps"}), steps=steps)
+
+
+def _get(session: Any, campaign_id: int) -> Campaign:
+    campaign = session.get(Campaign, campaign_id)
+    if campaign is None:
+        raise Problem(404, f"There is no campaign {campaign_id}.")
+    return campaign
+
+
+def _fail(exc: service.CampaignError) -> Problem:
+    if exc.field:
+        return Problem(exc.status, f"{exc.field}: {exc}", slug="validation",
+                       errors=[{"field": exc.field, "in": "body", "message": str(exc), "type": "value_error"}])
+    return Problem(exc.status, str(exc), slug="campaign-state" if exc.status == 409 else None)
+
+
+@router.get("", summary="List campaigns, newest first")
+def list_campaigns(session: SessionDep, _: Reader,
+                   status: Annotated[CampaignStatus | None, Query()] = None,
+                   limit: Annotated[int, Query(ge=1, le=200)] = 50,
+                   offset: Annotated[int, Query(ge=0)] = 0) -> list[CampaignPublic]:
+    return [to_public(session, c) for c in service.list_campaigns(session, status=status, limit=limit, offset=offset)]
+
+
+@router.post("", status_code=201, summary="Create a draft campaign (schedule it with POST …/schedule)")
+def create(body: service.CampaignIn, session: SessionDep, principal: Writer) -> CampaignPublic:
+    try:
+        campaign = service.create_campaign(session, data=body,
+                                           created_by=principal.id if principal.kind == "user" else None)
+    except service.CampaignError as exc:
+        raise _fail(exc) from None
+    session.commit()
+    return to_public(session, campaign)
+
+
+@router.get("/{campaign_id}", summary="One campaign with its steps")
+def read(campaign_id: int, session: SessionDep, _: Reader) -> CampaignPublic:
+    return to_public(session, _get(session, campaign_id))
+
+
+@router.put("/{campaign_id}", summary="Replace a draft, scheduled or paused campaign's settings")
+def replace(campaign_id: int, body: service.CampaignIn, session: SessionDep, _: Writer) -> CampaignPublic:
+    campaign = _get(session, campaign_id)
+    try:
+        service.update_campaign(session, campaign=campaign, data=body)
+    except service.CampaignError as exc:
+        raise _fail(exc) from None
+    session.commit()
+    return to_public(session, campaign)
+
+
+def _action(name: str, summary: str) -> None:
+    func = getattr(service, name)
+
+    def act(campaign_id: int, session: SessionDep, principal: Writer) -> ActionResult:
+        campaign = _get(session, campaign_id)
+        try:
+            affected = func(session, campaign=campaign)
+        except service.CampaignError as exc:
+            raise _fail(exc) from None
+        session.commit()
+        return ActionResult(campaign=to_public(session, campaign),
+                            affected_deliveries=affected if isinstance(affected, int) else 0)
+
+    act.__name__ = f"campaign_{name}"
+    router.add_api_route(f"/{{campaign_id}}/{name.replace('_', '-')}", act, methods=["POST"], summary=summary,
+                         response_model=ActionResult)
+
+
+_action("schedule", "Start a draft: now, at its time, on its cron schedule, or listening for its event")
+_action("run_now", "Run a campaign at once (a draft is scheduled first)")
+_action("pause", "Pause: nothing more is sent until it is resumed; queued messages are held")
+_action("resume", "Resume a paused campaign where it stopped, with no duplicates")
+_action("cancel", "Cancel for good: queued messages are cancelled")
+
+
+@router.post("/{campaign_id}/duplicate", status_code=201, summary="Copy a campaign as a new draft")
+def duplicate(campaign_id: int, session: SessionDep, principal: Writer) -> CampaignPublic:
+    campaign = _get(session, campaign_id)
+    copy = service.duplicate(session, campaign=campaign, created_by=principal.id if principal.kind == "user" else None)
+    session.commit()
+    return to_public(session, copy)
+
+
+@router.get("/{campaign_id}/runs", summary="The campaign's runs, newest first")
+def runs(campaign_id: int, session: SessionDep, _: Reader,
+         limit: Annotated[int, Query(ge=1, le=200)] = 50) -> list[RunPublic]:
+    _get(session, campaign_id)
+    found = session.scalars(select(CampaignRun).where(CampaignRun.campaign_id == campaign_id)
+                            .order_by(CampaignRun.scheduled_for.desc(), CampaignRun.id.desc()).limit(limit)).all()
+    return [RunPublic(**r.model_dump(include=set(RunPublic.model_fields))) for r in found]
+
+
+@router.get("/{campaign_id}/progress", summary="Where sending stands now (poll it for a progress bar)")
+def read_progress(campaign_id: int, session: SessionDep, _: Reader) -> dict[str, Any]:
+    campaign = _get(session, campaign_id)
+    return {"campaign_id": campaign_id, "status": campaign.status, **progress(session, campaign_id=campaign_id)}
+
+
+@router.get("/{campaign_id}/results",
+            summary="Targeted, sent, delivered, bounced, opened, clicked, replied, unsubscribed, failed; per step "
+                    "and over time")
+def results(campaign_id: int, session: SessionDep, _: Reader,
+            bucket: Annotated[str | None, Query(pattern="^(hour|day)$")] = None) -> dict[str, Any]:
+    _get(session, campaign_id)
+    return campaign_results(session, campaign_id=campaign_id, bucket=bucket).as_dict()

@@ -1,0 +1,313 @@
+"""Rendering message templates for one contact: per-language variants, a sandbox, clear errors.
+
+`render_message` picks the variant for the contact's locale (else the template's default locale),
+renders its parts in the limited sandbox (`campaigns.message_templates.sandbox`) and returns the
+outbox content: `{"subject", "html", "text"}` for email, `{"text"}` for SMS. HTML parts autoescape
+every value; subjects and plain text do not (they are not HTML), and a subject is kept on one line.
+Any failure, a syntax error, an undefined variable, a refused attribute or a spent budget, is a
+`TemplateRenderError` that names the part and the line.
+"""
+
+from __future__ import annotations
+
+import traceback
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from functools import lru_cache
+from typing import Any
+
+from jinja2 import Template, TemplateSyntaxError, UndefinedError
+from jinja2.exceptions import SecurityError, TemplateError
+from sqlalchemy.orm import Session
+
+from campaigns.message_templates.sandbox import LimitedEnvironment, LimitExceeded, budgeted
+
+CHANNELS = ("email", "sms")
+LOCALES = ("ru", "en")
+PARTS = {"email": ("subject", "html", "text"), "sms": ("text",)}
+MAX_PART_CHARS = {"subject": 2_000, "html": 200_000, "text": 100_000}
+MAX_SUBJECT_CHARS = 998
+MAX_SMS_CHARS = 1_600
+
+_html_env = LimitedEnvironment(autoescape=True)
+_text_env = LimitedEnvironment(autoescape=False)
+
+
+class TemplateRenderError(ValueError):
+    """A template that cannot be used or rendered; says which part, which line and what is wrong."""
+
+    def __init__(self, message: str, *, part: str | None = None, line: int | None = None) -> None:
+        where = ", ".join(x for x in (part, f"line {line}" if line else None) if x)
+        super().__init__(f"{where}: {message}" if where else message)
+        self.part = part
+        self.line = line
+        self.reason = message
+
+
+@lru_cache(maxsize=512)
+def _compile(source: str, part: str, html: bool) -> Template:
+    """A compiled part, cached: a campaign renders the same source for every recipient."""
+    env = _html_env if html else _text_env
+    code = env.compile(source, name=part, filename=f"<{part}>")
+    return env.template_class.from_code(env, code, env.make_globals(None), None)
+
+
+def _line_of(exc: BaseException, part: str) -> int | None:
+    lineno = getattr(exc, "lineno", None)
+    if lineno:
+        return int(lineno)
+    for frame in reversed(traceback.extract_tb(exc.__traceback__)):
+        if frame.filename == f"<{part}>":
+            return frame.lineno
+    return None
+
+
+def _explain(exc: BaseException) -> str:
+    if isinstance(exc, SecurityError):
+        return f"not allowed in a message template ({exc})"
+    if isinstance(exc, UndefinedError):
+        return f"{exc} (check the variable's name; see the list of variables)"
+    if isinstance(exc, RecursionError):
+        return "a macro calls itself too deeply"
+    if isinstance(exc, (LimitExceeded, TemplateError)):
+        return str(exc)
+    return f"{type(exc).__name__}: {exc}"
+
+
+def compile_part(source: str, *, part: str, html: bool) -> Template:
+    """Compile one part, or TemplateRenderError naming the line of the syntax error."""
+    if not isinstance(source, str):
+        raise TemplateRenderError("must be text", part=part)
+    limit = MAX_PART_CHARS.get(part.rsplit(".", 1)[-1], 200_000)
+    if len(source) > limit:
+        raise TemplateRenderError(f"is {len(source)} characters long; the limit is {limit}", part=part)
+    try:
+        return _compile(source, part, html)
+    except TemplateSyntaxError as exc:
+        raise TemplateRenderError(exc.message or str(exc), part=part, line=exc.lineno) from None
+    except TemplateError as exc:
+        raise TemplateRenderError(str(exc), part=part) from None
+
+
+def render_part(source: str, values: Mapping[str, Any], *, part: str, html: bool,
+                max_output: int = 1_000_000) -> str:
+    """One part rendered in the sandbox with a fresh budget."""
+    template = compile_part(source, part=part, html=html)
+    chunks: list[str] = []
+    try:
+        with budgeted(max_output=max_output) as budget:
+            for chunk in template.generate(dict(values)):
+                budget.write(len(chunk))
+                chunks.append(chunk)
+    except TemplateRenderError:
+        raise
+    except (Exception, RecursionError) as exc:  # noqa: BLE001 - every failure of user code becomes a clear error
+        raise TemplateRenderError(_explain(exc), part=part, line=_line_of(exc, part)) from None
+    return "".join(chunks)
+
+
+@dataclass(frozen=True)
+class _Source:
+    channel: str
+    variants: Mapping[str, Mapping[str, Any]]
+    default_locale: str | None
+
+
+def _source_of(template_or_variants: Any, channel: str | None, default_locale: str | None) -> _Source:
+    if isinstance(template_or_variants, Mapping):
+        variants = template_or_variants
+        if channel is None:
+            has_email = any(isinstance(v, Mapping) and (v.get("subject") or v.get("html")) for v in variants.values())
+            channel = "email" if has_email else "sms"
+        return _Source(channel, variants, default_locale)
+    return _Source(channel or template_or_variants.channel, template_or_variants.variants,
+                   default_locale or template_or_variants.default_locale)
+
+
+def choose_locale(variants: Mapping[str, Any], locale: str | None, default_locale: str | None) -> str:
+    """The contact's locale when the template has it, else the default, else the first variant."""
+    for candidate in (locale, default_locale):
+        if candidate and candidate in variants:
+            return candidate
+    if not variants:
+        raise TemplateRenderError("the template has no variants")
+    return next(iter(variants))
+
+
+def render_message(template_or_variants: Any, *, contact_context: Mapping[str, Any], locale: str | None,
+                   extra: Mapping[str, Any] = {}, channel: str | None = None,  # noqa: B006 - read only
+                   default_locale: str | None = None) -> dict[str, Any]:
+    """Outbox content for one contact: {"subject", "html", "text"} (email) or {"text"} (SMS)."""
+    source = _source_of(template_or_variants, channel, default_locale)
+    chosen = choose_locale(source.variants, locale, source.default_locale)
+    variant = source.variants[chosen]
+    values = {**extra, "contact": contact_context, "locale": chosen}
+    if source.channel == "sms":
+        text = render_part(variant.get("text") or "", values, part=f"{chosen}.text", html=False,
+                           max_output=MAX_SMS_CHARS * 4).strip()
+        if not text:
+            raise TemplateRenderError("the message came out empty", part=f"{chosen}.text")
+        return {"text": text}
+    subject = render_part(variant.get("subject") or "", values, part=f"{chosen}.subject", html=False,
+                          max_output=MAX_SUBJECT_CHARS * 4)
+    # A subject is one header line: newlines would inject headers or be refused by the mailer.
+    subject = " ".join(subject.split())
+    if not subject:
+        raise TemplateRenderError("the subject came out empty", part=f"{chosen}.subject")
+    if len(subject) > MAX_SUBJECT_CHARS:
+        raise TemplateRenderError(f"the subject came out longer than {MAX_SUBJECT_CHARS} characters",
+                                  part=f"{chosen}.subject")
+    html = None
+    if (variant.get("html") or "").strip():
+        html = render_part(variant["html"], values, part=f"{chosen}.html", html=True)
+    if (variant.get("text") or "").strip():
+        text = render_part(variant["text"], values, part=f"{chosen}.text", html=False).strip()
+    else:
+        text = _text_of(html or "")
+    if not text and not html:
+        raise TemplateRenderError("the message came out empty", part=chosen)
+    return {"subject": subject, "html": html, "text": text}
+
+
+def _text_of(html: str) -> str:
+    from channels.email.html import html_to_text
+
+    return html_to_text(html)
+
+
+# --- validating at save time ------------------------------------------------------------------
+
+def validate_variants(channel: str, variants: Any, *, default_locale: str | None = None) -> dict[str, dict[str, str]]:
+    """The variants checked (locales, parts, syntax) and cleaned; TemplateRenderError says what is wrong."""
+    if channel not in CHANNELS:
+        raise TemplateRenderError(f"channel must be one of {', '.join(CHANNELS)}", part="channel")
+    if not isinstance(variants, Mapping) or not variants:
+        raise TemplateRenderError("add at least one language variant", part="variants")
+    cleaned: dict[str, dict[str, str]] = {}
+    for locale, variant in variants.items():
+        if locale not in LOCALES:
+            raise TemplateRenderError(f"{locale!r} is not a supported language; use {', '.join(LOCALES)}",
+                                      part="variants")
+        if not isinstance(variant, Mapping):
+            raise TemplateRenderError("must be an object with the message parts", part=locale)
+        unknown = set(variant) - set(PARTS[channel])
+        if unknown:
+            raise TemplateRenderError(f"{channel} messages have no {', '.join(sorted(unknown))}; "
+                                      f"their parts are {', '.join(PARTS[channel])}", part=locale)
+        parts = {name: variant.get(name) or "" for name in PARTS[channel]}
+        for name, value in parts.items():
+            if not isinstance(value, str):
+                raise TemplateRenderError("must be text", part=f"{locale}.{name}")
+        if channel == "email":
+            if not parts["subject"].strip():
+                raise TemplateRenderError("an email needs a subject", part=f"{locale}.subject")
+            if not parts["html"].strip() and not parts["text"].strip():
+                raise TemplateRenderError("an email needs an HTML or a text body (or both)", part=locale)
+        elif not parts["text"].strip():
+            raise TemplateRenderError("an SMS needs its text", part=f"{locale}.text")
+        for name, value in parts.items():
+            if value.strip():
+                compile_part(value, part=f"{locale}.{name}", html=name == "html")
+        cleaned[locale] = {name: value for name, value in parts.items() if value.strip() or name != "html"}
+    if default_locale is not None and default_locale not in cleaned:
+        raise TemplateRenderError(f"the default language {default_locale!r} has no variant", part="default_locale")
+    return cleaned
+
+
+# --- what a template can use --------------------------------------------------------------------
+
+SAMPLE_CONTEXT: dict[str, Any] = {
+    "id": 0, "name": "Анна Смирнова", "first_name": "Анна", "last_name": "Смирнова",
+    "email": "anna@example.com", "phone": "+79161234567", "locale": "ru", "time_zone": "Europe/Moscow",
+    "lifecycle_stage": "customer", "tags": ["vip"], "attributes": {"city": "Москва"},
+    "orders": {"count": 3, "total": Decimal("12500.00"), "currency": "RUB", "totals": {"RUB": Decimal("12500.00")},
+               "last_order_at": None},
+}
+
+
+def contact_context(session: Session, contact: Any) -> dict[str, Any]:
+    """What `{{ contact.… }}` holds: names, primary email and phone, locale, tags, attributes, orders."""
+    return contact_contexts(session, [contact])[contact.id]
+
+
+def contact_contexts(session: Session, contacts: Sequence[Any]) -> dict[int, dict[str, Any]]:
+    """`contact_context` for a batch of contacts in three queries (a campaign renders thousands)."""
+    from hub.contacts import identities_of
+
+    ids = [c.id for c in contacts]
+    idents = identities_of(session, ids)
+    orders = _order_stats(session, ids)
+    out: dict[int, dict[str, Any]] = {}
+    for contact in contacts:
+        mine = idents.get(contact.id, [])
+        attributes = dict(contact.attributes or {})
+        words = (contact.display_name or "").split()
+        first = attributes.get("first_name") if isinstance(attributes.get("first_name"), str) else None
+        last = attributes.get("last_name") if isinstance(attributes.get("last_name"), str) else None
+        out[contact.id] = {
+            "id": contact.id,
+            "name": contact.display_name or "",
+            "first_name": first or (words[0] if words else ""),
+            "last_name": last or (" ".join(words[1:]) if len(words) > 1 else ""),
+            "email": next((i.value for i in mine if i.kind == "email"), None),
+            "phone": next((i.value for i in mine if i.kind == "phone"), None),
+            "locale": contact.locale,
+            "time_zone": contact.time_zone,
+            "lifecycle_stage": contact.lifecycle_stage,
+            "tags": list(contact.tags or []),
+            "attributes": attributes,
+            "orders": orders.get(contact.id) or {"count": 0, "total": None, "currency": None, "totals": {},
+                                                 "last_order_at": None},
+        }
+    return out
+
+
+def _order_stats(session: Session, contact_ids: Sequence[int]) -> dict[int, dict[str, Any]]:
+    """Order figures per contact, by the rules of hub.events.order_totals (the latest report of an
+    order counts once, refunds subtract), read for the whole batch at once."""
+    from sqlalchemy import select
+
+    from hub.events import COMMERCE_CHANNEL, ORDER_COMPLETED, ORDER_REFUNDED
+    from hub.models import TimelineEvent
+
+    if not contact_ids:
+        return {}
+    rows = session.execute(
+        select(TimelineEvent.contact_id, TimelineEvent.kind, TimelineEvent.occurred_at, TimelineEvent.data)
+        .where(TimelineEvent.contact_id.in_(list(contact_ids)), TimelineEvent.channel == COMMERCE_CHANNEL,
+               TimelineEvent.kind.in_([ORDER_COMPLETED, ORDER_REFUNDED]))
+        .order_by(TimelineEvent.contact_id, TimelineEvent.occurred_at, TimelineEvent.id)
+    ).all()
+    per: dict[int, dict[str, Any]] = {}
+    for contact_id, kind, occurred_at, data in rows:
+        state = per.setdefault(contact_id, {"completed": {}, "refunds": [], "last": None})
+        order = (data or {}).get("order") or {}
+        try:
+            currency, amount = str(order["currency"]), Decimal(str(order["amount"]))
+        except (KeyError, ArithmeticError):
+            continue
+        if kind == ORDER_COMPLETED:
+            state["completed"][(str(data.get("source")), str(order.get("order_id")))] = (currency, amount)
+            state["last"] = occurred_at
+        else:
+            state["refunds"].append((currency, -amount))
+    out = {}
+    for contact_id, state in per.items():
+        totals: dict[str, Decimal] = {}
+        for currency, amount in [*state["completed"].values(), *state["refunds"]]:
+            totals[currency] = totals.get(currency, Decimal(0)) + amount
+        currency, total = max(totals.items(), key=lambda kv: kv[1]) if totals else (None, None)
+        out[contact_id] = {"count": len(state["completed"]), "total": total, "currency": currency, "totals": totals,
+                           "last_order_at": state["last"]}
+    return out
+
+
+VARIABLES = (
+    ("contact.name", "Анна Смирнова"), ("contact.first_name", "Анна"), ("contact.last_name", "Смирнова"),
+    ("contact.email", "anna@example.com"), ("contact.phone", "+79161234567"), ("contact.locale", "ru"),
+    ("contact.tags", "['vip']"), ("contact.attributes.city", "Москва"), ("contact.orders.count", "3"),
+    ("contact.orders.total", "12500.00"), ("contact.orders.currency", "RUB"),
+    ("contact.orders.last_order_at", "2026-01-10 12:00:00+00:00"),
+)
+

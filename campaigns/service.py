@@ -1,0 +1,339 @@
+"""Campaigns as marketers change them: create, edit, schedule, pause, resume, cancel, duplicate.
+
+Functions take the session first and everything else by keyword, and never commit: the view or the
+API route owns the unit of work. Pausing holds the campaign's queued deliveries (send_after far in
+the future) inside the same transaction that flips the status, and the materialisation batch locks
+the campaign row, so no delivery a batch writes can escape a pause; resuming releases them.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timezone
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from campaigns.models import (
+    ACTIVE,
+    Campaign,
+    CampaignRun,
+    CampaignStatus,
+    CampaignStep,
+    RunStatus,
+    ScheduleKind,
+)
+from campaigns.runs import steps_of
+from campaigns.scheduling import ScheduleError, cron_trigger, next_cron_time, zone_of
+from hub import clock
+from hub.models import Delivery, DeliveryStatus
+
+# Queued deliveries of a paused campaign wait until this moment (or a resume, which brings them back).
+HOLD_UNTIL = datetime(2999, 1, 1, tzinfo=timezone.utc)
+_CLOCK = re.compile(r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
+EDITABLE = (CampaignStatus.DRAFT, CampaignStatus.PAUSED, CampaignStatus.SCHEDULED)
+
+
+class CampaignError(ValueError):
+    """A change that cannot be made; `field` names the input at fault, if one is."""
+
+    def __init__(self, message: str, *, field: str | None = None, status: int = 422) -> None:
+        super().__init__(message)
+        self.field = field
+        self.status = status
+
+
+class StepIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    template_id: int = Field(ge=1)
+    delay_minutes: int = Field(0, ge=0, le=366 * 24 * 60)
+    skip_if_replied: bool = True
+
+
+class CampaignIn(BaseModel):
+    """A campaign as the API and the editor submit it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=200)
+    channel: str = Field("email", min_length=1, max_length=40)
+    segment_id: int | None = Field(None, ge=1)
+    sender: str = Field("", max_length=320)
+    schedule_kind: ScheduleKind = ScheduleKind.NOW
+    send_at: datetime | None = None
+    cron: str | None = Field(None, max_length=120)
+    time_zone: str = Field("UTC", max_length=64)
+    trigger_kind: str | None = Field(None, max_length=60, pattern=r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*$")
+    trigger_delay_minutes: int = Field(0, ge=0, le=366 * 24 * 60)
+    quiet_hours_start: str | None = None
+    quiet_hours_end: str | None = None
+    frequency_cap_max: int | None = Field(None, ge=1, le=1000)
+    frequency_cap_days: int | None = Field(None, ge=1, le=366)
+    steps: list[StepIn] = Field(min_length=1, max_length=20)
+
+    @field_validator("name")
+    @classmethod
+    def _strip(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must not be blank")
+        return value.strip()
+
+    @field_validator("send_at")
+    @classmethod
+    def _aware(cls, value: datetime | None) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            raise ValueError("needs a time zone offset")
+        return value
+
+    @field_validator("quiet_hours_start", "quiet_hours_end")
+    @classmethod
+    def _clock_time(cls, value: str | None) -> str | None:
+        if value in (None, ""):
+            return None
+        if not _CLOCK.match(value):
+            raise ValueError("must be a time of day like 09:00")
+        return value
+
+
+def _check(session: Session, hub: Any, data: CampaignIn) -> None:
+    from channels.base import Capability
+
+    channel = hub.channels.get(data.channel)
+    if channel is None or Capability.SEND not in channel.capabilities:
+        raise CampaignError(f"there is no channel {data.channel!r} that can send", field="channel")
+    try:
+        zone_of(data.time_zone)
+    except ScheduleError as exc:
+        raise CampaignError(str(exc), field="time_zone") from None
+    if data.schedule_kind == ScheduleKind.TRIGGER:
+        if not data.trigger_kind:
+            raise CampaignError("a triggered campaign needs the event kind that triggers it", field="trigger_kind")
+    elif data.segment_id is None:
+        raise CampaignError("choose the segment to send to", field="segment_id")
+    if data.segment_id is not None:
+        from campaigns.segments.models import Segment
+
+        if session.get(Segment, data.segment_id) is None:
+            raise CampaignError(f"there is no segment {data.segment_id}", field="segment_id")
+    if data.schedule_kind == ScheduleKind.AT and data.send_at is None:
+        raise CampaignError("a campaign scheduled at a time needs that time", field="send_at")
+    if data.schedule_kind == ScheduleKind.CRON:
+        try:
+            cron_trigger(data.cron or "", data.time_zone)
+        except ScheduleError as exc:
+            raise CampaignError(str(exc), field="cron") from None
+    if bool(data.quiet_hours_start) != bool(data.quiet_hours_end):
+        raise CampaignError("quiet hours need both a start and an end", field="quiet_hours_end")
+    if data.quiet_hours_start and data.quiet_hours_start == data.quiet_hours_end:
+        raise CampaignError("quiet hours that start and end at the same time leave no time to send",
+                            field="quiet_hours_end")
+    if bool(data.frequency_cap_max) != bool(data.frequency_cap_days):
+        raise CampaignError("a frequency cap needs both a number of messages and a number of days",
+                            field="frequency_cap_days")
+    from campaigns.message_templates.models import MessageTemplate
+
+    for i, step in enumerate(data.steps):
+        template = session.get(MessageTemplate, step.template_id)
+        if template is None:
+            raise CampaignError(f"there is no message template {step.template_id}", field=f"steps.{i}.template_id")
+        template_channel = getattr(template, "channel", None)
+        if template_channel and template_channel != data.channel:
+            raise CampaignError(f"template {step.template_id} is for {template_channel}, not {data.channel}",
+                                field=f"steps.{i}.template_id")
+
+
+_FIELDS = ("name", "channel", "segment_id", "sender", "schedule_kind", "send_at", "cron", "time_zone", "trigger_kind",
+           "trigger_delay_minutes", "quiet_hours_start", "quiet_hours_end", "frequency_cap_max", "frequency_cap_days")
+
+
+def create_campaign(session: Session, *, data: CampaignIn, created_by: int | None = None) -> Campaign:
+    """A new draft campaign with its steps."""
+    hub = session.info["hub"]
+    _check(session, hub, data)
+    campaign = Campaign(**{f: getattr(data, f) for f in _FIELDS}, created_by=created_by,
+                        status=CampaignStatus.DRAFT)
+    session.add(campaign)
+    session.flush()
+    _write_steps(session, campaign, data.steps)
+    return campaign
+
+
+def update_campaign(session: Session, *, campaign: Campaign, data: CampaignIn) -> Campaign:
+    """Replace a draft, scheduled or paused campaign's settings; a scheduled one is rescheduled."""
+    if campaign.status not in EDITABLE:
+        raise CampaignError(f"a {campaign.status} campaign cannot be changed; duplicate it instead", status=409)
+    hub = session.info["hub"]
+    _check(session, hub, data)
+    has_runs = session.scalar(select(CampaignRun.id).where(CampaignRun.campaign_id == campaign.id).limit(1))
+    if has_runs is not None and (data.channel != campaign.channel or len(data.steps) < len(steps_of(session, campaign.id))):
+        raise CampaignError("a campaign that has sent cannot change its channel or drop steps; duplicate it instead",
+                            status=409)
+    for f in _FIELDS:
+        setattr(campaign, f, getattr(data, f))
+    campaign.updated_at = clock.now()
+    for step in steps_of(session, campaign.id):  # type: ignore[arg-type]
+        session.delete(step)
+    session.flush()
+    _write_steps(session, campaign, data.steps)
+    if campaign.status == CampaignStatus.SCHEDULED:
+        campaign.next_run_at = first_run_at(campaign, now=clock.now())
+    return campaign
+
+
+def _write_steps(session: Session, campaign: Campaign, steps: list[StepIn]) -> None:
+    for position, step in enumerate(steps, start=1):
+        session.add(CampaignStep(campaign_id=campaign.id, position=position, template_id=step.template_id,  # type: ignore[arg-type]
+                                 delay_minutes=0 if position == 1 else step.delay_minutes,
+                                 skip_if_replied=step.skip_if_replied))
+    session.flush()
+
+
+def as_input(session: Session, campaign: Campaign) -> CampaignIn:
+    """The campaign's settings in the shape the editor and the API submit."""
+    steps = [StepIn(template_id=s.template_id, delay_minutes=s.delay_minutes, skip_if_replied=s.skip_if_replied)
+             for s in steps_of(session, campaign.id)]  # type: ignore[arg-type]
+    return CampaignIn(**{f: getattr(campaign, f) for f in _FIELDS}, steps=steps)
+
+
+def first_run_at(campaign: Campaign, *, now: datetime) -> datetime | None:
+    kind = ScheduleKind(campaign.schedule_kind)
+    if kind == ScheduleKind.NOW:
+        return now
+    if kind == ScheduleKind.AT:
+        return campaign.send_at
+    if kind == ScheduleKind.CRON:
+        return next_cron_time(campaign.cron or "", campaign.time_zone, after=now)
+    return None
+
+
+def schedule(session: Session, *, campaign: Campaign) -> Campaign:
+    """Start a draft: now, at its time, on its cron, or (triggered) listening for its event."""
+    if campaign.status != CampaignStatus.DRAFT:
+        raise CampaignError(f"only a draft can be scheduled; this campaign is {campaign.status}", status=409)
+    _check(session, session.info["hub"], as_input(session, campaign))
+    now = clock.now()
+    if campaign.schedule_kind == ScheduleKind.TRIGGER:
+        campaign.status = CampaignStatus.RUNNING
+        campaign.next_run_at = None
+    else:
+        campaign.next_run_at = first_run_at(campaign, now=now)
+        if campaign.next_run_at is None:
+            raise CampaignError("this cron expression never fires again", field="cron")
+        campaign.status = CampaignStatus.SCHEDULED
+    campaign.updated_at = now
+    return campaign
+
+
+def run_now(session: Session, *, campaign: Campaign) -> Campaign:
+    """Make a draft or scheduled (non-triggered) campaign due at once."""
+    if campaign.schedule_kind == ScheduleKind.TRIGGER:
+        raise CampaignError("a triggered campaign runs when its event happens", status=409)
+    if campaign.status == CampaignStatus.DRAFT:
+        schedule(session, campaign=campaign)
+    if campaign.status not in ACTIVE:
+        raise CampaignError(f"a {campaign.status} campaign cannot run", status=409)
+    campaign.next_run_at = clock.now()
+    return campaign
+
+
+def _campaign_deliveries(campaign: Campaign) -> Any:
+    runs = select(CampaignRun.id).where(CampaignRun.campaign_id == campaign.id).scalar_subquery()
+    return Delivery.__table__.c.campaign_run_id.in_(runs)
+
+
+def pause(session: Session, *, campaign: Campaign) -> int:
+    """Stop sending: no more runs, recipients or drip steps, and queued deliveries held; how many held."""
+    if campaign.status not in ACTIVE:
+        raise CampaignError(f"only a scheduled or running campaign can be paused; this one is {campaign.status}",
+                            status=409)
+    _lock(session, campaign)
+    campaign.status = CampaignStatus.PAUSED
+    campaign.updated_at = clock.now()
+    d = Delivery.__table__
+    held = session.execute(
+        update(d).where(_campaign_deliveries(campaign), d.c.status == DeliveryStatus.QUEUED)
+        .values(send_after=HOLD_UNTIL, updated_at=clock.now())
+    ).rowcount
+    return held or 0
+
+
+def resume(session: Session, *, campaign: Campaign) -> int:
+    """Carry on where a pause stopped: held deliveries go, the run goes on; how many released."""
+    if campaign.status != CampaignStatus.PAUSED:
+        raise CampaignError(f"only a paused campaign can be resumed; this one is {campaign.status}", status=409)
+    now = clock.now()
+    _lock(session, campaign)
+    if campaign.schedule_kind == ScheduleKind.TRIGGER:
+        campaign.status = CampaignStatus.RUNNING
+    else:
+        open_runs = session.scalar(select(CampaignRun.id).where(
+            CampaignRun.campaign_id == campaign.id,
+            CampaignRun.status.in_([RunStatus.PENDING, RunStatus.MATERIALISING, RunStatus.SENDING])).limit(1))
+        recurring = campaign.schedule_kind == ScheduleKind.CRON
+        campaign.status = CampaignStatus.RUNNING if open_runs is not None and not recurring else CampaignStatus.SCHEDULED
+        if recurring and campaign.next_run_at is not None and campaign.next_run_at < now:
+            # Times missed while paused are not made up, one after another: the next one is from now.
+            campaign.next_run_at = next_cron_time(campaign.cron or "", campaign.time_zone, after=now)
+        if open_runs is None and campaign.next_run_at is None and not recurring:
+            campaign.next_run_at = now  # paused before its first run came due
+    campaign.updated_at = now
+    d = Delivery.__table__
+    released = session.execute(
+        update(d).where(_campaign_deliveries(campaign), d.c.status == DeliveryStatus.QUEUED,
+                        d.c.send_after >= HOLD_UNTIL)
+        .values(send_after=now, updated_at=now)
+    ).rowcount
+    return released or 0
+
+
+def cancel(session: Session, *, campaign: Campaign) -> int:
+    """Stop for good: open runs cancelled, queued deliveries cancelled; how many deliveries."""
+    if campaign.status in (CampaignStatus.COMPLETED, CampaignStatus.CANCELLED):
+        raise CampaignError(f"this campaign is already {campaign.status}", status=409)
+    from hub import outbox
+
+    _lock(session, campaign)
+    now = clock.now()
+    campaign.status = CampaignStatus.CANCELLED
+    campaign.next_run_at = None
+    campaign.updated_at = now
+    cancelled = 0
+    runs = session.scalars(select(CampaignRun).where(CampaignRun.campaign_id == campaign.id)).all()
+    for run in runs:
+        cancelled += outbox.cancel_where(session, campaign_run_id=run.id)
+        if run.status not in (RunStatus.COMPLETED, RunStatus.CANCELLED):
+            run.status = RunStatus.CANCELLED
+            run.finished_at = now
+    return cancelled
+
+
+def duplicate(session: Session, *, campaign: Campaign, created_by: int | None = None, name: str | None = None) -> Campaign:
+    """A draft copy with the same settings and steps (and no runs)."""
+    data = as_input(session, campaign)
+    copy = Campaign(**{f: getattr(data, f) for f in _FIELDS}, status=CampaignStatus.DRAFT, created_by=created_by)
+    copy.name = (name or f"{campaign.name} (copy)")[:200]
+    session.add(copy)
+    session.flush()
+    _write_steps(session, copy, data.steps)
+    return copy
+
+
+def _lock(session: Session, campaign: Campaign) -> None:
+    # Serialises with a materialisation batch, which locks the same row while it writes.
+    session.execute(select(Campaign.id).where(Campaign.id == campaign.id).with_for_update())
+
+
+def list_campaigns(session: Session, *, status: str | None = None, limit: int = 100, offset: int = 0) -> list[Campaign]:
+    query = select(Campaign).order_by(Campaign.id.desc()).limit(limit).offset(offset)
+    if status:
+        query = query.where(Campaign.status == status)
+    return list(session.scalars(query).all())
+
+
+def active_triggered(session: Session, *, kind: str) -> list[Campaign]:
+    return list(session.scalars(select(Campaign).where(
+        Campaign.status == CampaignStatus.RUNNING, Campaign.schedule_kind == ScheduleKind.TRIGGER,
+        Campaign.trigger_kind == kind)).all())

@@ -1,0 +1,209 @@
+"""Answering through a link: who the link is for, saving answers, and closing the loop.
+
+One response per invitation: the row is inserted with ON CONFLICT DO NOTHING on its unique
+invitation id and then locked, so twenty simultaneous submissions end in one row holding the last
+answers. The first complete answer posts `survey.answered` on the contact's timeline; an edit
+updates that event rather than adding another, so the timeline and the segments built on
+`data.nps` always show the answer in force. A detractor opens one follow-up task, once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from campaigns.surveys.links import read_token
+from campaigns.surveys.models import InvitationStatus, Survey, SurveyInvitation, SurveyResponse
+from campaigns.surveys.questions import Question, clean_answers, describe, headline_scores, parse_questions
+from campaigns.surveys.service import SURVEYS_CHANNEL, is_open
+from hub import clock
+from hub.auth import SYSTEM
+from hub.db import insert_ignore, is_postgres
+from hub.ingest import InboundEvent, post_event
+from hub.models import Contact, Direction, Task, TimelineEvent, User
+from hub.signing import BadLink
+from hub.tasks import InvalidTask, create_task
+from hub.web import i18n
+
+if TYPE_CHECKING:
+    from hub.settings import Settings
+
+
+class LinkProblem(StrEnum):
+    INVALID = "invalid"  # forged, truncated, or for no invitation we know
+    EXPIRED = "expired"  # past its expiry, never answered
+    CLOSED = "closed"  # the survey no longer takes answers
+
+
+class LinkRefused(Exception):
+    def __init__(self, problem: LinkProblem) -> None:
+        super().__init__(problem.value)
+        self.problem = problem
+
+
+@dataclass
+class Link:
+    invitation: SurveyInvitation
+    survey: Survey
+    contact: Contact
+    response: SurveyResponse | None
+    questions: list[Question]
+
+    @property
+    def editable(self) -> bool:
+        return is_open(self.survey)
+
+
+def open_link(session: Session, settings: Settings, token: str, *, now: datetime | None = None) -> Link:
+    """The invitation a token opens, with its survey, contact and response; LinkRefused otherwise."""
+    try:
+        invitation_id, contact_id, survey_id, nonce = read_token(settings, token)
+    except BadLink:
+        raise LinkRefused(LinkProblem.INVALID) from None
+    now = now or clock.now()
+    row = session.execute(
+        select(SurveyInvitation, Survey, Contact, SurveyResponse)
+        .join(Survey, Survey.id == SurveyInvitation.survey_id)
+        .join(Contact, Contact.id == SurveyInvitation.contact_id)
+        .outerjoin(SurveyResponse, SurveyResponse.invitation_id == SurveyInvitation.id)
+        .where(SurveyInvitation.id == invitation_id)
+    ).first()
+    if row is None:
+        raise LinkRefused(LinkProblem.INVALID)
+    invitation, survey, contact, response = row
+    # The nonce is compared as well as the signature: a link can be revoked by changing it.
+    if (invitation.contact_id, invitation.survey_id, invitation.nonce) != (contact_id, survey_id, nonce):
+        raise LinkRefused(LinkProblem.INVALID)
+    if invitation.status in (InvitationStatus.SCHEDULED, InvitationStatus.SKIPPED, InvitationStatus.CANCELLED):
+        raise LinkRefused(LinkProblem.INVALID)
+    answered = response is not None and response.completed
+    if not is_open(survey, now=now):
+        if not answered:
+            raise LinkRefused(LinkProblem.CLOSED)
+    elif not answered and invitation.expires_at is not None and invitation.expires_at <= now:
+        raise LinkRefused(LinkProblem.EXPIRED)
+    return Link(invitation, survey, contact, response, parse_questions(survey.questions))
+
+
+class AnswersInvalid(ValueError):
+    def __init__(self, errors: dict[str, str], answers: dict[str, Any]) -> None:
+        super().__init__(f"{len(errors)} answers need attention")
+        self.errors = errors
+        self.answers = answers
+
+
+def save_answers(session: Session, *, link: Link, form: Mapping[str, Sequence[str]], complete: bool,
+                 locale: str) -> SurveyResponse:
+    """Store the answers of the link's invitation (partial, or complete) in the caller's transaction.
+
+    A completed response can only be replaced by another complete one (an edit), and only while
+    the survey is open. AnswersInvalid carries the errors by question key; nothing is written then.
+    """
+    if not link.editable:
+        raise LinkRefused(LinkProblem.CLOSED)
+    if link.response is not None and link.response.completed:
+        complete = True  # once answered, every save is an edit of the whole answer
+    answers, errors = clean_answers(link.questions, form, complete=complete)
+    if errors:
+        raise AnswersInvalid(errors, answers)
+    now = clock.now()
+    invitation = link.invitation
+    insert_ignore(session, SurveyResponse, dict(
+        invitation_id=invitation.id, survey_id=invitation.survey_id, contact_id=invitation.contact_id,
+        answers={}, completed=False, edits=0, created_at=now, updated_at=now,
+    ), ["invitation_id"])
+    stmt = select(SurveyResponse).where(SurveyResponse.invitation_id == invitation.id).execution_options(
+        populate_existing=True)
+    if is_postgres(session):
+        stmt = stmt.with_for_update()  # concurrent submissions of one invitation take turns here
+    response = session.scalars(stmt).one()
+    was_complete = response.completed
+    nps, csat = headline_scores(link.questions, answers)
+    response.answers = answers
+    response.nps, response.csat = nps, csat
+    response.locale = locale
+    response.updated_at = now
+    if complete:
+        if was_complete:
+            response.edits += 1
+        else:
+            response.completed = True
+            response.submitted_at = now
+        session.execute(
+            SurveyInvitation.__table__.update().where(SurveyInvitation.__table__.c.id == invitation.id)
+            .values(status=InvitationStatus.ANSWERED.value)
+        )
+    session.flush()
+    if complete:
+        _close_the_loop(session, link=link, response=response)
+    return response
+
+
+def _summary(link: Link, answers: Mapping[str, Any], locale: str) -> str:
+    return "\n".join(f"{question}: {answer}" for question, answer in describe(link.questions, answers, locale))
+
+
+def _close_the_loop(session: Session, *, link: Link, response: SurveyResponse) -> None:
+    hub = session.info["hub"]
+    locale = hub.settings.default_locale  # what agents read: the hub's language, not the customer's
+    summary = _summary(link, response.answers, locale)
+    data = {"survey_id": link.survey.id, "invitation_id": link.invitation.id, "response_id": response.id,
+            "nps": response.nps, "csat": response.csat, "answers": response.answers, "edits": response.edits}
+    title = link.survey.name
+    if response.event_id is None:
+        result = post_event(session, event=InboundEvent(
+            channel=SURVEYS_CHANNEL, kind="survey.answered", direction=Direction.IN,
+            contact_id=link.invitation.contact_id, external_id=f"survey-response:{response.id}",
+            subject=title, text=summary, data=data,
+        ))
+        response.event_id = result.event.id
+    else:
+        # An edit replaces the answer in force on the same event (see the module's docstring).
+        event = session.get(TimelineEvent, response.event_id)
+        if event is not None:
+            event.text = summary
+            event.data = data
+    if response.follow_up_task_id is None and is_detractor(link.survey, response):
+        response.follow_up_task_id = _open_follow_up(session, link=link, response=response, summary=summary,
+                                                     locale=locale)
+    session.flush()
+
+
+def is_detractor(survey: Survey, response: SurveyResponse) -> bool:
+    """NPS at or below the survey's threshold (6), or CSAT at or below its own (2)."""
+    return ((response.nps is not None and response.nps <= survey.detractor_nps_max)
+            or (response.csat is not None and response.csat <= survey.detractor_csat_max))
+
+
+def _open_follow_up(session: Session, *, link: Link, response: SurveyResponse, summary: str, locale: str) -> int:
+    _ = i18n.translations(locale).gettext
+    contact = session.get(Contact, link.invitation.contact_id)
+    title = _("Low survey score from %(name)s: %(survey)s") % {
+        "name": contact.display_name if contact else "", "survey": link.survey.name}
+    notes = summary + "\n\n" + _("Answered on %(date)s.") % {
+        "date": response.submitted_at.date().isoformat() if response.submitted_at else ""}
+    task = None
+    # The contact's owner first, then the survey's queue, then nobody (everyone's open tasks).
+    for assignee in dict.fromkeys([contact.owner_id if contact else None, link.survey.follow_up_user_id, None]):
+        if assignee is not None and not _active(session, assignee):
+            continue
+        try:
+            task = create_task(session, actor=SYSTEM, title=title[:500], notes=notes, assignee_id=assignee,
+                               contact_id=link.invitation.contact_id)
+            break
+        except InvalidTask:
+            continue
+    assert isinstance(task, Task)
+    task.source_event_id = response.event_id
+    return task.id  # type: ignore[return-value]
+
+
+def _active(session: Session, user_id: int) -> bool:
+    user = session.get(User, user_id)
+    return user is not None and user.is_active

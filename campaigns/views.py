@@ -1,0 +1,258 @@
+"""Marketers' pages: the campaign list, the editor, and a campaign's page with live progress and results."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+from zoneinfo import ZoneInfo
+
+from fastapi import APIRouter, Depends, Request
+from pydantic import ValidationError
+from sqlalchemy import select
+from starlette.responses import Response
+
+from campaigns import service
+from campaigns.models import Campaign, CampaignRun, CampaignStatus
+from campaigns.results import campaign_results, chart_svg
+from campaigns.runs import progress, steps_of
+from hub.web.i18n import N_
+from hub.web.pages import Agent, PageError, get_hub, redirect, render, require
+
+router = APIRouter()
+Reader = Annotated[Agent, Depends(require("campaigns:read"))]
+Writer = Annotated[Agent, Depends(require("campaigns:write"))]
+STEP_ROWS = 3  # the editor offers this many steps; a drip rarely needs more (the API takes up to 20)
+STATUS_LABELS = {
+    "draft": N_("Draft"), "scheduled": N_("Scheduled"), "running": N_("Running"), "paused": N_("Paused"),
+    "completed": N_("Completed"), "cancelled": N_("Cancelled"),
+}
+SCHEDULE_LABELS = {
+    "now": N_("Now"), "at": N_("At a time"), "cron": N_("Recurring"), "trigger": N_("Triggered by an event"),
+}
+METRIC_LABELS = {
+    "targeted": N_("Targeted"), "sent": N_("Sent"), "delivered": N_("Delivered"), "bounced": N_("Bounced"),
+    "opened": N_("Opened"), "clicked": N_("Clicked"), "replied": N_("Replied"), "unsubscribed": N_("Unsubscribed"),
+    "failed": N_("Failed"),
+}
+ACTIONS = {"schedule": service.schedule, "run-now": service.run_now, "pause": service.pause,
+           "resume": service.resume, "cancel": service.cancel}
+
+
+def _choices(db: Any) -> tuple[list[Any], list[Any]]:
+    from campaigns.message_templates.models import MessageTemplate
+    from campaigns.segments.models import Segment
+
+    segments = list(db.scalars(select(Segment).order_by(Segment.name)).all())
+    templates = list(db.scalars(select(MessageTemplate).order_by(MessageTemplate.id)).all())
+    return segments, templates
+
+
+@router.get("/campaigns")
+def campaign_list(request: Request, agent: Reader, status: str | None = None) -> Response:
+    hub = get_hub(request)
+    status = status if status in STATUS_LABELS else None
+    with hub.session(read_only=True) as db:
+        found = service.list_campaigns(db, status=status, limit=200)
+        figures = {c.id: progress(db, campaign_id=c.id) for c in found}  # type: ignore[arg-type]
+    return render(request, agent, "campaigns/list.html", campaigns=found, figures=figures, current=status,
+                  status_labels=STATUS_LABELS, schedule_labels=SCHEDULE_LABELS)
+
+
+def _form_values(form: Any) -> dict[str, Any]:
+    """The editor's fields in CampaignIn's shape (blank inputs become None)."""
+    def text(name: str) -> str | None:
+        value = (form.get(name) or "").strip()
+        return value or None
+
+    values: dict[str, Any] = {
+        "name": form.get("name") or "",
+        "channel": text("channel") or "email",
+        "segment_id": text("segment_id"),
+        "sender": form.get("sender") or "",
+        "schedule_kind": text("schedule_kind") or "now",
+        "cron": text("cron"),
+        "time_zone": text("time_zone") or "UTC",
+        "trigger_kind": text("trigger_kind"),
+        "quiet_hours_start": text("quiet_hours_start"),
+        "quiet_hours_end": text("quiet_hours_end"),
+        "frequency_cap_max": text("frequency_cap_max"),
+        "frequency_cap_days": text("frequency_cap_days"),
+    }
+    hours = text("trigger_delay_hours") or "0"
+    values["trigger_delay_minutes"] = round(float(hours) * 60) if _number(hours) else hours
+    send_at = text("send_at")
+    values["send_at"] = None
+    if send_at:
+        try:
+            local = datetime.fromisoformat(send_at)
+            values["send_at"] = local if local.tzinfo else local.replace(tzinfo=ZoneInfo(values["time_zone"]))
+        except Exception:  # noqa: BLE001 - a bad date or zone is reported by validation below
+            values["send_at"] = send_at
+    steps = []
+    for i in range(1, STEP_ROWS + 1):
+        template_id = text(f"step{i}_template_id")
+        if template_id is None:
+            continue
+        days = text(f"step{i}_delay_days") or "0"
+        steps.append({"template_id": template_id,
+                      "delay_minutes": int(float(days) * 24 * 60) if _number(days) else days,
+                      "skip_if_replied": form.get(f"step{i}_skip_if_replied") == "on"})
+    values["steps"] = steps
+    return values
+
+
+def _number(value: str | None) -> bool:
+    try:
+        float(value or "")
+        return True
+    except ValueError:
+        return False
+
+
+def _errors(exc: ValidationError) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for err in exc.errors():
+        loc = [str(p) for p in err.get("loc", ())]
+        key = "steps" if loc and loc[0] == "steps" else (loc[0] if loc else "form")
+        out.setdefault(key, err.get("msg", ""))
+    return out
+
+
+def _editor(request: Request, agent: Agent, *, values: dict[str, Any], errors: dict[str, str],
+            campaign: Campaign | None, status: int = 200) -> Response:
+    hub = get_hub(request)
+    with hub.session(read_only=True) as db:
+        segments, templates = _choices(db)
+    from channels.base import Capability
+
+    channels = [name for name, c in sorted(hub.channels.items()) if Capability.SEND in c.capabilities and name in ("email", "sms")]
+    return render(request, agent, "campaigns/edit.html", status=status, values=values, errors=errors,
+                  campaign=campaign, segments=segments, templates=templates, sending_channels=channels,
+                  schedule_labels=SCHEDULE_LABELS, step_rows=STEP_ROWS)
+
+
+def _blank() -> dict[str, Any]:
+    return {"name": "", "channel": "email", "segment_id": None, "sender": "", "schedule_kind": "now", "send_at": None,
+            "cron": "", "time_zone": "UTC", "trigger_kind": "order.completed", "trigger_delay_minutes": 0,
+            "quiet_hours_start": None, "quiet_hours_end": None, "frequency_cap_max": None, "frequency_cap_days": None,
+            "steps": []}
+
+
+@router.get("/campaigns/new")
+def new_form(request: Request, agent: Writer) -> Response:
+    return _editor(request, agent, values=_blank(), errors={}, campaign=None)
+
+
+def _save(request: Request, agent: Agent, form: Any, campaign_id: int | None) -> Response:
+    hub = get_hub(request)
+    values = _form_values(form)
+    existing = None
+    if campaign_id is not None:
+        with hub.session(read_only=True) as db:
+            existing = _load(db, campaign_id)
+    try:
+        data = service.CampaignIn.model_validate(values)
+    except ValidationError as exc:
+        return _editor(request, agent, values=values, errors=_errors(exc), campaign=existing, status=422)
+    with hub.session() as db:
+        try:
+            if campaign_id is None:
+                campaign = service.create_campaign(db, data=data, created_by=agent.id)
+            else:
+                campaign = _load(db, campaign_id)
+                service.update_campaign(db, campaign=campaign, data=data)
+        except service.CampaignError as exc:
+            db.rollback()
+            return _editor(request, agent, values=values, errors={exc.field or "form": str(exc)}, campaign=existing,
+                           status=exc.status)
+        db.commit()
+        new_id = campaign.id
+    return redirect(request, f"/campaigns/{new_id}")
+
+
+@router.post("/campaigns/new")
+async def create(request: Request, agent: Writer) -> Response:
+    return _save(request, agent, await request.form(), None)
+
+
+def _load(db: Any, campaign_id: int) -> Campaign:
+    campaign = db.get(Campaign, campaign_id)
+    if campaign is None:
+        raise PageError(404, N_("There is no such campaign."))
+    return campaign
+
+
+@router.get("/campaigns/{campaign_id}/edit")
+def edit_form(request: Request, campaign_id: int, agent: Writer) -> Response:
+    hub = get_hub(request)
+    with hub.session(read_only=True) as db:
+        campaign = _load(db, campaign_id)
+        values = service.as_input(db, campaign).model_dump()
+    if campaign.status not in service.EDITABLE:
+        raise PageError(409, N_("A campaign that has finished or been cancelled cannot change; duplicate it instead."))
+    return _editor(request, agent, values=values, errors={}, campaign=campaign)
+
+
+@router.post("/campaigns/{campaign_id}/edit")
+async def update(request: Request, campaign_id: int, agent: Writer) -> Response:
+    return _save(request, agent, await request.form(), campaign_id)
+
+
+def _detail_values(request: Request, agent: Agent, campaign_id: int) -> dict[str, Any]:
+    hub = get_hub(request)
+    with hub.session(read_only=True) as db:
+        campaign = _load(db, campaign_id)
+        steps = steps_of(db, campaign_id)
+        segments, templates = _choices(db)
+        results = campaign_results(db, campaign_id=campaign_id)
+        figures = progress(db, campaign_id=campaign_id)
+        runs = db.scalars(select(CampaignRun).where(CampaignRun.campaign_id == campaign_id)
+                          .order_by(CampaignRun.scheduled_for.desc(), CampaignRun.id.desc()).limit(20)).all()
+    labels = {k: agent.gettext(v) for k, v in METRIC_LABELS.items()} | {"title": agent.gettext("Sent and engagement over time")}
+    return dict(campaign=campaign, steps=steps, segment_names={s.id: s.name for s in segments},
+                template_names={t.id: getattr(t, "name", f"#{t.id}") for t in templates}, results=results,
+                figures=figures, runs=runs, chart=chart_svg(results.series, labels=labels, fmt_time=agent.fmt.short_datetime),
+                metric_labels=METRIC_LABELS, status_labels=STATUS_LABELS, schedule_labels=SCHEDULE_LABELS,
+                live=campaign.status in (CampaignStatus.RUNNING, CampaignStatus.SCHEDULED) or figures["pending"] > 0)
+
+
+@router.get("/campaigns/{campaign_id}")
+def detail(request: Request, campaign_id: int, agent: Reader) -> Response:
+    return render(request, agent, "campaigns/detail.html", **_detail_values(request, agent, campaign_id))
+
+
+@router.get("/campaigns/{campaign_id}/progress")
+def progress_fragment(request: Request, campaign_id: int, agent: Reader) -> Response:
+    """The progress bar and figures, polled by the campaign's page while it sends."""
+    return render(request, agent, "campaigns/_progress.html", **_detail_values(request, agent, campaign_id))
+
+
+@router.post("/campaigns/{campaign_id}/duplicate")
+def duplicate(request: Request, campaign_id: int, agent: Writer) -> Response:
+    hub = get_hub(request)
+    with hub.session() as db:
+        original = _load(db, campaign_id)
+        copy = service.duplicate(db, campaign=original, created_by=agent.id,
+                                 name=f"{original.name} ({agent.gettext(N_('copy'))})")
+        db.commit()
+        new_id = copy.id
+    return redirect(request, f"/campaigns/{new_id}/edit")
+
+
+@router.post("/campaigns/{campaign_id}/{action}")
+def act(request: Request, campaign_id: int, action: str, agent: Writer) -> Response:
+    if action not in ACTIONS:
+        raise PageError(404, N_("There is no such action."))
+    func = ACTIONS[action]
+    hub = get_hub(request)
+    with hub.session() as db:
+        campaign = _load(db, campaign_id)
+        try:
+            func(db, campaign=campaign)
+        except service.CampaignError as exc:
+            raise PageError(exc.status, str(exc)) from None
+        db.commit()
+    return redirect(request, f"/campaigns/{campaign_id}")
+
+
+__all__ = ["router"]

@@ -1,0 +1,109 @@
+"""The template pages without a browser: editor, live preview for a contact, test sends, roles."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from campaigns.message_templates.models import MessageTemplate
+from hub.models import Delivery, Role
+from tests.campaigns.segments.conftest import person
+from tests.channels.email.conftest import configure
+from tests.web.conftest import ORIGIN, login
+
+H = {"Origin": ORIGIN}
+EMAIL_FORM = {"channel": "email", "name": "Welcome", "default_locale": "ru",
+              "v:ru:subject": "Привет, {{ contact.first_name }}", "v:ru:html": "<p>Здравствуйте, {{ contact.name }}</p>",
+              "v:ru:text": "", "v:en:subject": "Hi {{ contact.first_name }}", "v:en:html": "",
+              "v:en:text": "Hello {{ contact.name }}"}
+
+
+def saved_template(hub) -> MessageTemplate:
+    with hub.session(read_only=True) as s:
+        return s.scalars(select(MessageTemplate)).one()
+
+
+def test_editor_saves_variants_and_previews_for_a_real_contact(web, hub):
+    with hub.session() as s, s.begin():
+        bob = person(s, "Bob <b>Stone</b>", email="bob@example.com", locale="en").id
+    csrf = login(web, hub, "m@example.com", role=Role.MARKETER)
+    assert 'name="v:en:subject"' in web.get("/message-templates/new?channel=email").text
+    hx = {**H, "HX-Request": "true", "X-CSRF-Token": csrf}
+    sample = web.post("/message-templates/preview", data=EMAIL_FORM, headers=hx)
+    assert "Привет, Анна" in sample.text and "srcdoc=" in sample.text
+    found = web.get("/message-templates/contact-options?q=bob", headers=hx)
+    assert f'value="{bob}"' in found.text and found.headers["HX-Trigger-After-Swap"] == "mt-contact-changed"
+    for_bob = web.post("/message-templates/preview", data={**EMAIL_FORM, "contact_id": str(bob)}, headers=hx)
+    assert "Hi Bob" in for_bob.text and "Hello Bob &lt;b&gt;Stone&lt;/b&gt;" in for_bob.text
+    forced = web.post("/message-templates/preview", data={**EMAIL_FORM, "contact_id": str(bob), "preview_locale": "ru"},
+                      headers=hx)
+    assert "Привет, Bob" in forced.text
+    saved = web.post("/message-templates/new", data={**EMAIL_FORM, "csrf_token": csrf}, headers=H,
+                     follow_redirects=False)
+    assert saved.status_code == 303, saved.text
+    template = saved_template(hub)
+    assert template.variants == {"ru": {"subject": "Привет, {{ contact.first_name }}",
+                                        "html": "<p>Здравствуйте, {{ contact.name }}</p>", "text": ""},
+                                 "en": {"subject": "Hi {{ contact.first_name }}", "text": "Hello {{ contact.name }}"}}
+    assert "Welcome" in web.get("/message-templates").text
+    page = web.get(f"/message-templates/{template.id}")
+    assert "Template saved." not in page.text and "Hello {{ contact.name }}" in page.text
+
+
+def test_errors_are_shown_with_their_line_and_nothing_is_saved(web, hub):
+    csrf = login(web, hub, "m@example.com", role=Role.MARKETER)
+    hx = {**H, "HX-Request": "true", "X-CSRF-Token": csrf}
+    broken = {**EMAIL_FORM, "v:ru:html": "<p>\n{{ contact.name }\n</p>"}
+    preview = web.post("/message-templates/preview", data=broken, headers=hx)
+    assert "ru.html, line 2" in preview.text
+    escape = {**EMAIL_FORM, "v:ru:html": "{{ ''.__class__.__mro__ }}"}
+    refused = web.post("/message-templates/preview", data=escape, headers=hx)
+    assert "not allowed" in refused.text and "&lt;class" not in refused.text
+    answer = web.post("/message-templates/new", data={**broken, "csrf_token": csrf}, headers=H)
+    assert answer.status_code == 422 and "ru.html, line 2" in answer.text
+    with hub.session(read_only=True) as s:
+        assert s.scalars(select(MessageTemplate)).all() == []
+
+
+def test_test_send_goes_to_the_marketers_own_address(web, hub, tmp_path):
+    csrf = login(web, hub, "m@example.com", role=Role.MARKETER)
+    web.post("/message-templates/new", data={**EMAIL_FORM, "csrf_token": csrf}, headers=H)
+    template = saved_template(hub)
+    hx = {**H, "HX-Request": "true", "X-CSRF-Token": csrf}
+    refused = web.post(f"/message-templates/{template.id}/test-send", data={}, headers=hx)
+    assert refused.status_code == 422 and "not configured" in refused.text
+    with hub.session(read_only=True) as s:
+        assert s.scalars(select(Delivery)).all() == []
+    configure(hub, smtp_host="127.0.0.1", smtp_port=2525)
+    with hub.session() as s, s.begin():
+        anna = person(s, "Анна Смирнова", locale="ru").id
+    sent = web.post(f"/message-templates/{template.id}/test-send", data={"contact_id": str(anna),
+                                                                         "to": "someone@else.example"}, headers=hx)
+    assert sent.status_code == 422 and "your own address" in sent.text  # not a relay to anyone else
+    sent = web.post(f"/message-templates/{template.id}/test-send", data={"contact_id": str(anna)}, headers=hx)
+    assert sent.status_code == 200 and "m@example.com" in sent.text
+    with hub.session(read_only=True) as s:
+        delivery = s.scalars(select(Delivery)).one()
+    assert delivery.address == "m@example.com" and delivery.purpose == "transactional"
+    assert delivery.contact_id is None  # a test is not part of the customer's timeline
+    assert delivery.content["subject"] == "[TEST] Привет, Анна"
+    assert delivery.content["html"] == "<p>Здравствуйте, Анна Смирнова</p>"
+
+
+def test_sms_test_send_needs_a_valid_number(web, hub):
+    csrf = login(web, hub, "m@example.com", role=Role.MARKETER)
+    web.post("/message-templates/new", data={"channel": "sms", "name": "Code", "default_locale": "ru",
+                                             "v:ru:text": "Код: 1234", "csrf_token": csrf}, headers=H)
+    template = saved_template(hub)
+    hx = {**H, "HX-Request": "true", "X-CSRF-Token": csrf}
+    page = web.get(f"/message-templates/{template.id}")
+    assert 'name="to"' in page.text
+    answer = web.post(f"/message-templates/{template.id}/test-send", data={"to": "+79161234567"}, headers=hx)
+    assert answer.status_code == 422  # SMS is not configured in tests
+    with hub.session(read_only=True) as s:
+        assert s.scalars(select(Delivery)).all() == []
+
+
+def test_agents_are_refused(web, hub):
+    login(web, hub, "agent@example.com", role=Role.AGENT)
+    assert web.get("/message-templates").status_code == 403
+    assert web.get("/message-templates/new").status_code == 403

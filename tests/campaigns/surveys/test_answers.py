@@ -1,0 +1,120 @@
+"""Answering through the link: partial saves, one response per invitation, edits, the loop closed once."""
+
+from __future__ import annotations
+
+import threading
+from datetime import timedelta
+
+from sqlalchemy import func, select
+
+from campaigns.surveys.answers import LinkProblem, LinkRefused, open_link, save_answers
+from campaigns.surveys.models import InvitationStatus, SurveyResponse
+from hub.auth import create_user
+from hub.models import Role, Task, TimelineEvent
+from tests.campaigns.surveys.conftest import invitations, invite_now, make_contact, make_survey
+
+
+def count(hub, model, *where) -> int:  # type: ignore[no-untyped-def]
+    with hub.session(read_only=True) as session:
+        return session.scalar(select(func.count()).select_from(model).where(*where))
+
+
+def answer(hub, token, form, *, complete=True):  # type: ignore[no-untyped-def]
+    with hub.session() as session:
+        link = open_link(session, hub.settings, token)
+        response = save_answers(session, link=link, form=form, complete=complete, locale="ru")
+        session.commit()
+        return response
+
+
+def test_partial_then_complete_then_edit_keeps_one_response_and_one_event(hub, frozen_clock, email_ready):
+    survey = make_survey(hub, delay_minutes=0)
+    with hub.session() as session, session.begin():
+        owner = create_user(session, email="owner@example.com", password="long enough pw", role=Role.AGENT)
+        owner_id = owner.id
+    contact = make_contact(hub, owner_id=owner_id)
+    invitation, token = invite_now(hub, survey, contact)
+
+    answer(hub, token, {"q_nps": ["3"]}, complete=False)  # a draft: no timeline event, no task yet
+    assert count(hub, TimelineEvent, TimelineEvent.kind == "survey.answered") == 0
+    assert count(hub, Task) == 0
+
+    response = answer(hub, token, {"q_nps": ["3"], "q_wrong": ["Долго везли"], "q_csat": ["2"],
+                                   "q_liked": ["price", "staff"]})
+    assert (response.nps, response.csat, response.completed) == (3, 2, True)
+    assert response.answers["liked"] == ["price", "staff"]
+    with hub.session(read_only=True) as session:
+        event = session.scalars(select(TimelineEvent).where(TimelineEvent.kind == "survey.answered")).one()
+        task = session.scalars(select(Task)).one()
+    assert event.contact_id == contact.id and event.data["nps"] == 3 and event.data["csat"] == 2
+    assert event.data["survey_id"] == survey.id
+    assert "Долго везли" in event.text
+    assert task.assignee_id == owner_id and task.contact_id == contact.id and "Долго везли" in task.notes
+    assert task.source_event_id == event.id
+
+    frozen_clock.advance(hours=1)
+    edited = answer(hub, token, {"q_nps": ["9"], "q_wrong": ["ignored: the branch is hidden now"]})
+    assert edited.id == response.id and edited.edits == 1 and edited.nps == 9
+    assert "wrong" not in edited.answers  # a hidden question keeps no stale answer
+    assert count(hub, SurveyResponse) == 1
+    assert count(hub, TimelineEvent, TimelineEvent.kind == "survey.answered") == 1
+    with hub.session(read_only=True) as session:
+        event = session.scalars(select(TimelineEvent).where(TimelineEvent.kind == "survey.answered")).one()
+    assert event.data["nps"] == 9 and event.data["edits"] == 1
+    answer(hub, token, {"q_nps": ["1"]})  # a detractor again: the task is not opened twice
+    assert count(hub, Task) == 1
+    assert invitations(hub)[0].status == InvitationStatus.ANSWERED
+
+
+def test_a_promoter_edited_into_a_detractor_opens_the_task_then(hub, email_ready):
+    survey = make_survey(hub, delay_minutes=0, detractor_csat_max=1)
+    _, token = invite_now(hub, survey, make_contact(hub))
+    answer(hub, token, {"q_nps": ["10"], "q_csat": ["2"]})  # CSAT 2 is not a detractor with threshold 1
+    assert count(hub, Task) == 0
+    answer(hub, token, {"q_nps": ["10"], "q_csat": ["1"]})
+    assert count(hub, Task) == 1
+
+
+def test_twenty_concurrent_submissions_give_one_response(hub, email_ready):
+    survey = make_survey(hub, delay_minutes=0)
+    _, token = invite_now(hub, survey, make_contact(hub))
+    barrier = threading.Barrier(20)
+    errors: list[BaseException] = []
+
+    def submit(n: int) -> None:
+        try:
+            barrier.wait(timeout=30)
+            answer(hub, token, {"q_nps": [str(n % 11)], "q_wrong": [f"ответ {n}"]})
+        except BaseException as exc:  # noqa: BLE001 - collected and reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=submit, args=(n,)) for n in range(20)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert not errors, errors
+    assert count(hub, SurveyResponse) == 1
+    assert count(hub, TimelineEvent, TimelineEvent.kind == "survey.answered") == 1
+    with hub.session(read_only=True) as session:
+        response = session.scalars(select(SurveyResponse)).one()
+    assert response.edits == 19 and response.completed
+    assert count(hub, Task) <= 1
+
+
+def test_a_closed_survey_refuses_edits(hub, frozen_clock, email_ready):
+    survey = make_survey(hub, delay_minutes=0, closes_at=(frozen_clock.current + timedelta(days=1)).isoformat())
+    _, token = invite_now(hub, survey, make_contact(hub))
+    answer(hub, token, {"q_nps": ["8"]})
+    frozen_clock.advance(days=2)
+    with hub.session() as session:
+        link = open_link(session, hub.settings, token)  # an answered link still shows its answer
+        assert not link.editable
+    before = count(hub, SurveyResponse, SurveyResponse.nps == 8)
+    try:
+        answer(hub, token, {"q_nps": ["2"]})
+    except LinkRefused as exc:
+        assert exc.problem == LinkProblem.CLOSED
+    else:
+        raise AssertionError("an edit after the survey closed was accepted")
+    assert before == count(hub, SurveyResponse, SurveyResponse.nps == 8) == 1
