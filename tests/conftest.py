@@ -50,7 +50,8 @@ def pg_database_url() -> Iterator[str]:
             pytest.fail(reason + "; CI requires PostgreSQL (.ci/run starts it)")
         pytest.skip(reason + "; set HUB_TEST_PG_URL or start PostgreSQL to run these")
     name = f"hub_test_{os.getpid()}_{uuid.uuid4().hex[:6]}"
-    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    # Pinged before use: a fault test restarts PostgreSQL mid-run (tests/faults/test_postgres_restart.py).
+    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT", pool_pre_ping=True)
     with admin.connect() as conn:
         conn.execute(text(f'CREATE DATABASE "{name}"'))
     base = PG_ADMIN_URL.rsplit("/", 1)[0]

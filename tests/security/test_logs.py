@@ -49,7 +49,7 @@ def test_no_secret_reaches_the_logs(wired, caplog):
     hub, client = wired
     caplog.set_level(logging.DEBUG)  # the root: every logger, SQLAlchemy's statements and parameters too
     for name in ("sqlalchemy.engine", "hub", "channels", "campaigns", "httpx", "uvicorn"):
-        logging.getLogger(name).setLevel(logging.DEBUG)
+        caplog.set_level(logging.DEBUG, logger=name)  # restored after the test: later tests must not log SQL
     secrets: dict[str, str] = {"password": PASSWORD, "twilio auth token": AUTH_TOKEN,
                                "email pipe token": INBOUND_TOKEN, "secret key": hub.settings.secret_key.get_secret_value()
                                if hasattr(hub.settings.secret_key, "get_secret_value") else str(hub.settings.secret_key)}

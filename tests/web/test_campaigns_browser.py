@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import re
 
+from playwright.sync_api import expect
+
 from sqlalchemy import func, select
 
 from campaigns import runs
@@ -84,7 +86,7 @@ def test_a_marketer_sends_watches_pauses_resumes_duplicates_and_cancels_in_the_b
     # The worker's tick adds the recipients; the open page picks the progress up by itself (polling).
     runs.dispatch_due(hub)
     runs.materialise_due(hub)
-    page.wait_for_function("document.querySelector('#campaign-progress-bar').max == 6")
+    expect(page.locator("#campaign-progress-bar")).to_have_attribute("max", "6")
     assert "0 / 6" in page.locator("#campaign-progress-text").inner_text()
     page.reload()
     assert page.locator("#campaign-status").inner_text() == "Running"
