@@ -13,7 +13,7 @@ import logging
 import random
 import threading
 import weakref
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -309,33 +309,80 @@ def record_sent(
     now: datetime | None = None,
 ) -> bool:
     """Record a send the provider accepted; False (and nothing written) if `worker` no longer holds the row."""
+    return record_outcomes(hub, [(delivery_id, attempt, result)], worker=worker, now=now)[0] is not None
+
+
+def record_outcomes(
+    hub: Hub,
+    outcomes: Sequence[tuple[int, int | None, Any]],
+    *,
+    worker: str,
+    now: datetime | None = None,
+) -> list[str | None]:
+    """Record a whole batch's outcomes — (delivery_id, attempt, SendResult or exception) — in ONE
+    transaction, with exactly the per-row semantics of record_sent/record_failure (ownership check,
+    pending statuses, timeline mirror); the new status of each row, None where `worker` no longer holds it."""
+    from channels.base import SendResult
+
     now = now or clock.now()
+    statuses: list[str | None] = []
+    counted: list[tuple[str, str]] = []
+    with hub.session() as session, session.begin():
+        # Provider-id locks in a fixed order, so two batches (or a status callback) never deadlock.
+        locks = sorted({(c, r.provider_id) for c, r in _channels_of(session, outcomes) if r.provider_id})
+        for channel, provider_id in locks:
+            xact_lock(session, f"outbox.provider:{channel}:{provider_id}")
+        for delivery_id, attempt, result in outcomes:
+            if isinstance(result, SendResult):
+                ok = _record_sent_in(session, hub, delivery_id=delivery_id, worker=worker, result=result,
+                                     attempt=attempt, now=now)
+                statuses.append(ok[0] if ok else None)
+                if ok:
+                    counted.append((ok[1], "sent"))
+            else:
+                done = _record_failure_in(session, hub, delivery_id=delivery_id, worker=worker, error=result,
+                                          attempt=attempt, now=now)
+                statuses.append(done[0] if done else None)
+                if done:
+                    counted.append((done[1], "dead" if done[0] == S.DEAD else "retry"))
+    for channel, label in counted:
+        DELIVERIES.labels(channel, label).inc()
+    return statuses
+
+
+def _channels_of(session: Session, outcomes: Sequence[tuple[int, int | None, Any]]) -> list[tuple[str, Any]]:
+    from channels.base import SendResult
+
+    sent = {d: r for d, _a, r in outcomes if isinstance(r, SendResult) and r.provider_id}
+    if not sent:
+        return []
+    rows = session.execute(select(T.c.id, T.c.channel).where(T.c.id.in_(list(sent)))).all()
+    return [(row.channel, sent[row.id]) for row in rows]
+
+
+def _record_sent_in(session: Session, hub: Hub, *, delivery_id: int, worker: str, result: SendResult,
+                    attempt: int | None, now: datetime) -> tuple[str, str] | None:
     status = DeliveryStatus(result.status)
     if rank(status) < rank(S.SENT) or status not in PROVIDER_STATUSES:
         status = S.SENT
-    with hub.session() as session, session.begin():
-        channel = session.scalar(select(T.c.channel).where(T.c.id == delivery_id))
-        if channel is not None and result.provider_id:
-            xact_lock(session, f"outbox.provider:{channel}:{result.provider_id}")
-        row = session.execute(
-            update(T)
-            .where(T.c.id == delivery_id, _held_by(worker, attempt))
-            .values(
-                status=status, provider_id=result.provider_id, sent_at=now, updated_at=now,
-                claimed_by=None, claimed_until=None, last_error=None,
-            )
-            .returning(T.c.channel, T.c.event_id)
-        ).first()
-        if row is None:
-            log.warning("delivery %s was sent but %s no longer holds it; its outcome is not recorded", delivery_id, worker)
-            return False
-        if result.provider_id:
-            status = _apply_pending(session, delivery_id=delivery_id, channel=row.channel,
-                                    provider_id=result.provider_id, current=status)
-        _mirror(session, hub, delivery_id=delivery_id, event_id=row.event_id, status=status,
-                data={"provider_id": result.provider_id} if result.provider_id else None)
-    DELIVERIES.labels(row.channel, "sent").inc()
-    return True
+    row = session.execute(
+        update(T)
+        .where(T.c.id == delivery_id, _held_by(worker, attempt))
+        .values(
+            status=status, provider_id=result.provider_id, sent_at=now, updated_at=now,
+            claimed_by=None, claimed_until=None, last_error=None,
+        )
+        .returning(T.c.channel, T.c.event_id)
+    ).first()
+    if row is None:
+        log.warning("delivery %s was sent but %s no longer holds it; its outcome is not recorded", delivery_id, worker)
+        return None
+    if result.provider_id:
+        status = _apply_pending(session, delivery_id=delivery_id, channel=row.channel,
+                                provider_id=result.provider_id, current=status)
+    _mirror(session, hub, delivery_id=delivery_id, event_id=row.event_id, status=status,
+            data={"provider_id": result.provider_id} if result.provider_id else None)
+    return str(status), row.channel
 
 
 def backoff_seconds(hub: Hub, attempts: int) -> float:
@@ -355,9 +402,13 @@ def record_failure(
     now: datetime | None = None,
 ) -> str | None:
     """Requeue after a transient error with backoff, or mark dead; the new status, None if not held."""
+    return record_outcomes(hub, [(delivery_id, attempt, error)], worker=worker, now=now)[0]
+
+
+def _record_failure_in(session: Session, hub: Hub, *, delivery_id: int, worker: str, error: BaseException,
+                       attempt: int | None, now: datetime) -> tuple[str, str] | None:
     from channels.base import PermanentSendError, SendError, TransientSendError
 
-    now = now or clock.now()
     if isinstance(error, SendError):
         reason = error.reason or type(error).__name__
     else:
@@ -365,34 +416,32 @@ def record_failure(
     if not isinstance(error, SendError):
         # An adapter bug or an unexpected library error: retried like a transient one, but loudly.
         log.error("delivery %s failed with an unexpected error", delivery_id, exc_info=error)
-    with hub.session() as session, session.begin():
-        current = session.execute(
-            select(T.c.attempts, T.c.channel).where(T.c.id == delivery_id, _held_by(worker, attempt)).with_for_update()
-        ).first()
-        if current is None:
-            log.warning("delivery %s failed (%s) but %s no longer holds it; not recorded", delivery_id, reason, worker)
-            return None
-        attempts = current.attempts
-        if isinstance(error, PermanentSendError):
-            status, last_error, send_after = S.DEAD, reason, None
-        elif attempts >= hub.settings.outbox.max_attempts:
-            status, last_error, send_after = S.DEAD, f"gave up after {attempts} attempts: {reason}", None
-        else:
-            retry_after = error.retry_after if isinstance(error, TransientSendError) else None
-            delay = max(retry_after, 0.0) if retry_after is not None else backoff_seconds(hub, attempts)
-            status, last_error, send_after = S.QUEUED, reason, now + timedelta(seconds=delay)
-        values: dict[str, Any] = dict(status=status, last_error=last_error, updated_at=now, claimed_by=None, claimed_until=None)
-        if send_after is not None:
-            values["send_after"] = send_after
-        row = session.execute(
-            update(T).where(T.c.id == delivery_id, _held_by(worker, attempt)).values(**values).returning(T.c.event_id)
-        ).first()
-        if row is None:  # lost the row between the read and the write (cannot happen under the row lock)
-            return None
-        if status == S.DEAD:
-            _mirror(session, hub, delivery_id=delivery_id, event_id=row.event_id, status=status, data={"error": last_error})
-    DELIVERIES.labels(current.channel, "dead" if status == S.DEAD else "retry").inc()
-    return status
+    current = session.execute(
+        select(T.c.attempts, T.c.channel).where(T.c.id == delivery_id, _held_by(worker, attempt)).with_for_update()
+    ).first()
+    if current is None:
+        log.warning("delivery %s failed (%s) but %s no longer holds it; not recorded", delivery_id, reason, worker)
+        return None
+    attempts = current.attempts
+    if isinstance(error, PermanentSendError):
+        status, last_error, send_after = S.DEAD, reason, None
+    elif attempts >= hub.settings.outbox.max_attempts:
+        status, last_error, send_after = S.DEAD, f"gave up after {attempts} attempts: {reason}", None
+    else:
+        retry_after = error.retry_after if isinstance(error, TransientSendError) else None
+        delay = max(retry_after, 0.0) if retry_after is not None else backoff_seconds(hub, attempts)
+        status, last_error, send_after = S.QUEUED, reason, now + timedelta(seconds=delay)
+    values: dict[str, Any] = dict(status=status, last_error=last_error, updated_at=now, claimed_by=None, claimed_until=None)
+    if send_after is not None:
+        values["send_after"] = send_after
+    row = session.execute(
+        update(T).where(T.c.id == delivery_id, _held_by(worker, attempt)).values(**values).returning(T.c.event_id)
+    ).first()
+    if row is None:  # lost the row between the read and the write (cannot happen under the row lock)
+        return None
+    if status == S.DEAD:
+        _mirror(session, hub, delivery_id=delivery_id, event_id=row.event_id, status=status, data={"error": last_error})
+    return str(status), current.channel
 
 
 def defer_claimed(hub: Hub, *, delivery_id: int, worker: str, until: datetime, reason: str,

@@ -165,19 +165,22 @@ class Worker:
         except Exception as exc:  # recorded below as a failure of every message in the batch
             log.error("sending %d deliveries on %s failed as a batch", len(messages), channel.name, exc_info=exc)
             results = [exc] * len(messages)
+        outcomes: list[tuple[int, int | None, Any]] = []
         for message, result in zip(messages, results):
-            try:
-                if isinstance(result, SendResult):
-                    outbox.record_sent(self.hub, delivery_id=message.delivery_id, worker=self.claimant,
-                                       result=result, attempt=message.attempt, now=now)
-                else:
-                    error = result if isinstance(result, BaseException) else TypeError(
-                        f"{channel.name}.send returned {type(result).__name__}, not a SendResult")
-                    outbox.record_failure(self.hub, delivery_id=message.delivery_id, worker=self.claimant,
-                                          error=error, attempt=message.attempt, now=now)
-            except Exception:
-                # The store is unreachable: the claim expires and the reaper requeues the row.
-                log.exception("could not record the outcome of delivery %s", message.delivery_id)
+            if not isinstance(result, (SendResult, BaseException)):
+                result = TypeError(f"{channel.name}.send returned {type(result).__name__}, not a SendResult")
+            outcomes.append((message.delivery_id, message.attempt, result))
+        try:
+            # The whole batch in one transaction: one commit instead of one per message.
+            outbox.record_outcomes(self.hub, outcomes, worker=self.claimant, now=now)
+        except Exception:
+            log.exception("could not record the outcomes of %d deliveries as a batch; recording one by one", len(outcomes))
+            for delivery_id, attempt, result in outcomes:
+                try:
+                    outbox.record_outcomes(self.hub, [(delivery_id, attempt, result)], worker=self.claimant, now=now)
+                except Exception:
+                    # The store is unreachable: the claim expires and the reaper requeues the row.
+                    log.exception("could not record the outcome of delivery %s", delivery_id)
         return len(messages)
 
     def _apply_rules(self, messages: Sequence[OutboundMessage], now: datetime | None) -> list[OutboundMessage]:
