@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from hub.settings import section_problems
+
 if TYPE_CHECKING:
     from fastapi import APIRouter
 
@@ -108,7 +110,7 @@ def load_extensions(hub: Hub) -> dict[str, Extension]:
         try:
             settings = cls.Settings(**sections.get(name, {}))
         except ValidationError as exc:
-            problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+            problems = section_problems(exc)
             raise ExtensionLoadError(f"settings of extension {name!r} are invalid: {problems}") from None
         built[name] = cls(settings, hub)
     return built

@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
+from hub.settings import section_problems
+
 if TYPE_CHECKING:
     from channels.base import Channel
     from hub.runtime import Hub
@@ -63,7 +65,7 @@ class ChannelRegistry:
             try:
                 settings = cls.Settings(**sections.get(name, {}))
             except ValidationError as exc:
-                problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+                problems = section_problems(exc)
                 raise ChannelLoadError(f"settings of channel {name!r} are invalid: {problems}") from None
             channels[name] = cls(settings, hub)
         return channels

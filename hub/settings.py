@@ -208,6 +208,11 @@ class SettingsError(RuntimeError):
     """Raised with a readable message naming every invalid setting."""
 
 
+def section_problems(exc: ValidationError) -> str:
+    """A package section's validation errors on one line ("smtp_port: Input should be …; …")."""
+    return "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+
+
 def load_settings(**overrides: Any) -> Settings:
     """Build settings, turning pydantic's errors into one message that names each setting."""
     try:

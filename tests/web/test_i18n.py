@@ -27,17 +27,23 @@ def _extracted() -> set[str | tuple[str, str]]:
     return {m if isinstance(m, str) else tuple(m) for m, _f, _l, _c in i18n.hub_messages()}
 
 
-def test_every_message_is_translated_into_russian():
-    with i18n.catalog_path("ru").open("rb") as handle:
+def _gaps(path, messages) -> tuple[list, list, object]:
+    """(messages missing from the Russian catalog at `path`, ones without a translation, the catalog)."""
+    with path.open("rb") as handle:
         catalog = read_po(handle, locale="ru")
     missing, untranslated = [], []
-    for message in _extracted():
+    for message in messages:
         key = message if isinstance(message, str) else message[0]
         entry = catalog.get(key)
         if entry is None:
             missing.append(message)
         elif entry.fuzzy or not entry.string or (isinstance(entry.string, tuple) and not all(entry.string)):
             untranslated.append(message)
+    return missing, untranslated, catalog
+
+
+def test_every_message_is_translated_into_russian():
+    missing, untranslated, catalog = _gaps(i18n.catalog_path("ru"), _extracted())
     assert not missing, f"run `python -m hub.web.i18n` and translate: {missing}"
     assert not untranslated, f"translate these in hub/web/locale/ru: {untranslated}"
     assert catalog.num_plurals == 3
@@ -45,16 +51,7 @@ def test_every_message_is_translated_into_russian():
 
 @pytest.mark.parametrize("package", i18n.package_catalogs(), ids=lambda p: p.name)
 def test_every_package_message_is_translated_into_russian(package):
-    with package.path("ru").open("rb") as handle:
-        catalog = read_po(handle, locale="ru")
-    missing, untranslated = [], []
-    for message, _file, _line, _comments in i18n.package_messages(package):
-        key = message if isinstance(message, str) else message[0]
-        entry = catalog.get(key)
-        if entry is None:
-            missing.append(message)
-        elif entry.fuzzy or not entry.string or (isinstance(entry.string, tuple) and not all(entry.string)):
-            untranslated.append(message)
+    missing, untranslated, _ = _gaps(package.path("ru"), [m for m, _f, _l, _c in i18n.package_messages(package)])
     assert not missing, f"run `python -m hub.web.i18n` and translate: {missing}"
     assert not untranslated, f"translate these in {package.path('ru')}: {untranslated}"
 
