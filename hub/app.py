@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import re
 import time
@@ -129,6 +130,18 @@ class _TooLarge(StarletteHTTPException):
     # turning it into "400 There was an error parsing the body" when no Content-Length was sent.
     def __init__(self, max_bytes: int) -> None:
         super().__init__(413, f"The request body is larger than {max_bytes} bytes; send less at a time.")
+
+
+def freeze_startup_objects() -> None:
+    """Move what is built by now out of the garbage collector's full passes (served processes only).
+
+    Modules, routes, the ORM's mappers and the templates live as long as the process; leaving them
+    in the collector's reach makes every full collection walk them, which stalls requests under
+    load (the webhook benchmark's tail latency). Tests build many apps and must be able to collect
+    them, so only `hub.asgi` (what `hub serve` runs) calls this.
+    """
+    gc.collect()
+    gc.freeze()
 
 
 def create_app(hub: Hub | None = None, *, check_schema: bool = True, start_worker: bool | None = None) -> FastAPI:
