@@ -64,20 +64,18 @@ def _env(url: str, port: int) -> dict[str, str]:
 
 
 def _database(url: str) -> None:
-    """Create the bench database if missing, bring it to head, and add tables newer than the migrations."""
+    """A fresh bench database (dropped and created again), migrated as `hub migrate` does."""
     from hub.migrate import upgrade
-    from hub.schema import metadata
     from hub.settings import load_settings
 
     base, name = url.rsplit("/", 1)
     admin = create_engine(base + "/postgres", isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
-        if not conn.execute(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name}).scalar():
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
     admin.dispose()
     engine = create_engine(load_settings(database_url=url).sqlalchemy_url)
     upgrade(engine)
-    metadata().create_all(engine)
     engine.dispose()
 
 
