@@ -67,10 +67,11 @@ def print_summary(summary: DemoSummary, *, console: Console | None = None) -> No
         ("tasks created", summary.tasks_created),
     ):
         table.add_row(label, str(value))
+    console.print(table)
+    # Below the table, unwrapped: these lines carry the links to open (a form, the booking page).
     for line in summary.extras:
         package, _, what = line.partition(": ")
-        table.add_row(package, what)
-    console.print(table)
+        console.print(f"[bold]{package}[/]: {what}", soft_wrap=True)
     logins = Table(title="Demo users (password for all: " + summary.password + ")", title_justify="left")
     logins.add_column("email")
     logins.add_column("role")
