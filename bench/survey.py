@@ -40,6 +40,7 @@ from sqlalchemy import create_engine, text
 from starlette.responses import HTMLResponse
 
 from bench.records import DOCS, record_section
+from bench.webhooks import Failed, start_server, stop_server
 
 ROOT = Path(__file__).resolve().parent.parent
 SECTION = "## Survey page"
@@ -49,10 +50,6 @@ GOAL_RATIO = 0.5
 SECRET = "bench-" + "s" * 40
 
 app = typer.Typer(add_completion=False, pretty_exceptions_show_locals=False)
-
-
-class Failed(RuntimeError):
-    pass
 
 
 def _env(url: str, port: int) -> dict[str, str]:
@@ -157,36 +154,6 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def _start_server(env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
-    server = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "bench.survey:build_app", "--factory", "--host", "127.0.0.1",
-         "--port", str(port), "--workers", "1", "--no-access-log", "--log-level", "warning",
-         "--timeout-keep-alive", "60"],
-        cwd=ROOT, env=env,
-    )
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise Failed(f"uvicorn exited with {server.returncode}")
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
-                return server
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    server.terminate()
-    raise Failed("the app did not answer /healthz within 60 s")
-
-
-def _stop(server: subprocess.Popen[bytes]) -> None:
-    server.terminate()
-    try:
-        server.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        server.kill()
-        server.wait()
 
 
 class Traffic:
@@ -319,12 +286,12 @@ def main(
     with engine.connect() as conn:
         pg_version = str(conn.execute(text("SHOW server_version")).scalar()).split(" ")[0]
     engine.dispose()
-    server = _start_server(env, port)
+    server = start_server(env, port, target="bench.survey:build_app", factory=True)
     try:
         result = asyncio.run(_run(f"http://127.0.0.1:{port}", Traffic(tokens), concurrency=concurrency,
                                   duration=duration, rounds=rounds))
     finally:
-        _stop(server)
+        stop_server(server)
     for name in ("get", "post"):
         ratio = statistics.mean(result[name]) / statistics.mean(result[f"raw_{name}"])
         print(f"{name.upper()}: hub {statistics.mean(result[name]):.0f} req/s, pre-built "

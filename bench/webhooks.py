@@ -222,10 +222,12 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _start_server(env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
+def start_server(env: dict[str, str], port: int, *, target: str = "bench.webhooks_app:app",
+                 factory: bool = False) -> subprocess.Popen[bytes]:
+    """uvicorn serving `target` (1 worker, no access log) on `port`, once it answers /healthz."""
     server = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "bench.webhooks_app:app", "--host", "127.0.0.1", "--port", str(port),
-         "--workers", "1", "--no-access-log", "--log-level", "warning",
+        [sys.executable, "-m", "uvicorn", target, *(["--factory"] if factory else []), "--host", "127.0.0.1",
+         "--port", str(port), "--workers", "1", "--no-access-log", "--log-level", "warning",
          # Longer than any idle gap in the run: at uvicorn's 5 s a pooled connection can close just as
          # the client reuses it, a dropped request that says nothing about the hub.
          "--timeout-keep-alive", "60"],
@@ -245,7 +247,7 @@ def _start_server(env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
     raise Failed("the app did not answer /healthz within 60 s")
 
 
-def _stop(server: subprocess.Popen[bytes]) -> None:
+def stop_server(server: subprocess.Popen[bytes]) -> None:
     server.terminate()
     try:
         server.wait(timeout=15)
@@ -356,12 +358,12 @@ def main(
     with engine.connect() as conn:
         pg_version = str(conn.execute(text("SHOW server_version")).scalar()).split(" ")[0]
     base = f"http://127.0.0.1:{port}"
-    server = _start_server(env, port)
+    server = start_server(env, port)
     try:
         traffic = Traffic(base=base, run=run, statuses=statuses)
         result = asyncio.run(_run(base, traffic, concurrency=concurrency, duration=duration, rounds=rounds))
     finally:
-        _stop(server)
+        stop_server(server)
     with engine.connect() as conn:
         # Every callback must have landed on its delivery, not in pending_status.
         delivered = conn.execute(text("SELECT count(*) FROM delivery WHERE provider_id LIKE :p "
