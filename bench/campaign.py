@@ -103,7 +103,7 @@ def build_settings(url: str, smtp_port: int, connections: int, rate: float | Non
     return load_settings(
         database_url=url, data_dir=Path(data_dir), secret_key="bench-secret-key-" + "x" * 32,
         public_base_url="https://hub.bench.example.com", embedded_worker=False, live_backend="memory",
-        outbox={"batch_size": 100, "poll_seconds": 0.2},
+        outbox={"batch_size": 500, "poll_seconds": 0.2},
         channels={"email": {"smtp_host": "127.0.0.1", "smtp_port": smtp_port, "smtp_security": "none",
                             "smtp_connections": connections, "from_address": FROM, "from_name": "Bench Shop",
                             "message_id_domain": "bench.example.com"}},

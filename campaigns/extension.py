@@ -42,7 +42,7 @@ class CampaignsExtension(Extension):
     Settings = CampaignsSettings
 
     def register_triggers(self, triggers: TriggerRegistry) -> None:
-        triggers.register("*", on_event)
+        triggers.register("*", on_event, outgoing=False)
 
     def api_router(self) -> APIRouter:
         from fastapi import APIRouter

@@ -20,7 +20,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.orm import Session
 
 from campaigns.models import (
@@ -37,7 +37,7 @@ from campaigns.models import (
 )
 from campaigns.scheduling import next_cron_time, run_key
 from hub import clock
-from hub.db import after_commit, insert_ignore
+from hub.db import after_commit, insert_ignore, insert_ignore_many
 from hub.models import Contact, Delivery, DeliveryStatus, Direction, Identity, IdentityKind, Purpose, TimelineEvent
 
 if TYPE_CHECKING:
@@ -234,8 +234,7 @@ def _add_recipients(session: Session, hub: Hub, *, campaign: Campaign, run: Camp
     contacts = {c.id: c for c in session.scalars(select(Contact).where(Contact.id.in_(list(contact_ids)))).all()}
     addresses = addresses_for(session, channel=campaign.channel, contact_ids=list(contacts))
     now = clock.now()
-    added = 0
-    messages: list[dict[str, Any]] = []
+    rows: list[dict[str, Any]] = []
     for cid in contact_ids:
         contact = contacts.get(cid)
         if contact is None or contact.merged_into is not None:
@@ -243,27 +242,28 @@ def _add_recipients(session: Session, hub: Hub, *, campaign: Campaign, run: Camp
         address = addresses.get(cid)
         # Written as it will stand once step 1 is queued (one statement, not insert-then-update);
         # corrected below in the rare case the message cannot be made.
-        values = dict(run_id=run.id, contact_id=cid, address=address, step=1 if address else 0,
-                      status=(RecipientStatus.NO_ADDRESS if address is None else
-                              RecipientStatus.ACTIVE if following is not None else RecipientStatus.DONE).value,
-                      next_step_at=now + timedelta(minutes=following.delay_minutes) if following and address else None,
-                      created_at=now, updated_at=now)
-        recipient_id = insert_ignore(session, CampaignRecipient, values, ["run_id", "contact_id"])
-        if recipient_id is None:
-            continue
-        added += 1
-        if address is None:
-            continue
-        sent = send_step(session, hub, campaign=campaign, run_id=run.id, step=first, contact=contact,  # type: ignore[arg-type]
-                         address=address, record=False)
+        rows.append(dict(run_id=run.id, contact_id=cid, address=address, step=1 if address else 0,
+                         status=(RecipientStatus.NO_ADDRESS if address is None else
+                                 RecipientStatus.ACTIVE if following is not None else RecipientStatus.DONE).value,
+                         next_step_at=now + timedelta(minutes=following.delay_minutes) if following and address else None,
+                         created_at=now, updated_at=now))
+    added = {r.contact_id: r.id for r in insert_ignore_many(session, R, rows, ["run_id", "contact_id"],
+                                                            ["id", "contact_id"])}
+    targets = [(contacts[r["contact_id"]], r["address"]) for r in rows if r["contact_id"] in added and r["address"]]
+    messages: list[dict[str, Any]] = []
+    failed: list[dict[str, Any]] = []
+    for (contact, _address), sent in zip(targets, send_steps(session, hub, campaign=campaign, run_id=run.id,  # type: ignore[arg-type]
+                                                                step=first, targets=targets)):
         if isinstance(sent, str):
-            session.execute(update(R).where(R.c.id == recipient_id).values(
-                status=RecipientStatus.FAILED, step=0, next_step_at=None, error=sent[:500]))
-            continue
-        messages.append(sent)
+            failed.append({"recipient": added[contact.id], "reason": sent[:500]})
+        else:
+            messages.append(sent)
+    if failed:
+        session.execute(update(R).where(R.c.id == bindparam("recipient")).values(
+            status=RecipientStatus.FAILED, step=0, next_step_at=None, error=bindparam("reason")), failed)
     if messages:  # which delivery carried which step, for the per-step results: one statement per batch
         session.execute(CampaignMessage.__table__.insert(), messages)
-    return added
+    return len(added)
 
 
 def addresses_for(session: Session, *, channel: str, contact_ids: Sequence[int]) -> dict[int, str]:
@@ -283,42 +283,59 @@ def addresses_for(session: Session, *, channel: str, contact_ids: Sequence[int])
 
 
 def send_step(session: Session, hub: Hub, *, campaign: Campaign, run_id: int, step: CampaignStep, contact: Contact,
-              address: str, record: bool = True) -> str | dict[str, Any] | None:
-    """Render `step` for `contact` and put it in the outbox; an error message instead if it cannot be.
+              address: str) -> str | None:
+    """Render `step` for one contact, put it in the outbox and note which delivery carried it; an
+    error message instead if it cannot be sent."""
+    [sent] = send_steps(session, hub, campaign=campaign, run_id=run_id, step=step, targets=[(contact, address)])
+    if isinstance(sent, str):
+        return sent
+    insert_ignore(session, CampaignMessage, sent, ["run_id", "step", "contact_id"])
+    return None
 
-    With record=False the campaign_message row is returned for the caller to insert with its batch.
-    """
+
+def send_steps(session: Session, hub: Hub, *, campaign: Campaign, run_id: int, step: CampaignStep,
+               targets: Sequence[tuple[Contact, str]]) -> list[str | dict[str, Any]]:
+    """Render `step` for each (contact, address) and enqueue the lot together: per target, the
+    campaign_message row to insert, or why its message cannot be sent."""
     from campaigns.message_templates.models import MessageTemplate
-    from campaigns.message_templates.rendering import TemplateRenderError, contact_context, render_message
-
-    key = delivery_key(run_id, step.position, contact.id)  # type: ignore[arg-type]
-    template = session.get(MessageTemplate, step.template_id)
-    if template is None:
-        return f"template {step.template_id} no longer exists"
-    try:
-        content = dict(render_message(template, contact_context=contact_context(session, contact),
-                                      locale=contact.locale or hub.settings.default_locale,
-                                      extra={"campaign": {"id": campaign.id, "name": campaign.name}}))
-    except TemplateRenderError as exc:
-        return f"the template could not be rendered: {exc}"
-    content = decorate(hub, campaign=campaign, contact=contact, content=content, key=key)
+    from campaigns.message_templates.rendering import TemplateRenderError, contact_contexts, render_message
     from hub import outbox
 
-    try:
-        delivery = outbox.enqueue(
-            session, channel=campaign.channel, address=address, content=content, idempotency_key=key,
-            contact_id=contact.id, purpose=Purpose.MARKETING, campaign_run_id=run_id, rules=rules_of(campaign),
-            event_kind="campaign.message",
-            event_data={"campaign_id": campaign.id, "campaign_run_id": run_id, "step": step.position},
-        )
-    except ValueError as exc:  # the channel refused the content (too long, say)
-        return f"the message was refused: {exc}"
-    row = dict(campaign_id=campaign.id, run_id=run_id, step=step.position, contact_id=contact.id,
-               delivery_id=delivery.id, created_at=clock.now())
-    if not record:
-        return row
-    insert_ignore(session, CampaignMessage, row, ["run_id", "step", "contact_id"])
-    return None
+    template = session.get(MessageTemplate, step.template_id)
+    if template is None:
+        return [f"template {step.template_id} no longer exists"] * len(targets)
+    contexts = contact_contexts(session, [contact for contact, _ in targets])
+    extra = {"campaign": {"id": campaign.id, "name": campaign.name}}
+    rules = rules_of(campaign)
+    event_data = {"campaign_id": campaign.id, "campaign_run_id": run_id, "step": step.position}
+    results: list[str | int] = []
+    outgoing: list[outbox.Outgoing] = []
+    for contact, address in targets:
+        key = delivery_key(run_id, step.position, contact.id)  # type: ignore[arg-type]
+        try:
+            content = dict(render_message(template, contact_context=contexts[contact.id],  # type: ignore[index]
+                                          locale=contact.locale or hub.settings.default_locale, extra=extra))
+        except TemplateRenderError as exc:
+            results.append(f"the template could not be rendered: {exc}")
+            continue
+        results.append(len(outgoing))
+        outgoing.append(outbox.Outgoing(
+            channel=campaign.channel, address=address, idempotency_key=key, contact_id=contact.id,
+            content=decorate(hub, campaign=campaign, contact=contact, content=content, key=key),
+            purpose=Purpose.MARKETING, campaign_run_id=run_id, rules=rules, event_kind="campaign.message",
+            event_data=event_data))
+    queued = outbox.enqueue_many(session, outgoing)
+    now = clock.now()
+    out: list[str | dict[str, Any]] = []
+    for (contact, _address), result in zip(targets, results):
+        if isinstance(result, str):
+            out.append(result)
+        elif queued[result].delivery_id is None:  # the channel refused the content (too long, say)
+            out.append(f"the message was refused: {queued[result].refused}")
+        else:
+            out.append(dict(campaign_id=campaign.id, run_id=run_id, step=step.position, contact_id=contact.id,
+                            delivery_id=queued[result].delivery_id, created_at=now))
+    return out
 
 
 def decorate(hub: Hub, *, campaign: Campaign, contact: Contact, content: dict[str, Any], key: str) -> dict[str, Any]:

@@ -97,6 +97,26 @@ def insert_ignore(session: Session, table: Any, values: dict[str, Any], conflict
     return session.execute(stmt).scalar_one_or_none()
 
 
+def insert_ignore_many(session: Session, table: Any, rows: list[dict[str, Any]], conflict: list[str],
+                       returning: list[str]) -> list[Any]:
+    """Multi-row INSERT … ON CONFLICT DO NOTHING RETURNING `returning`: the rows really inserted.
+
+    Rows come back in no promised order (and skipped ones not at all), so return a column that
+    identifies each row, such as its unique key.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    if not rows:
+        return []
+    table = getattr(table, "__table__", table)
+    stmt = insert(table).on_conflict_do_nothing(index_elements=conflict).returning(*(table.c[n] for n in returning))
+    # Executed with a list, SQLAlchemy batches the rows into multi-row statements ("insertmanyvalues")
+    # from one cached compilation, and still returns the inserted rows.
+    return list(session.execute(stmt, rows).all())
+
+
 def contains_folded(session: Session, column: Any, needle: str) -> Any:
     """A case-insensitive substring test that also folds Cyrillic and other scripts on SQLite."""
     from sqlalchemy import func

@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
-from sqlalchemy import select
+from sqlalchemy import bindparam, select, tuple_
 from sqlalchemy.orm import Session
 
 from hub import clock, live
-from hub.db import after_commit, insert_ignore
+from hub.db import after_commit, insert_ignore, insert_ignore_many
 from hub.identities import fold, normalize
 from hub.observability import EVENTS_INGESTED
 from hub.models import Contact, Direction, Identity, IdentityKind, TimelineEvent
@@ -113,9 +114,10 @@ def post_event(session: Session, *, event: InboundEvent) -> IngestResult:
     """
     hub = _runtime(session)
     external_id = event.external_id or f"local:{uuid.uuid4().hex}"
-    existing = _existing(session, event.channel, external_id)
-    if existing is not None:
+    existing_id = session.scalar(_EXISTING_ID, {"channel": event.channel, "external_id": external_id})
+    if existing_id is not None:
         EVENTS_INGESTED.labels(event.channel, "false").inc()
+        existing = session.get_one(TimelineEvent, existing_id)
         return IngestResult(event=existing, contact=session.get(Contact, existing.contact_id), created=False)  # type: ignore[arg-type]
 
     if event.contact_id is not None:
@@ -125,47 +127,101 @@ def post_event(session: Session, *, event: InboundEvent) -> IngestResult:
     else:
         contact, contact_created = _resolve(session, event, hub.settings.default_region)
 
-    now = clock.now()
-    values = dict(
-        contact_id=contact.id,
-        occurred_at=event.occurred_at or now,
-        channel=event.channel,
-        direction=event.direction.value,
-        kind=event.kind,
-        subject=event.subject,
-        text=event.text,
-        html=event.html,
-        data=event.data,
-        external_id=external_id,
-        thread_key=event.thread_key,
-        status=event.status,
-        actor_user_id=event.actor_user_id,
-        created_at=now,
-    )
-    new_id = insert_ignore(session, TimelineEvent, values, ["channel", "external_id"])
-    if new_id is None:  # a concurrent replay won the race
-        row = _existing(session, event.channel, external_id)
-        assert row is not None
-        return IngestResult(event=row, contact=session.get(Contact, row.contact_id), created=False)  # type: ignore[arg-type]
-
-    row = session.get(TimelineEvent, new_id)
+    loaded: dict[int, TimelineEvent] = {}
+    [(event_id, created)] = _record(session, hub, [(event, contact, external_id)], loaded=loaded)
+    row = loaded.get(event_id) or session.get(TimelineEvent, event_id)
     assert row is not None
-    hub.triggers.fire(session, event=row, contact=contact)
-    message = {
-        "type": "event.created",
-        "contact_id": contact.id,
-        "event_id": row.id,
-        "channel": row.channel,
-        "kind": row.kind,
-        "direction": row.direction,
-    }
+    return IngestResult(event=row, contact=session.get(Contact, row.contact_id) if not created else contact,  # type: ignore[arg-type]
+                        created=created, contact_created=contact_created and created)
+
+
+def post_events(session: Session, *, events: Sequence[InboundEvent]) -> list[int]:
+    """What post_event does, for many events of known contacts in a few statements (a campaign's
+    batch of outgoing messages); the timeline event ids in order (the existing one for a replay).
+
+    Every event needs `contact_id`: there is no identity resolution here.
+    """
+    hub = _runtime(session)
+    if any(e.contact_id is None for e in events):
+        raise ValueError("post_events needs contact_id on every event")
+    keys = [(e.channel, e.external_id or f"local:{uuid.uuid4().hex}") for e in events]
+    ids = _existing_many(session, keys)
+    for channel, _external_id in ids:
+        EVENTS_INGESTED.labels(channel, "false").inc()
+    contacts = survivors(session, [e.contact_id for e in events])  # type: ignore[misc]
+    fresh = {key: (event, contacts[event.contact_id], key[1]) for event, key in zip(events, keys)  # type: ignore[index]
+             if key not in ids}
+    for key, (event_id, _created) in zip(fresh, _record(session, hub, list(fresh.values()))):
+        ids[key] = event_id
+    return [ids[key] for key in keys]
+
+
+def _record(session: Session, hub: Hub, items: Sequence[tuple[InboundEvent, Contact, str]], *,
+            loaded: dict[int, TimelineEvent] | None = None) -> list[tuple[int, bool]]:
+    """Insert (event, contact, external_id) rows idempotently, fire triggers and publish for the new
+    ones; (event id, created) for each item, in order.
+
+    The rows loaded for the triggers go into `loaded`: the session only holds clean rows weakly, so
+    a caller that needs them again would otherwise read them again."""
+    if not items:
+        return []
+    now = clock.now()
+    rows = [dict(contact_id=contact.id, occurred_at=event.occurred_at or now, channel=event.channel,
+                 direction=event.direction.value, kind=event.kind, subject=event.subject, text=event.text,
+                 html=event.html, data=event.data, external_id=external_id, thread_key=event.thread_key,
+                 status=event.status, actor_user_id=event.actor_user_id, created_at=now)
+             for event, contact, external_id in items]
+    inserted = {(r.channel, r.external_id): r.id for r in insert_ignore_many(
+        session, TimelineEvent, rows, ["channel", "external_id"], ["id", "channel", "external_id"])}
+    keys = [(event.channel, external_id) for event, _contact, external_id in items]
+    raced = _existing_many(session, [k for k in keys if k not in inserted])  # concurrent replays won these
+    created = [row for row, key in zip(items, keys) if key in inserted]
+    if created and hub.triggers.listening({(event.kind, event.direction.value) for event, _c, _x in created}):
+        rows = {row.id: row for row in session.scalars(
+            select(TimelineEvent).where(TimelineEvent.id.in_(list(inserted.values())))).all()}
+        if loaded is not None:
+            loaded.update(rows)
+        for event, contact, external_id in created:
+            hub.triggers.fire(session, event=rows[inserted[(event.channel, external_id)]], contact=contact)
+    for event, contact, external_id in created:
+        _announce(session, hub, event_id=inserted[(event.channel, external_id)], contact_id=contact.id,  # type: ignore[arg-type]
+                  channel=event.channel, kind=event.kind, direction=event.direction.value)
+    return [(inserted[key], True) if key in inserted else (raced[key], False) for key in keys]
+
+
+def _announce(session: Session, hub: Hub, *, event_id: int, contact_id: int, channel: str, kind: str,
+              direction: str) -> None:
+    """After the commit: tell the contact's screens (and every agent's, for a ringing call)."""
+    message = {"type": "event.created", "contact_id": contact_id, "event_id": event_id, "channel": channel,
+               "kind": kind, "direction": direction}
     # The callbacks run after the commit has expired the ORM rows: they use plain values only.
-    topic, channel = live.contact_topic(message["contact_id"]), row.channel  # type: ignore[arg-type]
+    topic = live.contact_topic(contact_id)
     after_commit(session, lambda: hub.broker.publish(topic, message))
-    if row.kind == INCOMING_CALL:  # every agent's screen pops the caller's card, whatever the channel
+    if kind == INCOMING_CALL:  # every agent's screen pops the caller's card, whatever the channel
         after_commit(session, lambda: hub.broker.publish(live.AGENTS_TOPIC, {**message, "type": INCOMING_CALL}))
     after_commit(session, lambda: EVENTS_INGESTED.labels(channel, "true").inc())
-    return IngestResult(event=row, contact=contact, created=True, contact_created=contact_created)
+
+
+def _existing_many(session: Session, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], int]:
+    """Ids of the events already on the timeline among (channel, external_id) keys."""
+    found: dict[tuple[str, str], int] = {}
+    unique = list(dict.fromkeys(keys))
+    for start in range(0, len(unique), 500):
+        chunk = unique[start:start + 500]
+        found.update({(r.channel, r.external_id): r.id for r in session.execute(
+            select(TimelineEvent.id, TimelineEvent.channel, TimelineEvent.external_id)
+            .where(tuple_(TimelineEvent.channel, TimelineEvent.external_id).in_(chunk))).all()})
+    return found
+
+
+def survivors(session: Session, contact_ids: Sequence[int]) -> dict[int, Contact]:
+    """Each id's surviving contact, loaded in one query; ContactNotFound for an unknown id."""
+    unique = list(dict.fromkeys(contact_ids))
+    loaded = {c.id: c for c in session.scalars(select(Contact).where(Contact.id.in_(unique))).all()}
+    missing = [cid for cid in unique if cid not in loaded]
+    if missing:
+        raise ContactNotFound(f"contact {missing[0]} does not exist")
+    return {cid: survivor(session, loaded[cid]) for cid in unique}  # type: ignore[misc]
 
 
 def ingest(hub: Hub, event: InboundEvent) -> IngestResult:
@@ -176,10 +232,9 @@ def ingest(hub: Hub, event: InboundEvent) -> IngestResult:
         return result
 
 
-def _existing(session: Session, channel: str, external_id: str) -> TimelineEvent | None:
-    return session.scalars(
-        select(TimelineEvent).where(TimelineEvent.channel == channel, TimelineEvent.external_id == external_id)
-    ).first()
+# Built once: every new event asks it first, and it only needs the id (the row is loaded on a replay).
+_EXISTING_ID = select(TimelineEvent.id).where(TimelineEvent.channel == bindparam("channel"),
+                                              TimelineEvent.external_id == bindparam("external_id"))
 
 
 def _normalized(event: InboundEvent, region: str) -> list[tuple[str, str]]:

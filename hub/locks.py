@@ -93,6 +93,13 @@ def _lease(hub: Hub, name: str, lease_seconds: float) -> Iterator[bool]:
                 session.execute(delete(table).where(table.c.name == name, table.c.holder == holder))
 
 
+def xact_locks(session: Session, names: list[str]) -> None:
+    """xact_lock for many names in one statement, taken in the given order (sort it to avoid deadlocks)."""
+    if names and session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(k) FROM unnest(CAST(:keys AS bigint[])) "
+                             "WITH ORDINALITY AS t(k, n) ORDER BY n"), {"keys": [lock_key(n) for n in names]})
+
+
 def xact_lock(session: Session, name: str) -> None:
     """Serialise transactions on `name` until the caller's transaction ends.
 

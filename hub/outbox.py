@@ -13,17 +13,18 @@ import logging
 import random
 import threading
 import weakref
+from dataclasses import dataclass, replace
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import and_, delete, select, true, update
+from sqlalchemy import and_, bindparam, delete, select, true, tuple_, update
 from sqlalchemy.orm import Session
 
 from hub import clock, live
-from hub.db import after_commit, insert_ignore
-from hub.ingest import InboundEvent, get_contact, post_event
-from hub.locks import xact_lock
+from hub.db import after_commit, insert_ignore, insert_ignore_many
+from hub.ingest import InboundEvent, post_events, survivors
+from hub.locks import xact_lock, xact_locks
 from hub.models import Delivery, DeliveryStatus, Direction, PendingStatus, Purpose, TimelineEvent
 from hub.observability import DELIVERIES
 
@@ -67,114 +68,154 @@ def _below(status: str) -> list[str]:
 
 # --- writing ---------------------------------------------------------------------------------
 
-def enqueue(
-    session: Session,
-    *,
-    channel: str,
-    address: str,
-    content: Mapping[str, Any],
-    idempotency_key: str,
-    contact_id: int | None = None,
-    purpose: str = Purpose.TRANSACTIONAL,
-    send_after: datetime | None = None,
-    campaign_run_id: int | None = None,
-    record_event: bool = True,
-    actor_user_id: int | None = None,
-    rules: Mapping[str, Any] | None = None,
-    event_data: Mapping[str, Any] | None = None,
-    event_kind: str = "message",
-) -> Delivery:
+@dataclass(frozen=True)
+class Outgoing:
+    """One delivery to enqueue: what `enqueue` takes, as a value (see enqueue for the fields)."""
+
+    channel: str
+    address: str
+    content: Mapping[str, Any]
+    idempotency_key: str
+    contact_id: int | None = None
+    purpose: str = Purpose.TRANSACTIONAL
+    send_after: datetime | None = None
+    campaign_run_id: int | None = None
+    record_event: bool = True
+    actor_user_id: int | None = None
+    rules: Mapping[str, Any] | None = None
+    event_data: Mapping[str, Any] | None = None
+    event_kind: str = "message"
+
+
+@dataclass(frozen=True)
+class Queued:
+    """What became of one Outgoing: its delivery's id (new, or the one already holding its key), or
+    why it was refused (the channel cannot carry it, a field is invalid) with nothing written."""
+
+    delivery_id: int | None
+    refused: str | None = None
+
+
+def enqueue(session: Session, **fields: Any) -> Delivery:
     """Add a delivery (and its outbound timeline event) to the caller's transaction, at most once per key.
 
     `rules` are the cause's sending rules (hub.sending.DeliveryRules: quiet hours, frequency cap),
     checked by the worker at send time; `event_data` is merged into the timeline event's data and
-    `event_kind` names it (campaigns post `campaign.message`).
+    `event_kind` names it (campaigns post `campaign.message`). ValueError if it cannot be sent.
     """
-    from channels.base import Capability
-    from hub.sending import clean_rules
-
-    hub = _runtime(session)
-    adapter = hub.channel(channel)  # LookupError names the installed channels
-    if Capability.SEND not in adapter.capabilities:
-        raise ValueError(f"channel {channel!r} cannot send messages")
-    address = (address or "").strip()
-    if not address or len(address) > 320:
-        raise ValueError("address must be 1 to 320 characters")
-    if not idempotency_key or len(idempotency_key) > 300:
-        raise ValueError("idempotency_key must be 1 to 300 characters")
-    if not isinstance(content, Mapping):
-        raise ValueError("content must be an object")
-    if send_after is not None and send_after.tzinfo is None:
-        raise ValueError("send_after needs a time zone offset")
-    purpose = Purpose(purpose).value
-    rules = clean_rules(rules)
-    if event_data is not None and not isinstance(event_data, Mapping):
-        raise ValueError("event_data must be an object")
-    if not event_kind or len(event_kind) > 60:
-        raise ValueError("event_kind must be 1 to 60 characters")
-
-    existing = _by_key(session, idempotency_key)
-    if existing is not None:
-        return existing
-    adapter.validate_content(content)
-    event = None
-    if contact_id is not None:
-        contact_id = get_contact(session, contact_id).id  # a merged contact's deliveries go to the survivor
-        if record_event:
-            # Built (and so validated) before anything is written: a ValueError leaves no half-made row.
-            event = InboundEvent(
-                channel=channel,
-                kind=event_kind,
-                direction=Direction.OUT,
-                external_id=f"delivery:{idempotency_key}",
-                contact_id=contact_id,
-                subject=content.get("subject"),
-                text=content.get("text"),
-                html=content.get("html"),
-                thread_key=content.get("thread_key"),
-                status=S.QUEUED.value,
-                actor_user_id=actor_user_id,
-            )
-
-    now = clock.now()
-    new_id = insert_ignore(
-        session,
-        Delivery,
-        dict(
-            channel=channel,
-            contact_id=contact_id,
-            address=address,
-            purpose=purpose,
-            content=dict(content),
-            idempotency_key=idempotency_key,
-            send_after=send_after or now,
-            status=S.QUEUED.value,
-            attempts=0,
-            campaign_run_id=campaign_run_id,
-            rules=rules,
-            created_at=now,
-            updated_at=now,
-        ),
-        ["idempotency_key"],
-    )
-    if new_id is None:  # a concurrent transaction enqueued the same key first
-        row = _by_key(session, idempotency_key)
-        assert row is not None
-        return row
-
-    delivery = session.get(Delivery, new_id)
+    [queued] = enqueue_many(session, [Outgoing(**fields)])
+    if queued.delivery_id is None:
+        raise ValueError(queued.refused)
+    delivery = session.get(Delivery, queued.delivery_id)
     assert delivery is not None
-    if event is not None:
-        event.data = {**dict(event_data or {}), "delivery_id": new_id, "address": address, "purpose": purpose}
-        delivery.event_id = post_event(session, event=event).event.id
-        session.flush()
-    if delivery.send_after <= now:
-        after_commit(session, lambda: _notify_enqueued(hub))
     return delivery
 
 
-def _by_key(session: Session, idempotency_key: str) -> Delivery | None:
-    return session.scalars(select(Delivery).where(Delivery.idempotency_key == idempotency_key)).first()
+def enqueue_many(session: Session, items: Sequence[Outgoing]) -> list[Queued]:
+    """Enqueue a batch (a campaign's) in the caller's transaction with a handful of statements, with
+    exactly enqueue's rules per item: a key already used gives its delivery back, refusals write
+    nothing for that item, a merged contact's delivery goes to the survivor."""
+    hub = _runtime(session)
+    results: list[Queued | None] = [None] * len(items)
+    checked: list[tuple[int, Outgoing]] = []
+    for index, item in enumerate(items):
+        try:
+            checked.append((index, _checked(hub, item)))
+        except ValueError as exc:
+            results[index] = Queued(None, str(exc))
+    known = _ids_by_key(session, [item.idempotency_key for _, item in checked])
+    contacts = survivors(session, [item.contact_id for _, item in checked
+                                   if item.contact_id is not None and item.idempotency_key not in known])
+    now = clock.now()
+    fresh: dict[str, tuple[dict[str, Any], InboundEvent | None]] = {}
+    waiting: list[tuple[int, str]] = []
+    for index, item in checked:
+        key = item.idempotency_key
+        if key in known:
+            results[index] = Queued(known[key])
+            continue
+        if key not in fresh:
+            try:
+                fresh[key] = _prepared(hub, item, contacts, now)
+            except ValueError as exc:
+                results[index] = Queued(None, str(exc))
+                continue
+        waiting.append((index, key))
+    if fresh:
+        inserted = {r.idempotency_key: r.id for r in insert_ignore_many(
+            session, Delivery, [row for row, _ in fresh.values()], ["idempotency_key"], ["id", "idempotency_key"])}
+        raced = _ids_by_key(session, [key for key in fresh if key not in inserted])  # concurrent enqueues won
+        _post_events(session, [(inserted[key], row, event) for key, (row, event) in fresh.items()
+                               if key in inserted and event is not None])
+        for index, key in waiting:
+            results[index] = Queued(inserted.get(key) or raced[key])
+        if any(row["send_after"] <= now for key, (row, _) in fresh.items() if key in inserted):
+            after_commit(session, lambda: _notify_enqueued(hub))
+    return results  # type: ignore[return-value]
+
+
+def _checked(hub: Hub, item: Outgoing) -> Outgoing:
+    """The item with its fields checked and normalised; ValueError says what is wrong."""
+    from channels.base import Capability
+    from hub.sending import clean_rules
+
+    adapter = hub.channel(item.channel)  # LookupError names the installed channels
+    if Capability.SEND not in adapter.capabilities:
+        raise ValueError(f"channel {item.channel!r} cannot send messages")
+    address = (item.address or "").strip()
+    if not address or len(address) > 320:
+        raise ValueError("address must be 1 to 320 characters")
+    if not item.idempotency_key or len(item.idempotency_key) > 300:
+        raise ValueError("idempotency_key must be 1 to 300 characters")
+    if not isinstance(item.content, Mapping):
+        raise ValueError("content must be an object")
+    if item.send_after is not None and item.send_after.tzinfo is None:
+        raise ValueError("send_after needs a time zone offset")
+    if item.event_data is not None and not isinstance(item.event_data, Mapping):
+        raise ValueError("event_data must be an object")
+    if not item.event_kind or len(item.event_kind) > 60:
+        raise ValueError("event_kind must be 1 to 60 characters")
+    return replace(item, address=address, purpose=Purpose(item.purpose).value, rules=clean_rules(item.rules))
+
+
+def _prepared(hub: Hub, item: Outgoing, contacts: Mapping[int, Any], now: datetime) -> tuple[dict[str, Any], InboundEvent | None]:
+    """The delivery row and its timeline event, both built (so validated) before anything is written."""
+    hub.channel(item.channel).validate_content(item.content)
+    contact_id = contacts[item.contact_id].id if item.contact_id is not None else None
+    event = None
+    if contact_id is not None and item.record_event:
+        event = InboundEvent(
+            channel=item.channel, kind=item.event_kind, direction=Direction.OUT,
+            external_id=f"delivery:{item.idempotency_key}", contact_id=contact_id,
+            subject=item.content.get("subject"), text=item.content.get("text"), html=item.content.get("html"),
+            thread_key=item.content.get("thread_key"), status=S.QUEUED.value, actor_user_id=item.actor_user_id,
+            data={**dict(item.event_data or {}), "address": item.address, "purpose": item.purpose},
+        )
+    row = dict(channel=item.channel, contact_id=contact_id, address=item.address, purpose=item.purpose,
+               content=dict(item.content), idempotency_key=item.idempotency_key,
+               send_after=item.send_after or now, status=S.QUEUED.value, attempts=0,
+               campaign_run_id=item.campaign_run_id, rules=item.rules, created_at=now, updated_at=now)
+    return row, event
+
+
+def _post_events(session: Session, batch: list[tuple[int, dict[str, Any], InboundEvent]]) -> None:
+    """The new deliveries' outbound timeline events, posted together, and each delivery linked to its own."""
+    if not batch:
+        return
+    for delivery_id, _row, event in batch:
+        event.data["delivery_id"] = delivery_id
+    event_ids = post_events(session, events=[event for _, _, event in batch])
+    session.execute(update(T).where(T.c.id == bindparam("delivery")).values(event_id=bindparam("event")),
+                    [{"delivery": d, "event": e} for (d, _row, _event), e in zip(batch, event_ids)])
+
+
+def _ids_by_key(session: Session, keys: Sequence[str]) -> dict[str, int]:
+    found: dict[str, int] = {}
+    unique = list(dict.fromkeys(keys))
+    for start in range(0, len(unique), 500):
+        found.update({r.idempotency_key: r.id for r in session.execute(
+            select(T.c.id, T.c.idempotency_key).where(T.c.idempotency_key.in_(unique[start:start + 500]))).all()})
+    return found
 
 
 def cancel(session: Session, *, delivery_id: int) -> bool:
@@ -321,68 +362,80 @@ def record_outcomes(
 ) -> list[str | None]:
     """Record a whole batch's outcomes — (delivery_id, attempt, SendResult or exception) — in ONE
     transaction, with exactly the per-row semantics of record_sent/record_failure (ownership check,
-    pending statuses, timeline mirror); the new status of each row, None where `worker` no longer holds it."""
+    pending statuses, timeline mirror); the new status of each row, None where `worker` no longer holds it.
+
+    Sends (the common case) are written with a few statements for the whole batch; failures row by row.
+    """
     from channels.base import SendResult
 
     now = now or clock.now()
-    statuses: list[str | None] = []
+    statuses: list[str | None] = [None] * len(outcomes)
     counted: list[tuple[str, str]] = []
     with hub.session() as session, session.begin():
+        ids = list(dict.fromkeys(d for d, _a, _r in outcomes))
+        channels = dict(session.execute(select(T.c.id, T.c.channel).where(T.c.id.in_(ids))).all()) if ids else {}
         # Provider-id locks in a fixed order, so two batches (or a status callback) never deadlock.
-        locks = sorted({(c, r.provider_id) for c, r in _channels_of(session, outcomes) if r.provider_id})
-        for channel, provider_id in locks:
-            xact_lock(session, f"outbox.provider:{channel}:{provider_id}")
-        for delivery_id, attempt, result in outcomes:
+        xact_locks(session, sorted({f"outbox.provider:{channels[d]}:{r.provider_id}" for d, _a, r in outcomes
+                                    if isinstance(r, SendResult) and r.provider_id and d in channels}))
+        sent = [(i, d, a, r) for i, (d, a, r) in enumerate(outcomes) if isinstance(r, SendResult)]
+        for index, status, channel in _record_sent_many(session, hub, sent, worker=worker, now=now):
+            statuses[index] = status
+            counted.append((channel, "sent"))
+        for index, (delivery_id, attempt, result) in enumerate(outcomes):
             if isinstance(result, SendResult):
-                ok = _record_sent_in(session, hub, delivery_id=delivery_id, worker=worker, result=result,
-                                     attempt=attempt, now=now)
-                statuses.append(ok[0] if ok else None)
-                if ok:
-                    counted.append((ok[1], "sent"))
-            else:
-                done = _record_failure_in(session, hub, delivery_id=delivery_id, worker=worker, error=result,
-                                          attempt=attempt, now=now)
-                statuses.append(done[0] if done else None)
-                if done:
-                    counted.append((done[1], "dead" if done[0] == S.DEAD else "retry"))
+                continue
+            done = _record_failure_in(session, hub, delivery_id=delivery_id, worker=worker, error=result,
+                                      attempt=attempt, now=now)
+            statuses[index] = done[0] if done else None
+            if done:
+                counted.append((done[1], "dead" if done[0] == S.DEAD else "retry"))
     for channel, label in counted:
         DELIVERIES.labels(channel, label).inc()
     return statuses
 
 
-def _channels_of(session: Session, outcomes: Sequence[tuple[int, int | None, Any]]) -> list[tuple[str, Any]]:
-    from channels.base import SendResult
-
-    sent = {d: r for d, _a, r in outcomes if isinstance(r, SendResult) and r.provider_id}
+def _record_sent_many(session: Session, hub: Hub, sent: Sequence[tuple[int, int, int | None, SendResult]], *,
+                      worker: str, now: datetime) -> list[tuple[int, str, str]]:
+    """Mark the held rows among `sent` (index, delivery_id, attempt, result) as sent; (index, status,
+    channel) for each one recorded. The rows are locked before they are written, so every update lands."""
     if not sent:
         return []
-    rows = session.execute(select(T.c.id, T.c.channel).where(T.c.id.in_(list(sent)))).all()
-    return [(row.channel, sent[row.id]) for row in rows]
-
-
-def _record_sent_in(session: Session, hub: Hub, *, delivery_id: int, worker: str, result: SendResult,
-                    attempt: int | None, now: datetime) -> tuple[str, str] | None:
-    status = DeliveryStatus(result.status)
-    if rank(status) < rank(S.SENT) or status not in PROVIDER_STATUSES:
-        status = S.SENT
-    row = session.execute(
-        update(T)
-        .where(T.c.id == delivery_id, _held_by(worker, attempt))
-        .values(
-            status=status, provider_id=result.provider_id, sent_at=now, updated_at=now,
-            claimed_by=None, claimed_until=None, last_error=None,
-        )
-        .returning(T.c.channel, T.c.event_id)
-    ).first()
-    if row is None:
-        log.warning("delivery %s was sent but %s no longer holds it; its outcome is not recorded", delivery_id, worker)
-        return None
-    if result.provider_id:
-        status = _apply_pending(session, delivery_id=delivery_id, channel=row.channel,
-                                provider_id=result.provider_id, current=status)
-    _mirror(session, hub, delivery_id=delivery_id, event_id=row.event_id, status=status,
-            data={"provider_id": result.provider_id} if result.provider_id else None)
-    return str(status), row.channel
+    held = {r.id: r for r in session.execute(
+        select(T.c.id, T.c.channel, T.c.event_id, T.c.attempts)
+        .where(T.c.id.in_([d for _i, d, _a, _r in sent]), _held_by(worker, None)).with_for_update()).all()}
+    done: list[tuple[int, str, str]] = []
+    updates: list[dict[str, Any]] = []
+    mirrors: list[tuple[int, int | None, str, dict[str, Any] | None]] = []
+    for index, delivery_id, attempt, result in sent:
+        row = held.pop(delivery_id, None)  # popped: a delivery listed twice is recorded once
+        if row is None or (attempt is not None and row.attempts != attempt):
+            log.warning("delivery %s was sent but %s no longer holds it; its outcome is not recorded", delivery_id, worker)
+            continue
+        status = DeliveryStatus(result.status)
+        if rank(status) < rank(S.SENT) or status not in PROVIDER_STATUSES:
+            status = S.SENT
+        updates.append({"delivery": delivery_id, "new_status": status.value, "provider": result.provider_id})
+        done.append((index, status.value, row.channel))
+        mirrors.append((delivery_id, row.event_id, status.value,
+                        {"provider_id": result.provider_id} if result.provider_id else None))
+    if updates:
+        session.execute(update(T).where(T.c.id == bindparam("delivery")).values(
+            status=bindparam("new_status"), provider_id=bindparam("provider"), sent_at=now, updated_at=now,
+            claimed_by=None, claimed_until=None, last_error=None), updates)
+    # A status callback that raced the send is waiting in pending_status: apply it now (rare).
+    by_provider = {(row[2], u["provider"]): k for k, (u, row) in enumerate(zip(updates, done)) if u["provider"]}
+    if by_provider:
+        waiting = session.execute(
+            select(PendingStatus.channel, PendingStatus.provider_id)
+            .where(tuple_(PendingStatus.channel, PendingStatus.provider_id).in_(list(by_provider)))).all()
+        for channel, provider_id in set(waiting):
+            k = by_provider[(channel, provider_id)]
+            status = _apply_pending(session, delivery_id=updates[k]["delivery"], channel=channel,
+                                    provider_id=provider_id, current=done[k][1])
+            done[k] = (done[k][0], str(status), channel)
+            mirrors[k] = (*mirrors[k][:2], str(status), mirrors[k][3])
+    _mirror_many(session, hub, mirrors)
+    return done
 
 
 def backoff_seconds(hub: Hub, attempts: int) -> float:
@@ -586,23 +639,30 @@ def purge_pending(hub: Hub, *, older_than: timedelta, now: datetime | None = Non
 def _mirror(session: Session, hub: Hub, *, delivery_id: int, event_id: int | None, status: str,
             data: dict[str, Any] | None = None) -> None:
     """Show the delivery's status on its timeline event, and tell agents' screens after commit."""
-    if event_id is None:
+    _mirror_many(session, hub, [(delivery_id, event_id, status, data)])
+
+
+def _mirror_many(session: Session, hub: Hub, items: Sequence[tuple[int, int | None, str, dict[str, Any] | None]]) -> None:
+    """_mirror for (delivery_id, event_id, status, data) items: one read and one batched write."""
+    wanted = {event_id: (delivery_id, str(status), data) for delivery_id, event_id, status, data in items
+              if event_id is not None}
+    if not wanted:
         return
-    event = session.get(TimelineEvent, event_id)
-    if event is None:
+    E = TimelineEvent.__table__
+    rows = session.execute(select(E.c.id, E.c.contact_id, E.c.data).where(E.c.id.in_(list(wanted)))).all()
+    if not rows:
         return
-    event.status = str(status)
-    if data:
-        event.data = {**(event.data or {}), **data}
-    message = {
-        "type": "event.updated",
-        "contact_id": event.contact_id,
-        "event_id": event.id,
-        "delivery_id": delivery_id,
-        "status": str(status),
-    }
-    topic = live.contact_topic(event.contact_id)
-    after_commit(session, lambda: hub.broker.publish(topic, message))
+    changes = []
+    for row in rows:
+        delivery_id, status, data = wanted[row.id]
+        changes.append({"event": row.id, "new_status": status,
+                        "new_data": {**(row.data or {}), **data} if data else row.data})
+        message = {"type": "event.updated", "contact_id": row.contact_id, "event_id": row.id,
+                   "delivery_id": delivery_id, "status": status}
+        topic = live.contact_topic(row.contact_id)
+        after_commit(session, lambda topic=topic, message=message: hub.broker.publish(topic, message))
+    session.execute(update(E).where(E.c.id == bindparam("event")).values(
+        status=bindparam("new_status"), data=bindparam("new_data")), changes)
 
 
 def _runtime(session: Session) -> Hub:

@@ -12,6 +12,8 @@ from collections import defaultdict
 from importlib.metadata import entry_points
 from typing import TYPE_CHECKING, Callable, Protocol
 
+from hub.models import Direction
+
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
@@ -26,23 +28,33 @@ class Trigger(Protocol):
 
 
 class TriggerRegistry:
-    """Handlers by event kind ("order.completed"), or "*" for every kind."""
+    """Handlers by event kind ("order.completed"), or "*" for every kind. A handler registered with
+    outgoing=False never sees the hub's own outgoing messages (a campaign sends thousands)."""
 
     def __init__(self) -> None:
-        self._handlers: dict[str, list[Trigger]] = defaultdict(list)
+        self._handlers: dict[str, list[tuple[Trigger, bool]]] = defaultdict(list)
 
-    def register(self, kind: str, handler: Trigger) -> None:
-        self._handlers[kind].append(handler)
+    def register(self, kind: str, handler: Trigger, *, outgoing: bool = True) -> None:
+        self._handlers[kind].append((handler, outgoing))
 
-    def on(self, kind: str) -> Callable[[Trigger], Trigger]:
+    def on(self, kind: str, *, outgoing: bool = True) -> Callable[[Trigger], Trigger]:
         def decorate(handler: Trigger) -> Trigger:
-            self.register(kind, handler)
+            self.register(kind, handler, outgoing=outgoing)
             return handler
 
         return decorate
 
+    def _for(self, kind: str, direction: str) -> list[Trigger]:
+        return [handler for handler, outgoing in (*self._handlers.get(kind, ()), *self._handlers.get("*", ()))
+                if outgoing or direction != Direction.OUT]
+
+    def listening(self, events: set[tuple[str, str]]) -> bool:
+        """Whether any handler would run for one of these (kind, direction) pairs; if not, a batch
+        of new events need not be loaded as rows to fire nothing."""
+        return any(self._for(kind, direction) for kind, direction in events)
+
     def fire(self, session: Session, *, event: TimelineEvent, contact: Contact) -> None:
-        for handler in [*self._handlers.get(event.kind, ()), *self._handlers.get("*", ())]:
+        for handler in self._for(event.kind, str(event.direction)):
             handler(session, event=event, contact=contact)
 
     def load_entry_points(self) -> None:

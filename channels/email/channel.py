@@ -13,6 +13,7 @@ from typing import Any
 
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from sqlalchemy import select
 
 from channels.base import (
     Capability,
@@ -24,7 +25,7 @@ from channels.base import (
     SendResult,
     SignatureError,
 )
-from channels.email.mime import AttachmentRef, EmailContent, build_message, to_bytes
+from channels.email.mime import AttachmentRef, EmailContent, ascii_address, build_message
 from channels.email.parse import ParseLimits, parse_message
 from channels.email.settings import EmailSettings
 from channels.email.smtp import Prepared, SmtpSender, prepare_all
@@ -168,10 +169,13 @@ class EmailChannel(Channel):
             except FileNotFoundError:
                 raise PermanentSendError(f"attachment {ref.filename!r} is missing from the store") from None
 
-        built, message_id = build_message(content, settings=self.settings, to_address=address,
-                                          idempotency_key=message.idempotency_key, date=clock.now(),
-                                          read_attachment=read, max_references=self.settings.max_references)
-        return address, to_bytes(built), message_id
+        try:
+            data, message_id = build_message(content, settings=self.settings, to_address=address,
+                                             idempotency_key=message.idempotency_key, date=clock.now(),
+                                             read_attachment=read, max_references=self.settings.max_references)
+        except ValueError as exc:  # an address 7-bit mail cannot carry
+            raise PermanentSendError(str(exc)) from None
+        return ascii_address(address), data, message_id
 
     async def send_many(self, messages: Sequence[OutboundMessage]) -> list[SendResult | BaseException]:
         blocked = await asyncio.to_thread(self._suppressed, messages)
@@ -188,23 +192,25 @@ class EmailChannel(Channel):
         return result
 
     def _suppressed(self, messages: Sequence[OutboundMessage]) -> dict[int, str]:
-        """Marketing messages to suppressed addresses: checked again at send time, as the last gate."""
-        from channels.email.suppression import get_suppression
+        """Marketing messages to suppressed addresses: checked again at send time, as the last gate
+        (one query for the batch)."""
+        from channels.email.suppression import EmailSuppression
 
-        marketing = [(i, m) for i, m in enumerate(messages) if m.purpose == Purpose.MARKETING]
-        if not marketing:
-            return {}
-        blocked = {}
-        with self.hub.session(read_only=True) as session:
-            for index, message in marketing:
+        marketing: dict[int, str] = {}
+        for index, message in enumerate(messages):
+            if message.purpose == Purpose.MARKETING:
                 try:
-                    row = get_suppression(session, address=message.address)
+                    marketing[index] = normalize_email(message.address)
                 except InvalidIdentity:
                     continue  # _prepare refuses it with the reason
-                if row is not None:
-                    blocked[index] = (f"{row.address} is suppressed ({row.reason} since "
-                                      f"{row.created_at:%Y-%m-%d %H:%M} UTC); marketing mail is not sent to it")
-        return blocked
+        if not marketing:
+            return {}
+        with self.hub.session(read_only=True) as session:
+            rows = {row.address: row for row in session.scalars(
+                select(EmailSuppression).where(EmailSuppression.address.in_(set(marketing.values())))).all()}
+        return {index: (f"{row.address} is suppressed ({row.reason} since {row.created_at:%Y-%m-%d %H:%M} UTC); "
+                        "marketing mail is not sent to it")
+                for index, address in marketing.items() if (row := rows.get(address)) is not None}
 
 
 def poll_imap(hub: Any) -> None:

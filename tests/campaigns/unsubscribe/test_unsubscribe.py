@@ -212,21 +212,18 @@ def test_email_fields_are_valid_rfc_8058_headers_for_an_https_hub(hub):
 def test_the_fields_become_rfc_8058_headers_in_the_built_message(hub):
     from datetime import datetime, timezone
 
-    from channels.email.mime import build_message, to_bytes
+    from channels.email.mime import build_message
     from channels.email.settings import EmailSettings
 
     hub.settings.public_base_url = BASE
     fields = email_unsubscribe_fields(hub.settings, contact_id=7, campaign_id=2)
     content = EmailContent.model_validate({"subject": "Sale", "html": "<p>Sale</p>", **fields})
     settings = EmailSettings(from_address="news@hub.example.com")
-    message, _ = build_message(content, settings=settings, to_address="anna@example.com", idempotency_key="k",
-                               date=datetime(2026, 1, 15, tzinfo=timezone.utc), read_attachment=lambda ref: b"")
-    import email
-    import email.policy
-
-    parsed = email.message_from_bytes(to_bytes(message), policy=email.policy.default)
-    assert str(parsed["List-Unsubscribe"]).replace("\r\n", "").replace(" ", "") == f"<{fields['list_unsubscribe']}>"
-    assert parsed["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    raw, _ = build_message(content, settings=settings, to_address="anna@example.com", idempotency_key="k",
+                           date=datetime(2026, 1, 15, tzinfo=timezone.utc), read_attachment=lambda ref: b"")
+    # The raw header, as a mailbox provider reads it (no RFC 2047 words, which it would not decode).
+    assert f"\r\nList-Unsubscribe: <{fields['list_unsubscribe']}>\r\n".encode() in raw
+    assert b"\r\nList-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n" in raw
 
 
 def test_no_list_unsubscribe_without_https(hub):

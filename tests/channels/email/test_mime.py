@@ -1,0 +1,90 @@
+"""The outbound MIME writer: what mail clients and mailbox providers read back from our bytes."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import email.utils
+from email.header import decode_header, make_header
+from datetime import datetime, timezone
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from channels.email.mime import AttachmentRef, EmailContent, build_message, one_line
+from channels.email.settings import EmailSettings
+
+SETTINGS = EmailSettings(smtp_host="smtp.example.com", from_address="news@hub.example.com", from_name="Магазин «Ромашка»",
+                         message_id_domain="hub.example.com")
+DATE = datetime(2026, 1, 15, 9, 0, tzinfo=timezone.utc)
+PDF = b"%PDF-1.4\n%%EOF\n"
+
+
+def build(content: EmailContent, to: str = "anna@example.org") -> bytes:
+    raw, _ = build_message(content, settings=SETTINGS, to_address=to, idempotency_key="k", date=DATE,
+                           read_attachment=lambda ref: PDF)
+    return raw
+
+
+def parse(raw: bytes) -> email.message.EmailMessage:
+    return email.message_from_bytes(raw, policy=email.policy.default)  # type: ignore[return-value]
+
+
+def test_a_long_list_unsubscribe_url_stays_one_plain_url_not_rfc_2047_words():
+    url = "https://hub.example.com/u/" + "a" * 180
+    raw = build(EmailContent(subject="Sale", html="<p>Sale</p>", list_unsubscribe=url, list_unsubscribe_post=True))
+    # What a mailbox provider reads: the header's raw value, not a decoded one.
+    assert f"\r\nList-Unsubscribe: <{url}>\r\n".encode() in raw
+    assert b"\r\nList-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n" in raw
+    assert b"=?" not in raw.split(b"\r\nList-Unsubscribe:")[1].split(b"\r\n")[0]
+
+
+def test_an_international_domain_goes_out_in_its_xn_form_and_a_utf8_local_part_is_refused():
+    raw = build(EmailContent(subject="Привет", text="Текст", to_name="Анна"), to="anna@пример.рф")
+    assert parse(raw)["To"].addresses[0].addr_spec == "anna@xn--e1afmkfd.xn--p1ai"
+    with pytest.raises(ValueError, match="SMTPUTF8"):
+        build(EmailContent(subject="Привет", text="Текст"), to="анна@пример.рф")
+
+
+def test_a_long_non_ascii_file_name_is_split_into_rfc_2231_continuations():
+    name = "Договор поставки и спецификация к нему, редакция от 15 января 2026 года.pdf"
+    ref = AttachmentRef(filename=name, content_type="application/pdf", size=len(PDF), sha256="0" * 64)
+    raw = build(EmailContent(subject="Договор", text="Во вложении.", attachments=[ref]))
+    (attachment,) = parse(raw).iter_attachments()
+    assert attachment.get_filename() == name and attachment.get_content() == PDF
+    assert max(len(line) for line in raw.split(b"\r\n")) <= 78 and raw.isascii()
+
+
+def test_an_ascii_subject_that_looks_like_an_encoded_word_is_encoded_so_it_reads_back_as_typed():
+    subject = "=?utf-8?b?0J/RgNC40LLQtdGC?= is not a greeting"
+    assert parse(build(EmailContent(subject=subject, text="x")))["Subject"] == subject
+
+
+def test_a_message_without_html_is_one_text_part():
+    parsed = parse(build(EmailContent(subject="Hi", text="Line one\nline two")))
+    assert parsed.get_content_type() == "text/plain" and not parsed.is_multipart()
+    assert parsed.get_content() == "Line one\r\nline two\r\n"
+
+
+printable = st.text(st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=300)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(subject=printable, name=printable, text=printable, html=printable)
+def test_any_subject_name_and_body_read_back_as_written_from_7_bit_lines(subject, name, text, html):
+    if not one_line(subject):
+        return  # EmailContent refuses an empty subject
+    content = EmailContent(subject=one_line(subject, limit=998), to_name=name, text=text, html=html)
+    raw = build(content)
+    assert raw.isascii() and all(len(line) <= 998 for line in raw.split(b"\r\n"))
+    parsed = parse(raw)
+    assert parsed["Subject"] == one_line(subject, limit=998)
+    # Read as RFC 2047 says (adjacent encoded words join without a space; Python's address parser
+    # keeps one between the words of a long display name, mail clients do not).
+    to = str(make_header(decode_header(email.message_from_bytes(raw)["To"])))
+    assert to == (f"{one_line(name)} <anna@example.org>" if one_line(name) else "anna@example.org") or \
+        email.utils.parseaddr(to)[0] == one_line(name)
+    normal = lambda s: s.replace("\r\n", "\n").replace("\r", "\n").rstrip("\n")  # noqa: E731
+    assert normal(parsed.get_body(("plain",)).get_content()) == normal(text)
+    assert normal(parsed.get_body(("html",)).get_content()) == normal(html)
