@@ -156,16 +156,19 @@ def materialise_run(hub: Hub, *, run_id: int, batch_size: int = DEFAULT_BATCH, m
             run.started_at = clock.now()
         campaign_id, contact_id, started_at = run.campaign_id, run.contact_id, run.started_at
         campaign = session.get(Campaign, campaign_id)
-        segment_definition = _segment_definition(session, campaign) if contact_id is None else None
+        # A triggered run's segment is optional: with one, the contact must be in it when the run is due.
+        segment_definition = (_segment_definition(session, campaign) if contact_id is None or campaign.segment_id
+                              else None)
     assert started_at is not None
     added = batches = 0
     with hub.session(read_only=True) as reader:
+        from campaigns.segments.compiler import contains, iter_contact_ids
+
         source: Iterable[list[int]]
         if contact_id is not None:
-            source = [[contact_id]]
+            wanted = segment_definition is None or contains(reader, segment_definition, contact_id, now=started_at)
+            source = [[contact_id]] if wanted else []
         else:
-            from campaigns.segments.compiler import iter_contact_ids
-
             # The audience as it was when the run started, however late a resumed run goes on.
             source = iter_contact_ids(reader, segment_definition, now=started_at, batch_size=batch_size)
         for ids in source:

@@ -89,6 +89,13 @@ def iter_contact_ids(session: Session, definition: SegmentDefinition | dict[str,
         last = batch[-1]
 
 
+def contains(session: Session, definition: SegmentDefinition | dict[str, Any], contact_id: int, *,
+             now: datetime) -> bool:
+    """Whether one contact is in the segment (a triggered campaign's audience check)."""
+    query = contact_ids_query(definition, now=now).where(Contact.id == contact_id).order_by(None).limit(1)
+    return session.scalar(query) is not None
+
+
 def count_contacts(session: Session, definition: SegmentDefinition | dict[str, Any], *, now: datetime) -> int:
     """How many live contacts the definition matches."""
     ids = contact_ids_query(definition, now=now).order_by(None).subquery()

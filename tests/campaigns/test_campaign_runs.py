@@ -256,6 +256,30 @@ def test_an_order_completed_event_through_the_api_triggers_a_message_three_days_
     assert run_count(hub, cid) == 1
 
 
+def test_a_triggered_campaign_with_a_segment_sends_only_to_contacts_in_it_when_due(hub, frozen_clock):
+    vip = add_contacts(hub, 1, tag="vip", prefix="vip")[0]
+    plain = add_contacts(hub, 1, tag="news", prefix="plain")[0]
+    later = add_contacts(hub, 1, tag="news", prefix="later")[0]  # becomes VIP during the delay
+    cid = make_campaign(hub, segment_id=make_segment(hub, tag="vip", name="VIP"), template_ids=[make_template(hub)],
+                        schedule_kind="trigger", trigger_kind="order.completed", trigger_delay_minutes=60)
+    with hub.session() as s, s.begin():
+        for contact_id in (vip, plain, later):
+            post_event(s, event=InboundEvent(channel="commerce", kind="order.completed", direction=Direction.IN,
+                                             contact_id=contact_id, external_id=f"order-{contact_id}"))
+    assert run_count(hub, cid) == 3  # every event gets its run; the audience is checked when it is due
+    with hub.session() as s, s.begin():
+        from hub.models import Contact
+
+        s.get(Contact, later).tags = ["news", "vip"]
+    frozen_clock.advance(minutes=61)
+    tick(hub)
+    assert sorted(d.contact_id for d in deliveries(hub, cid)) == sorted([vip, later])
+    tick(hub)
+    with hub.session(read_only=True) as s:
+        assert {r.status for r in s.scalars(select(CampaignRun).where(CampaignRun.campaign_id == cid))} == \
+            {RunStatus.COMPLETED}
+
+
 # --- drips --------------------------------------------------------------------------------------
 
 def _reply(hub, address: str) -> None:  # type: ignore[no-untyped-def]
