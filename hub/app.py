@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Response
-from fastapi.responses import JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse
 from sqlalchemy import func, select, text
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -172,11 +172,12 @@ def create_app(hub: Hub | None = None, *, check_schema: bool = True, start_worke
         version=__version__,
         summary="Omnichannel communication hub: one timeline per contact.",
         lifespan=lifespan,
-        docs_url="/api/docs",
-        redoc_url="/api/redoc",
+        docs_url=None,  # served below from the swagger-ui-bundle package: no CDN, works offline
+        redoc_url=None,
         openapi_url="/api/openapi.json",
     )
     app.state.hub = hub
+    _install_api_docs(app)
     problems.install(app)
     app.include_router(api_router)
     for name, extension in sorted(hub.extensions.items()):
@@ -225,3 +226,30 @@ def create_app(hub: Hub | None = None, *, check_schema: bool = True, start_worke
         return Response(body, media_type=content_type)
 
     return app
+
+
+def _install_api_docs(app: FastAPI) -> None:
+    """Swagger UI at /api/docs and ReDoc at /api/redoc with their scripts from the installed
+    fastapi-offline package, so the API's docs open on a machine without internet (FastAPI's
+    default pages load them from a CDN)."""
+    from pathlib import Path
+
+    import fastapi_offline
+    from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
+    from fastapi.staticfiles import StaticFiles
+
+    app.mount("/api/docs/assets", StaticFiles(directory=Path(fastapi_offline.__file__).parent / "static"),
+              name="api-docs-assets")
+
+    @app.get("/api/docs", include_in_schema=False)
+    def api_docs() -> HTMLResponse:
+        return get_swagger_ui_html(openapi_url="/api/openapi.json", title="Hub API",
+                                   swagger_js_url="/api/docs/assets/swagger-ui-bundle.js",
+                                   swagger_css_url="/api/docs/assets/swagger-ui.css",
+                                   swagger_favicon_url="/api/docs/assets/favicon.png")
+
+    @app.get("/api/redoc", include_in_schema=False)
+    def api_redoc() -> HTMLResponse:
+        return get_redoc_html(openapi_url="/api/openapi.json", title="Hub API",
+                              redoc_js_url="/api/docs/assets/redoc.standalone.js",
+                              redoc_favicon_url="/api/docs/assets/favicon.png", with_google_fonts=False)
