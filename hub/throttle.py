@@ -8,7 +8,8 @@ workers together never exceed the rate; a worker claims only as many deliveries 
 and gives back what it did not use (nothing due, a sending rule deferred it).
 
 Buckets: `global` (settings.sending.global_rate_per_second) and `channel:<name>`
-(settings.sending.rate_per_second[name]); a send takes one token from each that applies.
+(settings.sending.rate_per_second[name]); a send takes one token from each that applies. Public
+forms use the same buckets per visitor address (`per_address`), and `purge_idle` forgets those.
 """
 
 from __future__ import annotations
@@ -145,3 +146,22 @@ def level(hub: Hub, name: str) -> float | None:
     """A bucket's stored token count (as last written; not refilled to now), or None if it has none yet."""
     with hub.db.session(read_only=True) as session:
         return session.scalar(select(T.c.tokens).where(T.c.name == name))
+
+
+def per_address(hub: Hub, prefix: str, address: str, *, limit: int, window_seconds: float) -> float | None:
+    """One attempt by a visitor at `address` on a public form: None when allowed (a token is taken),
+    else the seconds to wait. `limit` attempts in `window_seconds`, refilled steadily."""
+    bucket = Limit(f"{prefix}:{address[:64]}", rate=limit / window_seconds, capacity=float(limit))
+    grant = acquire(hub, [bucket], 1)
+    return None if grant.granted else max(grant.wait, 1.0)
+
+
+def purge_idle(hub: Hub, prefix: str, *, idle_seconds: float, now: datetime | None = None) -> int:
+    """Delete the `prefix:` buckets untouched for `idle_seconds` (by then they are full again, so
+    forgetting them changes nothing); how many."""
+    from datetime import timedelta
+
+    cutoff = (now or clock.now()) - timedelta(seconds=idle_seconds)
+    with hub.db.session() as session, session.begin():
+        result = session.execute(sa.delete(T).where(T.c.name.startswith(f"{prefix}:"), T.c.updated_at < cutoff))
+    return result.rowcount or 0

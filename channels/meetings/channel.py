@@ -16,16 +16,25 @@ if TYPE_CHECKING:
     from hub.runtime import Hub
 
 
+BOOKING_BUCKETS = "meetings.book"
+
+
 class MeetingsSettings(ChannelSettings):
-    """[channels.meetings]: how often due reminders are handed to the outbox."""
+    """[channels.meetings]: how often due reminders are handed to the outbox; how many bookings one
+    visitor address may attempt in a window (a bot filling calendars gets 429)."""
 
     reminder_tick_seconds: float = Field(60.0, ge=5, le=3600)
+    booking_rate_limit: int = Field(10, ge=1, le=10_000)
+    booking_rate_window_seconds: int = Field(600, ge=10, le=86_400)
 
 
 def queue_reminders(hub: Hub) -> None:
     from channels.meetings.notify import queue_due
+    from hub import throttle
 
     queue_due(hub)
+    window = hub.channel("meetings").settings.booking_rate_window_seconds
+    throttle.purge_idle(hub, BOOKING_BUCKETS, idle_seconds=window)
 
 
 class MeetingsChannel(Channel):

@@ -7,6 +7,7 @@ visitor's language (`?lang=`, then the browser's) and show every time in the vis
 
 from __future__ import annotations
 
+import math
 from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Annotated, Any
 from urllib.parse import urlencode
@@ -15,12 +16,13 @@ from fastapi import APIRouter, Form, Request
 from sqlalchemy import select
 from starlette.responses import Response
 
-from hub import clock
+from hub import clock, throttle
 from hub.signing import BadLink, unsign
 from hub.web.i18n import N_
 from hub.web.public import public_locale, render_public
 from channels.meetings import booking
 from channels.meetings.booking import Actor, BookingError, SlotTaken, TooLate, Visitor
+from channels.meetings.channel import BOOKING_BUCKETS
 from channels.meetings.models import Meeting, MeetingStatus, MeetingType
 from channels.meetings.notify import MANAGE_PURPOSE, invitation_ics, manage_token
 from channels.meetings.slots import UTC, group_by_day, local_day_bounds, slots_for, zone_names, zone_or_none
@@ -53,6 +55,7 @@ FIELD_MESSAGES = {
     "start": N_("That time cannot be booked; please choose another one."),
 }
 EMAIL_INVALID = N_("That is not a valid email address.")
+LIMITED = N_("Too many booking attempts from your network. Please try again in a few minutes.")
 
 
 def _hub(request: Request) -> Hub:
@@ -115,6 +118,7 @@ def _nav_links(request: Request, first: date, today: date) -> dict[str, str | No
 
 def build_router(channel: MeetingsChannel) -> APIRouter:
     router = APIRouter(include_in_schema=False)
+    settings = channel.settings
 
     @router.get("/static/zone.js")
     def zone_script() -> Response:
@@ -253,6 +257,12 @@ def build_router(channel: MeetingsChannel) -> APIRouter:
         locale = lang if lang in ("ru", "en") else public_locale(request)
         zone_name = tz if zone_or_none(tz) else hub.settings.default_timezone
         values = {"name": name, "email": email, "phone": phone, "notes": notes}
+        wait = throttle.per_address(hub, BOOKING_BUCKETS, request.client.host if request.client else "",
+                                    limit=settings.booking_rate_limit, window_seconds=settings.booking_rate_window_seconds)
+        if wait is not None:
+            response = _page_error(request, 429, LIMITED, locale=locale, back=_book_path(slug, locale, zone_name))
+            response.headers["Retry-After"] = str(math.ceil(wait))
+            return response
         with hub.session() as db:
             meeting_type = _type_or_404(db, slug)
             if meeting_type is None:

@@ -142,6 +142,7 @@ def test_customer_links_respect_the_minimum_notice(site) -> None:  # type: ignor
 
 def test_fifty_concurrent_requests_for_one_slot_give_one_booking(site) -> None:  # type: ignore[no-untyped-def]
     hub, client, _clk = site
+    hub.channel("meetings").settings.booking_rate_limit = 100  # the race, not the per-address limit
 
     def attempt(i: int) -> int:
         response = client.post("/channels/meetings/consultation/book", follow_redirects=False,
@@ -159,3 +160,21 @@ def test_fifty_concurrent_requests_for_one_slot_give_one_booking(site) -> None: 
         # The losers' contacts and timeline events were rolled back with their bookings.
         assert session.scalar(select(func.count()).select_from(Contact)) == 1
         assert session.scalar(select(func.count()).select_from(TimelineEvent).where(TimelineEvent.kind == "meeting.booked")) == 1
+
+
+def test_one_address_gets_429_after_its_booking_attempts_until_the_window_refills(site) -> None:  # type: ignore[no-untyped-def]
+    from hub import throttle
+
+    hub, client, clk = site
+    settings = hub.channel("meetings").settings
+    settings.booking_rate_limit, settings.booking_rate_window_seconds = 3, 600
+    bad = form(start="not-a-time")  # refused as 422: still an attempt, and nothing is written
+    assert [client.post("/channels/meetings/consultation/book", data=bad).status_code for _ in range(3)] == [422] * 3
+    limited = client.post("/channels/meetings/consultation/book", data=form(lang="ru"), follow_redirects=False)
+    assert limited.status_code == 429 and int(limited.headers["retry-after"]) >= 1
+    assert "Слишком много" in limited.text
+    assert meetings(hub) == []
+    clk.advance(seconds=200)  # a third of the window: one attempt back
+    assert client.post("/channels/meetings/consultation/book", data=form(), follow_redirects=False).status_code == 303
+    clk.advance(seconds=601)
+    assert throttle.purge_idle(hub, "meetings.book", idle_seconds=600) == 1
