@@ -42,6 +42,8 @@ from typing import Any
 
 from sqlalchemy import create_engine, text
 
+from bench.store import fresh_database
+
 ROOT = Path(__file__).resolve().parent.parent
 SECTION = "## Campaign"
 DEFAULT_PG = "postgresql+psycopg://postgres@127.0.0.1:5432/hub_bench_campaign"
@@ -131,23 +133,6 @@ def rss_mb(pid: int) -> tuple[float, float]:
 
 
 # --- set-up ----------------------------------------------------------------------------------------
-
-def fresh_database(url: str) -> None:
-    from sqlmodel import SQLModel
-
-    from hub.schema import metadata
-
-    base, name = url.rsplit("/", 1)
-    admin = create_engine(base + "/postgres", isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    admin.dispose()
-    metadata()
-    engine = create_engine(url)
-    SQLModel.metadata.create_all(engine)
-    engine.dispose()
-
 
 def add_contacts(url: str, n: int, *, tag: str, offset: int = 0) -> None:
     """n contacts with one email each, inserted in bulk (the benchmark is about sending, not importing)."""

@@ -48,6 +48,8 @@ from twilio.request_validator import RequestValidator
 from bench import campaign as cb
 from bench.records import record_section
 
+from bench.store import fresh_database
+
 ROOT = Path(__file__).resolve().parent.parent
 SECTION = "## Scale"
 DEFAULT_PG = "postgresql+psycopg://postgres@127.0.0.1:5432/hub_bench_scale"
@@ -148,21 +150,6 @@ def stop_all(procs: list[subprocess.Popen[bytes]]) -> None:
 
 
 # --- data --------------------------------------------------------------------------------------------
-
-def fresh_database(url: str) -> None:
-    """Drop and create the database, then migrate it as `hub migrate` does (the processes check)."""
-    from hub.migrate import upgrade
-
-    base, name = url.rsplit("/", 1)
-    admin = create_engine(base + "/postgres", isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    admin.dispose()
-    engine = create_engine(url)
-    upgrade(engine)
-    engine.dispose()
-
 
 def add_sms_contacts(url: str, n: int, *, tag: str) -> None:
     from hub import clock
