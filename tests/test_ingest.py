@@ -141,3 +141,33 @@ def test_memory_broker_fans_out_by_topic(hub):
         return got
 
     assert asyncio.run(scenario()) == [{"topic": "contact:1", "n": 1}]
+
+
+def test_post_events_records_a_batch_once_fires_triggers_and_publishes_after_commit(hub):
+    from hub.ingest import ContactNotFound, post_events
+    from hub.models import Direction
+
+    contact = ingest(hub, sms("SM-batch")).contact.id
+    every, inbound_only, published = [], [], []
+    hub.triggers.register("*", lambda s, *, event, contact: every.append(event.external_id))
+    hub.triggers.register("*", lambda s, *, event, contact: inbound_only.append(event.external_id), outgoing=False)
+    original = hub.broker.publish
+    hub.broker.publish = lambda topic, message: published.append((topic, message["event_id"]))  # type: ignore[method-assign]
+    try:
+        def event(n: int, direction: Direction = Direction.OUT) -> InboundEvent:
+            return InboundEvent(channel="fake", kind="message", direction=direction, contact_id=contact,
+                                external_id=f"batch-{n}", text=f"n{n}")
+
+        with hub.session() as s, s.begin():
+            ids = post_events(s, events=[event(1), event(2, Direction.IN), event(1)])
+            assert published == []  # not before the commit
+        assert ids[0] == ids[2] and len(set(ids)) == 2
+        with hub.session() as s, s.begin():
+            again = post_events(s, events=[event(2, Direction.IN), event(3)])  # a replay and a new one
+        assert again[0] == ids[1]
+    finally:
+        hub.broker.publish = original  # type: ignore[method-assign]
+    assert sorted(every) == ["batch-1", "batch-2", "batch-3"] and inbound_only == ["batch-2"]
+    assert sorted(event_id for _topic, event_id in published) == sorted({*ids, again[1]})
+    with hub.session() as s, pytest.raises(ContactNotFound):
+        post_events(s, events=[InboundEvent(channel="fake", kind="message", contact_id=10**9, external_id="x")])

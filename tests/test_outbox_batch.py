@@ -33,3 +33,76 @@ def test_another_workers_batch_writes_nothing(hub, frozen_clock):
     assert outbox.record_outcomes(hub, [(delivery_id, message.attempt, SendResult(provider_id="x"))],
                                   worker="intruder") == [None]
     assert get(hub, delivery_id).status == "sending"
+
+
+# --- enqueue_many: a campaign's batch, with enqueue's rules per item ------------------------------
+
+def _outgoing(key: str, contact: int | None, **kw):  # type: ignore[no-untyped-def]
+    return outbox.Outgoing(channel="fake", address=kw.pop("address", "+79161234567"),
+                           content=kw.pop("content", {"text": f"Hello {key}"}), idempotency_key=key,
+                           contact_id=contact, **kw)
+
+
+def test_enqueue_many_writes_each_delivery_with_its_own_event_and_keeps_the_order(hub):
+    from hub.models import Delivery, TimelineEvent
+    from tests.test_outbox import count
+
+    contact = make_contact(hub)
+    earlier = queue(hub, "b-1", contact_id=contact)  # already queued: given back, not doubled
+    items = [_outgoing("b-0", contact), _outgoing("b-1", contact), _outgoing("b-2", None),
+             _outgoing("b-0", contact),  # the same key twice in one batch: one delivery
+             _outgoing("b-3", contact, content={"text": "x" * 5000}),  # too long for the channel
+             _outgoing("b-4", contact, address=" "),  # no address
+             _outgoing("b-5", contact, purpose="marketing", event_kind="campaign.message", event_data={"step": 2})]
+    with hub.session() as s, s.begin():
+        queued = outbox.enqueue_many(s, items)
+    ids = [q.delivery_id for q in queued]
+    assert ids[1] == earlier and ids[0] == ids[3] and ids[4] is None and ids[5] is None
+    assert len({ids[0], ids[1], ids[2], ids[6]}) == 4
+    assert "characters" in (queued[4].refused or "") and "address" in (queued[5].refused or "")
+    assert count(hub, Delivery) == 4 and count(hub, TimelineEvent, TimelineEvent.direction == "out") == 3
+    for index in (0, 6):
+        event = event_of(hub, ids[index])
+        delivery = get(hub, ids[index])
+        assert event.data["delivery_id"] == delivery.id and event.external_id == f"delivery:{delivery.idempotency_key}"
+        assert event.text == delivery.content["text"] and event.status == "queued" and event.contact_id == contact
+    assert event_of(hub, ids[6]).kind == "campaign.message" and event_of(hub, ids[6]).data["step"] == 2
+    assert get(hub, ids[2]).event_id is None  # no contact: nothing on a timeline
+
+
+def test_enqueue_many_sends_a_merged_contacts_deliveries_to_the_survivor(hub):
+    from hub.models import Contact
+
+    kept, merged = make_contact(hub, "+79160000001"), make_contact(hub, "+79160000002")
+    with hub.session() as s, s.begin():
+        s.get(Contact, merged).merged_into = kept
+    with hub.session() as s, s.begin():
+        [queued] = outbox.enqueue_many(s, [_outgoing("m-1", merged)])
+    assert get(hub, queued.delivery_id).contact_id == kept and event_of(hub, queued.delivery_id).contact_id == kept
+
+
+def test_enqueue_many_in_a_rolled_back_transaction_leaves_nothing(hub):
+    from hub.models import Delivery, TimelineEvent
+    from tests.test_outbox import count
+
+    contact = make_contact(hub)
+    with hub.session() as s:
+        with s.begin():
+            outbox.enqueue_many(s, [_outgoing(f"r-{i}", contact) for i in range(5)])
+            s.rollback()
+    assert count(hub, Delivery) == 0 and count(hub, TimelineEvent, TimelineEvent.direction == "out") == 0
+
+
+def test_a_batch_of_sends_is_recorded_and_mirrored_row_by_row(hub, frozen_clock):
+    contact = make_contact(hub)
+    ids = [queue(hub, f"s{i}", contact_id=contact) for i in range(30)]
+    claimed = outbox.claim_due(hub, worker="w", limit=50)
+    statuses = outbox.record_outcomes(hub, [(m.delivery_id, m.attempt, SendResult(provider_id=f"p-{m.delivery_id}"))
+                                            for m in claimed] + [(claimed[0].delivery_id, claimed[0].attempt,
+                                                                  SendResult(provider_id="twice"))], worker="w")
+    assert statuses == ["sent"] * 30 + [None]  # a delivery listed twice is recorded once
+    for delivery_id in ids:
+        row, event = get(hub, delivery_id), event_of(hub, delivery_id)
+        assert (row.status, row.provider_id, row.claimed_by) == ("sent", f"p-{delivery_id}", None)
+        assert event.status == "sent" and event.data["provider_id"] == f"p-{delivery_id}"
+        assert event.data["delivery_id"] == delivery_id  # the mirror merged into the event's data
