@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import and_, bindparam, delete, select, true, tuple_, update
+from sqlalchemy import and_, bindparam, delete, literal, select, true, tuple_, update
 from sqlalchemy.orm import Session
 
 from hub import clock, live
@@ -204,9 +204,12 @@ def _post_events(session: Session, batch: list[tuple[int, dict[str, Any], Inboun
         return
     for delivery_id, _row, event in batch:
         event.data["delivery_id"] = delivery_id
-    event_ids = post_events(session, events=[event for _, _, event in batch])
-    session.execute(update(T).where(T.c.id == bindparam("delivery")).values(event_id=bindparam("event")),
-                    [{"delivery": d, "event": e} for (d, _row, _event), e in zip(batch, event_ids)])
+    post_events(session, events=[event for _, _, event in batch])
+    # One UPDATE … FROM for the batch: each delivery finds its event by the event's external id.
+    E = TimelineEvent.__table__
+    session.execute(update(T).values(event_id=E.c.id).where(
+        T.c.id.in_([delivery_id for delivery_id, _row, _event in batch]),
+        E.c.channel == T.c.channel, E.c.external_id == literal("delivery:") + T.c.idempotency_key))
 
 
 def _ids_by_key(session: Session, keys: Sequence[str]) -> dict[str, int]:
