@@ -12,7 +12,7 @@ import secrets
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from campaigns.surveys.answers import open_link, save_answers
 from campaigns.surveys.links import token_for
@@ -112,7 +112,8 @@ def demo(hub: Hub, *, seed: int) -> str:
             link = open_link(session, hub.settings, token_for(hub.settings, invitation))
             response = save_answers(session, link=link, form=form, complete=True, locale=locale)
             # Spread the answers over the past weeks, so the trend chart has a shape.
-            response.submitted_at = invitation.sent_at + timedelta(hours=rng.randint(2, 60))  # type: ignore[operator]
+            session.execute(update(SurveyResponse).where(SurveyResponse.id == response.id).values(
+                submitted_at=invitation.sent_at + timedelta(hours=rng.randint(2, 60))))  # type: ignore[operator]
             session.commit()
             answered += 1
     what = "created" if created else "found"

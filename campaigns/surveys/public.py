@@ -104,14 +104,21 @@ async def _form(request: Request) -> dict[str, list[str]] | None:
 
 
 def _save(hub: Hub, token: str, form: dict[str, list[str]], complete: bool, request: Request,
-          *, draft: bool = False) -> None:
+          *, draft: bool = False) -> tuple[Link, AnswersInvalid] | None:
+    """Save the form in one transaction; when answers need attention, the errors and the link for the
+    page that shows them (detached: the link is read once per POST)."""
     with hub.session() as session:
         link = open_link(session, hub.settings, token)
         if draft and link.response is not None and link.response.completed:
-            return  # an answer already sent changes only when the customer sends the edit
+            return None  # an answer already sent changes only when the customer sends the edit
         locale = public_locale(request, link.contact.locale)  # the language the page was shown in
-        save_answers(session, link=link, form=form, complete=complete, locale=locale)
+        try:
+            save_answers(session, link=link, form=form, complete=complete, locale=locale)
+        except AnswersInvalid as exc:  # nothing was written
+            session.expunge_all()
+            return link, exc
         session.commit()
+    return None
 
 
 @router.post("/s/{token}")
@@ -124,11 +131,11 @@ async def submit(request: Request, token: str) -> Response:
     complete = (form.get("action") or ["submit"])[0] != "save"
     asked = request.query_params.get("lang")
     try:
-        await run_in_threadpool(_save, hub, token, form, complete, request)
+        invalid = await run_in_threadpool(_save, hub, token, form, complete, request)
     except LinkRefused as exc:
         return _refused(request, exc.problem)
-    except AnswersInvalid as exc:
-        link = await run_in_threadpool(_open, hub, token)
+    if invalid is not None:
+        link, exc = invalid
         locale = public_locale(request, link.contact.locale)
         return _page(request, link, locale=locale, status=422, answers=exc.answers, errors=exc.errors,
                      editing=True)
@@ -146,9 +153,9 @@ async def draft(request: Request, token: str) -> Response:
     if form is None:
         return Response(status_code=400)
     try:
-        await run_in_threadpool(lambda: _save(hub, token, form, False, request, draft=True))
+        invalid = await run_in_threadpool(_save, hub, token, form, False, request, draft=True)
     except LinkRefused as exc:
         return Response(status_code=STATUS[exc.problem])
-    except AnswersInvalid:
+    if invalid is not None:
         return Response(status_code=422)
     return Response(status_code=204, headers={"cache-control": "no-store"})

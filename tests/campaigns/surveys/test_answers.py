@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from datetime import timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 
 from campaigns.surveys.answers import LinkProblem, LinkRefused, open_link, save_answers
 from campaigns.surveys.models import InvitationStatus, SurveyResponse
@@ -73,6 +73,26 @@ def test_a_promoter_edited_into_a_detractor_opens_the_task_then(hub, email_ready
     assert count(hub, Task) == 0
     answer(hub, token, {"q_nps": ["10"], "q_csat": ["1"]})
     assert count(hub, Task) == 1
+
+
+def test_an_edit_reads_the_link_once_and_writes_twice(hub, email_ready):
+    """The page's hot path stays lean: the link read, the response upserted, the event updated."""
+    survey = make_survey(hub, delay_minutes=0)
+    _, token = invite_now(hub, survey, make_contact(hub))
+    answer(hub, token, {"q_nps": ["9"]})
+    statements: list[str] = []
+
+    def record(_conn, _cursor, statement, *_args):  # type: ignore[no-untyped-def]
+        statements.append(statement.split()[0])
+
+    event.listen(hub.db.engine, "before_cursor_execute", record)
+    try:
+        edited = answer(hub, token, {"q_nps": ["10"]})
+    finally:
+        event.remove(hub.db.engine, "before_cursor_execute", record)
+    # (SQLite's BEGIN IMMEDIATE is sent as a statement of its own; PostgreSQL's is not.)
+    assert [s for s in statements if s != "BEGIN"] == ["SELECT", "INSERT", "UPDATE"]
+    assert edited.edits == 1 and edited.nps == 10
 
 
 def test_twenty_concurrent_submissions_give_one_response(hub, email_ready):
