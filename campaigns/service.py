@@ -13,7 +13,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 
 from campaigns.models import (
@@ -333,7 +333,10 @@ def list_campaigns(session: Session, *, status: str | None = None, limit: int = 
     return list(session.scalars(query).all())
 
 
+_ACTIVE_TRIGGERED = select(Campaign).where(  # built once: it runs for every inbound event
+    Campaign.status == CampaignStatus.RUNNING, Campaign.schedule_kind == ScheduleKind.TRIGGER,
+    Campaign.trigger_kind == bindparam("kind"))
+
+
 def active_triggered(session: Session, *, kind: str) -> list[Campaign]:
-    return list(session.scalars(select(Campaign).where(
-        Campaign.status == CampaignStatus.RUNNING, Campaign.schedule_kind == ScheduleKind.TRIGGER,
-        Campaign.trigger_kind == kind)).all())
+    return list(session.scalars(_ACTIVE_TRIGGERED, {"kind": kind}).all())
