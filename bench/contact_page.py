@@ -24,10 +24,11 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from sqlalchemy import create_engine, text
+from sqlalchemy import text
 from sqlmodel import SQLModel
 
 from bench.records import DOCS, record_section
+from bench.store import fresh_database
 from hub.web.timeline_view import FACET_WINDOW
 
 SECTION = "## Contact page render"
@@ -38,16 +39,6 @@ SMALL_EVENTS = 100
 PASSWORD = "benchmark password 1"
 
 app = typer.Typer(add_completion=False, pretty_exceptions_show_locals=False)
-
-
-def _fresh_postgres(url: str) -> str:
-    base, name = url.rsplit("/", 1)
-    admin = create_engine(base + "/postgres", isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    admin.dispose()
-    return url
 
 
 def _runtime(database_url: str, data_dir: Path):  # type: ignore[no-untyped-def]
@@ -222,7 +213,8 @@ def main(
     load_before = os.getloadavg()[0]
     results: dict[str, dict[str, list[float]]] = {}
     versions: dict[str, str] = {}
-    stores = [("PostgreSQL", _fresh_postgres(database_url))]
+    fresh_database(database_url)
+    stores = [("PostgreSQL", database_url)]
     scratch = Path(tempfile.mkdtemp(prefix="hub-bench-web-"))
     if sqlite:
         stores.append(("SQLite", f"sqlite:///{scratch / 'bench.db'}"))

@@ -26,7 +26,6 @@ import random
 import shlex
 import socket
 import statistics
-import subprocess
 import sys
 import time
 from datetime import timedelta
@@ -40,6 +39,7 @@ from sqlalchemy import create_engine, text
 from starlette.responses import HTMLResponse
 
 from bench.records import DOCS, record_section
+from bench.store import fresh_database
 from bench.webhooks import Failed, start_server, stop_server
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -58,22 +58,6 @@ def _env(url: str, port: int) -> dict[str, str]:
                 "HUB_EMBEDDED_WORKER": "false", "HUB_LIVE_BACKEND": "memory", "HUB_LOG_LEVEL": "WARNING",
                 "HUB_SECRET_KEY": SECRET})
     return env
-
-
-def _database(url: str) -> None:
-    """A fresh bench database (dropped and created again), migrated as `hub migrate` does."""
-    from hub.migrate import upgrade
-    from hub.settings import load_settings
-
-    base, name = url.rsplit("/", 1)
-    admin = create_engine(base + "/postgres", isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    admin.dispose()
-    engine = create_engine(load_settings(database_url=url).sqlalchemy_url)
-    upgrade(engine)
-    engine.dispose()
 
 
 def _invitations(env: dict[str, str], count: int, run: str) -> list[str]:
@@ -277,7 +261,7 @@ def main(
 ) -> None:
     """The survey page's GET and POST rates against a pre-built string from the same app."""
     load_before = os.getloadavg()[0]
-    _database(database_url)
+    fresh_database(database_url)
     port = _free_port()
     env = _env(database_url, port)
     run = f"{int(time.time()) % 100_000:05d}"
