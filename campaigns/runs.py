@@ -472,6 +472,14 @@ def tick(hub: Hub) -> None:
 
 def progress(session: Session, *, campaign_id: int) -> dict[str, int]:
     """Where a campaign's sending stands now: recipients targeted, deliveries queued, sent, failed."""
+    # Runs first: a run leaves `materialising` only after its batches committed, so once it reads as
+    # done, the counts below (later statements, later snapshots) include every delivery it made.
+    materialising = session.scalar(
+        select(func.count()).select_from(CampaignRun).where(
+            CampaignRun.campaign_id == campaign_id,
+            CampaignRun.status.in_([RunStatus.PENDING, RunStatus.MATERIALISING]))
+    ) or 0
+    runs = session.scalar(select(func.count()).select_from(CampaignRun).where(CampaignRun.campaign_id == campaign_id)) or 0
     run_ids = select(CampaignRun.id).where(CampaignRun.campaign_id == campaign_id).scalar_subquery()
     targeted = session.scalar(select(func.count()).select_from(R).where(R.c.run_id.in_(run_ids))) or 0
     counts = dict(session.execute(
@@ -482,12 +490,6 @@ def progress(session: Session, *, campaign_id: int) -> dict[str, int]:
                                             DeliveryStatus.BOUNCED))
     skipped = counts.get(DeliveryStatus.CANCELLED, 0)
     total = sum(counts.values())
-    materialising = session.scalar(
-        select(func.count()).select_from(CampaignRun).where(
-            CampaignRun.campaign_id == campaign_id,
-            CampaignRun.status.in_([RunStatus.PENDING, RunStatus.MATERIALISING]))
-    ) or 0
-    runs = session.scalar(select(func.count()).select_from(CampaignRun).where(CampaignRun.campaign_id == campaign_id)) or 0
     return {"runs": runs, "targeted": targeted, "messages": total, "pending": pending, "done": total - pending,
             "sent": total - pending - failed - skipped, "failed": failed, "skipped": skipped,
             "materialising": materialising}

@@ -257,6 +257,9 @@ def build_router(channel: MeetingsChannel) -> APIRouter:
         locale = lang if lang in ("ru", "en") else public_locale(request)
         zone_name = tz if zone_or_none(tz) else hub.settings.default_timezone
         values = {"name": name, "email": email, "phone": phone, "notes": notes}
+        with hub.session(read_only=True) as reader:  # nothing to book: nothing counted, nothing written
+            if _type_or_404(reader, slug) is None:
+                return _page_error(request, 404, N_("There is no such meeting to book."), locale=locale)
         wait = throttle.per_address(hub, BOOKING_BUCKETS, request.client.host if request.client else "",
                                     limit=settings.booking_rate_limit, window_seconds=settings.booking_rate_window_seconds)
         if wait is not None:
