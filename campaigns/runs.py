@@ -37,7 +37,7 @@ from campaigns.models import (
 )
 from campaigns.scheduling import next_cron_time, run_key
 from hub import clock
-from hub.db import after_commit, insert_ignore, insert_ignore_many
+from hub.db import after_commit, among, insert_ignore, insert_ignore_many
 from hub.models import Contact, Delivery, DeliveryStatus, Direction, Identity, IdentityKind, Purpose, TimelineEvent
 
 if TYPE_CHECKING:
@@ -202,7 +202,7 @@ def _write_batch(hub: Hub, *, run_id: int, contact_ids: Sequence[int]) -> int | 
         if campaign.status not in ACTIVE or run.status != RunStatus.MATERIALISING:
             return None
         known = set(session.scalars(
-            select(R.c.contact_id).where(R.c.run_id == run_id, R.c.contact_id.in_(list(contact_ids)))
+            select(R.c.contact_id).where(R.c.run_id == run_id, among(session, R.c.contact_id, contact_ids))
         ).all())
         fresh = [cid for cid in dict.fromkeys(contact_ids) if cid not in known]
         added = _add_recipients(session, hub, campaign=campaign, run=run, contact_ids=fresh) if fresh else 0
@@ -234,7 +234,7 @@ def _add_recipients(session: Session, hub: Hub, *, campaign: Campaign, run: Camp
     steps = steps_of(session, campaign.id)  # type: ignore[arg-type]
     first = steps[0]
     following = steps[1] if len(steps) > 1 else None
-    contacts = {c.id: c for c in session.scalars(select(Contact).where(Contact.id.in_(list(contact_ids)))).all()}
+    contacts = {c.id: c for c in session.scalars(select(Contact).where(among(session, Contact.id, contact_ids))).all()}
     addresses = addresses_for(session, channel=campaign.channel, contact_ids=list(contacts))
     now = clock.now()
     rows: list[dict[str, Any]] = []
@@ -276,7 +276,7 @@ def addresses_for(session: Session, *, channel: str, contact_ids: Sequence[int])
         return {}
     rows = session.execute(
         select(Identity.contact_id, Identity.value)
-        .where(Identity.contact_id.in_(list(contact_ids)), Identity.kind == kind)
+        .where(among(session, Identity.contact_id, contact_ids), Identity.kind == kind)
         .order_by(Identity.contact_id, Identity.is_primary.desc(), Identity.id)
     ).all()
     found: dict[int, str] = {}
@@ -472,14 +472,14 @@ def tick(hub: Hub) -> None:
 
 def progress(session: Session, *, campaign_id: int) -> dict[str, int]:
     """Where a campaign's sending stands now: recipients targeted, deliveries queued, sent, failed."""
-    # Runs first: a run leaves `materialising` only after its batches committed, so once it reads as
-    # done, the counts below (later statements, later snapshots) include every delivery it made.
-    materialising = session.scalar(
-        select(func.count()).select_from(CampaignRun).where(
-            CampaignRun.campaign_id == campaign_id,
-            CampaignRun.status.in_([RunStatus.PENDING, RunStatus.MATERIALISING]))
-    ) or 0
-    runs = session.scalar(select(func.count()).select_from(CampaignRun).where(CampaignRun.campaign_id == campaign_id)) or 0
+    # Runs first, both counts in one statement (one snapshot: a run created between two statements
+    # would read as existing and not materialising). A run leaves `materialising` only after its
+    # batches committed, so once it reads as done, the counts below (later statements, later
+    # snapshots) include every delivery it made.
+    runs, materialising = session.execute(
+        select(func.count(), func.count().filter(CampaignRun.status.in_([RunStatus.PENDING, RunStatus.MATERIALISING])))
+        .select_from(CampaignRun).where(CampaignRun.campaign_id == campaign_id)
+    ).one()
     run_ids = select(CampaignRun.id).where(CampaignRun.campaign_id == campaign_id).scalar_subquery()
     targeted = session.scalar(select(func.count()).select_from(R).where(R.c.run_id.in_(run_ids))) or 0
     counts = dict(session.execute(

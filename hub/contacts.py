@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from hub import audit, clock
 from hub.auth import Principal
-from hub.db import contains_folded
+from hub.db import among, contains_folded
 from hub.identities import InvalidIdentity, fold, normalize, phone_digits_for_search
 from hub.ingest import get_contact
 from hub.models import (
@@ -553,7 +553,7 @@ def identities_of(session: Session, contact_ids: Sequence[int]) -> dict[int, lis
     if not contact_ids:
         return out
     rows = session.scalars(
-        select(Identity).where(Identity.contact_id.in_(list(contact_ids)))
+        select(Identity).where(among(session, Identity.contact_id, contact_ids))
         .order_by(Identity.contact_id, Identity.is_primary.desc(), Identity.id)
     )
     for row in rows:

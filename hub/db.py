@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import json
 import time
 from contextlib import contextmanager
+from datetime import date, datetime
+from datetime import time as time_of_day
+from decimal import Decimal
+from enum import Enum
+from functools import lru_cache
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterable, Iterator
+from uuid import UUID
 
 from sqlalchemy import Engine, create_engine, event, exc
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.types import TypeDecorator
 
 from hub.settings import PROJECT_ROOT, Settings
 
@@ -102,19 +110,91 @@ def insert_ignore_many(session: Session, table: Any, rows: list[dict[str, Any]],
     """Multi-row INSERT … ON CONFLICT DO NOTHING RETURNING `returning`: the rows really inserted.
 
     Rows come back in no promised order (and skipped ones not at all), so return a column that
-    identifies each row, such as its unique key.
+    identifies each row, such as its unique key. Every row has the same keys.
     """
-    if session.get_bind().dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
     if not rows:
         return []
     table = getattr(table, "__table__", table)
+    if any(row.keys() != rows[0].keys() for row in rows):
+        raise ValueError("every row of a batch insert needs the same keys")
+    dialect = session.get_bind().dialect
+    if dialect.name == "postgresql":
+        payload = _recordset_payload(table, rows, dialect)
+        if payload is not None:
+            statement = _recordset_insert(table, tuple(rows[0]), tuple(conflict), tuple(returning))
+            return list(session.execute(statement, {"rows": payload}).all())
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
     stmt = insert(table).on_conflict_do_nothing(index_elements=conflict).returning(*(table.c[n] for n in returning))
     # Executed with a list, SQLAlchemy batches the rows into multi-row statements ("insertmanyvalues")
     # from one cached compilation, and still returns the inserted rows.
     return list(session.execute(stmt, rows).all())
+
+
+# On PostgreSQL a batch goes as ONE parameter, a JSON array of the rows, that the server expands
+# into the table's own row type (jsonb_populate_recordset). Multi-row VALUES with a placeholder per
+# value cost more in psycopg's query parsing (thousands of placeholders, too long to cache) than the
+# whole rest of a campaign batch's database work (bench/campaign.py, docs/benchmarks.md).
+
+@lru_cache(maxsize=64)
+def _recordset_insert(table: Any, columns: tuple[str, ...], conflict: tuple[str, ...], returning: tuple[str, ...]) -> Any:
+    from sqlalchemy import column, select, text
+    from sqlalchemy.dialects.postgresql import insert
+
+    source = select(*(column(name) for name in columns)).select_from(
+        text(f"jsonb_populate_recordset(NULL::{table.name}, CAST(:rows AS jsonb))"))
+    return (insert(table).from_select(list(columns), source)
+            .on_conflict_do_nothing(index_elements=list(conflict))
+            .returning(*(table.c[name] for name in returning)))
+
+
+def _recordset_payload(table: Any, rows: list[dict[str, Any]], dialect: Any) -> str | None:
+    """The rows as one JSON text with the columns' own bind processing applied; None when a row
+    needs what JSON cannot carry (bytes, a computed default), and the caller takes the usual path."""
+    columns = tuple(rows[0])
+    for name in columns:
+        if name not in table.c:
+            raise KeyError(f"{table.name} has no column {name!r}")
+    missing = [c for c in table.c if c.name not in columns and c.default is not None]
+    if any(not c.default.is_scalar for c in missing):
+        return None
+    defaults = {c.name: c.default.arg for c in missing}
+    decorated = [(c.name, c.type) for c in (table.c[n] for n in columns) if isinstance(c.type, TypeDecorator)
+                 and type(c.type).process_bind_param is not TypeDecorator.process_bind_param]
+    out = []
+    for row in rows:
+        values = {name: row[name] for name in columns}
+        values.update(defaults)
+        for name, type_ in decorated:
+            values[name] = type_.process_bind_param(values[name], dialect)
+        out.append(values)
+    try:
+        return json.dumps(out, default=_json_value, separators=(",", ":"))
+    except TypeError:
+        return None
+
+
+def _json_value(value: Any) -> Any:
+    if isinstance(value, (datetime, date, time_of_day)):
+        return value.isoformat()
+    if isinstance(value, (Decimal, UUID)):
+        return str(value)
+    if isinstance(value, Enum):
+        return value.value
+    raise TypeError(f"{type(value).__name__} is not JSON")
+
+
+def among(session: Session, column: Any, values: Iterable[Any]) -> Any:
+    """`column IN values` for a long list: on PostgreSQL one array parameter (`= ANY(…)`), so the
+    statement's text stays the same whatever the length and psycopg parses it once; elsewhere IN."""
+    values = list(values)
+    if session.get_bind().dialect.name != "postgresql":
+        return column.in_(values)
+    from sqlalchemy import any_, bindparam
+    from sqlalchemy.dialects.postgresql import ARRAY
+
+    return column == any_(bindparam(None, values, type_=ARRAY(column.type)))
 
 
 def contains_folded(session: Session, column: Any, needle: str) -> Any:

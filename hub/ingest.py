@@ -13,7 +13,7 @@ from sqlalchemy import bindparam, select, tuple_
 from sqlalchemy.orm import Session
 
 from hub import clock, live
-from hub.db import after_commit, insert_ignore, insert_ignore_many
+from hub.db import after_commit, among, insert_ignore, insert_ignore_many, is_postgres
 from hub.identities import fold, normalize
 from hub.observability import EVENTS_INGESTED
 from hub.models import Contact, Direction, Identity, IdentityKind, TimelineEvent
@@ -154,14 +154,14 @@ def post_events(session: Session, *, events: Sequence[InboundEvent]) -> list[int
     if any(e.contact_id is None for e in events):
         raise ValueError("post_events needs contact_id on every event")
     keys = [(e.channel, e.external_id or f"local:{uuid.uuid4().hex}") for e in events]
-    ids = _existing_many(session, keys)
-    for channel, _external_id in ids:
-        EVENTS_INGESTED.labels(channel, "false").inc()
     contacts = survivors(session, [e.contact_id for e in events])  # type: ignore[misc]
-    fresh = {key: (event, contacts[event.contact_id], key[1]) for event, key in zip(events, keys)  # type: ignore[index]
-             if key not in ids}
-    for key, (event_id, _created) in zip(fresh, _record(session, hub, list(fresh.values()))):
+    # Inserted straight away: ON CONFLICT tells replays apart, and _record finds their ids.
+    unique = {key: (event, contacts[event.contact_id], key[1]) for event, key in zip(events, keys)}  # type: ignore[index]
+    ids: dict[tuple[str, str], int] = {}
+    for key, (event_id, created) in zip(unique, _record(session, hub, list(unique.values()))):
         ids[key] = event_id
+        if not created:
+            EVENTS_INGESTED.labels(key[0], "false").inc()
     return [ids[key] for key in keys]
 
 
@@ -187,7 +187,7 @@ def _record(session: Session, hub: Hub, items: Sequence[tuple[InboundEvent, Cont
     created = [row for row, key in zip(items, keys) if key in inserted]
     if created and hub.triggers.listening({(event.kind, event.direction.value) for event, _c, _x in created}):
         rows = {row.id: row for row in session.scalars(
-            select(TimelineEvent).where(TimelineEvent.id.in_(list(inserted.values())))).all()}
+            select(TimelineEvent).where(among(session, TimelineEvent.id, inserted.values()))).all()}
         if loaded is not None:
             loaded.update(rows)
         for event, contact, external_id in created:
@@ -215,6 +215,13 @@ def _existing_many(session: Session, keys: Sequence[tuple[str, str]]) -> dict[tu
     """Ids of the events already on the timeline among (channel, external_id) keys."""
     found: dict[tuple[str, str], int] = {}
     unique = list(dict.fromkeys(keys))
+    if not unique:
+        return found
+    if is_postgres(session):  # by external id as one array, the channel checked here: a short statement
+        wanted = set(unique)
+        rows = session.execute(select(TimelineEvent.id, TimelineEvent.channel, TimelineEvent.external_id).where(
+            among(session, TimelineEvent.external_id, {x for _c, x in unique}))).all()
+        return {(r.channel, r.external_id): r.id for r in rows if (r.channel, r.external_id) in wanted}
     for start in range(0, len(unique), 500):
         chunk = unique[start:start + 500]
         found.update({(r.channel, r.external_id): r.id for r in session.execute(
@@ -226,11 +233,20 @@ def _existing_many(session: Session, keys: Sequence[tuple[str, str]]) -> dict[tu
 def survivors(session: Session, contact_ids: Sequence[int]) -> dict[int, Contact]:
     """Each id's surviving contact, loaded in one query; ContactNotFound for an unknown id."""
     unique = list(dict.fromkeys(contact_ids))
-    loaded = {c.id: c for c in session.scalars(select(Contact).where(Contact.id.in_(unique))).all()}
+    # Contacts the session holds already (a campaign batch loaded them) are not read again.
+    loaded = {cid: c for cid in unique if (c := _held(session, cid)) is not None}
+    unread = [cid for cid in unique if cid not in loaded]
+    if unread:
+        loaded.update({c.id: c for c in session.scalars(select(Contact).where(among(session, Contact.id, unread))).all()})
     missing = [cid for cid in unique if cid not in loaded]
     if missing:
         raise ContactNotFound(f"contact {missing[0]} does not exist")
     return {cid: survivor(session, loaded[cid]) for cid in unique}  # type: ignore[misc]
+
+
+def _held(session: Session, contact_id: int) -> Contact | None:
+    contact = session.identity_map.get(session.identity_key(Contact, contact_id))
+    return contact if isinstance(contact, Contact) else None
 
 
 def ingest(hub: Hub, event: InboundEvent) -> IngestResult:

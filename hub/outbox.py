@@ -22,7 +22,7 @@ from sqlalchemy import and_, bindparam, delete, literal, select, true, tuple_, u
 from sqlalchemy.orm import Session
 
 from hub import clock, live
-from hub.db import after_commit, insert_ignore, insert_ignore_many
+from hub.db import after_commit, among, insert_ignore, insert_ignore_many
 from hub.ingest import InboundEvent, post_events, survivors
 from hub.locks import xact_lock, xact_locks
 from hub.models import Delivery, DeliveryStatus, Direction, PendingStatus, Purpose, TimelineEvent
@@ -208,7 +208,7 @@ def _post_events(session: Session, batch: list[tuple[int, dict[str, Any], Inboun
     # One UPDATE … FROM for the batch: each delivery finds its event by the event's external id.
     E = TimelineEvent.__table__
     session.execute(update(T).values(event_id=E.c.id).where(
-        T.c.id.in_([delivery_id for delivery_id, _row, _event in batch]),
+        among(session, T.c.id, [delivery_id for delivery_id, _row, _event in batch]),
         E.c.channel == T.c.channel, E.c.external_id == literal("delivery:") + T.c.idempotency_key))
 
 
@@ -217,7 +217,7 @@ def _ids_by_key(session: Session, keys: Sequence[str]) -> dict[str, int]:
     unique = list(dict.fromkeys(keys))
     for start in range(0, len(unique), 500):
         found.update({r.idempotency_key: r.id for r in session.execute(
-            select(T.c.id, T.c.idempotency_key).where(T.c.idempotency_key.in_(unique[start:start + 500]))).all()})
+            select(T.c.id, T.c.idempotency_key).where(among(session, T.c.idempotency_key, unique[start:start + 500]))).all()})
     return found
 
 
@@ -311,7 +311,7 @@ def claim_due(
             # Lock first, then update exactly those rows. (Inside `UPDATE … WHERE id IN (SELECT …
             # LIMIT n FOR UPDATE SKIP LOCKED)` PostgreSQL may rescan the subquery and take more than n.)
             ids = session.scalars(due.with_for_update(skip_locked=True)).all()
-            rows = session.execute(claim.where(T.c.id.in_(ids))).all() if ids else []
+            rows = session.execute(claim.where(among(session, T.c.id, ids))).all() if ids else []
         else:
             # One statement under the BEGIN IMMEDIATE write lock: the single-writer equivalent.
             rows = session.execute(claim.where(T.c.id.in_(due.scalar_subquery()))).all()
@@ -376,7 +376,7 @@ def record_outcomes(
     counted: list[tuple[str, str]] = []
     with hub.session() as session, session.begin():
         ids = list(dict.fromkeys(d for d, _a, _r in outcomes))
-        channels = dict(session.execute(select(T.c.id, T.c.channel).where(T.c.id.in_(ids))).all()) if ids else {}
+        channels = dict(session.execute(select(T.c.id, T.c.channel).where(among(session, T.c.id, ids))).all()) if ids else {}
         # Provider-id locks in a fixed order, so two batches (or a status callback) never deadlock.
         xact_locks(session, sorted({f"outbox.provider:{channels[d]}:{r.provider_id}" for d, _a, r in outcomes
                                     if isinstance(r, SendResult) and r.provider_id and d in channels}))
@@ -405,7 +405,7 @@ def _record_sent_many(session: Session, hub: Hub, sent: Sequence[tuple[int, int,
         return []
     held = {r.id: r for r in session.execute(
         select(T.c.id, T.c.channel, T.c.event_id, T.c.attempts)
-        .where(T.c.id.in_([d for _i, d, _a, _r in sent]), _held_by(worker, None)).with_for_update()).all()}
+        .where(among(session, T.c.id, [d for _i, d, _a, _r in sent]), _held_by(worker, None)).with_for_update()).all()}
     done: list[tuple[int, str, str]] = []
     updates: list[dict[str, Any]] = []
     mirrors: list[tuple[int, int | None, str, dict[str, Any] | None]] = []
@@ -652,7 +652,7 @@ def _mirror_many(session: Session, hub: Hub, items: Sequence[tuple[int, int | No
     if not wanted:
         return
     E = TimelineEvent.__table__
-    rows = session.execute(select(E.c.id, E.c.contact_id, E.c.data).where(E.c.id.in_(list(wanted)))).all()
+    rows = session.execute(select(E.c.id, E.c.contact_id, E.c.data).where(among(session, E.c.id, wanted))).all()
     if not rows:
         return
     changes = []

@@ -27,6 +27,7 @@ from phonenumbers import timezone as phone_zones
 from pydantic import BaseModel, ConfigDict, ValidationError
 from sqlalchemy import select
 
+from hub.db import among
 from hub.models import ConsentRecord, ConsentStatus, Contact, Delivery, Identity, IdentityKind, Purpose
 from hub.settings import FrequencyCap, QuietHours
 
@@ -181,7 +182,7 @@ class ConsentGate:
             return
         rows = session.execute(
             select(ConsentRecord.contact_id, ConsentRecord.channel, ConsentRecord.status)
-            .where(ConsentRecord.contact_id.in_({c for c, _ in pairs}),
+            .where(among(session, ConsentRecord.contact_id, {c for c, _ in pairs}),
                    ConsentRecord.channel.in_({ch for _, ch in pairs}),
                    ConsentRecord.purpose == Purpose.MARKETING.value)
             .order_by(ConsentRecord.occurred_at.desc(), ConsentRecord.id.desc())
@@ -225,7 +226,7 @@ class SuppressionGate:
             return
         rows = session.execute(
             select(SuppressionEntry.kind, SuppressionEntry.value_hash)
-            .where(SuppressionEntry.value_hash.in_({h for _, h in wanted}))
+            .where(among(session, SuppressionEntry.value_hash, {h for _, h in wanted}))
         ).all()
         self._listed = {(r.kind, r.value_hash) for r in rows}
 
@@ -317,10 +318,10 @@ class QuietHoursGate:
         self._zones, self._phones = {}, {}
         if not ids:
             return
-        self._zones = dict(session.execute(select(Contact.id, Contact.time_zone).where(Contact.id.in_(ids))).all())
+        self._zones = dict(session.execute(select(Contact.id, Contact.time_zone).where(among(session, Contact.id, ids))).all())
         phones = session.execute(
             select(Identity.contact_id, Identity.value)
-            .where(Identity.contact_id.in_(ids), Identity.kind == IdentityKind.PHONE.value)
+            .where(among(session, Identity.contact_id, ids), Identity.kind == IdentityKind.PHONE.value)
             .order_by(Identity.contact_id, Identity.is_primary.desc(), Identity.id)
         ).all()
         for row in phones:
@@ -385,7 +386,7 @@ class FrequencyCapGate:
         ids = {contact_id for contact_id, _ in caps}
         rows = session.execute(
             select(Delivery.contact_id, Delivery.sent_at)
-            .where(Delivery.contact_id.in_(ids), Delivery.purpose == Purpose.MARKETING.value,
+            .where(among(session, Delivery.contact_id, ids), Delivery.purpose == Purpose.MARKETING.value,
                    Delivery.sent_at.is_not(None), Delivery.sent_at > now - timedelta(days=longest),
                    Delivery.status.in_(_SENT_STATUSES))
             .order_by(Delivery.sent_at)

@@ -268,6 +268,7 @@ def _order_stats(session: Session, contact_ids: Sequence[int]) -> dict[int, dict
     order counts once, refunds subtract), read for the whole batch at once."""
     from sqlalchemy import select
 
+    from hub.db import among
     from hub.events import COMMERCE_CHANNEL, ORDER_COMPLETED, ORDER_REFUNDED
     from hub.models import TimelineEvent
 
@@ -275,7 +276,7 @@ def _order_stats(session: Session, contact_ids: Sequence[int]) -> dict[int, dict
         return {}
     rows = session.execute(
         select(TimelineEvent.contact_id, TimelineEvent.kind, TimelineEvent.occurred_at, TimelineEvent.data)
-        .where(TimelineEvent.contact_id.in_(list(contact_ids)), TimelineEvent.channel == COMMERCE_CHANNEL,
+        .where(among(session, TimelineEvent.contact_id, contact_ids), TimelineEvent.channel == COMMERCE_CHANNEL,
                TimelineEvent.kind.in_([ORDER_COMPLETED, ORDER_REFUNDED]))
         .order_by(TimelineEvent.contact_id, TimelineEvent.occurred_at, TimelineEvent.id)
     ).all()

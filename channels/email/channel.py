@@ -31,6 +31,7 @@ from channels.email.settings import EmailSettings
 from channels.email.smtp import Prepared, SmtpSender, prepare_all
 from channels.email.store import EmailFiles
 from hub import clock
+from hub.db import among
 from hub.identities import InvalidIdentity, normalize_email
 from hub.ingest import InboundEvent
 from hub.models import Purpose
@@ -207,7 +208,7 @@ class EmailChannel(Channel):
             return {}
         with self.hub.session(read_only=True) as session:
             rows = {row.address: row for row in session.scalars(
-                select(EmailSuppression).where(EmailSuppression.address.in_(set(marketing.values())))).all()}
+                select(EmailSuppression).where(among(session, EmailSuppression.address, set(marketing.values())))).all()}
         return {index: (f"{row.address} is suppressed ({row.reason} since {row.created_at:%Y-%m-%d %H:%M} UTC); "
                         "marketing mail is not sent to it")
                 for index, address in marketing.items() if (row := rows.get(address)) is not None}
