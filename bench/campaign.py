@@ -11,12 +11,14 @@ One run, on a PostgreSQL database of its own (dropped and created again):
 2. bare: the N messages are rendered and serialised up front, then sent by a plain aiosmtplib loop
    over `--connections` connections (the same number the hub's email channel uses): the ceiling;
 3. hub: N contacts, a segment, a personalised template (Jinja2 sandbox, per-contact subject and
-   body, tracked links, List-Unsubscribe) and a campaign "now"; a `hub worker` process
-   (`python -m bench.campaign worker`) materialises the run in checkpointed batches, renders
-   every message, sends through the outbox and records each send. Timed from scheduling until the
-   last delivery is recorded sent; the worker's idle and peak RSS come from /proc (VmRSS, VmHWM);
+   body, tracked links, List-Unsubscribe) and a campaign "now"; `--workers` `hub worker` processes
+   (`python -m bench.campaign worker`, as docs/deploy.md runs them) share the work: one holds the
+   campaigns job and materialises the run in checkpointed batches, rendering every message into
+   the outbox, while all of them claim, send and record. The SMTP connections are split between
+   them, so the hub uses as many as the bare loop. Timed from scheduling until the last delivery
+   is recorded sent; idle and peak RSS come from /proc (VmRSS, VmHWM), summed over the workers;
 4. rate limit: a second campaign, fully queued beforehand (so nothing but the limiter holds it
-   back), sent by a worker with `sending.rate_per_second.email = --rate` (by default half the rate
+   back), sent by the same workers with `sending.rate_per_second.email = --rate` (by default half the rate
    the hub just reached, so the limiter and not the pipeline sets the pace), counted by the sink
    over `--rate-seconds` (60 in the full run) after a warm-up.
 
@@ -270,6 +272,7 @@ class Figures:
     rate_limit: float
     rate_seconds: float
     rate_observed: float
+    workers: int = 1
 
     @property
     def bare_rate(self) -> float:
@@ -316,7 +319,7 @@ def stop(proc: subprocess.Popen[str]) -> None:
         proc.kill()
 
 
-def run(url: str, n: int, connections: int, rate: float, rate_seconds: float) -> Figures:
+def run(url: str, n: int, connections: int, rate: float, rate_seconds: float, workers: int = 1) -> Figures:
     folder = Path(tempfile.mkdtemp(prefix="hub-bench-campaign-"))
     counter = folder / "count"
     port = free_port()
@@ -334,23 +337,26 @@ def run(url: str, n: int, connections: int, rate: float, rate_seconds: float) ->
         base = read_count(counter)
 
         print("hub pipeline …", flush=True)
-        proc = start(["worker", "--url", url, "--smtp-port", str(port), "--connections", str(connections)])
+        shares = [connections // workers + (1 if i < connections % workers else 0) for i in range(workers)]
+        procs = [start(["worker", "--url", url, "--smtp-port", str(port), "--connections", str(share)])
+                 for share in shares]
         try:
             time.sleep(3)  # let the scheduler and the pools settle
-            idle, _ = rss_mb(proc.pid)
+            idle = sum(rss_mb(p.pid)[0] for p in procs)
             started = time.perf_counter()
             schedule(url, main)
             while True:
                 total, sent = sent_count(url, main)
                 if total == n and sent == n:
                     break
-                if proc.poll() is not None:
-                    raise RuntimeError("the worker died")
+                if any(p.poll() is not None for p in procs):
+                    raise RuntimeError("a worker died")
                 time.sleep(0.25)
             hub_seconds = time.perf_counter() - started
-            _, peak = rss_mb(proc.pid)
+            peak = sum(rss_mb(p.pid)[1] for p in procs)
         finally:
-            stop(proc)
+            for p in procs:
+                stop(p)
         wait_count(counter, base + n, 60)
 
         if rate <= 0:  # a limit the pipeline can reach, so the limiter is what holds it back
@@ -360,19 +366,21 @@ def run(url: str, n: int, connections: int, rate: float, rate_seconds: float) ->
         limited = make_campaign(url, tag="limited", name="Rate limited")
         materialise(url, limited)
         base = read_count(counter)
-        proc = start(["worker", "--url", url, "--smtp-port", str(port), "--connections", str(connections),
-                      "--rate", str(rate)])
+        # The same workers, each with the limit: the bucket is shared, so together they keep to it.
+        procs = [start(["worker", "--url", url, "--smtp-port", str(port), "--connections", str(share),
+                        "--rate", str(rate)]) for share in shares]
         try:
             wait_count(counter, base + int(rate * 3), 120)  # warm-up: the bucket's burst is spent
             first, t0 = read_count(counter), time.perf_counter()
             time.sleep(rate_seconds)
             last, t1 = read_count(counter), time.perf_counter()
         finally:
-            stop(proc)
+            for p in procs:
+                stop(p)
         observed = (last - first) / (t1 - t0)
     finally:
         stop(smtp)
-    return Figures(n, connections, bare, hub_seconds, idle, peak, rate, rate_seconds, observed)
+    return Figures(n, connections, bare, hub_seconds, idle, peak, rate, rate_seconds, observed, workers)
 
 
 def section(f: Figures, command: str) -> str:
@@ -382,13 +390,14 @@ def section(f: Figures, command: str) -> str:
     return (
         f"{SECTION}\n\n"
         f"`{command}` on {platform.node()} ({os.cpu_count()} CPUs, Python {platform.python_version()}), "
-        f"PostgreSQL, aiosmtpd in its own process, {f.connections} SMTP connections.\n\n"
+        f"PostgreSQL, aiosmtpd in its own process, {f.connections} SMTP connections "
+        f"(the hub's split over {f.workers} worker process{'es' if f.workers > 1 else ''}).\n\n"
         "| figure | value | goal | |\n|---|---|---|---|\n"
         f"| recipients | {f.recipients:,} | | |\n"
         f"| bare aiosmtplib, pre-rendered | {f.bare_rate:,.0f} msg/s | | |\n"
         f"| hub: segment → render → outbox → SMTP | {f.hub_rate:,.0f} msg/s ({f.hub_seconds:,.1f} s) | | |\n"
         f"| hub / bare | {f.ratio:.2f}× | ≥ {GOAL_RATIO}× | {verdict(f.ratio >= GOAL_RATIO)} |\n"
-        f"| worker RSS idle → peak | {f.idle_mb:.0f} → {f.peak_mb:.0f} MB (+{f.memory_growth:.0f}) | "
+        f"| worker RSS idle → peak{' (sum)' if f.workers > 1 else ''} | {f.idle_mb:.0f} → {f.peak_mb:.0f} MB (+{f.memory_growth:.0f}) | "
         f"≤ +{GOAL_MEMORY_MB:.0f} MB | {verdict(f.memory_growth <= GOAL_MEMORY_MB)} |\n"
         f"| rate limit {f.rate_limit:g}/s over {f.rate_seconds:.0f} s | {f.rate_observed:.1f}/s "
         f"({f.rate_error:.1%} off) | within 5% | {verdict(f.rate_error <= GOAL_RATE_ERROR)} |\n\n"
@@ -410,6 +419,8 @@ def main(argv: list[str] | None = None) -> None:
     p_worker.add_argument("--rate", type=float)
     parser.add_argument("--recipients", type=int, default=100_000)
     parser.add_argument("--connections", type=int, default=4, help="SMTP connections, hub and bare alike")
+    parser.add_argument("--workers", type=int, default=2,
+                        help="hub worker processes sharing the connections (docs/deploy.md runs N of them)")
     parser.add_argument("--rate", type=float, default=0.0,
                         help="the email rate limit to check, per second (default: half the hub's measured rate)")
     parser.add_argument("--rate-seconds", type=float, default=60.0, help="how long to count the limited rate")
@@ -422,7 +433,9 @@ def main(argv: list[str] | None = None) -> None:
     if args.command == "worker":
         worker(args.url, args.smtp_port, args.connections, args.rate)
         return
-    figures = run(args.database_url, args.recipients, args.connections, args.rate, args.rate_seconds)
+    if not 1 <= args.workers <= args.connections:
+        parser.error("--workers must be between 1 and --connections (each worker needs a connection)")
+    figures = run(args.database_url, args.recipients, args.connections, args.rate, args.rate_seconds, args.workers)
     command = "python -m bench.campaign " + shlex.join(a for a in (argv if argv is not None else sys.argv[1:]))
     text_ = section(figures, command)
     print(text_)

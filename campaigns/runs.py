@@ -317,7 +317,8 @@ def send_steps(session: Session, hub: Hub, *, campaign: Campaign, run_id: int, s
         key = delivery_key(run_id, step.position, contact.id)  # type: ignore[arg-type]
         try:
             content = dict(render_message(template, contact_context=contexts[contact.id],  # type: ignore[index]
-                                          locale=contact.locale or hub.settings.default_locale, extra=extra))
+                                          locale=contact.locale or hub.settings.default_locale, extra=extra,
+                                          text_from_html=False))
         except TemplateRenderError as exc:
             results.append(f"the template could not be rendered: {exc}")
             continue
@@ -349,9 +350,13 @@ def decorate(hub: Hub, *, campaign: Campaign, contact: Contact, content: dict[st
 
         content.update(email_unsubscribe_fields(hub.settings, contact_id=contact.id, campaign_id=campaign.id))
         if content.get("html"):
-            from campaigns.tracking import instrument_html
+            from campaigns.tracking.links import instrument_html_and_text
 
-            content["html"] = instrument_html(hub.settings, content["html"], delivery_key=key)
+            # The plain-text part, when the template has none, comes from the same parse.
+            html, text = instrument_html_and_text(hub.settings, content["html"], delivery_key=key)
+            content["html"] = html
+            if content.get("text") is None:
+                content["text"] = text
     else:
         from campaigns.unsubscribe import sms_opt_out_text
 

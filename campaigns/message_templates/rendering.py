@@ -137,8 +137,11 @@ def choose_locale(variants: Mapping[str, Any], locale: str | None, default_local
 
 def render_message(template_or_variants: Any, *, contact_context: Mapping[str, Any], locale: str | None,
                    extra: Mapping[str, Any] = {}, channel: str | None = None,  # noqa: B006 - read only
-                   default_locale: str | None = None) -> dict[str, Any]:
-    """Outbox content for one contact: {"subject", "html", "text"} (email) or {"text"} (SMS)."""
+                   default_locale: str | None = None, text_from_html: bool = True) -> dict[str, Any]:
+    """Outbox content for one contact: {"subject", "html", "text"} (email) or {"text"} (SMS).
+
+    An email variant without text gets the HTML's text; with `text_from_html=False` its "text" is
+    None instead, for a caller that reads the HTML anyway (campaigns, while tracking its links)."""
     source = _source_of(template_or_variants, channel, default_locale)
     chosen = choose_locale(source.variants, locale, source.default_locale)
     variant = source.variants[chosen]
@@ -163,6 +166,8 @@ def render_message(template_or_variants: Any, *, contact_context: Mapping[str, A
         html = render_part(variant["html"], values, part=f"{chosen}.html", html=True)
     if (variant.get("text") or "").strip():
         text = render_part(variant["text"], values, part=f"{chosen}.text", html=False).strip()
+    elif html and not text_from_html:
+        text = None
     else:
         text = _text_of(html or "")
     if not text and not html:

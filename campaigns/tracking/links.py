@@ -13,10 +13,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from html import escape
-from html.parser import HTMLParser
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+from channels.email.html import TextExtractor
 from hub.signing import BadLink, sign, unsign
 
 if TYPE_CHECKING:
@@ -87,15 +87,17 @@ def _own(settings: Settings, url: str) -> bool:
     return url.startswith(base + "/") and url[len(base):].startswith(OWN_PATHS)
 
 
-class _LinkFinder(HTMLParser):
-    """Finds where each trackable <a> start tag and the </body> tag sit in the source.
+class _LinkFinder(TextExtractor):
+    """Finds where each trackable <a> start tag and the </body> tag sit in the source, and reads
+    the text on the way when asked (a campaign's plain-text part: one parse instead of two).
 
     Only positions are collected; the output is the source spliced at those spots, so everything
     else (entities, comments, conditional comments for Outlook, odd whitespace) stays as written.
     """
 
-    def __init__(self, settings: Settings, delivery_key: str) -> None:
-        super().__init__(convert_charrefs=True)
+    def __init__(self, settings: Settings, delivery_key: str, *, read_text: bool) -> None:
+        super().__init__()
+        self.read_text = read_text
         self.settings = settings
         self.delivery_key = delivery_key
         self.edits: list[tuple[tuple[int, int], int, str]] = []  # ((line, column), length, replacement)
@@ -117,15 +119,18 @@ class _LinkFinder(HTMLParser):
         self.edits.append((self.getpos(), len(raw), "".join(parts)))
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        super().handle_starttag(tag, attrs)
         if tag == "a":
             self._link(attrs, self.get_starttag_text() or "")
 
-    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        self.handle_starttag(tag, attrs)
-
     def handle_endtag(self, tag: str) -> None:
+        super().handle_endtag(tag)
         if tag == "body" and self.body_end is None:
             self.body_end = self.getpos()
+
+    def handle_data(self, data: str) -> None:
+        if self.read_text:
+            super().handle_data(data)
 
 
 def _pixel(settings: Settings, delivery_key: str) -> str:
@@ -137,9 +142,19 @@ def _pixel(settings: Settings, delivery_key: str) -> str:
 def instrument_html(settings: Settings, html: str, *, delivery_key: str) -> str:
     """`html` with every http(s) link turned into a signed click redirect and a 1×1 open pixel added
     (before </body>, or at the end of a fragment)."""
+    return _instrument(settings, html, delivery_key=delivery_key, read_text=False)[0]
+
+
+def instrument_html_and_text(settings: Settings, html: str, *, delivery_key: str) -> tuple[str, str]:
+    """instrument_html, and the plain text of `html` as channels.email.html.html_to_text reads it,
+    from the same parse."""
+    return _instrument(settings, html, delivery_key=delivery_key, read_text=True)
+
+
+def _instrument(settings: Settings, html: str, *, delivery_key: str, read_text: bool) -> tuple[str, str]:
     if not delivery_key:
         raise ValueError("delivery_key is required")
-    finder = _LinkFinder(settings, delivery_key)
+    finder = _LinkFinder(settings, delivery_key, read_text=read_text)
     finder.feed(html)
     finder.close()
     line_starts = [0]
@@ -159,7 +174,7 @@ def instrument_html(settings: Settings, html: str, *, delivery_key: str) -> str:
         out.append(text)
         cursor = start + length
     out.append(html[cursor:])
-    return "".join(out)
+    return "".join(out), finder.text() if read_text else ""
 
 
 def instrumented(settings: Settings, content: dict[str, Any], *, delivery_key: str) -> dict[str, Any]:

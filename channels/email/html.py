@@ -86,7 +86,9 @@ _BLOCK = {"p", "div", "br", "tr", "li", "h1", "h2", "h3", "h4", "h5", "h6", "tab
 _SKIP = {"script", "style", "head", "title", "noscript", "template", "svg"}
 
 
-class _TextExtractor(HTMLParser):
+class TextExtractor(HTMLParser):
+    """Collects readable text as it parses (campaigns' link tracking parses with it too: one pass)."""
+
     def __init__(self) -> None:
         super().__init__(convert_charrefs=True)
         self.parts: list[str] = []
@@ -113,6 +115,11 @@ class _TextExtractor(HTMLParser):
         elif tag in _BLOCK and tag != "li":
             self.parts.append("\n")
 
+    def text(self) -> str:
+        """What was read so far, blocks on their own lines."""
+        lines = [line.strip() for line in "".join(self.parts).splitlines()]
+        return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
+
     def handle_data(self, data: str) -> None:
         if self.skipping:
             return
@@ -128,12 +135,10 @@ def html_to_text(html: str) -> str:
     """Readable plain text from HTML (blocks on their own lines, quoted blocks prefixed with '>')."""
     if not html:
         return ""
-    parser = _TextExtractor()
+    parser = TextExtractor()
     try:
         parser.feed(html)
         parser.close()
     except Exception:  # noqa: BLE001 - html.parser gives up on some broken markup; keep what it read
         pass
-    lines = [line.strip() for line in "".join(parser.parts).splitlines()]
-    text = "\n".join(lines)
-    return re.sub(r"\n{3,}", "\n\n", text).strip()
+    return parser.text()

@@ -100,3 +100,20 @@ def test_expired_truncated_and_oversized_tokens_are_refused(keys):
         signing.unsign(mine, "surveys.invitation", "a" * 5000)
     with pytest.raises(ValueError):
         signing.sign(mine, "bad purpose!", 1)
+
+
+def test_tokens_minted_before_payloads_stopped_being_compressed_still_open(keys):
+    """Short payloads are no longer zlib-compressed (it never shortened them); links already in
+    customers' mailboxes, compressed or not, timed or not, must keep working."""
+    from itsdangerous import URLSafeSerializer, URLSafeTimedSerializer
+
+    mine, _other = keys
+    key = mine.signing_key()
+    repetitive = {"u": "https://shop.example.com/" + "sale/" * 60}
+    for payload in ({"c": 42, "ch": "email"}, repetitive):
+        old = URLSafeSerializer(key, salt="hub.link.unsubscribe").dumps(payload)
+        assert signing.unsign(mine, "unsubscribe", old) == payload
+        old_timed = URLSafeTimedSerializer(key, salt="hub.link.surveys.invitation").dumps(payload)
+        assert signing.unsign(mine, "surveys.invitation", old_timed, max_age=60) == payload
+    assert signing.sign(mine, "unsubscribe", repetitive).startswith(".")  # long ones still shrink
+    assert not signing.sign(mine, "unsubscribe", {"c": 42}).startswith(".")

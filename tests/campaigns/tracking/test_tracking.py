@@ -7,6 +7,7 @@ import base64
 import json
 import re
 
+import pytest
 from sqlalchemy import select
 
 from campaigns.tracking import instrument_html
@@ -149,3 +150,19 @@ def test_a_delivery_without_a_contact_still_serves_and_redirects_but_writes_noth
     assert public.get(path_of(click_url(hub.settings, delivery_key="anonymous", url=SHOP))).status_code == 302
     with hub.session(read_only=True) as s:
         assert s.scalars(select(TimelineEvent).where(TimelineEvent.kind.like("campaign.%"))).all() == []
+
+
+@pytest.mark.parametrize("html", [
+    "<p>Hi <b>Anna</b> &amp; co,</p><p><a href='https://shop.example.com/x'>See the sale</a><br/>bye</p>",
+    "<html><head><title>T</title><style>p{}</style></head><body><ul><li>one</li><li>two</li></ul>"
+    "<blockquote>quoted<br>lines</blockquote><script>var a='<a href=\"https://x.example.com\">';</script></body></html>",
+    "plain text, no markup at all",
+    "<table><tr><td>Цена:</td><td>1&nbsp;000 ₽</td></tr></table><a href=https://a.example.com/>go</a>",
+])
+def test_the_text_read_while_tracking_links_is_the_text_html_to_text_gives(hub, html):
+    from campaigns.tracking.links import instrument_html_and_text
+    from channels.email.html import html_to_text
+
+    tracked, text = instrument_html_and_text(hub.settings, html, delivery_key="k1")
+    assert text == html_to_text(html)
+    assert tracked == instrument_html(hub.settings, html, delivery_key="k1")
