@@ -125,6 +125,46 @@ def worker(url: str, smtp_port: int, connections: int, rate: float | None) -> No
     run_worker(hub, name="bench")
 
 
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU the processes have used so far, from /proc (gone ones count 0)."""
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat)
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def postgres_pids() -> list[int]:
+    """The local PostgreSQL server's processes (the bench's database runs on this machine)."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if (entry / "comm").read_text().startswith("postgres"):
+                    pids.append(int(entry.name))
+            except OSError:
+                continue
+    return pids
+
+
+@dataclass
+class Cpu:
+    """CPU seconds spent on one phase, by party."""
+
+    sender: float  # the bare loop's process, or the hub's workers
+    sink: float
+    database: float = 0.0
+
+    def per_message_ms(self, n: int) -> str:
+        parts = [f"{self.sender / n * 1000:.2f}", f"sink {self.sink / n * 1000:.2f}"]
+        if self.database:
+            parts.append(f"PostgreSQL {self.database / n * 1000:.2f}")
+        return " + ".join(parts) + f" = {(self.sender + self.sink + self.database) / n * 1000:.2f} ms"
+
+
 def rss_mb(pid: int) -> tuple[float, float]:
     """(current, peak) resident memory of a process in MB, from /proc."""
     fields = {}
@@ -273,6 +313,8 @@ class Figures:
     rate_seconds: float
     rate_observed: float
     workers: int = 1
+    bare_cpu: Cpu | None = None
+    hub_cpu: Cpu | None = None
 
     @property
     def bare_rate(self) -> float:
@@ -331,7 +373,10 @@ def run(url: str, n: int, connections: int, rate: float, rate_seconds: float, wo
     try:
         print("bare aiosmtplib loop …", flush=True)
         messages = prerender(n)
+        sink0, own0 = cpu_seconds([smtp.pid]), time.process_time()
         bare = asyncio.run(bare_send(port, messages, connections))
+        wait_count(counter, n, 60)
+        bare_cpu = Cpu(time.process_time() - own0, cpu_seconds([smtp.pid]) - sink0)
         del messages
         wait_count(counter, n, 60)
         base = read_count(counter)
@@ -343,6 +388,8 @@ def run(url: str, n: int, connections: int, rate: float, rate_seconds: float, wo
         try:
             time.sleep(3)  # let the scheduler and the pools settle
             idle = sum(rss_mb(p.pid)[0] for p in procs)
+            database = postgres_pids()
+            before = (cpu_seconds([p.pid for p in procs]), cpu_seconds([smtp.pid]), cpu_seconds(database))
             started = time.perf_counter()
             schedule(url, main)
             while True:
@@ -354,6 +401,8 @@ def run(url: str, n: int, connections: int, rate: float, rate_seconds: float, wo
                 time.sleep(0.25)
             hub_seconds = time.perf_counter() - started
             peak = sum(rss_mb(p.pid)[1] for p in procs)
+            hub_cpu = Cpu(cpu_seconds([p.pid for p in procs]) - before[0], cpu_seconds([smtp.pid]) - before[1],
+                          cpu_seconds(database) - before[2])
         finally:
             for p in procs:
                 stop(p)
@@ -380,7 +429,8 @@ def run(url: str, n: int, connections: int, rate: float, rate_seconds: float, wo
         observed = (last - first) / (t1 - t0)
     finally:
         stop(smtp)
-    return Figures(n, connections, bare, hub_seconds, idle, peak, rate, rate_seconds, observed, workers)
+    return Figures(n, connections, bare, hub_seconds, idle, peak, rate, rate_seconds, observed, workers,
+                   bare_cpu, hub_cpu)
 
 
 def section(f: Figures, command: str) -> str:
@@ -400,7 +450,11 @@ def section(f: Figures, command: str) -> str:
         f"| worker RSS idle → peak{' (sum)' if f.workers > 1 else ''} | {f.idle_mb:.0f} → {f.peak_mb:.0f} MB (+{f.memory_growth:.0f}) | "
         f"≤ +{GOAL_MEMORY_MB:.0f} MB | {verdict(f.memory_growth <= GOAL_MEMORY_MB)} |\n"
         f"| rate limit {f.rate_limit:g}/s over {f.rate_seconds:.0f} s | {f.rate_observed:.1f}/s "
-        f"({f.rate_error:.1%} off) | within 5% | {verdict(f.rate_error <= GOAL_RATE_ERROR)} |\n\n"
+        f"({f.rate_error:.1%} off) | within 5% | {verdict(f.rate_error <= GOAL_RATE_ERROR)} |\n"
+        + (f"| CPU per message, bare: client + sink | {f.bare_cpu.per_message_ms(f.recipients)} | | |\n"
+           f"| CPU per message, hub: workers + sink + PostgreSQL | {f.hub_cpu.per_message_ms(f.recipients)} | | |\n"
+           if f.bare_cpu and f.hub_cpu else "")
+        + "\n"
         "Flat memory means the same growth at 10k and 100k recipients: run both and compare the "
         "`+MB` figures.\n"
     )

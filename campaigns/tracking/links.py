@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from html import escape
+from itertools import accumulate
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -157,10 +158,8 @@ def _instrument(settings: Settings, html: str, *, delivery_key: str, read_text: 
     finder = _LinkFinder(settings, delivery_key, read_text=read_text)
     finder.feed(html)
     finder.close()
-    line_starts = [0]
-    for index, char in enumerate(html):
-        if char == "\n":
-            line_starts.append(index + 1)
+    # Where each line starts (html.parser counts lines by "\n"), to turn its (line, column) into offsets.
+    line_starts = list(accumulate((len(line) + 1 for line in html.split("\n")), initial=0))
 
     def offset(pos: tuple[int, int]) -> int:
         return line_starts[pos[0] - 1] + pos[1]
