@@ -109,8 +109,9 @@ def _invitations(env: dict[str, str], count: int, run: str) -> list[str]:
 
 
 def build_app() -> Any:
-    """The hub's app from the environment's settings, plus the pre-built baseline (uvicorn --factory)."""
-    from hub.app import create_app
+    """The hub's app from the environment's settings, plus the pre-built baseline (uvicorn --factory),
+    served as `hub serve` serves hub.asgi (start-up objects out of the collector's full passes)."""
+    from hub.app import create_app, freeze_startup_objects
     from hub.runtime import Hub
 
     hub = Hub()
@@ -131,6 +132,7 @@ def build_app() -> Any:
         page["html"] = (await request.body()).decode()
         return HTMLResponse("ok")
 
+    freeze_startup_objects()
     return application
 
 

@@ -16,7 +16,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import bindparam, case, func, select, update
+from sqlalchemy import bindparam, case, func, literal_column, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
@@ -80,7 +80,9 @@ _EDIT_EVENT = (update(_EVENT).where(_EVENT.c.id == bindparam("event_id"))
 _LINK_RESPONSE = (update(_RESPONSE).where(_RESPONSE.c.id == bindparam("response_id"))
                   .values(event_id=bindparam("new_event_id"), follow_up_task_id=bindparam("task_id")))
 _TASK_SOURCE = (update(Task.__table__).where(Task.__table__.c.id == bindparam("task_id"))
-                .values(source_event_id=bindparam("event_id")))
+                .values(source_event_id=bindparam("new_event_id")))
+# PostgreSQL: the response linked to its event and new task, and the task to the event, in one statement.
+_LINK_RESPONSE_AND_TASK = _LINK_RESPONSE.add_cte(_TASK_SOURCE.cte("sourced"))
 _SAVED = ("id", "answers", "completed", "nps", "csat", "edits", "event_id", "follow_up_task_id", "submitted_at")
 
 
@@ -91,7 +93,10 @@ def _upsert(insert: Any) -> Any:
     """
     columns = ("invitation_id", "survey_id", "contact_id", "answers", "completed", "nps", "csat", "locale",
                "submitted_at", "created_at", "updated_at")
-    stmt = insert(_RESPONSE).values({**{c: bindparam(c, type_=_RESPONSE.c[c].type) for c in columns}, "edits": 0})
+    # The parameters are named `new_<column>`: in _upsert_with's statements, a parameter named after a
+    # column of a table that a CTE updates would be added to that UPDATE's SET clause.
+    stmt = insert(_RESPONSE).values({**{c: bindparam(f"new_{c}", type_=_RESPONSE.c[c].type) for c in columns},
+                                     "edits": 0})
     old, new = _RESPONSE.c, stmt.excluded
     return stmt.on_conflict_do_update(index_elements=[old.invitation_id], set_={
         "answers": new.answers, "nps": new.nps, "csat": new.csat, "locale": new.locale,
@@ -102,6 +107,32 @@ def _upsert(insert: Any) -> Any:
 
 
 _UPSERT = {"postgresql": _upsert(postgresql.insert), "sqlite": _upsert(sqlite.insert)}
+
+
+def _upsert_with(*, mark: bool, edit_event: bool) -> Any:
+    """PostgreSQL: the upsert with the writes that follow it in one statement (data-modifying CTEs),
+    a round trip each fewer: marking the invitation answered (a first complete answer), updating the
+    answer's event in place (an edit whose event exists; `response_id` and `edits` from the row)."""
+    saved = _UPSERT["postgresql"].cte("saved")
+    stmt = select(*(saved.c[c] for c in _SAVED))
+    if mark:
+        stmt = stmt.add_cte(
+            update(_INVITATION).where(_INVITATION.c.id == bindparam("new_invitation_id"),
+                                      _INVITATION.c.status != InvitationStatus.ANSWERED.value)
+            .values(status=InvitationStatus.ANSWERED.value).cte("marked"))
+    if edit_event:
+        row_data = func.jsonb_build_object(literal_column("'response_id'"), saved.c.id,
+                                           literal_column("'edits'"), saved.c.edits)
+        stmt = stmt.add_cte(
+            update(_EVENT).where(_EVENT.c.id == saved.c.event_id)
+            .values(text=bindparam("summary"),
+                    data=bindparam("event_data", type_=postgresql.JSONB).op("||")(row_data))
+            .cte("edited"))
+    return stmt
+
+
+_PG_UPSERTS = {(mark, edit): _upsert_with(mark=mark, edit_event=edit) if mark or edit else _UPSERT["postgresql"]
+               for mark in (False, True) for edit in (False, True)}
 
 
 @dataclass
@@ -158,6 +189,22 @@ def save_answers(session: Session, *, link: Link, form: Mapping[str, Sequence[st
     A completed response can only be replaced by another complete one (an edit), and only while
     the survey is open. AnswersInvalid carries the errors by question key; nothing is written then.
     """
+    return write_answers(session, link=link, answers=check_answers(link, form, complete=complete), locale=locale)
+
+
+@dataclass
+class CheckedAnswers:
+    """A form's answers, cleaned and valid, as they will be saved."""
+
+    answers: dict[str, Any]
+    complete: bool
+    nps: int | None
+    csat: int | None
+
+
+def check_answers(link: Link, form: Mapping[str, Sequence[str]], *, complete: bool) -> CheckedAnswers:
+    """The form's answers for the link's invitation; LinkRefused when it is closed, AnswersInvalid
+    (the errors by question key) when some need attention."""
     if not link.editable:
         raise LinkRefused(LinkProblem.CLOSED)
     if link.response is not None and link.response.completed:
@@ -165,19 +212,47 @@ def save_answers(session: Session, *, link: Link, form: Mapping[str, Sequence[st
     answers, errors = clean_answers(link.questions, form, complete=complete)
     if errors:
         raise AnswersInvalid(errors, answers)
-    now = clock.now()
-    invitation = link.invitation
     nps, csat = headline_scores(link.questions, answers)
-    row = session.execute(_UPSERT[session.get_bind().dialect.name], dict(
-        invitation_id=invitation.id, survey_id=invitation.survey_id, contact_id=invitation.contact_id,
-        answers=answers, completed=complete, nps=nps, csat=csat, locale=locale,
-        submitted_at=now if complete else None, created_at=now, updated_at=now,
-    )).one()
+    return CheckedAnswers(answers, complete, nps, csat)
+
+
+def writes_once(session: Session, *, link: Link, answers: CheckedAnswers) -> bool:
+    """Whether write_answers takes a single statement (atomic without a transaction of its own): on
+    PostgreSQL, an edit of an answer whose event exists and that opens no task."""
+    response = link.response
+    return (session.get_bind().dialect.name == "postgresql" and response is not None and response.completed
+            and response.event_id is not None and link.invitation.status == InvitationStatus.ANSWERED
+            and (response.follow_up_task_id is not None or not is_detractor(link.survey, answers)))
+
+
+def write_answers(session: Session, *, link: Link, answers: CheckedAnswers, locale: str) -> SavedResponse:
+    """Save checked answers in the caller's transaction, and close the loop for a complete answer."""
+    now = clock.now()
+    invitation, complete = link.invitation, answers.complete
+    params = dict(
+        new_invitation_id=invitation.id, new_survey_id=invitation.survey_id, new_contact_id=invitation.contact_id,
+        new_answers=answers.answers, new_completed=complete, new_nps=answers.nps, new_csat=answers.csat,
+        new_locale=locale, new_submitted_at=now if complete else None, new_created_at=now, new_updated_at=now,
+    )
+    mark = complete and invitation.status != InvitationStatus.ANSWERED
+    # What agents read is in the hub's language, not the customer's.
+    summary = _summary(link, answers.answers, session.info["hub"].settings.default_locale) if complete else ""
+    edited = link.response.event_id if complete and link.response is not None else None
+    if session.get_bind().dialect.name == "postgresql":
+        # The event of an answer already made is updated by the same statement (see _upsert_with).
+        if edited is not None:
+            params.update(summary=summary, event_data={
+                "survey_id": link.survey.id, "invitation_id": invitation.id, "nps": answers.nps,
+                "csat": answers.csat, "answers": answers.answers})
+        row = session.execute(_PG_UPSERTS[mark, edited is not None], params).one()
+        mark = False
+    else:
+        row, edited = session.execute(_UPSERT["sqlite"], params).one(), None
     response = SavedResponse(**row._mapping)
     if complete:
-        if invitation.status != InvitationStatus.ANSWERED:
+        if mark:
             session.execute(_MARK_ANSWERED, {"invitation_id": invitation.id})
-        _close_the_loop(session, link=link, response=response)
+        _close_the_loop(session, link=link, response=response, summary=summary, edited_event_id=edited)
     return response
 
 
@@ -185,10 +260,11 @@ def _summary(link: Link, answers: Mapping[str, Any], locale: str) -> str:
     return "\n".join(f"{question}: {answer}" for question, answer in describe(link.questions, answers, locale))
 
 
-def _close_the_loop(session: Session, *, link: Link, response: SavedResponse) -> None:
-    hub = session.info["hub"]
-    locale = hub.settings.default_locale  # what agents read: the hub's language, not the customer's
-    summary = _summary(link, response.answers, locale)
+def _close_the_loop(session: Session, *, link: Link, response: SavedResponse, summary: str,
+                    edited_event_id: int | None) -> None:
+    """Post or update the answer's event and open a detractor's task, once; `edited_event_id`: the
+    event the save's own statement already updated."""
+    locale = session.info["hub"].settings.default_locale
     data = {"survey_id": link.survey.id, "invitation_id": link.invitation.id, "response_id": response.id,
             "nps": response.nps, "csat": response.csat, "answers": response.answers, "edits": response.edits}
     linked = (response.event_id, response.follow_up_task_id)
@@ -199,24 +275,34 @@ def _close_the_loop(session: Session, *, link: Link, response: SavedResponse) ->
             subject=link.survey.name, text=summary, data=data,
         ))
         response.event_id = result.event.id
-    else:
+    elif response.event_id != edited_event_id:
         # An edit replaces the answer in force on the same event (see the module's docstring).
         session.execute(_EDIT_EVENT, {"event_id": response.event_id, "summary": summary, "event_data": data})
+    task = None
     if response.follow_up_task_id is None and is_detractor(link.survey, response):
-        response.follow_up_task_id = _open_follow_up(session, link=link, response=response, summary=summary,
-                                                     locale=locale)
+        task = _open_follow_up(session, link=link, response=response, summary=summary, locale=locale)
+        response.follow_up_task_id = task.id
     if (response.event_id, response.follow_up_task_id) != linked:
-        session.execute(_LINK_RESPONSE, {"response_id": response.id, "new_event_id": response.event_id,
-                                         "task_id": response.follow_up_task_id})
+        # Written by statements rather than through the ORM rows: that would cost a flush of its own.
+        params = {"response_id": response.id, "new_event_id": response.event_id, "task_id": response.follow_up_task_id}
+        if task is not None and session.get_bind().dialect.name == "postgresql":
+            session.execute(_LINK_RESPONSE_AND_TASK, params)
+        else:
+            if task is not None:
+                session.execute(_TASK_SOURCE, params)
+            session.execute(_LINK_RESPONSE, params)
+    if task is not None:
+        set_committed_value(task, "source_event_id", response.event_id)
 
 
-def is_detractor(survey: Survey, response: SurveyResponse | SavedResponse) -> bool:
+def is_detractor(survey: Survey, response: SurveyResponse | SavedResponse | CheckedAnswers) -> bool:
     """NPS at or below the survey's threshold (6), or CSAT at or below its own (2)."""
     return ((response.nps is not None and response.nps <= survey.detractor_nps_max)
             or (response.csat is not None and response.csat <= survey.detractor_csat_max))
 
 
-def _open_follow_up(session: Session, *, link: Link, response: SavedResponse, summary: str, locale: str) -> int:
+def _open_follow_up(session: Session, *, link: Link, response: SavedResponse, summary: str, locale: str) -> Task:
+    """The detractor's follow-up task (its source, the answer's event, is set by the caller)."""
     _ = i18n.translations(locale).gettext
     contact = link.contact
     title = _("Low survey score from %(name)s: %(survey)s") % {
@@ -235,10 +321,7 @@ def _open_follow_up(session: Session, *, link: Link, response: SavedResponse, su
         except InvalidTask:
             continue
     assert isinstance(task, Task)
-    # Written by a statement rather than through the ORM row: that would cost a flush of its own.
-    session.execute(_TASK_SOURCE, {"task_id": task.id, "event_id": response.event_id})
-    set_committed_value(task, "source_event_id", response.event_id)
-    return task.id  # type: ignore[return-value]
+    return task
 
 
 def _active(session: Session, user_id: int) -> bool:

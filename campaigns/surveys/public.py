@@ -8,14 +8,21 @@ sentence and nothing about the survey or the person.
 
 from __future__ import annotations
 
+import asyncio
+import functools
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
+from weakref import WeakKeyDictionary
 
+import anyio.to_thread
+from anyio import CapacityLimiter
 from fastapi import APIRouter, Request
-from starlette.concurrency import run_in_threadpool
+from sqlalchemy.orm import Session
 from starlette.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 
-from campaigns.surveys.answers import AnswersInvalid, Link, LinkProblem, LinkRefused, open_link, save_answers
+from campaigns.surveys.answers import (AnswersInvalid, Link, LinkProblem, LinkRefused, check_answers, open_link,
+                                       write_answers, writes_once)
 from campaigns.surveys.models import QuestionKind
 from campaigns.surveys.questions import describe, localized, visible
 from hub.runtime import Hub
@@ -37,6 +44,23 @@ def survey_js() -> Response:
 @router.get("/s/assets/survey.css")
 def survey_css() -> Response:
     return FileResponse(STATIC / "survey.css", media_type="text/css", headers=ASSET_HEADERS)
+
+
+# At most this many of the page's database calls run at once; the rest wait their turn on the event
+# loop. Under a burst, more threads than the engine's pool (10) open and close overflow connections
+# for every request, and more threads than cores only take the GIL from each other.
+DB_CALLS = 4
+_LIMITERS: WeakKeyDictionary[asyncio.AbstractEventLoop, CapacityLimiter] = WeakKeyDictionary()
+T = TypeVar("T")
+
+
+async def _in_thread(func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """Run a database call in a worker thread, DB_CALLS at a time (one limiter per event loop)."""
+    loop = asyncio.get_running_loop()
+    limiter = _LIMITERS.get(loop)
+    if limiter is None:
+        limiter = _LIMITERS[loop] = CapacityLimiter(DB_CALLS)
+    return await anyio.to_thread.run_sync(functools.partial(func, *args, **kwargs), limiter=limiter)
 
 
 def _hub(request: Request) -> Hub:
@@ -72,8 +96,18 @@ def _page(request: Request, link: Link, *, locale: str, status: int = 200, answe
     )
 
 
+def _without_transaction(session: Session) -> bool:
+    """On PostgreSQL, run the session's next statements outside a transaction (each one commits on
+    its own): a single read then costs one round trip, not three (BEGIN, the query, ROLLBACK)."""
+    if session.get_bind().dialect.name != "postgresql":
+        return False
+    session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+    return True
+
+
 def _open(hub: Hub, token: str) -> Link:
     with hub.session(read_only=True) as session:
+        _without_transaction(session)
         link = open_link(session, hub.settings, token)
         session.expunge_all()
     return link
@@ -83,7 +117,7 @@ def _open(hub: Hub, token: str) -> Link:
 async def survey_page(request: Request, token: str) -> Response:
     hub = _hub(request)
     try:
-        link = await run_in_threadpool(_open, hub, token)
+        link = await _in_thread(_open, hub, token)
     except LinkRefused as exc:
         return _refused(request, exc.problem)
     locale = public_locale(request, link.contact.locale)
@@ -105,18 +139,28 @@ async def _form(request: Request) -> dict[str, list[str]] | None:
 
 def _save(hub: Hub, token: str, form: dict[str, list[str]], complete: bool, request: Request,
           *, draft: bool = False) -> tuple[Link, AnswersInvalid] | None:
-    """Save the form in one transaction; when answers need attention, the errors and the link for the
-    page that shows them (detached: the link is read once per POST)."""
+    """Save the form atomically; when answers need attention, the errors and the link for the page
+    that shows them (detached: the link is read once per POST).
+
+    The link is read outside a transaction where it can be (PostgreSQL): an edit is then one
+    statement that commits on its own, two round trips in all; anything more is one transaction.
+    Reading first and writing after is what one transaction at READ COMMITTED did as well: the
+    upsert, not the read, decides what a concurrent save finds.
+    """
     with hub.session() as session:
+        outside = _without_transaction(session)
         link = open_link(session, hub.settings, token)
         if draft and link.response is not None and link.response.completed:
             return None  # an answer already sent changes only when the customer sends the edit
         locale = public_locale(request, link.contact.locale)  # the language the page was shown in
         try:
-            save_answers(session, link=link, form=form, complete=complete, locale=locale)
+            answers = check_answers(link, form, complete=complete)
         except AnswersInvalid as exc:  # nothing was written
             session.expunge_all()
             return link, exc
+        if outside and not writes_once(session, link=link, answers=answers):
+            session.commit()  # ends the read: the writes below are one transaction (the link stays loaded)
+        write_answers(session, link=link, answers=answers, locale=locale)
         session.commit()
     return None
 
@@ -131,7 +175,7 @@ async def submit(request: Request, token: str) -> Response:
     complete = (form.get("action") or ["submit"])[0] != "save"
     asked = request.query_params.get("lang")
     try:
-        invalid = await run_in_threadpool(_save, hub, token, form, complete, request)
+        invalid = await _in_thread(_save, hub, token, form, complete, request)
     except LinkRefused as exc:
         return _refused(request, exc.problem)
     if invalid is not None:
@@ -153,7 +197,7 @@ async def draft(request: Request, token: str) -> Response:
     if form is None:
         return Response(status_code=400)
     try:
-        invalid = await run_in_threadpool(_save, hub, token, form, False, request, draft=True)
+        invalid = await _in_thread(_save, hub, token, form, False, request, draft=True)
     except LinkRefused as exc:
         return Response(status_code=STATUS[exc.problem])
     if invalid is not None:

@@ -60,7 +60,9 @@ def test_partial_then_complete_then_edit_keeps_one_response_and_one_event(hub, f
     assert count(hub, TimelineEvent, TimelineEvent.kind == "survey.answered") == 1
     with hub.session(read_only=True) as session:
         event = session.scalars(select(TimelineEvent).where(TimelineEvent.kind == "survey.answered")).one()
-    assert event.data["nps"] == 9 and event.data["edits"] == 1
+    assert event.data["nps"] == 9 and event.data["edits"] == 1 and event.data["response_id"] == response.id
+    assert event.data["survey_id"] == survey.id and event.data["answers"] == edited.answers
+    assert "Долго везли" not in event.text  # the text tells the answer in force
     answer(hub, token, {"q_nps": ["1"]})  # a detractor again: the task is not opened twice
     assert count(hub, Task) == 1
     assert invitations(hub)[0].status == InvitationStatus.ANSWERED
@@ -90,9 +92,14 @@ def test_an_edit_reads_the_link_once_and_writes_twice(hub, email_ready):
         edited = answer(hub, token, {"q_nps": ["10"]})
     finally:
         event.remove(hub.db.engine, "before_cursor_execute", record)
-    # (SQLite's BEGIN IMMEDIATE is sent as a statement of its own; PostgreSQL's is not.)
-    assert [s for s in statements if s != "BEGIN"] == ["SELECT", "INSERT", "UPDATE"]
+    # (SQLite's BEGIN IMMEDIATE is sent as a statement of its own; PostgreSQL's is not.) PostgreSQL
+    # updates the event in the upsert's own statement (a data-modifying CTE).
+    expected = ["SELECT", "WITH"] if hub.db.engine.dialect.name == "postgresql" else ["SELECT", "INSERT", "UPDATE"]
+    assert [s for s in statements if s != "BEGIN"] == expected
     assert edited.edits == 1 and edited.nps == 10
+    with hub.session(read_only=True) as session:
+        answered = session.scalars(select(TimelineEvent).where(TimelineEvent.kind == "survey.answered")).one()
+    assert answered.data["nps"] == 10 and answered.data["edits"] == 1 and answered.data["response_id"] == edited.id
 
 
 def test_twenty_concurrent_submissions_give_one_response(hub, email_ready):

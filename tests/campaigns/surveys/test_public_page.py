@@ -69,6 +69,56 @@ def test_answer_come_back_and_edit(client, hub, invited):
     assert count(hub, Task) == 1  # opened by the first, low answer, and only once
 
 
+def test_an_edit_through_the_page_is_two_round_trips_on_postgres(client, hub, invited):
+    """The link read outside a transaction, then one statement that saves the edit and updates its event."""
+    from sqlalchemy import event
+
+    if hub.db.engine.dialect.name != "postgresql":
+        pytest.skip("SQLite takes its write lock in a transaction of its own")
+    _, _, _, token = invited
+    outside: list[bool] = []
+
+    def autocommit(conn, *_args):  # type: ignore[no-untyped-def]
+        outside.append(conn.connection.dbapi_connection.autocommit)
+
+    event.listen(hub.db.engine, "before_cursor_execute", autocommit)
+    try:
+        first = client.post(f"/s/{token}", data={"q_nps": "9", "action": "submit"}, follow_redirects=False)
+    finally:
+        event.remove(hub.db.engine, "before_cursor_execute", autocommit)
+    assert first.status_code == 303
+    # A first answer (the event, the links between rows) is one transaction: only the read is outside it.
+    assert outside[0] and len(outside) > 2 and not any(outside[1:])
+    sent: list[str] = []
+
+    def record(_conn, _cursor, statement, *_args):  # type: ignore[no-untyped-def]
+        sent.append(statement.split()[0])
+
+    def commands(conn):  # type: ignore[no-untyped-def]
+        from psycopg.pq import TransactionStatus
+
+        # SQLAlchemy calls commit either way; psycopg sends it only if a transaction is open.
+        if conn.connection.dbapi_connection.info.transaction_status != TransactionStatus.IDLE:
+            sent.append("COMMIT")
+
+    event.listen(hub.db.engine, "before_cursor_execute", record)
+    event.listen(hub.db.engine, "commit", commands)
+    try:
+        again = client.post(f"/s/{token}", data={"q_nps": "10", "q_liked": "speed", "action": "submit"},
+                            follow_redirects=False)
+    finally:
+        event.remove(hub.db.engine, "before_cursor_execute", record)
+        event.remove(hub.db.engine, "commit", commands)
+    assert again.status_code == 303
+    assert sent == ["SELECT", "WITH"]
+    with hub.session(read_only=True) as session:
+        response = session.scalars(select(SurveyResponse)).one()
+        answered = session.scalars(select(TimelineEvent).where(TimelineEvent.kind == "survey.answered")).one()
+    assert response.edits == 1 and response.answers["liked"] == ["speed"]
+    assert answered.data["answers"] == response.answers and answered.data["edits"] == 1
+    assert "10" in answered.text and "Скорость" in answered.text
+
+
 def test_a_draft_is_kept_and_required_answers_are_checked(client, hub, invited):
     _, _, _, token = invited
     assert client.post(f"/s/{token}/draft", data={"q_csat": "4"}).status_code == 204
