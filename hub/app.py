@@ -179,17 +179,21 @@ def create_app(hub: Hub | None = None, *, check_schema: bool = True, start_worke
     app.state.hub = hub
     _install_api_docs(app)
     problems.install(app)
-    app.include_router(api_router)
+    # A request is matched against the routes one by one, in this order: first the routes that carry
+    # the volume, customers' pages and links (tracking pixels, survey answers, unsubscribes) and the
+    # providers' webhooks, then the REST API, then the agents' workspace.
     for name, extension in sorted(hub.extensions.items()):
-        if (ext_api := extension.api_router()) is not None:
-            app.include_router(ext_api, prefix="/api/v1")
         if (ext_public := extension.public_router()) is not None:
             app.include_router(ext_public, include_in_schema=False)
-    web.install(app)  # the agent workspace: pages, /static, security headers, the API's cookie sign-in
     for name, channel in sorted(hub.channels.items()):
         router = channel.router()
         if router is not None:
             app.include_router(router, prefix=f"/channels/{name}", tags=[f"channel: {name}"])
+    app.include_router(api_router)
+    for name, extension in sorted(hub.extensions.items()):
+        if (ext_api := extension.api_router()) is not None:
+            app.include_router(ext_api, prefix="/api/v1")
+    web.install(app)  # the agent workspace: pages, /static, security headers, the API's cookie sign-in
 
     app.add_middleware(Measure)
     body_limits = {"/api/v1/contacts/import$": hub.settings.api.max_upload_bytes}
