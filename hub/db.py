@@ -106,30 +106,49 @@ def insert_ignore(session: Session, table: Any, values: dict[str, Any], conflict
 
 
 def insert_ignore_many(session: Session, table: Any, rows: list[dict[str, Any]], conflict: list[str],
-                       returning: list[str]) -> list[Any]:
-    """Multi-row INSERT … ON CONFLICT DO NOTHING RETURNING `returning`: the rows really inserted.
+                       returning: list[str] | type) -> list[Any]:
+    """Multi-row INSERT … ON CONFLICT DO NOTHING RETURNING: the rows really inserted.
 
-    Rows come back in no promised order (and skipped ones not at all), so return a column that
-    identifies each row, such as its unique key. Every row has the same keys.
+    `returning` names the columns to return, or is the mapped class itself: then its objects come
+    back, in the session as if read from it, so a caller that needs the new rows (to fire triggers
+    on them) does not read them again. Rows come back in no promised order (and skipped ones not at
+    all), so return a column that identifies each row, such as its unique key. Every row has the
+    same keys.
     """
     if not rows:
         return []
+    entity = returning if isinstance(returning, type) else None
     table = getattr(table, "__table__", table)
+    columns = tuple(c.name for c in table.c) if entity is not None else tuple(returning)  # type: ignore[arg-type]
     if any(row.keys() != rows[0].keys() for row in rows):
         raise ValueError("every row of a batch insert needs the same keys")
     dialect = session.get_bind().dialect
     if dialect.name == "postgresql":
         payload = _recordset_payload(table, rows, dialect)
         if payload is not None:
-            statement = _recordset_insert(table, tuple(rows[0]), tuple(conflict), tuple(returning))
+            statement = _recordset_insert(table, tuple(rows[0]), tuple(conflict), columns)
+            if entity is not None:
+                return list(session.scalars(_as_objects(entity, statement), {"rows": payload}).all())
             return list(session.execute(statement, {"rows": payload}).all())
         from sqlalchemy.dialects.postgresql import insert
     else:
         from sqlalchemy.dialects.sqlite import insert
-    stmt = insert(table).on_conflict_do_nothing(index_elements=conflict).returning(*(table.c[n] for n in returning))
+    stmt = insert(table).on_conflict_do_nothing(index_elements=conflict).returning(*(table.c[n] for n in columns))
     # Executed with a list, SQLAlchemy batches the rows into multi-row statements ("insertmanyvalues")
     # from one cached compilation, and still returns the inserted rows.
+    if entity is not None:
+        from sqlalchemy import select
+
+        return list(session.scalars(select(entity).from_statement(stmt), rows).all())
     return list(session.execute(stmt, rows).all())
+
+
+@lru_cache(maxsize=64)
+def _as_objects(entity: type, statement: Any) -> Any:
+    """A cached statement (RETURNING every column of `entity`'s table) read as `entity` objects."""
+    from sqlalchemy import select
+
+    return select(entity).from_statement(statement)
 
 
 # On PostgreSQL a batch goes as ONE parameter, a JSON array of the rows, that the server expands

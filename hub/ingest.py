@@ -180,18 +180,20 @@ def _record(session: Session, hub: Hub, items: Sequence[tuple[InboundEvent, Cont
                  html=event.html, data=event.data, external_id=external_id, thread_key=event.thread_key,
                  status=event.status, actor_user_id=event.actor_user_id, created_at=now)
              for event, contact, external_id in items]
-    inserted = {(r.channel, r.external_id): r.id for r in insert_ignore_many(
-        session, TimelineEvent, rows, ["channel", "external_id"], ["id", "channel", "external_id"])}
+    # When a trigger listens, the insert returns the new rows whole, as the objects the triggers get.
+    listening = hub.triggers.listening({(event.kind, event.direction.value) for event, _c, _x in items})
+    new = insert_ignore_many(session, TimelineEvent, rows, ["channel", "external_id"],
+                             TimelineEvent if listening else ["id", "channel", "external_id"])
+    inserted = {(r.channel, r.external_id): r.id for r in new}
     keys = [(event.channel, external_id) for event, _contact, external_id in items]
     raced = _existing_many(session, [k for k in keys if k not in inserted])  # concurrent replays won these
     created = [row for row, key in zip(items, keys) if key in inserted]
-    if created and hub.triggers.listening({(event.kind, event.direction.value) for event, _c, _x in created}):
-        rows = {row.id: row for row in session.scalars(
-            select(TimelineEvent).where(among(session, TimelineEvent.id, inserted.values()))).all()}
+    if created and listening:
+        objects = {row.id: row for row in new}
         if loaded is not None:
-            loaded.update(rows)
+            loaded.update(objects)
         for event, contact, external_id in created:
-            hub.triggers.fire(session, event=rows[inserted[(event.channel, external_id)]], contact=contact)
+            hub.triggers.fire(session, event=objects[inserted[(event.channel, external_id)]], contact=contact)
     for event, contact, external_id in created:
         _announce(session, hub, event_id=inserted[(event.channel, external_id)], contact_id=contact.id,  # type: ignore[arg-type]
                   channel=event.channel, kind=event.kind, direction=event.direction.value)

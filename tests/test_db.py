@@ -60,3 +60,35 @@ def test_a_batch_insert_keeps_every_type_fills_defaults_and_skips_conflicts(hub)
         assert (stored.purpose, stored.status, stored.attempts) == (Purpose.TRANSACTIONAL, DeliveryStatus.QUEUED, 0)
     with hub.db.transaction() as s, pytest.raises(ValueError):
         insert_ignore_many(s, Delivery, [row("d"), {**row("e"), "last_error": "x"}], ["idempotency_key"], ["id"])
+
+
+def test_a_batch_insert_can_return_the_new_rows_as_objects_of_the_session(hub):
+    """Given the mapped class as `returning`, the inserted rows come back as its objects, already in
+    the session's identity map with every column (what triggers need), and no SELECT follows."""
+    from datetime import datetime, timezone
+
+    from sqlalchemy import event
+
+    from hub.db import insert_ignore_many
+    from hub.models import Delivery
+
+    when = datetime(2026, 5, 1, 9, 0, tzinfo=timezone.utc)
+    rows = [dict(channel="sms", address=f"+7916000000{i}", idempotency_key=f"obj-{i}", content={"text": f"№{i}"},
+                 send_after=when, rules=None, created_at=when, updated_at=when) for i in range(3)]
+    with hub.db.transaction() as s:
+        insert_ignore_many(s, Delivery, rows[:1], ["idempotency_key"], ["id"])
+    statements: list[str] = []
+    with hub.db.transaction() as s:
+        listen = lambda conn, cursor, sql, *args: statements.append(sql)  # noqa: E731
+        event.listen(s.get_bind(), "before_cursor_execute", listen)
+        try:
+            new = insert_ignore_many(s, Delivery, rows, ["idempotency_key"], Delivery)
+            assert sorted(d.idempotency_key for d in new) == ["obj-1", "obj-2"]  # obj-0 was there already
+            assert all(isinstance(d, Delivery) and d in s and not s.is_modified(d) for d in new)
+            assert {d.content["text"] for d in new} == {"№1", "№2"}
+            assert all(d.id is not None and d.send_after == when and d.status == "queued" for d in new)
+            assert s.get(Delivery, new[0].id) is new[0]
+        finally:
+            event.remove(s.get_bind(), "before_cursor_execute", listen)
+    writes = [sql for sql in statements if not sql.upper().startswith("BEGIN")]  # SQLite: BEGIN IMMEDIATE
+    assert len(writes) == 1 and writes[0].lstrip().upper().startswith("INSERT")
