@@ -93,8 +93,15 @@ def _wipe(db: Database) -> None:
     tables = list(reversed(SQLModel.metadata.sorted_tables))
     with db.engine.begin() as conn:
         if db.engine.dialect.name == "postgresql":
-            names = ", ".join(f'"{t.name}"' for t in tables)
-            conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+            # DELETE, children first, rather than one TRUNCATE of every table: a test leaves a few
+            # rows, and TRUNCATE gives each of ~50 tables new files (~0.25 s per test, minutes a
+            # run). A table left with many dead rows is truncated too, so later tests do not scan them.
+            crowded = [table.name for table in tables if conn.execute(table.delete()).rowcount > 2_000]
+            if crowded:
+                conn.execute(text("TRUNCATE " + ", ".join(f'"{name}"' for name in crowded) + " CASCADE"))
+            # What RESTART IDENTITY did: every sequence starts at 1 again.
+            conn.execute(text("SELECT setval(c.oid, 1, false) FROM pg_class c JOIN pg_namespace n "
+                              "ON n.oid = c.relnamespace WHERE c.relkind = 'S' AND n.nspname = current_schema()"))
         else:
             for table in tables:
                 conn.execute(table.delete())
