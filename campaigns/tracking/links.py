@@ -97,21 +97,33 @@ class _LinkFinder(TextExtractor):
     """
 
     def __init__(self, settings: Settings, delivery_key: str, *, read_text: bool) -> None:
-        super().__init__()
+        super().__init__(links=read_text)
         self.read_text = read_text
         self.settings = settings
         self.delivery_key = delivery_key
         self.edits: list[tuple[tuple[int, int], int, str]] = []  # ((line, column), length, replacement)
         self.body_end: tuple[int, int] | None = None
+        self._signed: tuple[str, str | None] | None = None  # (href, its click URL) of the last <a>
 
-    def _link(self, attrs: list[tuple[str, str | None]], raw: str) -> None:
+    def _click_url(self, attrs: list[tuple[str, str | None]]) -> str | None:
+        """The tracked address of this <a>, or None when it is not tracked; signed once per tag."""
         names = [name for name, _ in attrs]
         if "href" not in names or "data-no-track" in names:
-            return
+            return None
         href = (next(value for name, value in attrs if name == "href") or "").strip()
-        if not trackable(href) or _own(self.settings, href):
+        if self._signed is None or self._signed[0] != href:
+            tracked = trackable(href) and not _own(self.settings, href)
+            self._signed = (href, click_url(self.settings, delivery_key=self.delivery_key, url=href) if tracked else None)
+        return self._signed[1]
+
+    def link_address(self, attrs: list[tuple[str, str | None]]) -> str | None:
+        # The text part's link goes through the same redirect as the HTML's: a click is a click.
+        return self._click_url(attrs) or super().link_address(attrs)
+
+    def _link(self, attrs: list[tuple[str, str | None]], raw: str) -> None:
+        new = self._click_url(attrs)
+        if new is None:
             return
-        new = click_url(self.settings, delivery_key=self.delivery_key, url=href)
         parts = ["<a"]
         for name, value in attrs:
             value = new if name == "href" else value
@@ -147,8 +159,8 @@ def instrument_html(settings: Settings, html: str, *, delivery_key: str) -> str:
 
 
 def instrument_html_and_text(settings: Settings, html: str, *, delivery_key: str) -> tuple[str, str]:
-    """instrument_html, and the plain text of `html` as channels.email.html.html_to_text reads it,
-    from the same parse."""
+    """instrument_html, and the plain text of `html` as channels.email.html.html_to_text reads it
+    with links, from the same parse (a tracked link's address in the text is its click redirect)."""
     return _instrument(settings, html, delivery_key=delivery_key, read_text=True)
 
 

@@ -86,16 +86,48 @@ _BLOCK = {"p", "div", "br", "tr", "li", "h1", "h2", "h3", "h4", "h5", "h6", "tab
 _SKIP = {"script", "style", "head", "title", "noscript", "template", "svg"}
 
 
-class TextExtractor(HTMLParser):
-    """Collects readable text as it parses (campaigns' link tracking parses with it too: one pass)."""
+_LINK_SCHEMES = ("http://", "https://", "mailto:")
 
-    def __init__(self) -> None:
+
+class TextExtractor(HTMLParser):
+    """Collects readable text as it parses (campaigns' link tracking parses with it too: one pass).
+
+    With `links=True` a link's address follows its words, "Shop now (https://…)", as a plain-text
+    reader needs it to follow the link (or to unsubscribe); the address alone when the words are
+    the address already. Only http(s) and mailto: addresses are written out.
+    """
+
+    def __init__(self, *, links: bool = False) -> None:
         super().__init__(convert_charrefs=True)
         self.parts: list[str] = []
         self.skipping = 0
         self.quote_depth = 0
+        self.links = links
+        self._pending_link: tuple[str, int] | None = None  # (address, where its words start in parts)
+
+    def link_address(self, attrs: list[tuple[str, str | None]]) -> str | None:
+        """The address to write after a link's words (subclasses may give another: a tracked one)."""
+        href = (dict(attrs).get("href") or "").strip()
+        return href if href.lower().startswith(_LINK_SCHEMES) and not any(c.isspace() for c in href) else None
+
+    def _open_link(self, attrs: list[tuple[str, str | None]]) -> None:
+        self._close_link()  # an <a> inside an <a> ends the first
+        address = self.link_address(attrs) if self.links and not self.skipping else None
+        self._pending_link = (address, len(self.parts)) if address else None
+
+    def _close_link(self) -> None:
+        if self._pending_link is None:
+            return
+        address, start = self._pending_link
+        self._pending_link = None
+        words = " ".join("".join(self.parts[start:]).split())
+        shown = address[len("mailto:"):] if address.lower().startswith("mailto:") else address
+        if shown not in words:
+            TextExtractor.handle_data(self, f" ({shown})" if words else shown)
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "a":
+            self._open_link(attrs)
         if tag in _SKIP:
             self.skipping += 1
         elif tag == "blockquote":
@@ -107,6 +139,8 @@ class TextExtractor(HTMLParser):
             self.parts.append("\n")
 
     def handle_endtag(self, tag: str) -> None:
+        if tag == "a":
+            self._close_link()
         if tag in _SKIP:
             self.skipping = max(0, self.skipping - 1)
         elif tag == "blockquote":
@@ -117,6 +151,7 @@ class TextExtractor(HTMLParser):
 
     def text(self) -> str:
         """What was read so far, blocks on their own lines."""
+        self._close_link()  # a link left open at the end of the document
         lines = [line.strip() for line in "".join(self.parts).splitlines()]
         return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
 
@@ -131,11 +166,12 @@ class TextExtractor(HTMLParser):
         self.parts.append(text)
 
 
-def html_to_text(html: str) -> str:
-    """Readable plain text from HTML (blocks on their own lines, quoted blocks prefixed with '>')."""
+def html_to_text(html: str, *, links: bool = False) -> str:
+    """Readable plain text from HTML (blocks on their own lines, quoted blocks prefixed with '>');
+    with `links`, each link's address after its words (for the text part of a message we send)."""
     if not html:
         return ""
-    parser = TextExtractor()
+    parser = TextExtractor(links=links)
     try:
         parser.feed(html)
         parser.close()

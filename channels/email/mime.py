@@ -299,7 +299,7 @@ def build_message(
 
     # Boundaries from the token: the bytes of a retry equal the first attempt's. "=_" cannot
     # occur in quoted-printable or base64 text, so no body line can look like a boundary.
-    text = content.text if content.text else html_to_text(content.html or "")
+    text = content.text if content.text else html_to_text(content.html or "", links=True)
     alternatives = [_part('text/plain; charset="utf-8"', _qp(text), encoding="quoted-printable")]
     if content.html:
         alternatives.append(_part('text/html; charset="utf-8"', _qp(content.html), encoding="quoted-printable"))

@@ -164,5 +164,22 @@ def test_the_text_read_while_tracking_links_is_the_text_html_to_text_gives(hub, 
     from channels.email.html import html_to_text
 
     tracked, text = instrument_html_and_text(hub.settings, html, delivery_key="k1")
-    assert text == html_to_text(html)
     assert tracked == instrument_html(hub.settings, html, delivery_key="k1")
+    # The same text, except that a tracked link's address is its click redirect, as in the HTML.
+    original = html_to_text(html, links=True)
+    for url in re.findall(r"https://[a-z.]+example\.com/?x?", original):
+        original = original.replace(url, click_url(hub.settings, delivery_key="k1", url=url))
+    assert text == original
+
+
+def test_the_text_part_keeps_every_links_address_and_tracks_what_the_html_tracks(hub):
+    from campaigns.tracking.links import instrument_html_and_text
+
+    unsubscribe = f"{hub.settings.public_base_url}/u/tok"
+    html = (f"<p>Hi! <a href='{SHOP}'>See the sale</a>, <a href='mailto:help@shop.example.com'>write to us</a>"
+            f" or <a href='https://blog.example.com/' data-no-track>https://blog.example.com/</a>.</p>"
+            f"<p><a href='{unsubscribe}'>Unsubscribe</a> <a href='#top'>top</a> <a href='{SHOP}'><img src=x></a></p>")
+    _, text = instrument_html_and_text(hub.settings, html, delivery_key="k2")
+    redirect = click_url(hub.settings, delivery_key="k2", url=SHOP)
+    assert text == (f"Hi! See the sale ({redirect}), write to us (help@shop.example.com) or https://blog.example.com/.\n\n"
+                    f"Unsubscribe ({unsubscribe}) top {redirect}")

@@ -67,6 +67,26 @@ def test_a_message_without_html_is_one_text_part():
     assert parsed.get_content() == "Line one\r\nline two\r\n"
 
 
+def test_an_html_only_message_gets_a_text_part_that_keeps_each_links_address():
+    html = ("<p>Your order shipped. <a href='https://shop.example.com/track?o=1&amp;x=2'>Track it</a>.</p>"
+            "<blockquote>Questions? <a href='mailto:help@shop.example.com'>Write to us</a></blockquote>"
+            "<p><a href='https://shop.example.com/'>https://shop.example.com/</a> "
+            "<a href='tel:+74950000000'>call</a> <a href='https://shop.example.com/'><img src='cid:logo'></a></p>")
+    parsed = parse(build(EmailContent(subject="Shipped", html=html)))
+    text = parsed.get_body(preferencelist=("plain",)).get_content().replace("\r\n", "\n")
+    assert text.strip() == ("Your order shipped. Track it (https://shop.example.com/track?o=1&x=2).\n\n"
+                            "> Questions? Write to us (help@shop.example.com)\n\n"
+                            "https://shop.example.com/ call https://shop.example.com/")
+
+
+def test_inbound_text_derived_from_html_is_left_without_addresses():
+    from channels.email.html import html_to_text
+
+    html = "<p><a href='https://tracker.example.net/very/long/redirect'>Read more</a></p>"
+    assert html_to_text(html) == "Read more"
+    assert html_to_text(html, links=True) == "Read more (https://tracker.example.net/very/long/redirect)"
+
+
 printable = st.text(st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=300)
 
 
