@@ -346,6 +346,8 @@ def decorate(hub: Hub, *, campaign: Campaign, contact: Contact, content: dict[st
     """What every campaign message carries: its thread, unsubscribe headers and tracking, opt-out wording."""
     content["thread_key"] = thread_key(campaign.id)  # type: ignore[arg-type]
     if campaign.channel == "email":
+        if campaign.sender.strip():
+            content["from_name"] = " ".join(campaign.sender.split())[:200]
         from campaigns.unsubscribe import email_unsubscribe_fields
 
         content.update(email_unsubscribe_fields(hub.settings, contact_id=contact.id, campaign_id=campaign.id))

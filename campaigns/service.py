@@ -61,7 +61,8 @@ class CampaignIn(BaseModel):
     name: str = Field(min_length=1, max_length=200)
     channel: str = Field("email", min_length=1, max_length=40)
     segment_id: int | None = Field(None, ge=1)
-    sender: str = Field("", max_length=320)
+    # The name email recipients see in From ("Shop news"); the address is the email channel's.
+    sender: str = Field("", max_length=200, pattern=r"^[^\r\n\x00<>]*$")
     schedule_kind: ScheduleKind = ScheduleKind.NOW
     send_at: datetime | None = None
     cron: str | None = Field(None, max_length=120)

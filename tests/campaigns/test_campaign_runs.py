@@ -65,6 +65,26 @@ def test_a_run_reaches_every_contact_of_the_segment_once_with_personalised_mail(
     assert campaign(hub, cid).status == CampaignStatus.COMPLETED
 
 
+def test_the_campaigns_sender_is_the_from_name_and_the_address_stays_the_channels(hub, smtp):
+    import email
+    import email.policy
+
+    add_contacts(hub, 2)
+    cid = make_campaign(hub, segment_id=make_segment(hub), template_ids=[make_template(hub)],
+                        sender="Новости  магазина")
+    tick(hub)
+    assert send_all(hub) == 2
+    for _meta, raw in smtp.received():
+        message = email.message_from_bytes(raw, policy=email.policy.default)
+        assert message["From"].addresses[0].display_name == "Новости магазина"
+        assert message["From"].addresses[0].addr_spec == hub.channel("email").settings.from_address
+    # A sender that would add a header, or an address of its own, is refused before anything is saved.
+    for bad in ("Shop\r\nBcc: all@example.org", "Shop <ceo@example.org>"):
+        with pytest.raises(ValueError):
+            make_campaign(hub, segment_id=None, template_ids=[make_template(hub)], sender=bad)
+    assert campaign(hub, cid).sender == "Новости  магазина"
+
+
 def test_materialising_again_or_after_a_partial_run_adds_no_one_twice(hub):
     add_contacts(hub, 20)
     cid = make_campaign(hub, segment_id=make_segment(hub), template_ids=[make_template(hub)])
