@@ -660,9 +660,11 @@ def _mirror_many(session: Session, hub: Hub, items: Sequence[tuple[int, int | No
         updated = session.execute(_MIRROR_BATCH, {"rows": payload}).all()
     else:
         rows = session.execute(select(E.c.id, E.c.contact_id, E.c.data).where(among(session, E.c.id, wanted))).all()
-        changes = [{"event": row.id, "new_status": wanted[row.id][1],
-                    "new_data": {**(row.data or {}), **wanted[row.id][2]} if wanted[row.id][2] else row.data}
-                   for row in rows]
+        changes = []
+        for row in rows:
+            _delivery_id, status, data = wanted[row.id]
+            changes.append({"event": row.id, "new_status": status,
+                            "new_data": {**(row.data or {}), **data} if data else row.data})
         if changes:
             session.execute(update(E).where(E.c.id == bindparam("event")).values(
                 status=bindparam("new_status"), data=bindparam("new_data")), changes)
