@@ -8,8 +8,10 @@ One run, on a PostgreSQL database of its own (dropped and created again):
 
 1. an SMTP sink (aiosmtpd, `python -m bench.campaign sink`) starts in its own process and counts
    what it accepts;
-2. bare: the N messages are rendered and serialised up front, then sent by a plain aiosmtplib loop
-   over `--connections` connections (the same number the hub's email channel uses): the ceiling;
+2. bare: the campaign's N messages are rendered and serialised up front (by the hub, in a scratch
+   database, so they are the same messages: tracked links, text part, List-Unsubscribe), then sent
+   by a plain aiosmtplib loop over `--connections` connections (the same number the hub's email
+   channel uses): the ceiling;
 3. hub: N contacts, a segment, a personalised template (Jinja2 sandbox, per-contact subject and
    body, tracked links, List-Unsubscribe) and a campaign "now"; `--workers` `hub worker` processes
    (`python -m bench.campaign worker`, as docs/deploy.md runs them) share the work: one holds the
@@ -44,7 +46,7 @@ from typing import Any
 
 from sqlalchemy import create_engine, text
 
-from bench.store import fresh_database
+from bench.store import drop_database, fresh_database
 
 ROOT = Path(__file__).resolve().parent.parent
 SECTION = "## Campaign"
@@ -63,9 +65,11 @@ def sink(port: int, counter: Path) -> None:
 
     class Counting:
         count = 0
+        size = 0
 
         async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
             Counting.count += 1
+            Counting.size += len(envelope.original_content or b"")
             return "250 OK"
 
     controller = Controller(Counting(), hostname="127.0.0.1", port=port, data_size_limit=10_000_000)
@@ -74,7 +78,7 @@ def sink(port: int, counter: Path) -> None:
     try:
         while True:
             tmp = counter.with_suffix(".tmp")
-            tmp.write_text(str(Counting.count))
+            tmp.write_text(f"{Counting.count} {Counting.size}")
             os.replace(tmp, counter)
             time.sleep(0.5)
     finally:
@@ -82,10 +86,16 @@ def sink(port: int, counter: Path) -> None:
 
 
 def read_count(counter: Path) -> int:
+    return read_counter(counter)[0]
+
+
+def read_counter(counter: Path) -> tuple[int, int]:
+    """(messages, bytes) the sink has accepted so far."""
     try:
-        return int(counter.read_text() or 0)
+        count, size = counter.read_text().split()
+        return int(count), int(size)
     except (FileNotFoundError, ValueError):
-        return 0
+        return 0, 0
 
 
 def wait_count(counter: Path, target: int, timeout: float) -> None:
@@ -266,21 +276,42 @@ def sent_count(url: str, campaign_id: int) -> tuple[int, int]:
 
 # --- the bare loop ---------------------------------------------------------------------------------
 
-def prerender(n: int) -> list[tuple[str, bytes]]:
-    """N finished messages (personalised, serialised) so the loop below only talks SMTP."""
-    from email.message import EmailMessage
+def prerender(url: str, n: int) -> list[tuple[str, bytes]]:
+    """The campaign's own N messages, finished (rendered, tracked, serialised) up front, so the loop
+    below only talks SMTP and the sink receives the same bytes from both sides.
+
+    They are made by the hub itself in a database of their own (`<name>_bare`, dropped afterwards):
+    the same contacts, template and campaign, queued in the outbox, then serialised by the email
+    channel's MIME writer as its worker does. Only the Date header and the signed tokens differ
+    (same lengths)."""
+    from channels.email.mime import EmailContent, build_message
+    from hub import clock
+    from hub.runtime import Hub
+
+    bare_url = url + "_bare"
+    fresh_database(bare_url)
+    add_contacts(bare_url, n, tag="main")
+    materialise(bare_url, make_campaign(bare_url, tag="main", name="Weekly offers"))
+    hub = Hub(build_settings(bare_url, 25, 1, None, tempfile.mkdtemp(prefix="hub-bench-")))
+    email_settings = hub.channel("email").settings  # type: ignore[attr-defined]
+
+    def no_attachments(ref: Any) -> bytes:
+        raise AssertionError("the bench template has no attachments")
 
     out = []
-    body = "<p>Lorem ipsum dolor sit amet. </p>" * 10
-    for i in range(n):
-        msg = EmailMessage()
-        msg["From"] = FROM
-        msg["To"] = f"bench{i}@sink.example.com"
-        msg["Subject"] = f"Bench{i}, this week's offers"
-        msg["List-Unsubscribe"] = f"<https://hub.bench.example.com/u/{i}>"
-        msg.set_content(f"Dear Bench{i}, this week's offers are picked for you.")
-        msg.add_alternative(f"<h1>Bench{i}</h1><p>Dear Bench{i}</p>{body}", subtype="html")
-        out.append((f"bench{i}@sink.example.com", msg.as_bytes()))
+    engine = create_engine(hub.settings.sqlalchemy_url)
+    with engine.connect() as conn:
+        rows = conn.execution_options(stream_results=True, yield_per=2000).execute(text(
+            "SELECT address, idempotency_key, content FROM delivery WHERE status = 'queued' ORDER BY id"))
+        for address, key, content in rows:
+            data, _ = build_message(EmailContent.model_validate(content), settings=email_settings, to_address=address,
+                                    idempotency_key=key, date=clock.now(), read_attachment=no_attachments)
+            out.append((address, data))
+    engine.dispose()
+    hub.close()
+    drop_database(bare_url)
+    if len(out) != n:
+        raise RuntimeError(f"the hub queued {len(out)} messages for {n} contacts")
     return out
 
 
@@ -297,6 +328,17 @@ async def bare_send(port: int, messages: list[tuple[str, bytes]], connections: i
     started = time.perf_counter()
     await asyncio.gather(*(lane(messages[i::connections]) for i in range(connections)))
     return time.perf_counter() - started
+
+
+def on_workers_loop(coro: Any) -> Any:
+    """Run `coro` on the kind of event loop the hub's worker sends on (uvloop where installed)."""
+    from hub.worker import new_event_loop
+
+    loop = new_event_loop()
+    try:
+        return loop.run_until_complete(coro)
+    finally:
+        loop.close()
 
 
 # --- the run ---------------------------------------------------------------------------------------
@@ -316,6 +358,8 @@ class Figures:
     bare_cpu: Cpu | None = None
     hub_cpu: Cpu | None = None
     autovacuum: str = "?"
+    bare_size: float = 0.0  # average bytes per message the sink received
+    hub_size: float = 0.0
 
     @property
     def bare_rate(self) -> float:
@@ -373,14 +417,14 @@ def run(url: str, n: int, connections: int, rate: float, rate_seconds: float, wo
     smtp = start(["sink", "--port", str(port), "--counter", str(counter)])
     try:
         print("bare aiosmtplib loop …", flush=True)
-        messages = prerender(n)
+        messages = prerender(url, n)
         sink0, own0 = cpu_seconds([smtp.pid]), time.process_time()
-        bare = asyncio.run(bare_send(port, messages, connections))
+        bare = on_workers_loop(bare_send(port, messages, connections))
         wait_count(counter, n, 60)
         bare_cpu = Cpu(time.process_time() - own0, cpu_seconds([smtp.pid]) - sink0)
         del messages
         wait_count(counter, n, 60)
-        base = read_count(counter)
+        base, bare_bytes = read_counter(counter)
 
         print("hub pipeline …", flush=True)
         shares = [connections // workers + (1 if i < connections % workers else 0) for i in range(workers)]
@@ -408,6 +452,7 @@ def run(url: str, n: int, connections: int, rate: float, rate_seconds: float, wo
             for p in procs:
                 stop(p)
         wait_count(counter, base + n, 60)
+        hub_bytes = read_counter(counter)[1] - bare_bytes
 
         if rate <= 0:  # a limit the pipeline can reach, so the limiter is what holds it back
             rate = max(1.0, round(n / hub_seconds / 2))
@@ -431,7 +476,7 @@ def run(url: str, n: int, connections: int, rate: float, rate_seconds: float, wo
     finally:
         stop(smtp)
     return Figures(n, connections, bare, hub_seconds, idle, peak, rate, rate_seconds, observed, workers,
-                   bare_cpu, hub_cpu, autovacuum(url))
+                   bare_cpu, hub_cpu, autovacuum(url), bare_bytes / n, hub_bytes / n)
 
 
 def autovacuum(url: str) -> str:
@@ -457,6 +502,7 @@ def section(f: Figures, command: str) -> str:
         "| figure | value | goal | |\n|---|---|---|---|\n"
         f"| recipients | {f.recipients:,} | | |\n"
         f"| bare aiosmtplib, pre-rendered | {f.bare_rate:,.0f} msg/s | | |\n"
+        f"| message size at the sink, bare / hub | {f.bare_size / 1024:.2f} / {f.hub_size / 1024:.2f} KiB | | |\n"
         f"| hub: segment → render → outbox → SMTP | {f.hub_rate:,.0f} msg/s ({f.hub_seconds:,.1f} s) | | |\n"
         f"| hub / bare | {f.ratio:.2f}× | ≥ {GOAL_RATIO}× | {verdict(f.ratio >= GOAL_RATIO)} |\n"
         f"| worker RSS idle → peak{' (sum)' if f.workers > 1 else ''} | {f.idle_mb:.0f} → {f.peak_mb:.0f} MB (+{f.memory_growth:.0f}) | "

@@ -148,6 +148,9 @@ def create_app(hub: Hub | None = None, *, check_schema: bool = True, start_worke
     """Build the app around a runtime; `start_worker` defaults to settings.embedded_worker."""
     hub = hub or Hub()
     run_worker = hub.settings.embedded_worker if start_worker is None else start_worker
+    from hub.web import pages
+
+    pages.ENV.auto_reload = hub.settings.templates_reload
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

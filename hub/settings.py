@@ -116,6 +116,9 @@ class Settings(BaseSettings):
     embedded_worker: bool = True
     log_json: bool = False
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    # Re-read page templates (templates/) when their files change: for working on them. Off, a
+    # page does not look at the disk for its templates on every request.
+    templates_reload: bool = False
     live_backend: Literal["auto", "memory", "postgres"] = "auto"
     outbox: OutboxSettings = OutboxSettings()
     api: ApiSettings = ApiSettings()

@@ -47,3 +47,20 @@ def test_secret_key_is_secret_and_generated_once(tmp_path):
     assert oct((tmp_path / "secret.key").stat().st_mode)[-3:] == "600"
     shown = load_settings(data_dir=tmp_path, secret_key="s3cr3t-value")
     assert "s3cr3t-value" not in repr(shown)
+
+
+def test_page_templates_are_not_reread_from_disk_unless_asked(hub):
+    """Off by default: a page does not stat its template files on every request."""
+    from hub.app import create_app
+    from hub.web import pages
+
+    create_app(hub, check_schema=False, start_worker=False)
+    assert pages.ENV.auto_reload is False
+    hub.settings.templates_reload = True
+    try:
+        create_app(hub, check_schema=False, start_worker=False)
+        assert pages.ENV.auto_reload is True
+    finally:
+        hub.settings.templates_reload = False
+        create_app(hub, check_schema=False, start_worker=False)
+    assert load_settings(templates_reload="true").templates_reload is True

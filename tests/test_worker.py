@@ -261,3 +261,17 @@ def wait_for(condition, timeout: float = 30.0) -> None:  # type: ignore[no-untyp
         if time.monotonic() > deadline:
             raise AssertionError("condition not reached in time")
         time.sleep(0.02)
+
+
+def test_the_worker_sends_on_uvloop_where_it_is_installed() -> None:
+    """uvicorn[standard] installs uvloop; the worker's sending loop uses it (cheaper SMTP/HTTP clients)."""
+    import uvloop
+
+    from hub.worker import new_event_loop
+
+    loop = new_event_loop()
+    try:
+        assert isinstance(loop, uvloop.Loop)
+        assert loop.run_until_complete(asyncio.sleep(0, result="ran")) == "ran"
+    finally:
+        loop.close()

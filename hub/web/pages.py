@@ -151,6 +151,7 @@ def _environment() -> Environment:
         undefined=StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
+        auto_reload=False,  # create_app turns it on with settings.templates_reload
     )
     env.globals["version"] = __version__
     env.filters["urlquote"] = lambda value: quote(str(value), safe="")
