@@ -346,8 +346,13 @@ def decorate(hub: Hub, *, campaign: Campaign, contact: Contact, content: dict[st
     """What every campaign message carries: its thread, unsubscribe headers and tracking, opt-out wording."""
     content["thread_key"] = thread_key(campaign.id)  # type: ignore[arg-type]
     if campaign.channel == "email":
-        if campaign.sender.strip():
-            content["from_name"] = " ".join(campaign.sender.split())[:200]
+        from campaigns.service import sender_parts
+
+        name, address = sender_parts(campaign.sender)  # checked when the campaign was saved
+        if name:
+            content["from_name"] = name
+        if address:
+            content["from_address"] = address  # the email channel checks it again when queued and sent
         from campaigns.unsubscribe import email_unsubscribe_fields
 
         content.update(email_unsubscribe_fields(hub.settings, contact_id=contact.id, campaign_id=campaign.id))

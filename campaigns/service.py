@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime, timezone
+from functools import lru_cache
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -34,6 +35,36 @@ from hub.models import Delivery, DeliveryStatus
 HOLD_UNTIL = datetime(2999, 1, 1, tzinfo=timezone.utc)
 _CLOCK = re.compile(r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
 EDITABLE = (CampaignStatus.DRAFT, CampaignStatus.PAUSED, CampaignStatus.SCHEDULED)
+
+
+_NAMED_ADDRESS = re.compile(r"^(?P<name>[^<>]*?)\s*<(?P<address>[^<>]*)>$")
+MAX_SENDER_NAME = 200
+
+
+@lru_cache(maxsize=256)  # a pure function, called for every message of a campaign
+def sender_parts(sender: str) -> tuple[str, str | None]:
+    """A campaign's sender as (From name, From address or None), from "Shop news",
+    "Shop news <news@shop.example>" or "news@shop.example"; ValueError when it is none of these."""
+    from hub.identities import InvalidIdentity, normalize_email
+
+    sender = " ".join(sender.split())
+    match = _NAMED_ADDRESS.match(sender)
+    if match:
+        name, address = match["name"].strip().strip('"').strip(), match["address"].strip()
+    elif "<" in sender or ">" in sender:
+        raise ValueError("write the sender as a name, as Name <address>, or as an address")
+    elif "@" in sender and " " not in sender:
+        name, address = "", sender
+    else:
+        name, address = sender, None
+    if len(name) > MAX_SENDER_NAME:
+        raise ValueError(f"the sender's name is {len(name)} characters long; the limit is {MAX_SENDER_NAME}")
+    if address is not None:
+        try:
+            address = normalize_email(address)
+        except InvalidIdentity:
+            raise ValueError(f"{address!r} in the sender is not an email address") from None
+    return name, address
 
 
 class CampaignError(ValueError):
@@ -61,8 +92,12 @@ class CampaignIn(BaseModel):
     name: str = Field(min_length=1, max_length=200)
     channel: str = Field("email", min_length=1, max_length=40)
     segment_id: int | None = Field(None, ge=1)
-    # The name email recipients see in From ("Shop news"); the address is the email channel's.
-    sender: str = Field("", max_length=200, pattern=r"^[^\r\n\x00<>]*$")
+    # Who email recipients see in From: "Shop news", "Shop news <news@shop.example>" or
+    # "news@shop.example". Without an address, the email channel's from_address; an address must be
+    # one the channel may send as (from_address or its sender_addresses). SMS ignore it.
+    sender: str = Field("", max_length=320, pattern=r"^[^\r\n\x00]*$", description=(
+        "The From of its emails: `Shop news`, `Shop news <news@shop.example>` or `news@shop.example`; an "
+        "address must be the email channel's from_address or one of its sender_addresses"))
     schedule_kind: ScheduleKind = ScheduleKind.NOW
     send_at: datetime | None = None
     cron: str | None = Field(None, max_length=120)
@@ -80,6 +115,12 @@ class CampaignIn(BaseModel):
     def _strip(cls, value: str) -> str:
         if not value.strip():
             raise ValueError("must not be blank")
+        return value.strip()
+
+    @field_validator("sender")
+    @classmethod
+    def _sender(cls, value: str) -> str:
+        sender_parts(value)  # ValueError says what is wrong with it
         return value.strip()
 
     @field_validator("send_at")
@@ -105,6 +146,12 @@ def _check(session: Session, hub: Any, data: CampaignIn) -> None:
     channel = hub.channels.get(data.channel)
     if channel is None or Capability.SEND not in channel.capabilities:
         raise CampaignError(f"there is no channel {data.channel!r} that can send", field="channel")
+    _name, address = sender_parts(data.sender)
+    allows = getattr(getattr(channel, "settings", None), "allows_sender", None)
+    if address is not None and allows is not None and not allows(address):
+        raise CampaignError(f"{address} is not an address this hub may send from: add it to sender_addresses "
+                            f"under [channels.{data.channel}] (only addresses the domain's SPF and DKIM cover), "
+                            "or leave the address out to send from the channel's own", field="sender")
     try:
         zone_of(data.time_zone)
     except ScheduleError as exc:

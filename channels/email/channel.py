@@ -143,6 +143,7 @@ class EmailChannel(Channel):
             first = exc.errors()[0]
             where = ".".join(str(p) for p in first["loc"]) or "content"
             raise ValueError(f"email {where}: {first['msg']}") from None
+        self._check_sender(parsed)
         total = sum(a.size for a in parsed.attachments)
         if any(a.size > self.settings.max_attachment_bytes for a in parsed.attachments):
             raise ValueError(f"an attachment is over {self.settings.max_attachment_bytes} bytes")
@@ -151,6 +152,19 @@ class EmailChannel(Channel):
         for ref in parsed.attachments:
             if not self.files.attachments.exists(ref.sha256):
                 raise ValueError(f"attachment {ref.filename!r} is not stored; upload it first")
+
+    def _check_sender(self, content: EmailContent) -> None:
+        """A From address of the content's own must be one this channel may send as; ValueError otherwise."""
+        if content.from_address is None:
+            return
+        try:
+            address = normalize_email(content.from_address)
+        except InvalidIdentity as exc:
+            raise ValueError(f"email from_address: {exc}") from None
+        if not self.settings.allows_sender(address):
+            raise ValueError(f"email from_address {address} is not one this hub may send as: add it to "
+                             "sender_addresses under [channels.email] (only addresses the domain's SPF and "
+                             "DKIM cover)")
 
     def _prepare(self, message: OutboundMessage) -> Prepared:
         if not self.configured:
@@ -163,6 +177,10 @@ class EmailChannel(Channel):
             content = EmailContent.model_validate(dict(message.content))
         except ValidationError as exc:
             raise PermanentSendError(f"the stored content is not a valid email: {exc.errors()[0]['msg']}") from None
+        try:
+            self._check_sender(content)  # the settings may have changed since it was queued
+        except ValueError as exc:
+            raise PermanentSendError(str(exc)) from None
 
         def read(ref: AttachmentRef) -> bytes:
             try:

@@ -124,9 +124,10 @@ class EmailContent(BaseModel):
     text: str | None = Field(default=None, max_length=2_000_000)
     html: str | None = Field(default=None, max_length=5_000_000)
     to_name: str | None = Field(default=None, max_length=300)
-    # The From header's name for this message (a campaign's sender); the address stays the
-    # channel's from_address, which the domain's SPF and DKIM cover.
+    # The From header for this message (a campaign's sender): its name, and an address that must be
+    # the channel's from_address or one of its sender_addresses (checked when queued and when sent).
     from_name: NoBreaks | None = Field(default=None, max_length=200)
+    from_address: NoBreaks | None = Field(default=None, max_length=320)
     attachments: list[AttachmentRef] = Field(default_factory=list, max_length=100)
     in_reply_to: str | None = Field(default=None, max_length=300)
     references: list[str] = Field(default_factory=list, max_length=1000)
@@ -282,7 +283,7 @@ def build_message(
     message_id = f"{token}@{settings.id_domain}"
 
     head = [
-        _mailbox("From", content.from_name or settings.from_name, settings.from_address),
+        _mailbox("From", content.from_name or settings.from_name, content.from_address or settings.from_address),
         _mailbox("To", content.to_name, to_address),
         _text("Subject", one_line(content.subject, limit=998)),
         f"Date: {format_datetime(date)}",

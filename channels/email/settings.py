@@ -73,6 +73,10 @@ class EmailSettings(ChannelSettings):
     smtp_connections: int = Field(2, ge=1, le=20)
     from_address: str = ""
     from_name: str = ""
+    # Other From addresses a campaign may name as its sender ("news@shop.example"), or whole domains
+    # ("@shop.example"). List only what the domain's SPF and DKIM cover for this SMTP server:
+    # receivers judge the From domain. from_address is always allowed.
+    sender_addresses: list[str] = Field(default_factory=list, max_length=200)
     # Where replies go (the polled mailbox); from_address when unset. With `reply_to_tagged`
     # the local part gets "+<message token>" so a reply threads even if a client drops References.
     reply_to: str | None = None
@@ -103,6 +107,26 @@ class EmailSettings(ChannelSettings):
     @classmethod
     def _from(cls, value: str) -> str:
         return _address(value) or ""
+
+    @field_validator("sender_addresses", mode="before")
+    @classmethod
+    def _senders(cls, value: list[str] | str) -> list[str]:
+        if isinstance(value, str):  # HUB_CHANNELS__EMAIL__SENDER_ADDRESSES="a@x.example,@y.example"
+            value = [part for part in value.split(",") if part.strip()]
+        out = []
+        for entry in value:
+            entry = str(entry).strip()
+            if entry.startswith("@"):
+                # A domain: checked as the right-hand side of an address would be.
+                out.append("@" + (_address("postmaster" + entry) or "").rpartition("@")[2])
+            else:
+                out.append(_address(entry) or "")
+        return out
+
+    def allows_sender(self, address: str) -> bool:
+        """Whether `address` (normalised) may be the From address of a message."""
+        return (address == self.from_address or address in self.sender_addresses
+                or "@" + address.rpartition("@")[2] in self.sender_addresses)
 
     @field_validator("reply_to", "bounce_address", mode="before")
     @classmethod

@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import select
 
 from campaigns import runs, service
-from campaigns.models import CampaignMessage, CampaignRun, CampaignStatus, RecipientStatus, RunStatus
+from campaigns.models import Campaign, CampaignMessage, CampaignRun, CampaignStatus, RecipientStatus, RunStatus
 from campaigns.results import campaign_results
 from campaigns.scheduling import next_cron_time, run_key
 from hub.ingest import IdentityRef, InboundEvent, post_event
@@ -78,11 +78,66 @@ def test_the_campaigns_sender_is_the_from_name_and_the_address_stays_the_channel
         message = email.message_from_bytes(raw, policy=email.policy.default)
         assert message["From"].addresses[0].display_name == "Новости магазина"
         assert message["From"].addresses[0].addr_spec == hub.channel("email").settings.from_address
-    # A sender that would add a header, or an address of its own, is refused before anything is saved.
-    for bad in ("Shop\r\nBcc: all@example.org", "Shop <ceo@example.org>"):
+    # A sender that would add a header, or an address the channel may not send as, is refused
+    # before anything is saved.
+    for bad in ("Shop\r\nBcc: all@example.org", "Shop <ceo@example.org>", "Shop <not an address>", "Shop <a@b"):
         with pytest.raises(ValueError):
             make_campaign(hub, segment_id=None, template_ids=[make_template(hub)], sender=bad)
     assert campaign(hub, cid).sender == "Новости  магазина"
+
+
+def test_a_campaign_sends_from_an_address_of_its_own_only_when_the_channel_allows_it(hub, smtp):
+    import email
+    import email.policy
+
+    settings = hub.channel("email").settings
+    channel_address = settings.from_address
+    settings.sender_addresses = ["news@shop.example", "@promo.example"]
+    try:
+        add_contacts(hub, 2)
+        segment = make_segment(hub)
+        for sender in ("Shop news <News@Shop.example>", "deals@promo.example",
+                       '"Магазин, акции" <sale@promo.example>'):
+            make_campaign(hub, segment_id=segment, template_ids=[make_template(hub)], sender=sender, name=sender)
+        tick(hub)
+        assert send_all(hub) == 6
+        seen = set()
+        for meta, raw in smtp.received():
+            message = email.message_from_bytes(raw, policy=email.policy.default)
+            [mailbox] = message["From"].addresses
+            seen.add((mailbox.display_name, mailbox.addr_spec))
+            # Replies still reach the polled mailbox, bounces the channel's envelope sender.
+            assert message["Reply-To"].addresses[0].addr_spec == channel_address
+            assert meta["mail_from"] == settings.envelope_sender
+        # An address alone keeps the channel's From name.
+        assert seen == {("Shop news", "news@shop.example"), (settings.from_name, "deals@promo.example"),
+                        ("Магазин, акции", "sale@promo.example")}
+
+        # Another domain, or a look-alike of an allowed one, is refused with what to do about it.
+        for bad in ("Shop <news@shop.example.org>", "ceo@sub.promo.example", "x@evil-promo.example"):
+            with pytest.raises(service.CampaignError, match="sender_addresses"):
+                make_campaign(hub, segment_id=segment, template_ids=[make_template(hub)], sender=bad, name=bad)
+
+        # The address leaves the allowed list after the campaign was scheduled: a message already
+        # queued is not sent from it, and none is queued from it any more, each with the reason.
+        queued = make_campaign(hub, segment_id=segment, template_ids=[make_template(hub)],
+                               sender="Shop <news@shop.example>", name="queued")
+        tick(hub)
+        later = make_campaign(hub, segment_id=segment, template_ids=[make_template(hub)],
+                              sender="Shop <news@shop.example>", name="later")
+        settings.sender_addresses = []
+        before = len(smtp.received())
+        tick(hub)
+        send_all(hub)
+        assert len(smtp.received()) == before
+        failed = deliveries(hub, queued)
+        assert len(failed) == 2 and {d.status for d in failed} == {DeliveryStatus.DEAD}  # permanent: no retry
+        assert all("sender_addresses" in (d.last_error or "") for d in failed)
+        assert deliveries(hub, later) == []
+        assert [(r.status, "sender_addresses" in (r.error or "")) for r in recipients(hub, later)] == \
+            [(RecipientStatus.FAILED, True)] * 2
+    finally:
+        settings.sender_addresses = []
 
 
 def test_materialising_again_or_after_a_partial_run_adds_no_one_twice(hub):

@@ -61,6 +61,30 @@ def test_an_ascii_subject_that_looks_like_an_encoded_word_is_encoded_so_it_reads
     assert parse(build(EmailContent(subject=subject, text="x")))["Subject"] == subject
 
 
+def test_a_message_can_name_its_own_from_address_and_keeps_the_channels_reply_to():
+    parsed = parse(build(EmailContent(subject="Sale", text="x", from_name="Shop news", from_address="news@shop.example")))
+    assert (parsed["From"].addresses[0].display_name, parsed["From"].addresses[0].addr_spec) == \
+        ("Shop news", "news@shop.example")
+    assert parsed["Reply-To"].addresses[0].addr_spec == "news@hub.example.com"
+    assert parse(build(EmailContent(subject="Sale", text="x")))["From"].addresses[0].addr_spec == "news@hub.example.com"
+
+
+def test_the_channel_refuses_a_from_address_it_may_not_send_as(hub):
+    channel = hub.channel("email")
+    content = {"subject": "Sale", "text": "x", "from_address": "ceo@elsewhere.example"}
+    with pytest.raises(ValueError, match="sender_addresses under \\[channels.email\\]"):
+        channel.validate_content(content)
+    with pytest.raises(ValueError, match="from_address"):
+        channel.validate_content({**content, "from_address": "not an address"})
+    with pytest.raises(ValueError, match="from_address"):
+        channel.validate_content({**content, "from_address": "a@b.example\r\nBcc: all@example.org"})
+    channel.settings.sender_addresses = ["@elsewhere.example"]
+    try:
+        channel.validate_content(content)
+    finally:
+        channel.settings.sender_addresses = []
+
+
 def test_a_message_without_html_is_one_text_part():
     parsed = parse(build(EmailContent(subject="Hi", text="Line one\nline two")))
     assert parsed.get_content_type() == "text/plain" and not parsed.is_multipart()

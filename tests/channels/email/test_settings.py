@@ -41,6 +41,8 @@ def test_an_unconfigured_adapter_says_so_and_polls_nothing(hub):
     ({"max_message_bytes": 10_000_000, "max_raw_bytes": 5_000_000}, "max_raw_bytes"),
     ({"from_name": "Support\r\nBcc: x@evil.example"}, "line breaks"),
     ({"smtp_colour": "red"}, "smtp_colour"),
+    ({"sender_addresses": ["news@shop.example", "not an address"]}, "sender_addresses"),
+    ({"sender_addresses": ["@not a domain"]}, "sender_addresses"),
 ])
 def test_bad_settings_stop_start_up_naming_the_setting(hub, section, complaint):
     with pytest.raises(ValidationError, match=complaint):
@@ -61,3 +63,19 @@ def test_plain_text_is_allowed_to_a_server_on_this_machine():
 def test_an_agents_outgoing_html_keeps_its_images_but_not_its_scripts():
     html = '<p onclick="x()">Hi</p><img src="https://cdn.example.com/logo.png"><script>x()</script>'
     assert sanitize_html(html, block_remote_images=False) == '<p>Hi</p><img src="https://cdn.example.com/logo.png">'
+
+
+def test_sender_addresses_name_addresses_or_whole_domains(monkeypatch):
+    settings = EmailSettings.model_validate({"from_address": "Support@Hub.example",
+                                             "sender_addresses": ["News@Shop.example", " @Promo.Example "]})
+    assert settings.sender_addresses == ["news@shop.example", "@promo.example"]
+    allowed = ["support@hub.example", "news@shop.example", "deals@promo.example", "a.b@promo.example"]
+    refused = ["sales@hub.example", "ceo@shop.example", "x@sub.promo.example", "x@evil-promo.example",
+               "x@promo.example.org", "news@shop.example.evil"]
+    assert [a for a in allowed + refused if settings.allows_sender(a)] == allowed
+    # From the environment as one comma-separated value.
+    from hub.settings import load_settings
+
+    monkeypatch.setenv("HUB_CHANNELS__EMAIL__SENDER_ADDRESSES", "news@shop.example,@promo.example")
+    section = load_settings().channels["email"]
+    assert EmailSettings.model_validate(section).sender_addresses == ["news@shop.example", "@promo.example"]
