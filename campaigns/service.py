@@ -9,6 +9,7 @@ the campaign row, so no delivery a batch writes can escape a pause; resuming rel
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import datetime, timezone
 from functools import lru_cache
 from typing import Any
@@ -30,6 +31,7 @@ from campaigns.runs import steps_of
 from campaigns.scheduling import ScheduleError, cron_trigger, next_cron_time, zone_of
 from hub import clock
 from hub.models import Delivery, DeliveryStatus
+from hub.web.i18n import N_
 
 # Queued deliveries of a paused campaign wait until this moment (or a resume, which brings them back).
 HOLD_UNTIL = datetime(2999, 1, 1, tzinfo=timezone.utc)
@@ -52,28 +54,45 @@ def sender_parts(sender: str) -> tuple[str, str | None]:
     if match:
         name, address = match["name"].strip().strip('"').strip(), match["address"].strip()
     elif "<" in sender or ">" in sender:
-        raise ValueError("write the sender as a name, as Name <address>, or as an address")
+        raise CampaignError(N_("Write the sender as a name, as Name <address>, or as an address."))
     elif "@" in sender and " " not in sender:
         name, address = "", sender
     else:
         name, address = sender, None
     if len(name) > MAX_SENDER_NAME:
-        raise ValueError(f"the sender's name is {len(name)} characters long; the limit is {MAX_SENDER_NAME}")
+        raise CampaignError(N_("The sender's name is %(length)s characters long; the limit is %(limit)s."),
+                            length=len(name), limit=MAX_SENDER_NAME)
     if address is not None:
         try:
             address = normalize_email(address)
         except InvalidIdentity:
-            raise ValueError(f"{address!r} in the sender is not an email address") from None
+            raise CampaignError(N_("“%(address)s” in the sender is not an email address."), address=address) from None
     return name, address
 
 
 class CampaignError(ValueError):
-    """A change that cannot be made; `field` names the input at fault, if one is."""
+    """A change that cannot be made; `field` names the input at fault, if one is.
 
-    def __init__(self, message: str, *, field: str | None = None, status: int = 422) -> None:
-        super().__init__(message)
+    `message` is English with %(name)s fields that `params` fill: the API answers it as is, a page
+    shows `translated(gettext)` in the marketer's language.
+    """
+
+    def __init__(self, message: str, *, field: str | None = None, status: int = 422, **params: Any) -> None:
+        self.message = message
+        self.params = params
+        super().__init__(self.translated(str))
         self.field = field
         self.status = status
+
+    def translated(self, gettext: Callable[[str], str]) -> str:
+        params = {k: gettext(_STATUS_WORDS[v]) if k == "state" and v in _STATUS_WORDS else v
+                  for k, v in self.params.items()}
+        return gettext(self.message) % params if params else gettext(self.message)
+
+
+# A campaign's status inside a sentence ("this campaign is paused").
+_STATUS_WORDS = {"draft": N_("a draft"), "scheduled": N_("scheduled"), "running": N_("running"),
+                 "paused": N_("paused"), "completed": N_("completed"), "cancelled": N_("cancelled")}
 
 
 class StepIn(BaseModel):
@@ -114,20 +133,20 @@ class CampaignIn(BaseModel):
     @classmethod
     def _strip(cls, value: str) -> str:
         if not value.strip():
-            raise ValueError("must not be blank")
+            raise CampaignError(N_("Give the campaign a name."))
         return value.strip()
 
     @field_validator("sender")
     @classmethod
     def _sender(cls, value: str) -> str:
-        sender_parts(value)  # ValueError says what is wrong with it
+        sender_parts(value)  # CampaignError says what is wrong with it
         return value.strip()
 
     @field_validator("send_at")
     @classmethod
     def _aware(cls, value: datetime | None) -> datetime | None:
         if value is not None and value.tzinfo is None:
-            raise ValueError("needs a time zone offset")
+            raise CampaignError(N_("The time needs a time zone offset."))
         return value
 
     @field_validator("quiet_hours_start", "quiet_hours_end")
@@ -136,7 +155,7 @@ class CampaignIn(BaseModel):
         if value in (None, ""):
             return None
         if not _CLOCK.match(value):
-            raise ValueError("must be a time of day like 09:00")
+            raise CampaignError(N_("Write a time of day like 09:00."))
         return value
 
 
@@ -145,52 +164,57 @@ def _check(session: Session, hub: Any, data: CampaignIn) -> None:
 
     channel = hub.channels.get(data.channel)
     if channel is None or Capability.SEND not in channel.capabilities:
-        raise CampaignError(f"there is no channel {data.channel!r} that can send", field="channel")
+        raise CampaignError(N_("There is no channel “%(channel)s” that can send."), field="channel", channel=data.channel)
     _name, address = sender_parts(data.sender)
     allows = getattr(getattr(channel, "settings", None), "allows_sender", None)
     if address is not None and allows is not None and not allows(address):
-        raise CampaignError(f"{address} is not an address this hub may send from: add it to sender_addresses "
-                            f"under [channels.{data.channel}] (only addresses the domain's SPF and DKIM cover), "
-                            "or leave the address out to send from the channel's own", field="sender")
+        raise CampaignError(N_("%(address)s is not an address this hub may send from: add it to sender_addresses "
+                               "under [channels.%(channel)s] (only addresses the domain's SPF and DKIM cover), or "
+                               "leave the address out to send from the channel's own."),
+                            field="sender", address=address, channel=data.channel)
     try:
         zone_of(data.time_zone)
-    except ScheduleError as exc:
-        raise CampaignError(str(exc), field="time_zone") from None
+    except ScheduleError:
+        raise CampaignError(N_("“%(zone)s” is not a time zone; write one like Europe/Moscow."), field="time_zone",
+                            zone=data.time_zone) from None
     if data.schedule_kind == ScheduleKind.TRIGGER:
         if not data.trigger_kind:
-            raise CampaignError("a triggered campaign needs the event kind that triggers it", field="trigger_kind")
+            raise CampaignError(N_("A triggered campaign needs the event that triggers it."), field="trigger_kind")
     elif data.segment_id is None:
-        raise CampaignError("choose the segment to send to", field="segment_id")
+        raise CampaignError(N_("Choose the segment to send to."), field="segment_id")
     if data.segment_id is not None:
         from campaigns.segments.models import Segment
 
         if session.get(Segment, data.segment_id) is None:
-            raise CampaignError(f"there is no segment {data.segment_id}", field="segment_id")
+            raise CampaignError(N_("There is no segment %(id)s."), field="segment_id", id=data.segment_id)
     if data.schedule_kind == ScheduleKind.AT and data.send_at is None:
-        raise CampaignError("a campaign scheduled at a time needs that time", field="send_at")
+        raise CampaignError(N_("A campaign scheduled at a time needs that time."), field="send_at")
     if data.schedule_kind == ScheduleKind.CRON:
         try:
             cron_trigger(data.cron or "", data.time_zone)
         except ScheduleError as exc:
-            raise CampaignError(str(exc), field="cron") from None
+            raise CampaignError(N_("The cron expression is not valid (%(reason)s); write five fields: minute hour "
+                                   "day month weekday, like 0 9 * * 1."), field="cron", reason=str(exc)) from None
     if bool(data.quiet_hours_start) != bool(data.quiet_hours_end):
-        raise CampaignError("quiet hours need both a start and an end", field="quiet_hours_end")
+        raise CampaignError(N_("Quiet hours need both a start and an end."), field="quiet_hours_end")
     if data.quiet_hours_start and data.quiet_hours_start == data.quiet_hours_end:
-        raise CampaignError("quiet hours that start and end at the same time leave no time to send",
+        raise CampaignError(N_("Quiet hours that start and end at the same time leave no time to send."),
                             field="quiet_hours_end")
     if bool(data.frequency_cap_max) != bool(data.frequency_cap_days):
-        raise CampaignError("a frequency cap needs both a number of messages and a number of days",
+        raise CampaignError(N_("A frequency cap needs both a number of messages and a number of days."),
                             field="frequency_cap_days")
     from campaigns.message_templates.models import MessageTemplate
 
     for i, step in enumerate(data.steps):
         template = session.get(MessageTemplate, step.template_id)
         if template is None:
-            raise CampaignError(f"there is no message template {step.template_id}", field=f"steps.{i}.template_id")
+            raise CampaignError(N_("There is no message template %(id)s."), field=f"steps.{i}.template_id",
+                                id=step.template_id)
         template_channel = getattr(template, "channel", None)
         if template_channel and template_channel != data.channel:
-            raise CampaignError(f"template {step.template_id} is for {template_channel}, not {data.channel}",
-                                field=f"steps.{i}.template_id")
+            raise CampaignError(N_("Template %(id)s is for %(template_channel)s, not %(channel)s."),
+                                field=f"steps.{i}.template_id", id=step.template_id,
+                                template_channel=template_channel, channel=data.channel)
 
 
 _FIELDS = ("name", "channel", "segment_id", "sender", "schedule_kind", "send_at", "cron", "time_zone", "trigger_kind",
@@ -212,12 +236,13 @@ def create_campaign(session: Session, *, data: CampaignIn, created_by: int | Non
 def update_campaign(session: Session, *, campaign: Campaign, data: CampaignIn) -> Campaign:
     """Replace a draft, scheduled or paused campaign's settings; a scheduled one is rescheduled."""
     if campaign.status not in EDITABLE:
-        raise CampaignError(f"a {campaign.status} campaign cannot be changed; duplicate it instead", status=409)
+        raise CampaignError(N_("This campaign is %(state)s and cannot be changed; duplicate it instead."),
+                            status=409, state=campaign.status)
     hub = session.info["hub"]
     _check(session, hub, data)
     has_runs = session.scalar(select(CampaignRun.id).where(CampaignRun.campaign_id == campaign.id).limit(1))
     if has_runs is not None and (data.channel != campaign.channel or len(data.steps) < len(steps_of(session, campaign.id))):
-        raise CampaignError("a campaign that has sent cannot change its channel or drop steps; duplicate it instead",
+        raise CampaignError(N_("A campaign that has sent cannot change its channel or drop steps; duplicate it instead."),
                             status=409)
     for f in _FIELDS:
         setattr(campaign, f, getattr(data, f))
@@ -260,7 +285,8 @@ def first_run_at(campaign: Campaign, *, now: datetime) -> datetime | None:
 def schedule(session: Session, *, campaign: Campaign) -> Campaign:
     """Start a draft: now, at its time, on its cron, or (triggered) listening for its event."""
     if campaign.status != CampaignStatus.DRAFT:
-        raise CampaignError(f"only a draft can be scheduled; this campaign is {campaign.status}", status=409)
+        raise CampaignError(N_("Only a draft can be scheduled; this campaign is %(state)s."), status=409,
+                            state=campaign.status)
     _check(session, session.info["hub"], as_input(session, campaign))
     now = clock.now()
     if campaign.schedule_kind == ScheduleKind.TRIGGER:
@@ -269,7 +295,7 @@ def schedule(session: Session, *, campaign: Campaign) -> Campaign:
     else:
         campaign.next_run_at = first_run_at(campaign, now=now)
         if campaign.next_run_at is None:
-            raise CampaignError("this cron expression never fires again", field="cron")
+            raise CampaignError(N_("This cron expression never fires again."), field="cron")
         campaign.status = CampaignStatus.SCHEDULED
     campaign.updated_at = now
     return campaign
@@ -278,11 +304,11 @@ def schedule(session: Session, *, campaign: Campaign) -> Campaign:
 def run_now(session: Session, *, campaign: Campaign) -> Campaign:
     """Make a draft or scheduled (non-triggered) campaign due at once."""
     if campaign.schedule_kind == ScheduleKind.TRIGGER:
-        raise CampaignError("a triggered campaign runs when its event happens", status=409)
+        raise CampaignError(N_("A triggered campaign runs when its event happens."), status=409)
     if campaign.status == CampaignStatus.DRAFT:
         schedule(session, campaign=campaign)
     if campaign.status not in ACTIVE:
-        raise CampaignError(f"a {campaign.status} campaign cannot run", status=409)
+        raise CampaignError(N_("This campaign is %(state)s and cannot run."), status=409, state=campaign.status)
     campaign.next_run_at = clock.now()
     return campaign
 
@@ -295,8 +321,8 @@ def _campaign_deliveries(campaign: Campaign) -> Any:
 def pause(session: Session, *, campaign: Campaign) -> int:
     """Stop sending: no more runs, recipients or drip steps, and queued deliveries held; how many held."""
     if campaign.status not in ACTIVE:
-        raise CampaignError(f"only a scheduled or running campaign can be paused; this one is {campaign.status}",
-                            status=409)
+        raise CampaignError(N_("Only a scheduled or running campaign can be paused; this one is %(state)s."),
+                            status=409, state=campaign.status)
     _lock(session, campaign)
     campaign.status = CampaignStatus.PAUSED
     campaign.updated_at = clock.now()
@@ -311,7 +337,8 @@ def pause(session: Session, *, campaign: Campaign) -> int:
 def resume(session: Session, *, campaign: Campaign) -> int:
     """Carry on where a pause stopped: held deliveries go, the run goes on; how many released."""
     if campaign.status != CampaignStatus.PAUSED:
-        raise CampaignError(f"only a paused campaign can be resumed; this one is {campaign.status}", status=409)
+        raise CampaignError(N_("Only a paused campaign can be resumed; this one is %(state)s."), status=409,
+                            state=campaign.status)
     now = clock.now()
     _lock(session, campaign)
     if campaign.schedule_kind == ScheduleKind.TRIGGER:
@@ -340,7 +367,7 @@ def resume(session: Session, *, campaign: Campaign) -> int:
 def cancel(session: Session, *, campaign: Campaign) -> int:
     """Stop for good: open runs cancelled, queued deliveries cancelled; how many deliveries."""
     if campaign.status in (CampaignStatus.COMPLETED, CampaignStatus.CANCELLED):
-        raise CampaignError(f"this campaign is already {campaign.status}", status=409)
+        raise CampaignError(N_("This campaign is already %(state)s."), status=409, state=campaign.status)
     from hub import outbox
 
     _lock(session, campaign)

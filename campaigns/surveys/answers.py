@@ -303,7 +303,7 @@ def is_detractor(survey: Survey, response: SurveyResponse | SavedResponse | Chec
 
 def _open_follow_up(session: Session, *, link: Link, response: SavedResponse, summary: str, locale: str) -> Task:
     """The detractor's follow-up task (its source, the answer's event, is set by the caller)."""
-    _ = i18n.translations(locale).gettext
+    _ = i18n.package_translations(locale, "surveys").gettext
     contact = link.contact
     title = _("Low survey score from %(name)s: %(survey)s") % {
         "name": contact.display_name, "survey": link.survey.name}

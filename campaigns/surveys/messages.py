@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 
 def _context(settings: Settings, survey: Survey, invitation: SurveyInvitation, *, locale: str,
              name: str, reminder: bool) -> dict[str, Any]:
-    translations = i18n.translations(locale)
+    translations = i18n.package_translations(locale, "surveys")
     questions = parse_questions(survey.questions)
     first = questions[0]
     # The first NPS question goes into the email itself: each score is a link that opens the

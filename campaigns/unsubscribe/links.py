@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from hub.signing import BadLink, sign, unsign
-from hub.web.i18n import N_, translations
+from hub.web.i18n import N_, package_translations
 
 if TYPE_CHECKING:
     from hub.settings import Settings
@@ -90,4 +90,4 @@ def email_unsubscribe_fields(settings: Settings, *, contact_id: int, campaign_id
 def sms_opt_out_text(locale: str | None) -> str:
     """The opt-out wording a marketing SMS ends with, in the contact's language (Russian by default)."""
     code = "en" if (locale or "").lower().startswith("en") else "ru"
-    return translations(code).gettext(OPT_OUT)
+    return package_translations(code, "unsubscribe").gettext(OPT_OUT)

@@ -43,7 +43,7 @@ def _hub(request: Request) -> Hub:
 
 
 def channel_label(hub: Hub, name: str, locale: str, labels: dict[str, str] = CHANNEL_LABELS) -> str:
-    gettext = i18n.translations(locale).gettext
+    gettext = i18n.package_translations(locale, "unsubscribe").gettext
     if name in labels:
         return gettext(labels[name])
     return getattr(hub.channels.get(name), "label", "") or name

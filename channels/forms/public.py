@@ -255,7 +255,7 @@ def build_router(channel: FormsChannel) -> APIRouter:
         if not isinstance(raw, dict):
             return problem(request, form, 400, "The request body must be a JSON object of field names and values.")
         locale = _locale(request, raw)
-        translate = i18n.translations(locale).gettext
+        translate = i18n.package_translations(locale, "forms").gettext
         result = await run_in_threadpool(handle, request, form, raw, locale)
         if result.status == "limited":
             seconds = int(result.retry_after.total_seconds()) if result.retry_after else 60

@@ -95,7 +95,7 @@ def _messages(exc: ValidationError) -> list[str]:
 
 def embed_snippet(hub: Any, form: Form, *, locale: str) -> str:
     """The HTML a site owner pastes: a plain form posting to the hub, plus the optional inline script."""
-    translations = i18n.translations(locale)
+    translations = i18n.package_translations(locale, "forms")
     base = hub.settings.public_base_url.rstrip("/")
     return ENV.get_template("public/forms/embed.html").render(
         _=translations.gettext, gettext=translations.gettext, ngettext=translations.ngettext, locale=locale,

@@ -67,7 +67,7 @@ def consent_withdrawn(session: Session, *, contact_id: int, channel: str) -> boo
 
 
 def _context(session: Session, hub: Hub, meeting: Meeting, meeting_type: MeetingType) -> dict[str, Any]:
-    translations = i18n.translations(meeting.locale if meeting.locale in i18n.LOCALES else hub.settings.default_locale)
+    translations = i18n.package_translations(meeting.locale if meeting.locale in i18n.LOCALES else hub.settings.default_locale, "meetings")
     host = session.get(User, meeting.host_id)
     return {
         "_": translations.gettext, "gettext": translations.gettext, "ngettext": translations.ngettext,
@@ -147,7 +147,7 @@ def _tell_host(session: Session, hub: Hub, *, meeting: Meeting, meeting_type: Me
     if host is None or not host.email or not usable(hub, "email"):
         return
     locale = host.locale if host.locale in i18n.LOCALES else hub.settings.default_locale
-    translations = i18n.translations(locale)
+    translations = i18n.package_translations(locale, "meetings")
     ctx = {**_context(session, hub, meeting, meeting_type), "change": kind, "locale": locale,
            "_": translations.gettext, "gettext": translations.gettext, "ngettext": translations.ngettext,
            "fmt": i18n.Formatter(locale, i18n.zone(host.time_zone, hub.settings.default_timezone)),

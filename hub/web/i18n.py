@@ -87,6 +87,37 @@ def translations(locale: str) -> GNUTranslations:
     return GNUTranslations(buffer)
 
 
+@lru_cache(maxsize=64)
+def package_translations(locale: str, name: str) -> GNUTranslations:
+    """Package `name`'s own catalog first, then the merged one. The merged catalog keeps the first
+    translation of a msgid, but packages may translate one word differently ("Completed": a meeting
+    took place, a campaign finished): each package's pages and messages read its own words."""
+    base = translations(locale)
+    package = next((p for p in package_catalogs() if p.name == name), None)
+    if package is None or not package.path(locale).exists():
+        return base
+    with package.path(locale).open("rb") as handle:
+        catalog = read_po(handle, locale=locale, domain=DOMAIN)
+    buffer = io.BytesIO()
+    write_mo(buffer, catalog, use_fuzzy=False)
+    buffer.seek(0)
+    own = GNUTranslations(buffer)
+    own.add_fallback(base)
+    return own
+
+
+def template_translations(locale: str, template: str) -> GNUTranslations:
+    """The catalog a template speaks: templates/{ui,public,messages}/<package>/… their package's."""
+    parts = template.split("/")
+    folder = parts[1] if parts[0] in ("public", "messages") and len(parts) > 2 else parts[0] if len(parts) > 1 else ""
+    return package_translations(locale, folder) if folder in _package_names() else translations(locale)
+
+
+@lru_cache(maxsize=1)
+def _package_names() -> frozenset[str]:
+    return frozenset(p.name for p in package_catalogs())
+
+
 _LANGUAGE_RANGE = re.compile(r"^\s*([A-Za-z]{1,8}(?:-[A-Za-z0-9]{1,8})*|\*)\s*(?:;\s*q\s*=\s*([0-9.]+))?\s*$")
 
 

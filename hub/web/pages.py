@@ -199,8 +199,15 @@ def context(request: Request, agent: Agent | None, locale: str | None = None) ->
     }
 
 
+def speaking(ctx: dict[str, Any], template: str) -> dict[str, Any]:
+    """`ctx` with the translation functions of `template`'s package (i18n.template_translations)."""
+    translations = i18n.template_translations(ctx["locale"], template)
+    ctx.update({"_": translations.gettext, "gettext": translations.gettext, "ngettext": translations.ngettext})
+    return ctx
+
+
 def render_string(request: Request, agent: Agent | None, template: str, **values: Any) -> Markup:
-    ctx = context(request, agent)
+    ctx = speaking(context(request, agent), template)
     ctx.update(values)
     return Markup(ENV.get_template(template).render(ctx))
 
@@ -208,7 +215,7 @@ def render_string(request: Request, agent: Agent | None, template: str, **values
 def render(request: Request, agent: Agent | None, template: str, *, status: int = 200,
            headers: dict[str, str] | None = None, locale: str | None = None, **values: Any) -> HTMLResponse:
     """A page or fragment as an HTML response; renews the session cookie during long use."""
-    ctx = context(request, agent, locale)
+    ctx = speaking(context(request, agent, locale), template)
     ctx.update(values)
     response = HTMLResponse(ENV.get_template(template).render(ctx), status_code=status, headers=headers)
     response.headers["cache-control"] = "no-store"

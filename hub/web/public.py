@@ -17,7 +17,7 @@ from starlette.responses import HTMLResponse
 from hub import clock
 from hub.runtime import Hub
 from hub.web import i18n
-from hub.web.pages import ENV
+from hub.web.pages import ENV, speaking
 from hub.web.security import PAGE_CSP
 
 PUBLIC_HEADERS = {
@@ -65,7 +65,7 @@ def public_context(request: Request, *, locale: str, time_zone: str | None = Non
 def render_public(request: Request, template: str, *, locale: str, status: int = 200, time_zone: str | None = None,
                   headers: dict[str, str] | None = None, **values: Any) -> HTMLResponse:
     """A customer-facing page (templates/public/…) as an HTML response with the public headers."""
-    ctx = public_context(request, locale=locale, time_zone=time_zone)
+    ctx = speaking(public_context(request, locale=locale, time_zone=time_zone), template)
     ctx.update(values)
     response = HTMLResponse(ENV.get_template(template).render(ctx), status_code=status)
     for name, value in {**PUBLIC_HEADERS, **(headers or {})}.items():

@@ -104,3 +104,46 @@ def test_back_after_a_language_switch_stays_on_the_site(web, hub):
     answer = web.post("/account/preferences", data={"locale": "en", "back": "//evil.example/", "csrf_token": token},
                       headers={"Origin": ORIGIN}, follow_redirects=False)
     assert answer.headers["location"] == "/"
+
+
+def test_each_package_speaks_its_own_words_where_catalogs_differ():
+    """The merged catalog keeps the first translation of a msgid; a package's pages, messages and
+    errors read its own catalog first, so "Completed" is a finished campaign on the campaign pages
+    and a meeting that took place on the meetings pages."""
+    ru = "ru"
+    assert i18n.template_translations(ru, "campaigns/list.html").gettext("Completed") == "Завершена"
+    assert i18n.template_translations(ru, "meetings/index.html").gettext("Completed") == "Состоялась"
+    assert i18n.template_translations(ru, "campaigns/list.html").gettext("Name") == "Название"
+    assert i18n.template_translations(ru, "admin_keys.html").gettext("Name") == "Имя"
+    assert i18n.template_translations(ru, "public/meetings/book.html").gettext("Email") == "Почта"
+    # A package template still finds the hub's own words (its layout, its navigation).
+    assert i18n.template_translations(ru, "campaigns/list.html").gettext("Sign out") == \
+        i18n.translations(ru).gettext("Sign out") != "Sign out"
+    assert i18n.template_translations(ru, "error.html") is i18n.translations(ru)
+
+
+def test_campaign_errors_are_shown_in_the_marketers_language(hub, web):
+    from hub.models import Role
+    from tests.campaigns.helpers import make_campaign, make_segment, make_template
+    from tests.web.conftest import ORIGIN, login
+
+    token = login(web, hub, "mk@example.com", role=Role.MARKETER, locale="ru")
+    segment, template = make_segment(hub), make_template(hub)
+    form = {"name": "Осень", "channel": "email", "segment_id": str(segment), "schedule_kind": "now",
+            "time_zone": "Atlantis/City", "step1_template_id": str(template), "step2_template_id": "",
+            "step3_template_id": "", "csrf_token": token}
+    answer = web.post("/campaigns/new", data=form, headers={"Origin": ORIGIN})
+    assert answer.status_code == 422 and "«Atlantis/City» — не часовой пояс" in answer.text
+    answer = web.post("/campaigns/new", data={**form, "time_zone": "UTC", "quiet_hours_start": "9 утра",
+                                              "quiet_hours_end": "21:00"}, headers={"Origin": ORIGIN})
+    assert answer.status_code == 422 and "Укажите время суток, например 09:00." in answer.text
+    cid = make_campaign(hub, segment_id=segment, template_ids=[template], schedule=False)
+    answer = web.post(f"/campaigns/{cid}/resume", data={"csrf_token": token}, headers={"Origin": ORIGIN})
+    assert answer.status_code == 409
+    assert "Возобновить можно только приостановленную рассылку; эта — черновик." in answer.text
+    # The API answers in English, as before.
+    from campaigns import service
+    from campaigns.models import Campaign
+
+    with hub.session() as s, pytest.raises(service.CampaignError, match="this one is a draft"):
+        service.resume(s, campaign=s.get(Campaign, cid))
