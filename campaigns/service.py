@@ -31,7 +31,7 @@ from campaigns.runs import steps_of
 from campaigns.scheduling import ScheduleError, cron_trigger, next_cron_time, zone_of
 from hub import clock
 from hub.models import Delivery, DeliveryStatus
-from hub.web.i18n import N_
+from hub.web.i18n import N_, TranslatableError
 
 # Queued deliveries of a paused campaign wait until this moment (or a resume, which brings them back).
 HOLD_UNTIL = datetime(2999, 1, 1, tzinfo=timezone.utc)
@@ -70,24 +70,17 @@ def sender_parts(sender: str) -> tuple[str, str | None]:
     return name, address
 
 
-class CampaignError(ValueError):
-    """A change that cannot be made; `field` names the input at fault, if one is.
-
-    `message` is English with %(name)s fields that `params` fill: the API answers it as is, a page
-    shows `translated(gettext)` in the marketer's language.
-    """
+class CampaignError(TranslatableError):
+    """A change that cannot be made; `field` names the input at fault, if one is; `status` is the
+    HTTP answer. The message is a msgid with parameters (hub.web.i18n.TranslatableError)."""
 
     def __init__(self, message: str, *, field: str | None = None, status: int = 422, **params: Any) -> None:
-        self.message = message
-        self.params = params
-        super().__init__(self.translated(str))
         self.field = field
         self.status = status
+        super().__init__(message, **params)
 
-    def translated(self, gettext: Callable[[str], str]) -> str:
-        params = {k: gettext(_STATUS_WORDS[v]) if k == "state" and v in _STATUS_WORDS else v
-                  for k, v in self.params.items()}
-        return gettext(self.message) % params if params else gettext(self.message)
+    def _param(self, key: str, value: Any, gettext: Callable[[str], str]) -> Any:
+        return gettext(_STATUS_WORDS[value]) if key == "state" and value in _STATUS_WORDS else value
 
 
 # A campaign's status inside a sentence ("this campaign is paused").

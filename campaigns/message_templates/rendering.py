@@ -11,7 +11,7 @@ Any failure, a syntax error, an undefined variable, a refused attribute or a spe
 from __future__ import annotations
 
 import traceback
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from functools import lru_cache
@@ -22,6 +22,7 @@ from jinja2.exceptions import SecurityError, TemplateError
 from sqlalchemy.orm import Session
 
 from campaigns.message_templates.sandbox import LimitedEnvironment, LimitExceeded, budgeted
+from hub.web.i18n import N_, TranslatableError
 
 CHANNELS = ("email", "sms")
 LOCALES = ("ru", "en")
@@ -34,15 +35,37 @@ _html_env = LimitedEnvironment(autoescape=True)
 _text_env = LimitedEnvironment(autoescape=False)
 
 
-class TemplateRenderError(ValueError):
-    """A template that cannot be used or rendered; says which part, which line and what is wrong."""
+class TemplateRenderError(TranslatableError):
+    """A template that cannot be used or rendered; says which part, which line and what is wrong.
 
-    def __init__(self, message: str, *, part: str | None = None, line: int | None = None) -> None:
-        where = ", ".join(x for x in (part, f"line {line}" if line else None) if x)
-        super().__init__(f"{where}: {message}" if where else message)
+    `message` is a msgid with parameters, or Jinja's own words (a syntax error), which stay English."""
+
+    def __init__(self, message: str, *, part: str | None = None, line: int | None = None, **params: Any) -> None:
         self.part = part
         self.line = line
-        self.reason = message
+        super().__init__(message, **params)
+        self.reason = message % params if params else message
+        # In English (the API, logs) the part is named by its path, "ru.html, line 2: …".
+        where = ", ".join(x for x in (part, f"line {line}" if line else None) if x)
+        self.args = (f"{where}: {self.reason}" if where else self.reason,)
+
+    def translated(self, gettext: Callable[[str], str]) -> str:
+        """"HTML body (ru), line 2: …" in the reader's language."""
+        reason = super().translated(gettext)
+        where = [self._part_label(gettext)] if self.part else []
+        if self.line:
+            where.append(gettext("line %(line)s") % {"line": self.line})
+        return f"{', '.join(where)}: {reason}" if where else reason
+
+    def _part_label(self, gettext: Callable[[str], str]) -> str:
+        """"ru.html" as "HTML body (ru)" in the reader's language; other parts by name."""
+        locale, _, name = (self.part or "").rpartition(".")
+        if name in PART_LABELS and locale in LOCALES:
+            return f"{gettext(PART_LABELS[name])} ({locale})"
+        return self.part or ""
+
+
+PART_LABELS = {"subject": N_("Subject"), "html": N_("HTML body"), "text": N_("Text")}
 
 
 @lru_cache(maxsize=512)
@@ -63,31 +86,35 @@ def _line_of(exc: BaseException, part: str) -> int | None:
     return None
 
 
-def _explain(exc: BaseException) -> str:
+def _explain(exc: BaseException) -> tuple[str, dict[str, Any]]:
+    """What went wrong, as a msgid and its parameters."""
     if isinstance(exc, SecurityError):
-        return f"not allowed in a message template ({exc})"
+        return N_("not allowed in a message template (%(detail)s)"), {"detail": str(exc)}
     if isinstance(exc, UndefinedError):
-        return f"{exc} (check the variable's name; see the list of variables)"
+        return N_("%(detail)s (check the variable's name; see the list of variables)"), {"detail": str(exc)}
     if isinstance(exc, RecursionError):
-        return "a macro calls itself too deeply"
-    if isinstance(exc, (LimitExceeded, TemplateError)):
-        return str(exc)
-    return f"{type(exc).__name__}: {exc}"
+        return N_("a macro calls itself too deeply"), {}
+    if isinstance(exc, LimitExceeded):
+        return exc.message, exc.params
+    if isinstance(exc, TemplateError):
+        return str(exc), {}
+    return "%(kind)s: %(detail)s", {"kind": type(exc).__name__, "detail": str(exc)}
 
 
 def compile_part(source: str, *, part: str, html: bool) -> Template:
     """Compile one part, or TemplateRenderError naming the line of the syntax error."""
     if not isinstance(source, str):
-        raise TemplateRenderError("must be text", part=part)
+        raise TemplateRenderError(N_("must be text"), part=part)
     limit = MAX_PART_CHARS.get(part.rsplit(".", 1)[-1], 200_000)
     if len(source) > limit:
-        raise TemplateRenderError(f"is {len(source)} characters long; the limit is {limit}", part=part)
+        raise TemplateRenderError(N_("is %(length)s characters long; the limit is %(limit)s"), part=part,
+                                  length=len(source), limit=limit)
     try:
         return _compile(source, part, html)
     except TemplateSyntaxError as exc:
-        raise TemplateRenderError(exc.message or str(exc), part=part, line=exc.lineno) from None
+        raise TemplateRenderError("%(detail)s", part=part, line=exc.lineno, detail=exc.message or str(exc)) from None
     except TemplateError as exc:
-        raise TemplateRenderError(str(exc), part=part) from None
+        raise TemplateRenderError("%(detail)s", part=part, detail=str(exc)) from None
 
 
 def render_part(source: str, values: Mapping[str, Any], *, part: str, html: bool,
@@ -103,7 +130,8 @@ def render_part(source: str, values: Mapping[str, Any], *, part: str, html: bool
     except TemplateRenderError:
         raise
     except (Exception, RecursionError) as exc:  # noqa: BLE001 - every failure of user code becomes a clear error
-        raise TemplateRenderError(_explain(exc), part=part, line=_line_of(exc, part)) from None
+        message, params = _explain(exc)
+        raise TemplateRenderError(message, part=part, line=_line_of(exc, part), **params) from None
     return "".join(chunks)
 
 
@@ -131,7 +159,7 @@ def choose_locale(variants: Mapping[str, Any], locale: str | None, default_local
         if candidate and candidate in variants:
             return candidate
     if not variants:
-        raise TemplateRenderError("the template has no variants")
+        raise TemplateRenderError(N_("the template has no variants"))
     return next(iter(variants))
 
 
@@ -150,17 +178,17 @@ def render_message(template_or_variants: Any, *, contact_context: Mapping[str, A
         text = render_part(variant.get("text") or "", values, part=f"{chosen}.text", html=False,
                            max_output=MAX_SMS_CHARS * 4).strip()
         if not text:
-            raise TemplateRenderError("the message came out empty", part=f"{chosen}.text")
+            raise TemplateRenderError(N_("the message came out empty"), part=f"{chosen}.text")
         return {"text": text}
     subject = render_part(variant.get("subject") or "", values, part=f"{chosen}.subject", html=False,
                           max_output=MAX_SUBJECT_CHARS * 4)
     # A subject is one header line: newlines would inject headers or be refused by the mailer.
     subject = " ".join(subject.split())
     if not subject:
-        raise TemplateRenderError("the subject came out empty", part=f"{chosen}.subject")
+        raise TemplateRenderError(N_("the subject came out empty"), part=f"{chosen}.subject")
     if len(subject) > MAX_SUBJECT_CHARS:
-        raise TemplateRenderError(f"the subject came out longer than {MAX_SUBJECT_CHARS} characters",
-                                  part=f"{chosen}.subject")
+        raise TemplateRenderError(N_("the subject came out longer than %(limit)s characters"),
+                                  part=f"{chosen}.subject", limit=MAX_SUBJECT_CHARS)
     html = None
     if (variant.get("html") or "").strip():
         html = render_part(variant["html"], values, part=f"{chosen}.html", html=True)
@@ -171,7 +199,7 @@ def render_message(template_or_variants: Any, *, contact_context: Mapping[str, A
     else:
         text = _text_of(html or "")
     if not text and not html:
-        raise TemplateRenderError("the message came out empty", part=chosen)
+        raise TemplateRenderError(N_("the message came out empty"), part=chosen)
     return {"subject": subject, "html": html, "text": text}
 
 
@@ -186,37 +214,39 @@ def _text_of(html: str) -> str:
 def validate_variants(channel: str, variants: Any, *, default_locale: str | None = None) -> dict[str, dict[str, str]]:
     """The variants checked (locales, parts, syntax) and cleaned; TemplateRenderError says what is wrong."""
     if channel not in CHANNELS:
-        raise TemplateRenderError(f"channel must be one of {', '.join(CHANNELS)}", part="channel")
+        raise TemplateRenderError(N_("channel must be one of %(channels)s"), part="channel", channels=", ".join(CHANNELS))
     if not isinstance(variants, Mapping) or not variants:
-        raise TemplateRenderError("add at least one language variant", part="variants")
+        raise TemplateRenderError(N_("add at least one language variant"), part="variants")
     cleaned: dict[str, dict[str, str]] = {}
     for locale, variant in variants.items():
         if locale not in LOCALES:
-            raise TemplateRenderError(f"{locale!r} is not a supported language; use {', '.join(LOCALES)}",
-                                      part="variants")
+            raise TemplateRenderError(N_("%(locale)r is not a supported language; use %(locales)s"),
+                                      part="variants", locale=locale, locales=", ".join(LOCALES))
         if not isinstance(variant, Mapping):
-            raise TemplateRenderError("must be an object with the message parts", part=locale)
+            raise TemplateRenderError(N_("must be an object with the message parts"), part=locale)
         unknown = set(variant) - set(PARTS[channel])
         if unknown:
-            raise TemplateRenderError(f"{channel} messages have no {', '.join(sorted(unknown))}; "
-                                      f"their parts are {', '.join(PARTS[channel])}", part=locale)
+            raise TemplateRenderError(N_("%(channel)s messages have no %(unknown)s; their parts are %(parts)s"),
+                                      part=locale, channel=channel, unknown=", ".join(sorted(unknown)),
+                                      parts=", ".join(PARTS[channel]))
         parts = {name: variant.get(name) or "" for name in PARTS[channel]}
         for name, value in parts.items():
             if not isinstance(value, str):
-                raise TemplateRenderError("must be text", part=f"{locale}.{name}")
+                raise TemplateRenderError(N_("must be text"), part=f"{locale}.{name}")
         if channel == "email":
             if not parts["subject"].strip():
-                raise TemplateRenderError("an email needs a subject", part=f"{locale}.subject")
+                raise TemplateRenderError(N_("an email needs a subject"), part=f"{locale}.subject")
             if not parts["html"].strip() and not parts["text"].strip():
-                raise TemplateRenderError("an email needs an HTML or a text body (or both)", part=locale)
+                raise TemplateRenderError(N_("an email needs an HTML or a text body (or both)"), part=locale)
         elif not parts["text"].strip():
-            raise TemplateRenderError("an SMS needs its text", part=f"{locale}.text")
+            raise TemplateRenderError(N_("an SMS needs its text"), part=f"{locale}.text")
         for name, value in parts.items():
             if value.strip():
                 compile_part(value, part=f"{locale}.{name}", html=name == "html")
         cleaned[locale] = {name: value for name, value in parts.items() if value.strip() or name != "html"}
     if default_locale is not None and default_locale not in cleaned:
-        raise TemplateRenderError(f"the default language {default_locale!r} has no variant", part="default_locale")
+        raise TemplateRenderError(N_("the default language %(locale)r has no variant"), part="default_locale",
+                                  locale=default_locale)
     return cleaned
 
 

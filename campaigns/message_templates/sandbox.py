@@ -30,6 +30,8 @@ from jinja2.filters import FILTERS
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from markupsafe import Markup
 
+from hub.web.i18n import N_
+
 MAX_OPERATIONS = 200_000
 MAX_SECONDS = 2.0
 MAX_VALUE_CHARS = 200_000
@@ -41,8 +43,16 @@ MAX_INT_BITS = 4096
 MAX_DECIMAL_EXPONENT = 1000
 
 
-class LimitExceeded(Exception):
-    """A render went over one of its limits (the message says which)."""
+class LimitExceeded(Exception):  # noqa: N818
+    """A render went over one of its limits (the message says which): a msgid with parameters.
+
+    Not a ValueError on purpose: Jinja's filters swallow ValueError (`int`, `float`), and a limit
+    must end the render wherever it is hit."""
+
+    def __init__(self, message: str, **params: object) -> None:
+        super().__init__(message % params if params else message)
+        self.message = message
+        self.params = params
 
 
 @dataclass
@@ -55,14 +65,14 @@ class Budget:
     def spend(self, n: int = 1) -> None:
         self.operations += n
         if self.operations > MAX_OPERATIONS:
-            raise LimitExceeded(f"the template did more than {MAX_OPERATIONS} operations (a loop too large?)")
+            raise LimitExceeded(N_("the template did more than %(limit)s operations (a loop too large?)"), limit=MAX_OPERATIONS)
         if self.operations % 512 == 0 and time.monotonic() - self.started > MAX_SECONDS:
-            raise LimitExceeded(f"the template ran longer than {MAX_SECONDS:g} seconds")
+            raise LimitExceeded(N_("the template ran longer than %(limit)s seconds"), limit=f"{MAX_SECONDS:g}")
 
     def write(self, chars: int) -> None:
         self.output += chars
         if self.output > self.max_output:
-            raise LimitExceeded(f"the template produced more than {self.max_output} characters")
+            raise LimitExceeded(N_("the template produced more than %(limit)s characters"), limit=self.max_output)
 
 
 _budget: ContextVar[Budget | None] = ContextVar("template_budget", default=None)
@@ -94,16 +104,16 @@ def check_size(value: Any) -> Any:
     """Refuse strings and containers past the limits."""
     if isinstance(value, str):
         if len(value) > MAX_VALUE_CHARS:
-            raise LimitExceeded(f"a value grew past {MAX_VALUE_CHARS} characters")
+            raise LimitExceeded(N_("a value grew past %(limit)s characters"), limit=MAX_VALUE_CHARS)
     elif isinstance(value, (list, tuple, dict, set, frozenset)):
         if len(value) > MAX_ITEMS:
-            raise LimitExceeded(f"a list grew past {MAX_ITEMS} items")
+            raise LimitExceeded(N_("a list grew past %(limit)s items"), limit=MAX_ITEMS)
     elif isinstance(value, int):
         if value.bit_length() > MAX_INT_BITS:
-            raise LimitExceeded("a number grew too large")
+            raise LimitExceeded(N_("a number grew too large"))
     elif isinstance(value, Decimal):
         if value.is_finite() and abs(value.adjusted()) > MAX_DECIMAL_EXPONENT:
-            raise LimitExceeded("a number grew too large")
+            raise LimitExceeded(N_("a number grew too large"))
     return value
 
 
@@ -130,7 +140,7 @@ def _guard_iter(iterable: Any) -> Iterator[Any]:
 def _range(*args: int) -> Iterator[int]:
     rng = range(*args)
     if len(rng) > MAX_RANGE:
-        raise LimitExceeded(f"range() is limited to {MAX_RANGE} numbers")
+        raise LimitExceeded(N_("range() is limited to %(limit)s numbers"), limit=MAX_RANGE)
     return _guard_iter(rng)
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from sqlalchemy import func, select
@@ -24,29 +24,43 @@ from hub import audit, clock
 from hub.auth import Principal
 from hub.identities import InvalidIdentity, normalize_email, normalize_phone
 from hub.models import Contact, Delivery, Purpose, User
+from hub.web.i18n import N_, TranslatableError
 
 MAX_NAME = 200
 
 
-class TemplateError(ValueError):
-    """A refused change or send; `field` names the input, `status` the HTTP answer, `slug` the kind."""
+class TemplateError(TranslatableError):
+    """A refused change or send; `field` names the input, `status` the HTTP answer, `slug` the kind.
+    One made `from_render` shows the render error's own words (part, line, reason)."""
 
-    def __init__(self, message: str, *, field: str | None = None, status: int = 422, slug: str = "validation") -> None:
-        super().__init__(message)
+    def __init__(self, message: str, *, field: str | None = None, status: int = 422, slug: str = "validation",
+                 **params: Any) -> None:
         self.field = field
         self.status = status
         self.slug = slug
+        self.cause: TemplateRenderError | None = None
+        super().__init__(message, **params)
+
+    @classmethod
+    def from_render(cls, exc: TemplateRenderError) -> TemplateError:
+        error = cls("%(detail)s", field="variants", slug="template-invalid", detail=str(exc))
+        error.cause = exc
+        return error
+
+    def translated(self, gettext: Callable[[str], str]) -> str:
+        return self.cause.translated(gettext) if self.cause is not None else super().translated(gettext)
 
 
 def _clean_name(session: Session, name: Any, *, exclude_id: int | None = None) -> str:
     if not isinstance(name, str) or not " ".join(name.split()):
-        raise TemplateError("a template needs a name", field="name")
+        raise TemplateError(N_("a template needs a name"), field="name")
     name = " ".join(name.split())
     if len(name) > MAX_NAME:
-        raise TemplateError(f"the name is longer than {MAX_NAME} characters", field="name")
+        raise TemplateError(N_("the name is longer than %(limit)s characters"), field="name", limit=MAX_NAME)
     taken = session.scalars(select(MessageTemplate.id).where(func.lower(MessageTemplate.name) == name.lower())).first()
     if taken is not None and taken != exclude_id:
-        raise TemplateError(f"a template named {name!r} already exists", field="name", status=409, slug="conflict")
+        raise TemplateError(N_("a template named “%(name)s” already exists"), field="name", status=409, slug="conflict",
+                            name=name)
     return name
 
 
@@ -56,7 +70,7 @@ def _variants(channel: str, variants: Any, default_locale: str) -> dict[str, dic
     try:
         return validate_variants(channel, variants, default_locale=default_locale)
     except TemplateRenderError as exc:
-        raise TemplateError(str(exc), field="variants", slug="template-invalid") from None
+        raise TemplateError.from_render(exc) from None
 
 
 def create_template(session: Session, *, actor: Principal, name: str, channel: str,
@@ -79,7 +93,7 @@ def update_template(session: Session, *, template: MessageTemplate, actor: Princ
                     changes: Mapping[str, Any]) -> MessageTemplate:
     """Change the name, variants or default language; the channel is fixed once created."""
     if "channel" in changes and changes["channel"] != template.channel:
-        raise TemplateError("a template's channel cannot change; make a new template", field="channel")
+        raise TemplateError(N_("a template's channel cannot change; make a new template"), field="channel")
     before = {"name": template.name, "variants": template.variants, "default_locale": template.default_locale}
     name = _clean_name(session, changes["name"], exclude_id=template.id) if "name" in changes else template.name
     default_locale = changes.get("default_locale") or template.default_locale
@@ -114,15 +128,15 @@ def delete_template(session: Session, *, template: MessageTemplate, actor: Princ
     name = template.name
     users = campaigns_using(session, template_id=template.id)  # type: ignore[arg-type]
     if users:
-        raise TemplateError(f"template {name!r} is used by the campaign(s) {', '.join(users)}; "
-                            "change or cancel them first", status=409, slug="conflict")
+        raise TemplateError(N_("template “%(name)s” is used by the campaign(s) %(campaigns)s; change or cancel them first"),
+                            status=409, slug="conflict", name=name, campaigns=", ".join(users))
     try:
         with session.begin_nested():
             session.delete(template)
             session.flush()
     except IntegrityError:
-        raise TemplateError(f"template {name!r} is used by a campaign; change the campaign first",
-                            status=409, slug="conflict") from None
+        raise TemplateError(N_("template “%(name)s” is used by a campaign; change the campaign first"),
+                            status=409, slug="conflict", name=name) from None
     audit.record(session, actor=actor, action="message_template.delete", entity="message_template",
                  entity_id=template.id, changes={"name": [name, None]})
 
@@ -142,14 +156,14 @@ def preview(session: Session, *, template: MessageTemplate | Mapping[str, Any], 
     if contact_id is not None:
         contact = session.get(Contact, contact_id)
         if contact is None or contact.merged_into is not None:
-            raise TemplateError(f"contact {contact_id} does not exist", field="contact_id", status=404,
-                                slug="not-found")
+            raise TemplateError(N_("contact %(id)s does not exist"), field="contact_id", status=404,
+                                slug="not-found", id=contact_id)
     ctx = contact_context(session, contact) if contact is not None else dict(SAMPLE_CONTEXT)
     try:
         content = render_message(template, contact_context=ctx, locale=locale or ctx.get("locale"),
                                  channel=channel, default_locale=default_locale)
     except TemplateRenderError as exc:
-        raise TemplateError(str(exc), field="variants", slug="template-invalid") from None
+        raise TemplateError.from_render(exc) from None
     return content, (ctx if contact is not None else None)
 
 
@@ -165,8 +179,8 @@ def send_test(session: Session, *, template: MessageTemplate, actor: Principal, 
         raise RuntimeError("test_send needs a session from Hub.session()")
     channel = hub.channels.get(template.channel)
     if channel is None or not channel.configured:
-        raise TemplateError(f"the {template.channel} channel is not configured; an administrator sets it up "
-                            "under Channels", status=409, slug="channel-not-configured")
+        raise TemplateError(N_("the %(channel)s channel is not configured; an administrator sets it up under Channels"),
+                            status=409, slug="channel-not-configured", channel=template.channel)
     address = _own_address(session, template.channel, actor=actor, to=to, region=hub.settings.default_region)
     content, _ctx = preview(session, template=template, contact_id=contact_id, locale=locale)
     if template.channel == "email":
@@ -175,7 +189,7 @@ def send_test(session: Session, *, template: MessageTemplate, actor: Principal, 
     try:
         delivery = _enqueue(session, channel=template.channel, address=address, content=content)
     except ValueError as exc:
-        raise TemplateError(f"the channel refused the message: {exc}", field="variants",
+        raise TemplateError(N_("the channel refused the message: %(reason)s"), field="variants", reason=str(exc),
                             slug="content-refused") from None
     audit.record(session, actor=actor, action="message_template.test_send", entity="message_template",
                  entity_id=template.id, changes={"to": address, "delivery_id": delivery.id, "contact_id": contact_id})
@@ -193,18 +207,18 @@ def _own_address(session: Session, channel: str, *, actor: Principal, to: str | 
     if channel == "email":
         user = session.get(User, actor.user_id) if actor.user_id is not None else None
         if user is None:
-            raise TemplateError("a test email goes to the signed-in user's own address; an API key has none",
+            raise TemplateError(N_("a test email goes to the signed-in user's own address; an API key has none"),
                                 field="to")
         if to and _email_or_none(to) != user.email:
-            raise TemplateError("a test email can only go to your own address", field="to", status=403,
+            raise TemplateError(N_("a test email can only go to your own address"), field="to", status=403,
                                 slug="forbidden")
         return user.email
     if not to:
-        raise TemplateError("give the phone number to text the test to", field="to")
+        raise TemplateError(N_("give the phone number to text the test to"), field="to")
     try:
         return normalize_phone(to, region)
     except InvalidIdentity as exc:
-        raise TemplateError(str(exc), field="to") from None
+        raise TemplateError("%(detail)s", field="to", detail=str(exc)) from None
 
 
 def _email_or_none(value: str) -> str | None:

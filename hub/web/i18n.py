@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date as calendar_date
 from datetime import datetime, timedelta
@@ -17,6 +18,7 @@ from decimal import Decimal
 from functools import lru_cache
 from gettext import GNUTranslations
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from babel import dates as babel_dates
@@ -35,6 +37,28 @@ LANGUAGE_NAMES = {"ru": "Русский", "en": "English"}
 def N_(message: str) -> str:
     """Mark a message for extraction where it is defined; it is translated where it is shown."""
     return message
+
+
+class TranslatableError(ValueError):
+    """An error a page can show in the user's language: `message` is an English msgid (marked with
+    N_) with %(name)s fields that `params` fill. str() is the English text (APIs, logs, the CLI);
+    `translated(gettext)` is what a page shows."""
+
+    def __init__(self, message: str, **params: Any) -> None:
+        self.message = message
+        self.params = params
+        super().__init__(self.translated(str))
+
+    def translated(self, gettext: Callable[[str], str]) -> str:
+        text = gettext(self.message)
+        if not self.params:
+            return text
+        return text % {key: self._param(key, value, gettext) for key, value in self.params.items()}
+
+    def _param(self, key: str, value: Any, gettext: Callable[[str], str]) -> Any:
+        """A parameter as the message shows it (a subclass translates its own words here)."""
+        return value
+
 
 
 def catalog_path(locale: str) -> Path:

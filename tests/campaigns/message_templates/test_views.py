@@ -54,12 +54,12 @@ def test_errors_are_shown_with_their_line_and_nothing_is_saved(web, hub):
     hx = {**H, "HX-Request": "true", "X-CSRF-Token": csrf}
     broken = {**EMAIL_FORM, "v:ru:html": "<p>\n{{ contact.name }\n</p>"}
     preview = web.post("/message-templates/preview", data=broken, headers=hx)
-    assert "ru.html, line 2" in preview.text
+    assert "HTML body (ru), line 2" in preview.text
     escape = {**EMAIL_FORM, "v:ru:html": "{{ ''.__class__.__mro__ }}"}
     refused = web.post("/message-templates/preview", data=escape, headers=hx)
     assert "not allowed" in refused.text and "&lt;class" not in refused.text
     answer = web.post("/message-templates/new", data={**broken, "csrf_token": csrf}, headers=H)
-    assert answer.status_code == 422 and "ru.html, line 2" in answer.text
+    assert answer.status_code == 422 and "HTML body (ru), line 2" in answer.text
     with hub.session(read_only=True) as s:
         assert s.scalars(select(MessageTemplate)).all() == []
 
@@ -107,3 +107,28 @@ def test_agents_are_refused(web, hub):
     login(web, hub, "agent@example.com", role=Role.AGENT)
     assert web.get("/message-templates").status_code == 403
     assert web.get("/message-templates/new").status_code == 403
+
+
+def test_template_errors_are_shown_in_the_marketers_language(web, hub):
+    """Where and why, in Russian for a Russian marketer (Jinja's own detail stays as Jinja wrote it);
+    the API keeps English."""
+    csrf = login(web, hub, "m@example.com", role=Role.MARKETER, locale="ru")
+    hx = {**H, "HX-Request": "true", "X-CSRF-Token": csrf}
+    undefined = web.post("/message-templates/preview", headers=hx,
+                         data={**EMAIL_FORM, "v:ru:html": "<p>{{ contact.frist_name }}</p>"})
+    assert "Текст в HTML (ru), строка 1:" in undefined.text
+    assert "проверьте имя переменной; см. список переменных" in undefined.text
+    looping = web.post("/message-templates/preview", headers=hx,
+                       data={**EMAIL_FORM, "v:ru:text": "{% for i in range(10**9) %}{{ i }}{% endfor %}"})
+    assert "Текст (ru), строка 1: range() ограничен" in looping.text
+    empty = web.post("/message-templates/preview", headers=hx, data={**EMAIL_FORM, "v:ru:subject": "{{ '' }}"})
+    assert "Тема (ru): тема получилась пустой" in empty.text
+    refused = web.post("/message-templates/new", headers=H,
+                       data={**EMAIL_FORM, "v:ru:subject": "", "csrf_token": csrf})
+    assert refused.status_code == 422 and "Тема (ru): письму нужна тема" in refused.text
+
+    from campaigns.message_templates.rendering import TemplateRenderError, validate_variants
+    import pytest
+
+    with pytest.raises(TemplateRenderError, match=r"^ru.subject: an email needs a subject$"):
+        validate_variants("email", {"ru": {"subject": "", "html": "<p>x</p>", "text": ""}})
