@@ -80,7 +80,7 @@ class CampaignsExtension(Extension):
         return router
 
     def nav(self) -> list[NavEntry]:
-        return [NavEntry(N_("Campaigns"), "/campaigns", "campaigns:read", "campaign"),
+        return [NavEntry(N_("Campaigns"), "/campaigns", "campaigns:read", "megaphone"),
                 *campaigns.segments.NAV, *campaigns.message_templates.NAV]
 
     def jobs(self) -> list[PeriodicJob]:

@@ -259,3 +259,17 @@ def test_sanitizer_keeps_content_and_drops_everything_active():
     document = email_document(dirty)
     assert document.index('http-equiv="Content-Security-Policy"') < document.index("<body>")
     assert "default-src 'none'" in document
+
+
+def test_every_icon_a_page_names_is_in_the_sprite(hub):
+    """An icon the sprite lacks shows as a blank square (the campaigns' navigation entry did)."""
+    from hub.web.pages import TEMPLATES_DIR, nav_items
+
+    sprite = set(re.findall(r'<symbol id="i-([a-z0-9-]+)"', (TEMPLATES_DIR / "_icons.html").read_text()))
+    from hub.web.routes.contacts import COMPOSE_SLOTS
+    from hub.web.timeline_view import CHANNEL_ICONS
+
+    named = [(item.label, item.icon) for item in nav_items(hub)] + list(CHANNEL_ICONS.items()) + \
+        [(name, icon) for name, _label, icon in COMPOSE_SLOTS]
+    missing = [(what, icon) for what, icon in named if icon not in sprite]
+    assert not missing, missing
