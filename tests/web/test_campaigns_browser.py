@@ -137,3 +137,17 @@ def test_editing_keeps_the_campaign_and_a_bad_edit_changes_nothing(hub, web):
     with hub.session(read_only=True) as s:
         assert s.get(Campaign, cid).name == "After"
     assert count(hub) == 1
+
+
+def test_an_admins_full_navigation_does_not_make_a_phone_page_scroll_sideways(new_page, live_server):
+    """An admin sees every entry (13 and the account links): on a phone they scroll inside the top bar,
+    and their visually hidden labels must not widen the page."""
+    live_server.user("admin@example.com", role=Role.ADMIN, name="Ada Admin", locale="ru")
+    page = new_page(viewport={"width": 375, "height": 740}, is_mobile=True, has_touch=True)
+    sign_in(page, "admin@example.com", next_path="/campaigns")
+    expect(page.locator(".nav-link.is-active")).to_have_count(1)
+    assert page.evaluate("document.documentElement.scrollWidth") <= 375
+    page.evaluate("window.scrollTo(200, 0)")
+    assert page.evaluate("window.scrollX") == 0
+    # The active entry shows its icon.
+    assert page.locator(".nav-link.is-active use").get_attribute("href") == "#i-megaphone"
