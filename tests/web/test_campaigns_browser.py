@@ -141,13 +141,20 @@ def test_editing_keeps_the_campaign_and_a_bad_edit_changes_nothing(hub, web):
 
 def test_an_admins_full_navigation_does_not_make_a_phone_page_scroll_sideways(new_page, live_server):
     """An admin sees every entry (13 and the account links): on a phone they scroll inside the top bar,
-    and their visually hidden labels must not widen the page."""
+    and their visually hidden labels must not widen the page; nor may a wide table."""
     live_server.user("admin@example.com", role=Role.ADMIN, name="Ada Admin", locale="ru")
+    live_server.user("a.very.long.address.for.a.person@example.com", role=Role.MARKETER, name="Long")
+    from tests.campaigns.surveys.conftest import make_survey
+
+    make_survey(live_server.hub)  # a row of all six columns
     page = new_page(viewport={"width": 375, "height": 740}, is_mobile=True, has_touch=True)
     sign_in(page, "admin@example.com", next_path="/campaigns")
     expect(page.locator(".nav-link.is-active")).to_have_count(1)
-    assert page.evaluate("document.documentElement.scrollWidth") <= 375
-    page.evaluate("window.scrollTo(200, 0)")
-    assert page.evaluate("window.scrollX") == 0
     # The active entry shows its icon.
     assert page.locator(".nav-link.is-active use").get_attribute("href") == "#i-megaphone"
+    # Wide tables (users: a long address; surveys: six columns) scroll inside their panel.
+    for path in ("/campaigns", "/admin/users", "/surveys", "/meetings/types"):
+        page.goto(path)
+        assert page.evaluate("document.documentElement.scrollWidth") <= 375, path
+        page.evaluate("window.scrollTo(200, 0)")
+        assert page.evaluate("window.scrollX") == 0, path
