@@ -4,6 +4,6 @@ from campaigns.segments import models  # noqa: F401  (registers the segment tabl
 from hub.extensions import NavEntry
 from hub.web.i18n import N_
 
-NAV = [NavEntry(N_("Segments"), "/segments", "campaigns:read", "users")]
+NAV = [NavEntry(N_("Segments"), "/segments", "campaigns:read", "filter")]  # "users" is the admin's Users
 
 __all__ = ["NAV"]

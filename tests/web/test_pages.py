@@ -273,3 +273,6 @@ def test_every_icon_a_page_names_is_in_the_sprite(hub):
         [(name, icon) for name, _label, icon in COMPOSE_SLOTS]
     missing = [(what, icon) for what, icon in named if icon not in sprite]
     assert not missing, missing
+    # On a phone the navigation shows icons only: two entries must not share one.
+    icons = [item.icon for item in nav_items(hub)]
+    assert len(icons) == len(set(icons)), icons
