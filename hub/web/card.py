@@ -31,6 +31,8 @@ class SurveyScore:
 
     @property
     def tone(self) -> str:
+        if self.scale == 5:  # CSAT: 4–5 satisfied, 3 neutral, 1–2 not
+            return "ok" if self.score >= 4 else "bad" if self.score <= 2 else "warn"
         top = self.scale or 10
         ratio = self.score / top if top else 0
         return "ok" if ratio >= 0.85 else "bad" if ratio <= 0.6 else "warn"
@@ -80,11 +82,14 @@ def last_survey_score(session: Session, *, contact_id: int) -> SurveyScore | Non
     )
     for event in rows:
         data = event.data or {}
-        score = data.get("score")
-        if isinstance(score, (int, float)) and not isinstance(score, bool):
-            scale = data.get("scale")
-            return SurveyScore(score=float(score), scale=scale if isinstance(scale, int) else None,
-                               occurred_at=event.occurred_at, survey=data.get("survey") or event.subject)
+        # The hub's surveys write "nps" (0–10) and "csat" (1–5); events posted through the API
+        # may carry a generic "score" and "scale".
+        for key, default_scale in (("nps", 10), ("csat", 5), ("score", None)):
+            score = data.get(key)
+            if isinstance(score, (int, float)) and not isinstance(score, bool):
+                scale = data.get("scale") if key == "score" else default_scale
+                return SurveyScore(score=float(score), scale=scale if isinstance(scale, int) else None,
+                                   occurred_at=event.occurred_at, survey=data.get("survey") or event.subject)
     return None
 
 

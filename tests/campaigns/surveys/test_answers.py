@@ -145,3 +145,37 @@ def test_a_closed_survey_refuses_edits(hub, frozen_clock, email_ready):
     else:
         raise AssertionError("an edit after the survey closed was accepted")
     assert before == count(hub, SurveyResponse, SurveyResponse.nps == 8) == 1
+
+
+def test_the_agents_card_shows_the_answer_in_force(hub, email_ready):
+    """The contact card's "last survey score" reads the hub's own answers (NPS out of 10, else CSAT
+    out of 5), and follows an edit."""
+    from hub.web.card import last_survey_score
+
+    survey = make_survey(hub, delay_minutes=0)
+    contact = make_contact(hub)
+    _, token = invite_now(hub, survey, contact)
+
+    def card_score():  # type: ignore[no-untyped-def]
+        with hub.session(read_only=True) as session:
+            found = last_survey_score(session, contact_id=contact.id)
+            return None if found is None else (found.score, found.scale, found.tone, found.survey)
+
+    assert card_score() is None
+    answer(hub, token, {"q_nps": ["9"], "q_csat": ["4"]})
+    assert card_score() == (9.0, 10, "ok", survey.name)
+    answer(hub, token, {"q_nps": ["3"], "q_wrong": ["Долго"], "q_csat": ["2"]})
+    assert card_score() == (3.0, 10, "bad", survey.name)
+
+    # A survey without an NPS question writes "nps": null: the card shows its CSAT.
+    from hub.ingest import InboundEvent, post_event
+    from hub.models import Direction
+
+    other = make_contact(hub, "boris@example.com", name="Борис")
+    with hub.session() as session, session.begin():
+        post_event(session, event=InboundEvent(
+            channel="surveys", kind="survey.answered", direction=Direction.IN, contact_id=other.id,
+            external_id="survey-response:csat-only", subject="CSAT only", data={"nps": None, "csat": 4}))
+    with hub.session(read_only=True) as session:
+        found = last_survey_score(session, contact_id=other.id)
+    assert found is not None and (found.score, found.scale, found.tone) == (4.0, 5, "ok")
