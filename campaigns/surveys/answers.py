@@ -257,7 +257,9 @@ def write_answers(session: Session, *, link: Link, answers: CheckedAnswers, loca
 
 
 def _summary(link: Link, answers: Mapping[str, Any], locale: str) -> str:
-    return "\n".join(f"{question}: {answer}" for question, answer in describe(link.questions, answers, locale))
+    """One line per answer: "Question: answer", or "Question? answer" after a question mark."""
+    return "\n".join(f"{question}{' ' if question.rstrip().endswith(('?', '!', ':')) else ': '}{answer}"
+                     for question, answer in describe(link.questions, answers, locale))
 
 
 def _close_the_loop(session: Session, *, link: Link, response: SavedResponse, summary: str,

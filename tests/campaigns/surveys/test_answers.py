@@ -164,6 +164,9 @@ def test_the_agents_card_shows_the_answer_in_force(hub, email_ready):
     assert card_score() is None
     answer(hub, token, {"q_nps": ["9"], "q_csat": ["4"]})
     assert card_score() == (9.0, 10, "ok", survey.name)
+    with hub.session(read_only=True) as session:
+        text = session.scalars(select(TimelineEvent.text).where(TimelineEvent.kind == "survey.answered")).one()
+    assert text.startswith("Порекомендуете ли вы нас друзьям? 9") and "?:" not in text  # not "друзьям?: 9"
     answer(hub, token, {"q_nps": ["3"], "q_wrong": ["Долго"], "q_csat": ["2"]})
     assert card_score() == (3.0, 10, "bad", survey.name)
 
