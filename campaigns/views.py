@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import datetime
-from collections.abc import Callable
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
@@ -16,7 +15,6 @@ from campaigns import service
 from campaigns.models import Campaign, CampaignRun, CampaignStatus
 from campaigns.results import campaign_results, chart_svg
 from campaigns.runs import progress, steps_of
-from hub.web import i18n
 from hub.web.i18n import N_
 from hub.web.pages import Agent, PageError, get_hub, redirect, render, require
 
@@ -111,11 +109,6 @@ def _number(value: str | None) -> bool:
         return False
 
 
-def _gettext(agent: Agent) -> Callable[[str], str]:
-    """The campaigns catalog's gettext in the marketer's language (see i18n.package_translations)."""
-    return i18n.package_translations(agent.locale, "campaigns").gettext
-
-
 def _errors(exc: ValidationError, agent: Agent) -> dict[str, str]:
     """Each field's first problem, in the marketer's language where the hub wrote it."""
     out: dict[str, str] = {}
@@ -123,7 +116,7 @@ def _errors(exc: ValidationError, agent: Agent) -> dict[str, str]:
         loc = [str(p) for p in err.get("loc", ())]
         key = "steps" if loc and loc[0] == "steps" else (loc[0] if loc else "form")
         cause = (err.get("ctx") or {}).get("error")
-        out.setdefault(key, cause.translated(_gettext(agent)) if isinstance(cause, service.CampaignError)
+        out.setdefault(key, cause.translated(agent.package_gettext("campaigns")) if isinstance(cause, service.CampaignError)
                        else err.get("msg", ""))
     return out
 
@@ -173,7 +166,7 @@ def _save(request: Request, agent: Agent, form: Any, campaign_id: int | None) ->
                 service.update_campaign(db, campaign=campaign, data=data)
         except service.CampaignError as exc:
             db.rollback()
-            return _editor(request, agent, values=values, errors={exc.field or "form": exc.translated(_gettext(agent))},
+            return _editor(request, agent, values=values, errors={exc.field or "form": exc.translated(agent.package_gettext("campaigns"))},
                            campaign=existing, status=exc.status)
         db.commit()
         new_id = campaign.id
@@ -260,7 +253,7 @@ def act(request: Request, campaign_id: int, action: str, agent: Writer) -> Respo
         try:
             func(db, campaign=campaign)
         except service.CampaignError as exc:
-            raise PageError(exc.status, exc.translated(_gettext(agent))) from None
+            raise PageError(exc.status, exc.translated(agent.package_gettext("campaigns"))) from None
         db.commit()
     return redirect(request, f"/campaigns/{campaign_id}")
 

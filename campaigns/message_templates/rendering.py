@@ -44,10 +44,16 @@ class TemplateRenderError(TranslatableError):
         self.part = part
         self.line = line
         super().__init__(message, **params)
-        self.reason = message % params if params else message
-        # In English (the API, logs) the part is named by its path, "ru.html, line 2: …".
-        where = ", ".join(x for x in (part, f"line {line}" if line else None) if x)
-        self.args = (f"{where}: {self.reason}" if where else self.reason,)
+
+    @property
+    def reason(self) -> str:
+        """What is wrong, in English, without where."""
+        return super().translated(str)
+
+    def _english(self) -> str:
+        # For the API and logs the part is named by its path: "ru.html, line 2: …".
+        where = ", ".join(x for x in (self.part, f"line {self.line}" if self.line else None) if x)
+        return f"{where}: {self.reason}" if where else self.reason
 
     def translated(self, gettext: Callable[[str], str]) -> str:
         """"HTML body (ru), line 2: …" in the reader's language."""

@@ -30,7 +30,7 @@ from jinja2.filters import FILTERS
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from markupsafe import Markup
 
-from hub.web.i18n import N_
+from hub.web.i18n import N_, Translatable
 
 MAX_OPERATIONS = 200_000
 MAX_SECONDS = 2.0
@@ -43,16 +43,11 @@ MAX_INT_BITS = 4096
 MAX_DECIMAL_EXPONENT = 1000
 
 
-class LimitExceeded(Exception):  # noqa: N818
-    """A render went over one of its limits (the message says which): a msgid with parameters.
+class LimitExceeded(Translatable):  # noqa: N818
+    """A render went over one of its limits (the message says which).
 
     Not a ValueError on purpose: Jinja's filters swallow ValueError (`int`, `float`), and a limit
     must end the render wherever it is hit."""
-
-    def __init__(self, message: str, **params: object) -> None:
-        super().__init__(message % params if params else message)
-        self.message = message
-        self.params = params
 
 
 @dataclass

@@ -3,7 +3,6 @@ real contact picked by search, and a test send to the marketer's own address or 
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -25,7 +24,6 @@ from campaigns.message_templates.service import (
 from campaigns.segments.views import page
 from hub.contacts import search_contacts
 from hub.models import Contact
-from hub.web import i18n
 from hub.web.i18n import N_
 from hub.web.pages import Agent, PageError, get_hub, redirect, require
 from hub.web.security import email_document
@@ -35,11 +33,6 @@ Reader = Annotated[Agent, Depends(require("campaigns:read"))]
 Writer = Annotated[Agent, Depends(require("campaigns:write"))]
 CHANNEL_LABELS = {"email": N_("Email"), "sms": N_("SMS")}
 MAX_FIELD = 200_000
-
-
-def _gettext(agent: Agent) -> Callable[[str], str]:
-    """The templates catalog's gettext in the marketer's language (see i18n.package_translations)."""
-    return i18n.package_translations(agent.locale, "message_templates").gettext
 
 
 def _template_or_404(db: Any, template_id: int) -> MessageTemplate:
@@ -115,7 +108,7 @@ async def preview_fragment(request: Request, agent: Reader) -> Response:
                                        channel=str(channel), default_locale=default_locale,
                                        locale=force if force in LOCALES else None)
             except TemplateError as exc:
-                return None, None, exc.translated(_gettext(agent))
+                return None, None, exc.translated(agent.package_gettext("message_templates"))
             return content, (ctx or {}).get("name"), None
 
     content, contact_name, error = await run_in_threadpool(work)
@@ -151,7 +144,7 @@ async def _save(request: Request, agent: Agent, template_id: int | None) -> Resp
                 if exc.field == "name":
                     message = N_("A template with this name already exists.") if exc.status == 409 else N_("Give the template a name.")
                     return None, {"name": message}, template
-                return None, {"_form": exc.translated(_gettext(agent))}, template
+                return None, {"_form": exc.translated(agent.package_gettext("message_templates"))}, template
             db.commit()
             return template.id, {}, template
 
@@ -195,7 +188,7 @@ async def test_send_fragment(request: Request, template_id: int, agent: Writer) 
                 delivery = send_test(db, template=template, actor=agent.principal, contact_id=contact_id, to=to)
             except TemplateError as exc:
                 db.rollback()
-                return None, exc.translated(_gettext(agent))
+                return None, exc.translated(agent.package_gettext("message_templates"))
             db.commit()
             return delivery.address, None
 

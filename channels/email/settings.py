@@ -116,6 +116,8 @@ class EmailSettings(ChannelSettings):
         out = []
         for entry in value:
             entry = str(entry).strip()
+            if not entry:
+                continue
             if entry.startswith("@"):
                 # A domain: checked as the right-hand side of an address would be.
                 out.append("@" + (_address("postmaster" + entry) or "").rpartition("@")[2])

@@ -67,7 +67,8 @@ def consent_withdrawn(session: Session, *, contact_id: int, channel: str) -> boo
 
 
 def _context(session: Session, hub: Hub, meeting: Meeting, meeting_type: MeetingType) -> dict[str, Any]:
-    translations = i18n.package_translations(meeting.locale if meeting.locale in i18n.LOCALES else hub.settings.default_locale, "meetings")
+    locale = meeting.locale if meeting.locale in i18n.LOCALES else hub.settings.default_locale
+    translations = i18n.package_translations(locale, "meetings")
     host = session.get(User, meeting.host_id)
     return {
         "_": translations.gettext, "gettext": translations.gettext, "ngettext": translations.ngettext,

@@ -39,7 +39,7 @@ def N_(message: str) -> str:
     return message
 
 
-class TranslatableError(ValueError):
+class Translatable(Exception):
     """An error a page can show in the user's language: `message` is an English msgid (marked with
     N_) with %(name)s fields that `params` fill. str() is the English text (APIs, logs, the CLI);
     `translated(gettext)` is what a page shows."""
@@ -47,7 +47,11 @@ class TranslatableError(ValueError):
     def __init__(self, message: str, **params: Any) -> None:
         self.message = message
         self.params = params
-        super().__init__(self.translated(str))
+        super().__init__(self._english())
+
+    def _english(self) -> str:
+        """What str() says (a subclass may word it for APIs and logs)."""
+        return self.translated(str)
 
     def translated(self, gettext: Callable[[str], str]) -> str:
         text = gettext(self.message)
@@ -59,6 +63,9 @@ class TranslatableError(ValueError):
         """A parameter as the message shows it (a subclass translates its own words here)."""
         return value
 
+
+class TranslatableError(Translatable, ValueError):
+    """A Translatable that is a ValueError: refused input (pydantic validators wrap it, 422s)."""
 
 
 def catalog_path(locale: str) -> Path:

@@ -100,6 +100,10 @@ class Agent:
     def ngettext(self, singular: str, plural: str, n: int) -> str:
         return self.translations.ngettext(singular, plural, n)
 
+    def package_gettext(self, package: str) -> Callable[[str], str]:
+        """gettext in the agent's language reading `package`'s catalog first (i18n.package_translations)."""
+        return i18n.package_translations(self.locale, package).gettext
+
 
 def get_hub(request: Request) -> Hub:
     return request.app.state.hub
