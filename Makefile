@@ -34,8 +34,9 @@ services:
 	bash scripts/test-services.sh
 
 ## test: install test dependencies, start the services, run the whole suite on SQLite and PostgreSQL
+##       (in parallel, then the few tests that must run alone: scripts/run-tests.sh)
 test: install-test services
-	$(BIN)/pytest $(PYTEST_ARGS)
+	PYTEST=$(BIN)/pytest bash scripts/run-tests.sh $(PYTEST_ARGS)
 
 bench-timeline: install-test
 	$(BIN)/python -m bench.timeline --record

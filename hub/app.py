@@ -20,6 +20,7 @@ from hub.api import api_router
 from hub.api import problems
 from hub.migrate import SchemaBehind, check_current
 from hub.models import Delivery
+from hub.routing import include_shared
 from hub.observability import HTTP_LATENCY, HTTP_REQUESTS, OUTBOX_ROWS, render_metrics
 from hub.runtime import Hub
 
@@ -192,7 +193,7 @@ def create_app(hub: Hub | None = None, *, check_schema: bool = True, start_worke
         router = channel.router()
         if router is not None:
             app.include_router(router, prefix=f"/channels/{name}", tags=[f"channel: {name}"])
-    app.include_router(api_router)
+    include_shared(app, api_router)
     for name, extension in sorted(hub.extensions.items()):
         if (ext_api := extension.api_router()) is not None:
             app.include_router(ext_api, prefix="/api/v1")

@@ -6,6 +6,7 @@ import hashlib
 import secrets
 from dataclasses import dataclass, field
 
+import argon2
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 from sqlalchemy import select
@@ -15,7 +16,9 @@ from hub import clock
 from hub.identities import normalize_email
 from hub.models import ActorKind, ApiKey, Role, User
 
-_hasher = PasswordHasher()
+# RFC 9106's second recommended profile (argon2id, 64 MiB, 3 passes): argon2-cffi's default.
+PASSWORD_PARAMETERS = argon2.profiles.RFC_9106_LOW_MEMORY
+_hasher = PasswordHasher.from_parameters(PASSWORD_PARAMETERS)
 
 # What each role may do; API keys carry an explicit subset.
 SCOPES = (

@@ -9,11 +9,13 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import argon2
 import pytest
+from argon2 import PasswordHasher
 from sqlalchemy import create_engine, text
 from sqlmodel import SQLModel
 
-from hub import clock
+from hub import auth, clock
 from hub.db import Database
 from hub.registry import ChannelRegistry
 from hub.runtime import Hub
@@ -28,6 +30,36 @@ _all_tables()
 
 PG_ADMIN_URL = os.environ.get("HUB_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+
+# Passwords are hashed with argon2's cheapest parameters in the suite: the shipped ones
+# (hub.auth.PASSWORD_PARAMETERS, 64 MiB and 3 passes by design) cost 0.1-0.3 s a hash, and every
+# signed-in test hashes twice. Hashes made here still verify anywhere (argon2 keeps its parameters
+# in the hash); tests/test_auth_params.py checks what ships.
+auth._hasher = PasswordHasher.from_parameters(argon2.profiles.CHEAPEST)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--phase", choices=("all", "parallel", "serial"), default="all",
+        help="parallel: every test but those marked serial (run with -n); serial: only those. "
+             "`make test` runs both, one after the other.",
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Keep the tests of this phase; run tests the store plays no part in on SQLite only."""
+    phase = config.getoption("--phase")
+    keep: list[pytest.Item] = []
+    dropped: list[pytest.Item] = []
+    for item in items:
+        serial = item.get_closest_marker("serial") is not None
+        in_phase = phase == "all" or serial == (phase == "serial")
+        backend = getattr(getattr(item, "callspec", None), "params", {}).get("backend")
+        store_free = item.get_closest_marker("any_store") is not None and backend == "postgres"
+        (keep if in_phase and not store_free else dropped).append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = keep
 
 
 def _pg_reachable() -> str | None:

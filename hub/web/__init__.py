@@ -10,11 +10,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import quote
 
-from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
+from hub.routing import include_shared
 from hub.web import csrf, sessions
 from hub.web.i18n import N_
 from hub.web import models as _models  # noqa: F401  (registers the workspace's tables)
@@ -30,26 +31,29 @@ CSRF_MESSAGE = N_("This request did not come from a page of this hub, or the pag
                   "Reload the page and try again.")
 
 
-def build_router(hub: Hub) -> APIRouter:
-    """Every page and fragment; unsafe methods pass the CSRF checks before any route runs."""
-    router = APIRouter(include_in_schema=False, dependencies=[Depends(csrf.protect)])
-    router.include_router(auth.router)
+# Every page and fragment passes the CSRF checks before any route runs; none is in the API schema.
+PAGE_OPTIONS: dict[str, object] = {"include_in_schema": False, "dependencies": [Depends(csrf.protect)]}
+
+
+def include_pages(app: FastAPI, hub: Hub) -> None:
+    """Every router of pages and fragments, in the order requests are matched against them.
+
+    Each goes straight onto the app (not through one workspace router included after): FastAPI
+    rebuilds a route at every include, and the hub's own routers are built once per process."""
+    include_shared(app, auth.router, **PAGE_OPTIONS)
     # Before contacts: /contacts/new must not be read as /contacts/{contact_id}.
-    router.include_router(actions.router)
-    router.include_router(contacts.router)
+    include_shared(app, actions.router, **PAGE_OPTIONS)
+    include_shared(app, contacts.router, **PAGE_OPTIONS)
     for _name, channel in sorted(hub.channels.items()):  # the channels' compose panels
         panel_router = channel.web_router()
         if panel_router is not None:
-            router.include_router(panel_router)
+            app.include_router(panel_router, **PAGE_OPTIONS)  # type: ignore[arg-type]
     for _name, extension in sorted(hub.extensions.items()):  # marketers' pages: campaigns, surveys
         ext_router = extension.web_router()
         if ext_router is not None:
-            router.include_router(ext_router)
-    router.include_router(tasks.router)
-    router.include_router(live.router)
-    router.include_router(admin.router)
-    router.include_router(privacy.router)
-    return router
+            app.include_router(ext_router, **PAGE_OPTIONS)  # type: ignore[arg-type]
+    for module in (tasks, live, admin, privacy):
+        include_shared(app, module.router, **PAGE_OPTIONS)
 
 
 def _agent_or_none(request: Request):  # type: ignore[no-untyped-def]
@@ -61,7 +65,7 @@ def _agent_or_none(request: Request):  # type: ignore[no-untyped-def]
 
 def install(app: FastAPI) -> None:
     """Mount the workspace on the app (pages, static files, headers, the API's cookie hook)."""
-    app.include_router(build_router(app.state.hub))
+    include_pages(app, app.state.hub)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.state.cookie_principal = csrf.cookie_principal
     app.add_middleware(SecurityHeaders)

@@ -23,7 +23,7 @@ from tests.channels.email.conftest import configure
 from tests.conftest import test_registry
 from tests.faults.test_provider_faults import queue_emails
 
-pytestmark = [pytest.mark.faults, pytest.mark.postgres, pytest.mark.slow]
+pytestmark = [pytest.mark.faults, pytest.mark.postgres, pytest.mark.slow, pytest.mark.serial]
 
 
 def _cluster() -> list[str]:

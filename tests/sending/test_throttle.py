@@ -10,6 +10,7 @@ import sys
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+import pytest
 from sqlalchemy import select
 
 from hub import outbox, throttle
@@ -105,6 +106,7 @@ def spawn(url: str, *args: str) -> subprocess.Popen[str]:
     return proc
 
 
+@pytest.mark.serial
 def test_two_worker_processes_together_stay_within_the_rate(hub):
     rate, burst_seconds, total = 20.0, 0.5, 60
     capacity = rate * burst_seconds

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# The whole suite, in two phases (what `make test` runs; arguments are passed to pytest):
+#   1. in parallel (pytest-xdist): every test not marked `serial`. Each worker has its own
+#      PostgreSQL database, Dovecot, SMTP servers, data directories, ports and browser, so no
+#      worker can break another's tests;
+#   2. alone, after it: the tests marked `serial` (they restart the shared PostgreSQL cluster, or
+#      measure rate limits across processes and need the CPU to themselves).
+# TEST_WORKERS sets the number of parallel workers (default 4: the suite waits on servers and
+# subprocesses as much as it computes, so 4 workers keep 2 cores busy).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+PYTEST=${PYTEST:-.venv/bin/pytest}
+WORKERS=${TEST_WORKERS:-4}
+
+started=$(date +%s)
+"$PYTEST" -n "$WORKERS" --phase parallel "$@"
+parallel=$?
+"$PYTEST" --phase serial "$@" -n 0
+serial=$?
+elapsed=$(( $(date +%s) - started ))
+
+# 5 is pytest's "no tests collected": fine for one phase (-k may select tests of one phase only).
+if [ "$parallel" -eq 5 ] && [ "$serial" -eq 5 ]; then status=5
+elif [ "$parallel" -ne 0 ] && [ "$parallel" -ne 5 ]; then status=$parallel
+elif [ "$serial" -ne 0 ] && [ "$serial" -ne 5 ]; then status=$serial
+else status=0
+fi
+printf '\n[tests] parallel phase (%s workers): exit %s; serial phase: exit %s; %dm%02ds in all\n' \
+  "$WORKERS" "$parallel" "$serial" $((elapsed / 60)) $((elapsed % 60))
+[ "$status" -eq 0 ] || printf '[tests] FAILED: read the "short test summary info" of the phase that failed above\n'
+exit "$status"
