@@ -67,6 +67,7 @@ def test_recorded_payloads_parse_to_events(adapter):
         assert adapter.parse(payload) == events  # same input, same output: no clock, no I/O
 
 
+@pytest.mark.any_store
 def test_instance_contract(adapter, hub):
     channel = hub.channels[adapter.name]
     assert isinstance(channel.configured, bool)
@@ -80,6 +81,7 @@ def test_instance_contract(adapter, hub):
         assert (job.seconds is None) != (job.cron is None)
 
 
+@pytest.mark.any_store
 def test_unknown_settings_section_stops_start_up(hub):
     from hub.registry import ChannelLoadError
     from hub.runtime import Hub
@@ -89,6 +91,7 @@ def test_unknown_settings_section_stops_start_up(hub):
         Hub(settings, registry=test_registry(), db=hub.db)
 
 
+@pytest.mark.any_store
 def test_invalid_channel_settings_name_the_channel(hub):
     from hub.registry import ChannelLoadError
     from hub.runtime import Hub

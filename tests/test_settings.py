@@ -49,6 +49,7 @@ def test_secret_key_is_secret_and_generated_once(tmp_path):
     assert "s3cr3t-value" not in repr(shown)
 
 
+@pytest.mark.any_store
 def test_page_templates_are_not_reread_from_disk_unless_asked(hub):
     """Off by default: a page does not stat its template files on every request."""
     from hub.app import create_app

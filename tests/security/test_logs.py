@@ -119,6 +119,7 @@ def test_no_secret_reaches_the_logs(wired, caplog):
     assert plain.rsplit("_", 1)[-1] not in text
 
 
+@pytest.mark.any_store
 def test_the_configured_handler_cuts_tokens_out_of_access_log_lines(hub):
     root = logging.getLogger()
     saved = root.handlers[:], root.level

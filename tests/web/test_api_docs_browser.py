@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from playwright.sync_api import expect
+
+# What this checks does not depend on the store: it runs on SQLite only.
+pytestmark = pytest.mark.any_store
 
 
 def test_the_api_docs_render_every_tag_with_nothing_loaded_from_elsewhere(new_page: Any, live_server: Any):

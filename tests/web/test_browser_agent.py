@@ -200,6 +200,7 @@ def test_note_task_merge_and_undo(live_server, agent_page):
     expect(page.locator("#timeline-items")).to_contain_text("From the duplicate")
 
 
+@pytest.mark.any_store
 def test_switching_language_changes_every_page_and_sticks(live_server, new_page):
     live_server.user(locale=None)
     contact_id = seed_customer(live_server.hub)

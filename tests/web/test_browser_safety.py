@@ -16,7 +16,7 @@ from hub.models import IdentityKind, Role, TimelineEvent
 from tests.web.conftest import sign_in
 from tests.web.seed import seed_customer
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.any_store]
 
 
 class OtherSite:

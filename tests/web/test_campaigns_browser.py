@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import re
 
+import pytest
 from playwright.sync_api import expect
-
 from sqlalchemy import func, select
 
 from campaigns import runs
@@ -139,6 +139,7 @@ def test_editing_keeps_the_campaign_and_a_bad_edit_changes_nothing(hub, web):
     assert count(hub) == 1
 
 
+@pytest.mark.any_store
 def test_an_admins_full_navigation_does_not_make_a_phone_page_scroll_sideways(new_page, live_server):
     """An admin sees every entry (13 and the account links): on a phone they scroll inside the top bar,
     and their visually hidden labels must not widen the page; nor may a wide table."""

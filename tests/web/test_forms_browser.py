@@ -171,6 +171,7 @@ def test_the_inline_script_submits_in_place_with_errors_beside_fields(browser, l
     assert submission.values["email"] == "olga@example.com"
 
 
+@pytest.mark.any_store
 def test_a_site_that_is_not_allow_listed_cannot_submit(browser, live_server, site, frozen_clock):
     form, other = site(allowed=False)
     context = browser.new_context(locale="en-US")

@@ -11,6 +11,9 @@ from babel.messages.pofile import read_po
 from hub.web import i18n
 from tests.web.conftest import ORIGIN, login
 
+# What this checks does not depend on the store: it runs on SQLite only.
+pytestmark = pytest.mark.any_store
+
 
 def test_negotiation_order():
     assert i18n.negotiate("en", "ru-RU,ru;q=0.9", "ru") == "en"  # the user's own choice first

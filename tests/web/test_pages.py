@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 
+import pytest
 from sqlalchemy import func, select
 
 from hub import clock
@@ -261,6 +262,7 @@ def test_sanitizer_keeps_content_and_drops_everything_active():
     assert "default-src 'none'" in document
 
 
+@pytest.mark.any_store
 def test_every_icon_a_page_names_is_in_the_sprite(hub):
     """An icon the sprite lacks shows as a blank square (the campaigns' navigation entry did)."""
     from hub.web.pages import TEMPLATES_DIR, nav_items

@@ -89,6 +89,7 @@ def test_the_api_accepts_the_cookie_only_with_the_token(web, hub):
 
 # ---- sessions ------------------------------------------------------------------------------------
 
+@pytest.mark.any_store
 def test_session_cookie_flags(web, hub):
     login(web, hub)
     answer = web.get("/login?next=/", follow_redirects=False)
@@ -99,6 +100,7 @@ def test_session_cookie_flags(web, hub):
     assert "Secure" not in set_cookie  # served over http here
 
 
+@pytest.mark.any_store
 def test_cookie_is_secure_when_the_hub_is_served_over_https(hub, tmp_path):
     from fastapi import Response
 
@@ -146,6 +148,7 @@ def test_wrong_current_password_changes_nothing(web, hub):
     assert web.get("/tasks", follow_redirects=False).status_code == 200  # still signed in, same password
 
 
+@pytest.mark.any_store
 def test_logout_clears_the_cookie(web, hub):
     token = login(web, hub)
     answer = web.post("/logout", data={"csrf_token": token}, headers={"Origin": ORIGIN}, follow_redirects=False)
@@ -153,6 +156,7 @@ def test_logout_clears_the_cookie(web, hub):
     assert 'hub_session=""' in answer.headers["set-cookie"] or "Max-Age=0" in answer.headers["set-cookie"]
 
 
+@pytest.mark.any_store
 def test_next_cannot_leave_the_site(web, hub):
     login(web, hub)
     fresh = TestClient(web.app, base_url=ORIGIN)
@@ -282,6 +286,7 @@ def test_a_deactivated_user_is_signed_out(app, hub):
 
 # ---- headers -------------------------------------------------------------------------------------
 
+@pytest.mark.any_store
 def test_pages_carry_security_headers(web, hub):
     login(web, hub)
     page = web.get("/")

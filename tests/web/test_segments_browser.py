@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 
+import pytest
 from playwright.sync_api import expect
 
 from hub.auth import SYSTEM
@@ -87,6 +88,7 @@ def test_edit_a_template_and_see_the_preview_for_a_contact(new_page, live_server
     expect(page.locator(".alert-ok")).to_contain_text("Template saved.")
 
 
+@pytest.mark.any_store
 def test_pages_fit_a_phone(new_page, live_server):
     seed(live_server.hub)
     live_server.user("marketer@example.com", role=Role.MARKETER, name="Mila Marketer")

@@ -77,6 +77,7 @@ def test_a_customer_answers_on_a_phone_in_russian_and_edits_the_answer(live_serv
     expect(agent.get_by_role("cell", name=re.compile("^Низкая оценка в опросе от Анна Смирнова"))).to_be_visible()
 
 
+@pytest.mark.any_store
 def test_survey_pages_have_no_serious_accessibility_violations(live_server, new_page):
     from axe_playwright_python.sync_playwright import Axe
 

@@ -75,6 +75,7 @@ def test_unsubscribe_on_a_phone_then_change_preferences(hub, phone_page):
         assert s.get(Contact, contact).locale == "en"
 
 
+@pytest.mark.any_store
 def test_a_tampered_link_shows_one_plain_sentence(hub, phone_page):
     contact = make_contact(hub)
     url = path(preferences_url(hub.settings, contact_id=contact), hub)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from sqlalchemy import select
 
 from campaigns.segments.models import Segment
@@ -86,6 +87,7 @@ def test_delete_from_the_page(web, hub):
         assert s.scalars(select(Segment)).all() == []
 
 
+@pytest.mark.any_store
 def test_pages_speak_russian(web, hub):
     login(web, hub, "m@example.com", role=Role.MARKETER, locale="ru")
     new = web.get("/segments/new").text

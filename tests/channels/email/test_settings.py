@@ -12,6 +12,9 @@ from hub.registry import ChannelLoadError
 from hub.runtime import Hub
 from tests.conftest import test_registry
 
+# What this checks does not depend on the store: it runs on SQLite only.
+pytestmark = pytest.mark.any_store
+
 
 def test_the_registry_builds_the_adapter_from_the_hub_settings(hub):
     settings = hub.settings.model_copy(update={"channels": {"email": {
