@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from hub.api.deps import HubDep, SessionDep, id_page, page_size, require
 from hub.api.problems import Problem
 from hub.auth import Principal
+from hub.timeline import InvalidCursor, decode_cursor, encode_cursor
 
 from channels.forms.definitions import FieldDef, FormDefinition, parse_fields
 from channels.forms.models import Form, FormSubmission
@@ -101,6 +102,16 @@ def _submission(row: FormSubmission) -> SubmissionPublic:
     return SubmissionPublic(**row.model_dump(include=set(SubmissionPublic.model_fields)))
 
 
+def _inner_cursor(cursor: str | None) -> str | None:
+    """The workspace page's cursor ("<time>|<id>") inside the API's opaque, URL-safe one."""
+    if not cursor:
+        return None
+    parts = decode_cursor(cursor)
+    if len(parts) != 1 or not isinstance(parts[0], str):
+        raise InvalidCursor("the cursor is not one this API issued; start again without it")
+    return parts[0]
+
+
 def _form(session: Session, form_id: int) -> Form:
     form = session.get(Form, form_id)
     if form is None:
@@ -181,8 +192,9 @@ def get_submissions(
         raise Problem(422, "since must be before until", slug="validation",
                       errors=[{"field": "until", "in": "query", "message": "must be after since", "type": "value_error"}])
     page = list_submissions(session, form_id=form_id, since=since, until=until, limit=page_size(hub, limit),
-                            cursor=cursor)
-    return SubmissionPage(items=[_submission(s) for s in page.items], next_cursor=page.next_cursor)
+                            cursor=_inner_cursor(cursor))
+    return SubmissionPage(items=[_submission(s) for s in page.items],
+                          next_cursor=encode_cursor(page.next_cursor) if page.next_cursor else None)
 
 
 @router.get("/form-submissions/{submission_id}", summary="One submission: the answers and the consents given")
