@@ -113,16 +113,18 @@ def _copy_table(source: Connection, target: Connection, table: sa.Table, written
     # written empty first and filled in once every row of the table is there.
     self_refs = [fk.parent.name for fk in table.foreign_keys if fk.column.table is table]
     keys = [c.name for c in table.primary_key.columns]
+    later: list[dict[str, Any]] = []
     for rows in _batches(source, table, batch_size):
-        later = [{**{f"k_{k}": r[k] for k in keys}, **{c: r[c] for c in self_refs}} for r in rows
-                 if any(r[c] is not None for c in self_refs)]
         if self_refs:
+            later += [{**{f"k_{k}": r[k] for k in keys}, **{f"v_{c}": r[c] for c in self_refs}} for r in rows
+                      if any(r[c] is not None for c in self_refs)]
             rows = [{**r, **{c: None for c in self_refs}} for r in rows]
         target.execute(written.insert(), rows)
-        if later:
-            where = sa.and_(*(written.c[k] == sa.bindparam(f"k_{k}") for k in keys))
-            target.execute(written.update().where(where).values({c: sa.bindparam(c) for c in self_refs}), later)
         advance(len(rows))
+    where = sa.and_(*(written.c[k] == sa.bindparam(f"k_{k}") for k in keys))
+    for start in range(0, len(later), batch_size):
+        target.execute(written.update().where(where).values({c: sa.bindparam(f"v_{c}") for c in self_refs}),
+                       later[start:start + batch_size])
 
 
 def _set_sequences(target: Connection, tables: list[sa.Table]) -> None:
