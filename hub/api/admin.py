@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from fastapi import APIRouter, Depends, Query
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -252,12 +252,21 @@ def get_channels(hub: HubDep, principal: CurrentPrincipal) -> list[ChannelPublic
     ]
 
 
-@router.get("/audit", summary="The audit log, newest first; contact_id narrows it to one contact")
-def get_audit(hub: HubDep, session: SessionDep, principal: Admin, contact_id: int | None = None,
-              limit: Limit = None, cursor: str | None = None) -> AuditPage:
-    stmt = select(AuditEntry)
-    if contact_id is not None:
-        stmt = stmt.where(AuditEntry.contact_id == contact_id)
-    rows, next_cursor = id_page(session, stmt, AuditEntry, limit=page_size(hub, limit), cursor=cursor, newest_first=True)
-    return AuditPage(items=[AuditEntryPublic.model_validate(e, from_attributes=True) for e in rows],
-                     next_cursor=next_cursor)
+@router.get("/audit", summary="The audit log, newest first; narrowed by contact, actor, action and time")
+def get_audit(
+    hub: HubDep,
+    session: SessionDep,
+    principal: Admin,
+    contact_id: int | None = None,
+    actor: Annotated[str | None, Query(max_length=120, pattern=r"^(user|api_key|system)(:[0-9]{1,19})?$",
+                                       description='"user:3", "api_key:5", or a kind alone: "user", "api_key", "system"')] = None,
+    action: Annotated[str | None, Query(max_length=100, description='e.g. "contact.update"')] = None,
+    since: Annotated[AwareDatetime | None, Query(description="At or after (with a zone)")] = None,
+    until: Annotated[AwareDatetime | None, Query(description="Before (with a zone)")] = None,
+    limit: Limit = None,
+    cursor: str | None = None,
+) -> AuditPage:
+    page = audit.entries(session, actor=actor, action=action, contact_id=contact_id, since=since, until=until,
+                         limit=page_size(hub, limit), cursor=cursor)
+    return AuditPage(items=[AuditEntryPublic.model_validate(e, from_attributes=True) for e in page.items],
+                     next_cursor=page.next_cursor)
