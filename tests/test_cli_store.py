@@ -120,3 +120,21 @@ def test_refusals_and_help(run, target: str) -> None:  # type: ignore[no-untyped
     text = " ".join(usage.output.split())
     assert "--to" in text and "empty PostgreSQL database" in text and "--batch-size" in text
     assert "HUB_DATA_DIR" in text
+
+
+def test_a_row_postgresql_refuses_leaves_the_target_empty(run, target: str, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    assert run("migrate").exit_code == 0
+    assert run("demo", "load", "--contacts", "2", "--long-history", "0").exit_code == 0
+    source = sa.create_engine(f"sqlite:///{tmp_path / 'hub.db'}")
+    users = metadata().tables["user_account"]
+    with source.begin() as conn:
+        conn.execute(users.update().values(display_name="Ы" * 500))  # SQLite keeps what VARCHAR(200) refuses
+    failed = run("store", "copy", "--to", target)
+    said = " ".join(failed.output.split())
+    assert failed.exit_code == 1 and "refused a row of user_account" in said and "Nothing was kept" in said
+    written = sa.create_engine(target.replace("postgresql://", "postgresql+psycopg://"))
+    try:
+        assert set(counts(written).values()) == {0}  # migrated, and empty: the copy can simply be run again
+    finally:
+        written.dispose()
+        source.dispose()

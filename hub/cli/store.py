@@ -33,6 +33,10 @@ class CopyRefused(RuntimeError):
     """The target cannot take the copy; the message says what to do."""
 
 
+class CopyFailed(RuntimeError):
+    """The target refused a row; the copy was rolled back whole."""
+
+
 @dataclass
 class CopyResult:
     source_counts: dict[str, int]
@@ -160,8 +164,16 @@ def copy_store(source: Engine, target: Engine, *, batch_size: int = 1000,
         with target.begin() as dst:
             for table in tables:
                 on_table(table.name, result.source_counts[table.name])
-                if result.source_counts[table.name]:
+                if not result.source_counts[table.name]:
+                    continue
+                try:
                     _copy_table(src, dst, table, written[table.name], batch_size=batch_size, advance=advance)
+                except sa.exc.DBAPIError as exc:
+                    # SQLite does not enforce lengths or refuse NUL characters; PostgreSQL does.
+                    first_line = str(exc.orig).strip().splitlines()[0] if exc.orig else type(exc).__name__
+                    raise CopyFailed(f"PostgreSQL refused a row of {table.name}: {first_line}. Nothing was kept "
+                                     "in the target (the copy is one transaction); fix that row in the source "
+                                     "and run the copy again.") from None
             _set_sequences(dst, tables)
         src.rollback()
     with target.connect() as dst:
@@ -213,6 +225,8 @@ def copy(
             bar.update(task, description="done")
     except CopyRefused as exc:
         raise fail(str(exc)) from None
+    except CopyFailed as exc:
+        raise fail(str(exc), code=1) from None
     except sa.exc.OperationalError as exc:
         raise fail(f"cannot reach the target database: {str(exc.orig).strip().splitlines()[0]}") from None
     finally:
