@@ -164,6 +164,7 @@ def put_form(form_id: int, body: FormIn, hub: HubDep, session: SessionDep, princ
 
 
 @router.delete("/forms/{form_id}", status_code=204, response_class=Response,
+               responses={409: {"description": "It has submissions", "content": {"application/problem+json": {}}}},
                summary="Delete a form nobody has submitted; one with submissions answers 409 (close it instead)")
 def delete(form_id: int, session: SessionDep, principal: Writer) -> Response:
     form = _form(session, form_id)
@@ -190,7 +191,8 @@ def get_submissions(
         _form(session, form_id)
     if since is not None and until is not None and since >= until:
         raise Problem(422, "since must be before until", slug="validation",
-                      errors=[{"field": "until", "in": "query", "message": "must be after since", "type": "value_error"}])
+                      errors=[{"field": "until", "in": "query", "message": "must be after since",
+                               "type": "value_error"}])
     page = list_submissions(session, form_id=form_id, since=since, until=until, limit=page_size(hub, limit),
                             cursor=_inner_cursor(cursor))
     return SubmissionPage(items=[_submission(s) for s in page.items],

@@ -37,6 +37,11 @@ ActorName = Literal["customer", "agent"]
 ACTOR_HELP = ("Whose rules apply: `customer` (the booking page's: the minimum notice binds) or `agent` "
               "(the workspace's: it does not).")
 MAX_SLOT_DAYS = 62
+_PROBLEM = {"content": {"application/problem+json": {}}}
+TAKEN = {409: {"description": "`slot-taken`: someone else holds that time (also when two requests race); "
+                              "`too-late`: inside the minimum notice (customer rules); `wrong-state`: no longer "
+                              "booked", **_PROBLEM},
+         422: {"description": "`not-available` (not a free slot) or invalid fields, in `errors`", **_PROBLEM}}
 
 
 class MeetingTypeIn(BaseModel):
@@ -250,6 +255,7 @@ def put_type(type_id: int, body: MeetingTypeIn, hub: HubDep, session: SessionDep
 
 
 @router.delete("/meeting-types/{type_id}", status_code=204, response_class=Response,
+               responses={409: {"description": "Meetings were booked with it", **_PROBLEM}},
                summary="Delete a meeting type nobody booked; one with meetings answers 409 (deactivate it instead)")
 def delete_type(type_id: int, session: SessionDep, _: Writer) -> Response:
     row = _type(session, type_id)
@@ -262,7 +268,8 @@ def delete_type(type_id: int, session: SessionDep, _: Writer) -> Response:
 
 
 @router.get("/meeting-types/{type_id}/slots",
-            summary="Free slots of a type: `days` local days from `start` in `time_zone`, as the booking page shows them")
+            summary="Free slots of a type: `days` local days from `start` in `time_zone`, as the booking page "
+                    "shows them")
 def get_slots(
     type_id: int,
     hub: HubDep,
@@ -343,7 +350,7 @@ def _visitor(session: Session, hub: Any, body: BookingIn) -> Visitor:
                    locale=locale or hub.settings.default_locale, time_zone=zone or hub.settings.default_timezone)
 
 
-@router.post("/meetings", status_code=201,
+@router.post("/meetings", status_code=201, responses=TAKEN,
              summary="Book a free slot: an invitation (iCalendar) goes to the attendee; 409 if the slot was just taken")
 def post_meeting(body: BookingIn, hub: HubDep, session: SessionDep, principal: Writer) -> MeetingPublic:
     row = session.get(MeetingType, body.meeting_type_id)
@@ -371,7 +378,7 @@ def _change(hub: Any, session: Session, meeting_id: int, action: Any) -> Meeting
     return _meeting_public(hub, meeting)
 
 
-@router.post("/meetings/{meeting_id}/reschedule",
+@router.post("/meetings/{meeting_id}/reschedule", responses=TAKEN,
              summary="Move a booked meeting to another free slot: a new invitation version goes out")
 def post_reschedule(meeting_id: int, body: RescheduleIn, hub: HubDep, session: SessionDep,
                     principal: Writer) -> MeetingPublic:
@@ -379,13 +386,15 @@ def post_reschedule(meeting_id: int, body: RescheduleIn, hub: HubDep, session: S
         session, meeting=m, starts_at=body.starts_at, actor=Actor(body.actor), actor_user_id=principal.user_id))
 
 
-@router.post("/meetings/{meeting_id}/cancel", summary="Cancel a booked meeting: the attendee gets the cancellation")
+@router.post("/meetings/{meeting_id}/cancel", responses=TAKEN,
+             summary="Cancel a booked meeting: the attendee gets the cancellation")
 def post_cancel(meeting_id: int, body: CancelIn, hub: HubDep, session: SessionDep, principal: Writer) -> MeetingPublic:
     return _change(hub, session, meeting_id, lambda m: booking.cancel(
         session, meeting=m, actor=Actor(body.actor), reason=body.reason, actor_user_id=principal.user_id))
 
 
-@router.post("/meetings/{meeting_id}/close", summary="Mark a meeting that has started completed or a no-show")
+@router.post("/meetings/{meeting_id}/close", responses=TAKEN,
+             summary="Mark a meeting that has started completed or a no-show")
 def post_close(meeting_id: int, body: CloseIn, hub: HubDep, session: SessionDep, principal: Writer) -> MeetingPublic:
     return _change(hub, session, meeting_id, lambda m: booking.close(
         session, meeting=m, status=MeetingStatus(body.status), actor_user_id=principal.user_id))

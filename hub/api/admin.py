@@ -258,8 +258,9 @@ def get_audit(
     session: SessionDep,
     principal: Admin,
     contact_id: int | None = None,
-    actor: Annotated[str | None, Query(max_length=120, pattern=r"^(user|api_key|system)(:[0-9]{1,19})?$",
-                                       description='"user:3", "api_key:5", or a kind alone: "user", "api_key", "system"')] = None,
+    actor: Annotated[str | None, Query(
+        max_length=120, pattern=r"^(user|api_key|system)(:[0-9]{1,19})?$",
+        description='"user:3", "api_key:5", or a kind alone: "user", "api_key", "system"')] = None,
     action: Annotated[str | None, Query(max_length=100, description='e.g. "contact.update"')] = None,
     since: Annotated[AwareDatetime | None, Query(description="At or after (with a zone)")] = None,
     until: Annotated[AwareDatetime | None, Query(description="Before (with a zone)")] = None,

@@ -88,7 +88,8 @@ def prepare_target(target: Engine, tables: list[sa.Table]) -> bool:
         upgrade(target)
         return True
     if VERSION_TABLE not in present:
-        raise CopyRefused(f"the target database holds tables that are not the hub's ({', '.join(sorted(present)[:5])}…); "
+        some = ", ".join(sorted(present)[:5])
+        raise CopyRefused(f"the target database holds tables that are not the hub's ({some}…); "
                           "copy into a new, empty database: createdb -O hub hub")
     try:
         check_current(target)
@@ -254,5 +255,6 @@ def _report(result: CopyResult, settings: Any) -> None:
     out.print(f"Next: set HUB_DATABASE_URL to the target and keep HUB_DATA_DIR={settings.data_dir} — attachments and "
               "raw messages stay there, named by their content hash.", soft_wrap=True)
     if settings.secret_key is None:
-        out.print(f"[yellow]HUB_SECRET_KEY is not set: links already sent are signed with {settings.data_dir}/secret.key; "
-                  "keep that file (or set HUB_SECRET_KEY to its contents).[/]", soft_wrap=True)
+        out.print(f"[yellow]HUB_SECRET_KEY is not set: links already sent are signed with "
+                  f"{settings.data_dir}/secret.key; keep that file (or set HUB_SECRET_KEY to its contents).[/]",
+                  soft_wrap=True)
