@@ -148,6 +148,11 @@ class Channel(ABC):
         """Webhooks and public pages, mounted at /channels/<name>/."""
         return None
 
+    def api_router(self) -> APIRouter | None:
+        """REST endpoints of what the channel manages (forms, meeting types), mounted under /api/v1 beside
+        the hub's own: API keys and scopes, problem details, OpenAPI docs, the API fuzz."""
+        return None
+
     def web_router(self) -> APIRouter | None:
         """Routes of the agent workspace this channel fills in (its compose panel), mounted at the site
         root behind the workspace's sign-in and CSRF checks: /contacts/{id}/compose/<name>."""

@@ -194,6 +194,9 @@ def create_app(hub: Hub | None = None, *, check_schema: bool = True, start_worke
         if router is not None:
             app.include_router(router, prefix=f"/channels/{name}", tags=[f"channel: {name}"])
     include_shared(app, api_router)
+    for name, channel in sorted(hub.channels.items()):
+        if (channel_api := channel.api_router()) is not None:
+            app.include_router(channel_api, prefix="/api/v1")
     for name, extension in sorted(hub.extensions.items()):
         if (ext_api := extension.api_router()) is not None:
             app.include_router(ext_api, prefix="/api/v1")

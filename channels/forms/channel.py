@@ -43,6 +43,11 @@ class FormsChannel(Channel):
 
         return build_router(self)
 
+    def api_router(self) -> APIRouter:
+        from channels.forms.api import router
+
+        return router
+
     def web_router(self) -> APIRouter:
         from channels.forms.views import build_router
 

@@ -254,21 +254,51 @@ def list_forms(session: Session) -> list[tuple[Form, int]]:
     return [(form, int(n)) for form, n in rows]
 
 
-def list_submissions(session: Session, *, form_id: int, limit: int = 50, cursor: str | None = None) -> Page[FormSubmission]:
-    """A form's submissions, newest first, in keyset pages."""
-    stmt = select(FormSubmission).where(FormSubmission.form_id == form_id)
+def list_submissions(session: Session, *, form_id: int | None, limit: int = 50, cursor: str | None = None,
+                     since: datetime | None = None, until: datetime | None = None) -> Page[FormSubmission]:
+    """Submissions newest first, in keyset pages: one form's or every form's, optionally within [since, until)."""
+    stmt = select(FormSubmission)
+    if form_id is not None:
+        stmt = stmt.where(FormSubmission.form_id == form_id)
+    if since is not None:
+        stmt = stmt.where(FormSubmission.created_at >= since)
+    if until is not None:
+        stmt = stmt.where(FormSubmission.created_at < until)
     if cursor:
         at, _, last = cursor.rpartition("|")
         try:
             when, last_id = datetime.fromisoformat(at), int(last)
         except ValueError:
             raise InvalidCursor("the cursor is not one this page issued") from None
+        if when.tzinfo is None:
+            raise InvalidCursor("the cursor is not one this page issued")
         stmt = stmt.where(tuple_(FormSubmission.created_at, FormSubmission.id) < tuple_(when, last_id))
     rows = list(session.scalars(stmt.order_by(FormSubmission.created_at.desc(), FormSubmission.id.desc()).limit(limit + 1)))
     if len(rows) > limit:
         rows = rows[:limit]
         return Page(items=rows, next_cursor=f"{rows[-1].created_at.isoformat()}|{rows[-1].id}")
     return Page(items=rows, next_cursor=None)
+
+
+def submission_count(session: Session, *, form_id: int) -> int:
+    from sqlalchemy import func
+
+    return session.scalar(select(func.count()).select_from(FormSubmission).where(FormSubmission.form_id == form_id)) or 0
+
+
+class FormInUse(ValueError):
+    """A form with submissions is closed, not deleted, so what visitors sent stays."""
+
+
+def delete_form(session: Session, *, form: Form, actor: Principal) -> None:
+    """Delete a form nobody has submitted yet; one with submissions raises FormInUse (close it instead)."""
+    count = submission_count(session, form_id=form.id)  # type: ignore[arg-type]
+    if count:
+        raise FormInUse(f"form {form.id} has {count} submissions; close it instead (is_active false) to keep them")
+    audit.record(session, actor=actor, action="form.delete", entity="form", entity_id=form.id,
+                 changes={"name": [form.name, None]})
+    session.delete(form)
+    session.flush()
 
 
 # Spreadsheets run cells starting with these as formulas; visitors' answers are untrusted.
@@ -307,5 +337,5 @@ def export_submissions(session: Session, *, form: Form, batch: int = 500) -> Ite
         last_id = rows[-1].id  # type: ignore[assignment]
 
 
-__all__ = ["export_submissions", "EVENT_KIND", "FormNotFound", "InvalidAnswers", "Outcome", "create_form", "definition_of",
+__all__ = ["export_submissions", "EVENT_KIND", "FormInUse", "FormNotFound", "delete_form", "submission_count", "InvalidAnswers", "Outcome", "create_form", "definition_of",
            "form_by_key", "list_forms", "list_submissions", "submit", "update_form"]

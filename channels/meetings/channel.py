@@ -48,6 +48,11 @@ class MeetingsChannel(Channel):
 
         return build_router(self)
 
+    def api_router(self) -> APIRouter:
+        from channels.meetings.api import router
+
+        return router
+
     def web_router(self) -> APIRouter:
         from channels.meetings.views import build_router
 

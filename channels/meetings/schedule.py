@@ -7,13 +7,13 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from hub import clock
 from hub.models import User
 from channels.meetings.models import (
-    AvailabilityException, AvailabilityRule, ExceptionKind, HostSchedule, LocationKind, MeetingType,
+    AvailabilityException, AvailabilityRule, ExceptionKind, HostSchedule, LocationKind, Meeting, MeetingType,
 )
 from channels.meetings.slots import zone_or_none
 
@@ -109,6 +109,19 @@ def update_type(session: Session, *, meeting_type: MeetingType, data: TypeIn) ->
     meeting_type.updated_at = clock.now()
     session.flush()
     return meeting_type
+
+
+class TypeInUse(ValueError):
+    """A meeting type that meetings were booked with is deactivated, not deleted: they refer to it."""
+
+
+def delete_type(session: Session, *, meeting_type: MeetingType) -> None:
+    """Delete a meeting type nobody booked; one with meetings raises TypeInUse."""
+    booked = session.scalar(select(func.count()).select_from(Meeting).where(Meeting.meeting_type_id == meeting_type.id))
+    if booked:
+        raise TypeInUse(f"meeting type {meeting_type.id} has {booked} meetings; deactivate it instead (active false)")
+    session.delete(meeting_type)
+    session.flush()
 
 
 def parse_spans(text: str, *, field_name: str) -> list[tuple[int, int]]:

@@ -8,17 +8,16 @@ from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from fastapi import APIRouter, Depends, Query
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from hub import audit
-from hub.api.deps import CurrentPrincipal, HubDep, SessionDep, page_size, require
+from hub.api.deps import CurrentPrincipal, HubDep, SessionDep, id_page, page_size, require
 from hub.api.problems import Problem
 from hub.auth import MIN_PASSWORD_LENGTH, SCOPES, Principal, create_api_key, create_user, revoke_api_key
 from hub.identities import normalize_email
 from hub.models import ApiKey, AuditEntry, Role, User
-from hub.timeline import InvalidCursor, decode_cursor, encode_cursor
 
 router = APIRouter(tags=["admin"])
 Admin = Annotated[Principal, Depends(require("admin"))]
@@ -166,35 +165,12 @@ class AuditPage(BaseModel):
     next_cursor: str | None
 
 
-def _after_id(cursor: str | None) -> int | None:
-    if not cursor:
-        return None
-    parts = decode_cursor(cursor)
-    if len(parts) != 1 or not isinstance(parts[0], int):
-        raise InvalidCursor("the cursor is not one this API issued; start again without it")
-    return parts[0]
-
-
-def _page(session: Session, stmt: Any, model: Any, *, limit: int, cursor: str | None,
-          newest_first: bool = False) -> tuple[list[Any], str | None]:
-    """One keyset page of `stmt` by id, and the cursor of the next one."""
-    after = _after_id(cursor)
-    if after is not None:
-        stmt = stmt.where(model.id < after if newest_first else model.id > after)
-    stmt = stmt.order_by(model.id.desc() if newest_first else model.id).limit(limit + 1)
-    rows = list(session.scalars(stmt))
-    if len(rows) > limit:
-        rows = rows[:limit]
-        return rows, encode_cursor(rows[-1].id)
-    return rows, None
-
-
 # --- users ------------------------------------------------------------------------------------
 
 @router.get("/users", summary="List users")
 def get_users(hub: HubDep, session: SessionDep, principal: Admin, limit: Limit = None,
               cursor: str | None = None) -> UserPage:
-    rows, next_cursor = _page(session, select(User), User, limit=page_size(hub, limit), cursor=cursor)
+    rows, next_cursor = id_page(session, select(User), User, limit=page_size(hub, limit), cursor=cursor)
     return UserPage(items=[UserPublic.of(u) for u in rows], next_cursor=next_cursor)
 
 
@@ -240,7 +216,7 @@ def patch_user(user_id: int, body: UserUpdate, session: SessionDep, principal: A
 @router.get("/api-keys", summary="List API keys (never the keys themselves)")
 def get_api_keys(hub: HubDep, session: SessionDep, principal: Admin, limit: Limit = None,
                  cursor: str | None = None) -> ApiKeyPage:
-    rows, next_cursor = _page(session, select(ApiKey), ApiKey, limit=page_size(hub, limit), cursor=cursor)
+    rows, next_cursor = id_page(session, select(ApiKey), ApiKey, limit=page_size(hub, limit), cursor=cursor)
     return ApiKeyPage(items=[ApiKeyPublic.of(k) for k in rows], next_cursor=next_cursor)
 
 
@@ -276,12 +252,22 @@ def get_channels(hub: HubDep, principal: CurrentPrincipal) -> list[ChannelPublic
     ]
 
 
-@router.get("/audit", summary="The audit log, newest first; contact_id narrows it to one contact")
-def get_audit(hub: HubDep, session: SessionDep, principal: Admin, contact_id: int | None = None,
-              limit: Limit = None, cursor: str | None = None) -> AuditPage:
-    stmt = select(AuditEntry)
-    if contact_id is not None:
-        stmt = stmt.where(AuditEntry.contact_id == contact_id)
-    rows, next_cursor = _page(session, stmt, AuditEntry, limit=page_size(hub, limit), cursor=cursor, newest_first=True)
-    return AuditPage(items=[AuditEntryPublic.model_validate(e, from_attributes=True) for e in rows],
-                     next_cursor=next_cursor)
+@router.get("/audit", summary="The audit log, newest first; narrowed by contact, actor, action and time")
+def get_audit(
+    hub: HubDep,
+    session: SessionDep,
+    principal: Admin,
+    contact_id: int | None = None,
+    actor: Annotated[str | None, Query(
+        max_length=120, pattern=r"^(user|api_key|system)(:[0-9]{1,19})?$",
+        description='"user:3", "api_key:5", or a kind alone: "user", "api_key", "system"')] = None,
+    action: Annotated[str | None, Query(max_length=100, description='e.g. "contact.update"')] = None,
+    since: Annotated[AwareDatetime | None, Query(description="At or after (with a zone)")] = None,
+    until: Annotated[AwareDatetime | None, Query(description="Before (with a zone)")] = None,
+    limit: Limit = None,
+    cursor: str | None = None,
+) -> AuditPage:
+    page = audit.entries(session, actor=actor, action=action, contact_id=contact_id, since=since, until=until,
+                         limit=page_size(hub, limit), cursor=cursor)
+    return AuditPage(items=[AuditEntryPublic.model_validate(e, from_attributes=True) for e in page.items],
+                     next_cursor=page.next_cursor)

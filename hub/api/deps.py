@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session
@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from hub.api.problems import Problem
 from hub.auth import Principal, api_key_principal
 from hub.runtime import Hub
+from hub.timeline import InvalidCursor, decode_cursor, encode_cursor
 
 
 def get_hub(request: Request) -> Hub:
@@ -75,3 +76,26 @@ def page_size(hub: Hub, requested: int | None, default: int = 50) -> int:
     if size < 1 or size > hub.settings.api.max_page_size:
         raise Problem(422, f"limit must be between 1 and {hub.settings.api.max_page_size}")
     return size
+
+
+def _after_id(cursor: str | None) -> int | None:
+    if not cursor:
+        return None
+    parts = decode_cursor(cursor)
+    if len(parts) != 1 or not isinstance(parts[0], int) or isinstance(parts[0], bool):
+        raise InvalidCursor("the cursor is not one this API issued; start again without it")
+    return parts[0]
+
+
+def id_page(session: Session, stmt: Any, model: Any, *, limit: int, cursor: str | None,
+            newest_first: bool = False) -> tuple[list[Any], str | None]:
+    """One keyset page of `stmt` by id, and the cursor of the next one."""
+    after = _after_id(cursor)
+    if after is not None:
+        stmt = stmt.where(model.id < after if newest_first else model.id > after)
+    stmt = stmt.order_by(model.id.desc() if newest_first else model.id).limit(limit + 1)
+    rows = list(session.scalars(stmt))
+    if len(rows) > limit:
+        rows = rows[:limit]
+        return rows, encode_cursor(rows[-1].id)
+    return rows, None

@@ -123,13 +123,14 @@ def main() -> None:
 def _add_groups() -> None:
     from importlib.metadata import entry_points
 
-    from hub.cli import contacts, demo, privacy, users
+    from hub.cli import contacts, demo, privacy, store, users
 
     app.add_typer(contacts.app, name="contacts")
     app.add_typer(users.app, name="users")
     app.add_typer(users.apikeys_app, name="apikeys")
     app.add_typer(demo.app, name="demo")
     app.add_typer(privacy.app, name="privacy")
+    app.add_typer(store.app, name="store")
     # Packages add their own command groups (the phone adapter's `hub calls …`) through entry points,
     # so the hub imports no channel.
     for ep in entry_points(group="hub.commands"):

@@ -44,6 +44,7 @@ NAV: list[NavItem] = [
     NavItem(N_("API keys"), "/admin/api-keys", "admin", "key"),
     NavItem(N_("Channels"), "/admin/channels", "admin", "channels"),
     NavItem(N_("Personal data"), "/admin/privacy", "admin", "lock"),
+    NavItem(N_("Audit log"), "/admin/audit", "admin", "clock"),
 ]
 
 

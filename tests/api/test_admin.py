@@ -176,3 +176,34 @@ def test_audit_log_pages_and_filters(hub, client, admin):
     everything = client.get("/api/v1/audit", headers=admin).json()["items"]
     assert len(everything) == 5
     assert client.get("/api/v1/audit", headers=admin, params={"cursor": "nonsense"}).status_code == 400
+
+
+def test_audit_log_filters_by_actor_action_and_time(hub, client, admin, frozen_clock):
+    from datetime import timedelta
+
+    from hub.auth import api_key_principal
+
+    start = frozen_clock.current
+    user = new_user(client, admin)  # user.created, by the admin key
+    frozen_clock.advance(hours=2)
+    client.patch(f"/api/v1/users/{user['id']}", headers=admin, json={"display_name": "Renamed"})
+    key = admin["Authorization"].removeprefix("Bearer ")
+    with hub.session() as session:
+        key_id = api_key_principal(session, key).id  # type: ignore[union-attr]
+
+    def actions(**params: str) -> list[str]:
+        answer = client.get("/api/v1/audit", headers=admin, params=params)
+        assert answer.status_code == 200, answer.text
+        return [e["action"] for e in answer.json()["items"]]
+
+    assert actions() == ["user.updated", "user.created"]
+    assert actions(action="user.created") == ["user.created"]
+    assert actions(actor=f"api_key:{key_id}") == ["user.updated", "user.created"]
+    assert actions(actor="api_key") == ["user.updated", "user.created"]
+    assert actions(actor="user") == [] and actions(actor="system") == []
+    middle = (start + timedelta(hours=1)).isoformat()
+    assert actions(since=middle) == ["user.updated"]
+    assert actions(until=middle) == ["user.created"]
+    for bad in ({"actor": "robot:1"}, {"since": "2026-01-01T00:00:00"}, {"actor": "user:x"}):
+        answer = client.get("/api/v1/audit", headers=admin, params=bad)
+        assert answer.status_code == 422 and answer.headers["content-type"].startswith("application/problem+json")

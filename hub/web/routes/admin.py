@@ -1,8 +1,11 @@
-"""Admin pages: users and their roles, API keys, and the installed channels."""
+"""Admin pages: users and their roles, API keys, the installed channels, and the audit log."""
 
 from __future__ import annotations
 
+import json
+from datetime import date, datetime, time, timedelta
 from typing import Annotated
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Form, Request
 from sqlalchemy import select
@@ -10,7 +13,8 @@ from starlette.responses import Response
 
 from hub import audit
 from hub.auth import SCOPES, create_api_key, create_user, revoke_api_key
-from hub.models import ApiKey, Role, User
+from hub.models import ApiKey, AuditEntry, Role, User
+from hub.timeline import InvalidCursor
 from hub.web.i18n import N_
 from hub.web.pages import Agent, PageError, get_hub, redirect, render, require
 
@@ -119,3 +123,70 @@ def channels(request: Request, agent: Admin) -> Response:
         for name, channel in sorted(hub.channels.items())
     ]
     return render(request, agent, "admin_channels.html", rows=rows)
+
+
+AUDIT_PAGE = 50
+SYSTEM_ACTOR = N_("System")
+
+
+def _shown(value: object) -> str:
+    """One value of an entry's changes as a person reads it (names in any script, lists as JSON)."""
+    if value is None:
+        return "—"
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, ensure_ascii=False, default=str)
+
+
+def _day(value: str) -> date | None:
+    try:
+        return date.fromisoformat(value.strip()) if value.strip() else None
+    except ValueError:
+        return None
+
+
+def _actor_names(db, entries: list[AuditEntry]) -> dict[tuple[str, str | None], str]:  # type: ignore[no-untyped-def]
+    """How each entry's actor is shown: a user's name, an API key's name."""
+    wanted = {(e.actor_kind, e.actor_id) for e in entries}
+    user_ids = [int(i) for k, i in wanted if k == "user" and i and i.isdigit()]
+    key_ids = [int(i) for k, i in wanted if k == "api_key" and i and i.isdigit()]
+    names: dict[tuple[str, str | None], str] = {}
+    if user_ids:
+        for u in db.scalars(select(User).where(User.id.in_(user_ids))):
+            names[("user", str(u.id))] = u.display_name or u.email
+    if key_ids:
+        for k in db.scalars(select(ApiKey).where(ApiKey.id.in_(key_ids))):
+            names[("api_key", str(k.id))] = k.name
+    return names
+
+
+@router.get("/audit")
+def audit_log(request: Request, agent: Admin, actor: str = "", action: str = "", since: str = "", until: str = "",
+              cursor: str = "") -> Response:
+    """Who changed what and when: newest first, filtered by actor, action and days (in the admin's zone)."""
+    values = {"actor": actor[:120], "action": action[:100], "since": since[:10], "until": until[:10]}
+    errors = []
+    first, last = _day(values["since"]), _day(values["until"])
+    if values["since"] and first is None or values["until"] and last is None:
+        errors.append(N_("Enter dates as YYYY-MM-DD."))
+    elif first and last and first > last:
+        errors.append(N_("The first day must not be after the last one."))
+    zone = agent.fmt.tz
+    start = datetime.combine(first, time(0), tzinfo=zone) if first and not errors else None
+    end = datetime.combine(last + timedelta(days=1), time(0), tzinfo=zone) if last and not errors else None
+    with get_hub(request).session(read_only=True) as db:
+        try:
+            page = audit.entries(db, actor=values["actor"] or None, action=values["action"] or None, since=start,
+                                 until=end, limit=AUDIT_PAGE, cursor=cursor or None)
+        except InvalidCursor:
+            raise PageError(400, N_("That page of the audit log has expired; reload the page.")) from None
+        names = _actor_names(db, list(page.items))
+        users = list(db.scalars(select(User).order_by(User.display_name, User.email)))
+        keys = list(db.scalars(select(ApiKey).order_by(ApiKey.name, ApiKey.id)))
+        actions = audit.actions(db)
+    query = {k: v for k, v in values.items() if v}
+    older = f"/admin/audit?{urlencode({**query, 'cursor': page.next_cursor})}" if page.next_cursor else None
+    return render(request, agent, "admin_audit.html", status=422 if errors else 200, entries=page.items, names=names,
+                  users=users, keys=keys, actions=actions, values=values, errors=errors, older=older,
+                  newest=f"/admin/audit?{urlencode(query)}" if cursor else None, filtered=bool(query),
+                  system_actor=SYSTEM_ACTOR, shown=_shown)

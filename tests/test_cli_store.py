@@ -1,0 +1,140 @@
+"""`hub store copy --to postgresql://…`: a demo SQLite store copied into a fresh PostgreSQL database that
+the test creates and drops; counts and rows compared, sequences past the ids, a non-empty target refused."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from typer.testing import CliRunner
+
+from hub.cli import app as cli
+from hub.migrate import check_current
+from hub.schema import metadata
+from hub.settings import get_settings
+from tests.conftest import IN_CI, PG_ADMIN_URL, _pg_reachable
+
+
+@pytest.fixture
+def target() -> Iterator[str]:
+    """A new, empty PostgreSQL database (postgresql://…), dropped afterwards."""
+    reason = _pg_reachable()
+    if reason:
+        if IN_CI:
+            pytest.fail(reason)
+        pytest.skip(reason)
+    name = f"hub_copy_{uuid.uuid4().hex[:8]}"
+    admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    yield PG_ADMIN_URL.rsplit("/", 1)[0].replace("postgresql+psycopg://", "postgresql://") + f"/{name}"
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture
+def run(tmp_path: Path) -> Iterator:  # type: ignore[no-untyped-def]
+    """run(*args) -> Result, with the CLI on a SQLite store of its own in tmp_path."""
+    env = {"HUB_DATABASE_URL": None, "HUB_DATA_DIR": str(tmp_path), "HUB_SECRET_KEY": None,
+           "HUB_LIVE_BACKEND": "memory", "HUB_EMBEDDED_WORKER": "false"}
+    runner = CliRunner()
+
+    def invoke(*args: str):  # type: ignore[no-untyped-def]
+        get_settings.cache_clear()
+        try:
+            return runner.invoke(cli, list(args), env=env)
+        finally:
+            get_settings.cache_clear()
+
+    yield invoke
+    get_settings.cache_clear()
+
+
+def counts(engine: sa.Engine) -> dict[str, int]:
+    with engine.connect() as conn:
+        return {t.name: conn.scalar(sa.select(sa.func.count()).select_from(t)) for t in metadata().sorted_tables}
+
+
+def test_a_demo_store_moves_to_postgresql_whole(run, target: str, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    assert run("migrate").exit_code == 0
+    loaded = run("demo", "load", "--contacts", "12", "--long-history", "40")
+    assert loaded.exit_code == 0, loaded.output
+    source = sa.create_engine(f"sqlite:///{tmp_path / 'hub.db'}")
+    tables = {t.name: t for t in metadata().sorted_tables}
+    contact, event, user = tables["contact"], tables["timeline_event"], tables["user_account"]
+    with source.begin() as conn:
+        # A contact merged into one with a higher id: its own table's row must exist first.
+        top = conn.scalar(sa.select(sa.func.max(contact.c.id)))
+        conn.execute(contact.update().where(contact.c.id == 1).values(merged_into=top))
+    before = counts(source)
+    assert before["contact"] == 12 and before["timeline_event"] > 40 and before["form"] == 1
+
+    copied = run("store", "copy", "--to", target, "--batch-size", "7")
+    assert copied.exit_code == 0, copied.output
+    said = " ".join(copied.output.split())
+    assert "the target was migrated first" in said and "keep HUB_DATA_DIR" in said and "secret.key" in said
+
+    written = sa.create_engine(target.replace("postgresql://", "postgresql+psycopg://"))
+    try:
+        check_current(written)  # the copy is a hub store at head: `hub serve` would accept it
+        assert counts(written) == before
+        with source.connect() as a, written.connect() as b:
+            for table, key in ((contact, contact.c.id), (event, event.c.id), (user, user.c.id),
+                               (tables["form"], tables["form"].c.id), (tables["consent_record"], tables["consent_record"].c.id)):
+                assert a.execute(sa.select(table).order_by(key)).all() == b.execute(sa.select(table).order_by(key)).all()
+            assert b.scalar(sa.select(contact.c.merged_into).where(contact.c.id == 1)) == top
+            # The next id PostgreSQL hands out is past every copied one.
+            for name in ("contact", "timeline_event", "audit_entry"):
+                largest = b.scalar(sa.text(f"SELECT max(id) FROM {name}"))
+                assert b.scalar(sa.text(f"SELECT nextval(pg_get_serial_sequence('{name}', 'id'))")) > largest
+
+        again = run("store", "copy", "--to", target)
+        assert again.exit_code == 2
+        message = " ".join(again.output.split())
+        assert "not empty" in message and "Nothing was copied" in message and "createdb" in message
+        assert counts(written) == before
+    finally:
+        written.dispose()
+        source.dispose()
+
+
+def test_refusals_and_help(run, target: str) -> None:  # type: ignore[no-untyped-def]
+    assert run("migrate").exit_code == 0
+    wrong = run("store", "copy", "--to", "mysql://root@localhost/hub")
+    assert wrong.exit_code == 2 and "PostgreSQL URL" in wrong.output
+    engine = sa.create_engine(target.replace("postgresql://", "postgresql+psycopg://"))
+    with engine.begin() as conn:
+        conn.execute(sa.text("CREATE TABLE other_app (id int)"))
+    foreign = run("store", "copy", "--to", target)
+    assert foreign.exit_code == 2 and "not the hub's" in foreign.output
+    engine.dispose()
+    unreachable = run("store", "copy", "--to", "postgresql://nobody@127.0.0.1:1/none")
+    assert unreachable.exit_code == 2 and "cannot reach" in unreachable.output
+
+    usage = run("store", "copy", "--help")
+    assert usage.exit_code == 0
+    text = " ".join(usage.output.split())
+    assert "--to" in text and "empty PostgreSQL database" in text and "--batch-size" in text
+    assert "HUB_DATA_DIR" in text
+
+
+def test_a_row_postgresql_refuses_leaves_the_target_empty(run, target: str, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    assert run("migrate").exit_code == 0
+    assert run("demo", "load", "--contacts", "2", "--long-history", "0").exit_code == 0
+    source = sa.create_engine(f"sqlite:///{tmp_path / 'hub.db'}")
+    users = metadata().tables["user_account"]
+    with source.begin() as conn:
+        conn.execute(users.update().values(display_name="Ы" * 500))  # SQLite keeps what VARCHAR(200) refuses
+    failed = run("store", "copy", "--to", target)
+    said = " ".join(failed.output.split())
+    assert failed.exit_code == 1 and "refused a row of user_account" in said and "Nothing was kept" in said
+    written = sa.create_engine(target.replace("postgresql://", "postgresql+psycopg://"))
+    try:
+        assert set(counts(written).values()) == {0}  # migrated, and empty: the copy can simply be run again
+    finally:
+        written.dispose()
+        source.dispose()
