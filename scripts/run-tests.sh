@@ -2,7 +2,8 @@
 # The whole suite, in two phases (what `make test` runs; arguments are passed to pytest):
 #   1. in parallel (pytest-xdist): every test not marked `serial`. Each worker has its own
 #      PostgreSQL database, Dovecot, SMTP servers, data directories, ports and browser, so no
-#      worker can break another's tests;
+#      worker can break another's tests; a browser module's tests stay on one worker (loadgroup),
+#      so Chromium starts once per module;
 #   2. alone, after it: the tests marked `serial` (they restart the shared PostgreSQL cluster, or
 #      measure rate limits across processes and need the CPU to themselves).
 # TEST_WORKERS sets the number of parallel workers (default 4: the suite waits on servers and
@@ -13,7 +14,7 @@ PYTEST=${PYTEST:-.venv/bin/pytest}
 WORKERS=${TEST_WORKERS:-4}
 
 started=$(date +%s)
-"$PYTEST" -n "$WORKERS" --phase parallel "$@"
+"$PYTEST" -n "$WORKERS" --dist loadgroup --phase parallel "$@"
 parallel=$?
 "$PYTEST" --phase serial "$@" -n 0
 serial=$?

@@ -46,8 +46,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups (--dist loadgroup)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Keep the tests of this phase; run tests the store plays no part in on SQLite only."""
+    """Keep the tests of this phase; run tests the store plays no part in on SQLite only; keep each
+    browser module on one parallel worker, so Chromium starts once per module, not once per worker."""
     phase = config.getoption("--phase")
     keep: list[pytest.Item] = []
     dropped: list[pytest.Item] = []
@@ -57,6 +59,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         backend = getattr(getattr(item, "callspec", None), "params", {}).get("backend")
         store_free = item.get_closest_marker("any_store") is not None and backend == "postgres"
         (keep if in_phase and not store_free else dropped).append(item)
+        if "browser" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.xdist_group(item.module.__name__ if item.module else "browser"))
     if dropped:
         config.hook.pytest_deselected(items=dropped)
         items[:] = keep
