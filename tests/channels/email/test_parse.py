@@ -144,6 +144,35 @@ def test_hostile_html_is_sanitized():
     assert 'href="https://shop.example/ok"' in clean and "color:red" in clean
 
 
+HOSTILE_STYLES = [
+    'style="width:expression(alert())"',
+    'style="width:expression(alert()"',  # unbalanced, as the issue found it
+    'style="width: EXPRESSION (alert(1))"',
+    'style="width:expr\\65ssion(alert(1))"',  # a CSS escape spelling "expression"
+    'style="width:expr/**/ession(alert(1))"',
+    'style="background-color:url(javascript:alert(1))"',
+    'style="color:red;behavior:url(#default#time2)"',
+    'style="color:red;-moz-binding:url(https://evil.example/x.xml#x)"',
+    'style="width:var(--x)"',
+    'style="width:calc(100px);color:image-set(url(https://evil.example/i))"',
+    'style="font-family:&#101;xpression(alert(1))"',
+]
+
+
+@pytest.mark.parametrize("style", HOSTILE_STYLES)
+def test_dangerous_css_is_dropped(style):
+    clean = sanitize_html(f'<div {style}>x</div><p style="color:rgb(1,2,3);width:100px">y</p>').lower()
+    for bad in ("expression", "expr", "url(", "javascript", "behavior", "binding", "var(", "image-set", "\\", "/*"):
+        assert bad not in clean, f"{bad!r} survived: {clean}"
+    # The harmless style beside it stays.
+    assert "color:rgb(1, 2, 3);width:100px" in clean
+
+
+def test_safe_declarations_beside_a_hostile_one_stay():
+    clean = sanitize_html('<p style="color:red; width:expression(alert()); text-align:center">x</p>')
+    assert "expression" not in clean and "color:red" in clean and "text-align:center" in clean
+
+
 def test_hostile_html_message_is_stored_sanitized_with_text_derived():
     raw = msg("""
 From: a@example.org
