@@ -249,3 +249,33 @@ def test_the_suppression_list_through_the_api(hub, client, api_key):
         kinds = s.scalars(select(TimelineEvent.kind).where(TimelineEvent.contact_id == contact)
                           .order_by(TimelineEvent.id)).all()
     assert kinds == ["suppressed", "unsuppressed"]
+
+
+def test_admins_see_the_kept_mail_with_the_reason(hub, app, client):
+    from fastapi.testclient import TestClient
+
+    from hub.models import Role
+    from tests.web.conftest import ORIGIN, login
+
+    configure(hub, inbound_token=TOKEN)
+    salvaged = pipe(client, BAD_FIRST_LINE).json()
+    garbage = pipe(client, b"just some words, no headers").json()
+    pipe(client, fixture_raw("reply_windows1251.json"))  # read whole: not kept
+    with TestClient(app, base_url=ORIGIN) as web:
+        login(web, hub, "admin@example.com", role=Role.ADMIN)
+        page = web.get("/admin/email/kept")
+        assert page.status_code == 200
+        assert page.text.count('<tr id="kept-') == 2
+        assert "Счёт не пришёл" in page.text and "bad-first-line-1@b.example" in page.text
+        assert "Fro :uMmlti" in page.text and "no header fields" in page.text
+        assert page.text.count("Could not be read whole") == 2
+        assert f'href="/channels/email/raw/{salvaged["raw_id"]}"' in page.text
+        assert 'href="/admin/email/kept"' in page.text  # in the admin's navigation
+        download = web.get(f"/channels/email/raw/{garbage['raw_id']}")
+        assert download.status_code == 200 and download.content == b"just some words, no headers"
+        ru = web.get("/admin/email/kept", headers={"Accept-Language": "ru"})
+        assert ru.status_code == 200
+    with TestClient(app, base_url=ORIGIN) as web:
+        login(web, hub, "agent@example.com", role=Role.AGENT)
+        assert web.get("/admin/email/kept").status_code == 403
+        assert 'href="/admin/email/kept"' not in web.get("/").text
