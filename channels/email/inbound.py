@@ -84,11 +84,14 @@ def receive(session: Session, *, channel: EmailChannel, raw: bytes | None = None
 
 
 def receive_headers(session: Session, *, channel: EmailChannel, header_block: bytes, size: int, digest: str,
-                    note: str, origin: dict[str, Any]) -> Received:
-    """An event for a message the hub did not download (over max_raw_bytes; it stays on the server)."""
+                    note: str, origin: dict[str, Any], raw_digest: str | None = None,
+                    raw_reason: RawReason | None = None) -> Received:
+    """An event for a message the hub did not read (over max_raw_bytes, or it never recorded; it
+    stays on the server), its bytes kept raw under `raw_digest` when the caller could fetch them."""
     parsed = parse_headers_only(header_block, digest=digest, note=note, limits=channel.parse_limits,
                                 data={"left_on_server": origin, "size": size})
-    return _record(session, channel=channel, parsed=parsed, raw_reason=None, raw_digest=None, size=size, origin=origin)
+    return _record(session, channel=channel, parsed=parsed, raw_reason=raw_reason if raw_digest else None,
+                   raw_digest=raw_digest, size=size, origin=origin)
 
 
 def _oversized(session: Session, *, channel: EmailChannel, raw: bytes | None, path: Path | None, size: int,

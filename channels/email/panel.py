@@ -110,7 +110,7 @@ def _kept_item(raw: EmailRawMessage, event: TimelineEvent | None) -> dict[str, A
     origin = raw.origin or {}
     where = (f"{origin['mailbox']}, UID {origin.get('uid')}" if origin.get("mailbox") else origin.get("via") or "")
     return {"id": raw.id, "received": raw.created_at, "reason": raw.reason, "size": raw.size,
-            "message_id": raw.message_id, "where": where, "defects": list(data.get("defects") or [])[:5],
+            "message_id": raw.message_id, "where": where, "defects": ([origin["error"]] if origin.get("error") else []) + list(data.get("defects") or [])[:5],
             "subject": event.subject if event is not None else None, "sender": data.get("from") or None,
             "event_id": event.id if event is not None else None,
             "contact_id": event.contact_id if event is not None else None}

@@ -209,6 +209,13 @@ def test_a_message_that_never_records_is_passed_over_after_five_polls(hub, dovec
     assert passed.subject == "poison" and "after 5 attempts" in passed.text and f"UID {poison_uid}" in passed.text
     assert after.subject == "question 1"
     assert state(hub).failed_uid is None
+    # Its bytes are kept all the same, where admins find them.
+    from channels.email.models import EmailRawMessage
+
+    with hub.session(read_only=True) as s:
+        kept = s.scalars(select(EmailRawMessage)).one()
+    assert kept.event_id == passed.id and kept.reason == "unrecorded" and kept.origin["uid"] == poison_uid
+    assert b"poison body" in channel.files.raw.read(kept.sha256)
 
 
 def test_a_message_no_parser_reads_whole_is_salvaged_and_kept_raw(hub, dovecot):
