@@ -18,7 +18,6 @@ from sqlalchemy.orm import Session
 from channels.sms.keywords import Keyword
 from hub.auth import SYSTEM
 from hub.contacts import consent_status, record_consent
-from hub.tasks import InvalidTask, create_task
 from hub.ingest import get_contact
 from hub.models import (
     Contact,
@@ -31,6 +30,7 @@ from hub.models import (
     Task,
 )
 from hub.outbox import cancel
+from hub.tasks import InvalidTask, create_task
 
 log = logging.getLogger("channels.sms")
 # Twilio blocks every message to an opted-out number, whatever its purpose.
