@@ -9,7 +9,7 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Response
+from fastapi import FastAPI, Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse
 from sqlalchemy import func, select, text
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -20,8 +20,18 @@ from hub.api import api_router
 from hub.api import problems
 from hub.migrate import SchemaBehind, check_current
 from hub.models import Delivery
+from hub.observability import (
+    HTTP_LATENCY,
+    HTTP_REQUESTS,
+    OUTBOX_COUNTS_MAX_AGE,
+    OUTBOX_ROWS,
+    OUTBOX_STATUSES,
+    CachedGauge,
+    bearer_matches,
+    is_local_client,
+    render_metrics,
+)
 from hub.routing import include_shared
-from hub.observability import HTTP_LATENCY, HTTP_REQUESTS, OUTBOX_ROWS, render_metrics
 from hub.runtime import Hub
 
 log = logging.getLogger("hub.app")
@@ -227,12 +237,25 @@ def create_app(hub: Hub | None = None, *, check_schema: bool = True, start_worke
             return problems.problem_response(None, 503, f"The database is not reachable: {type(exc).__name__}")
         return JSONResponse({"status": "ready"})
 
-    @app.get("/metrics", tags=["operations"], summary="Prometheus metrics", response_class=Response)
-    def metrics() -> Response:
+    def count_outbox() -> dict[str, int]:
         with hub.session(read_only=True) as session:
-            counts = dict(session.execute(select(Delivery.status, func.count()).group_by(Delivery.status)).all())
-        for status in ("queued", "sending", "sent", "delivered", "failed", "dead", "cancelled", "bounced"):
-            OUTBOX_ROWS.labels(status).set(counts.get(status, 0))
+            return dict(session.execute(select(Delivery.status, func.count()).group_by(Delivery.status)).all())
+
+    app.state.outbox_gauge = outbox_gauge = CachedGauge(
+        OUTBOX_ROWS, count_outbox, labels=OUTBOX_STATUSES, max_age=OUTBOX_COUNTS_MAX_AGE)
+
+    @app.get("/metrics", tags=["operations"], summary="Prometheus metrics (Authorization: Bearer <metrics_token>)",
+             response_class=Response)
+    def metrics(request: Request) -> Response:
+        token = hub.settings.metrics_token
+        if token is not None:
+            if not bearer_matches(request.headers.get("authorization"), token.get_secret_value()):
+                return problems.problem_response(None, 401, "Send the metrics token: Authorization: Bearer <token>.",
+                                                 headers={"WWW-Authenticate": "Bearer"})
+        elif not is_local_client(request.client.host if request.client else None, request.headers):
+            # Without a token the endpoint exists only for this machine; others are not told it is there.
+            return problems.problem_response(None, 404, "Not found.")
+        outbox_gauge.refresh()
         body, content_type = render_metrics()
         return Response(body, media_type=content_type)
 

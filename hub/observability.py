@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import hmac
+import ipaddress
 import json
 import logging
 import re
 import sys
+import threading
 import time
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -22,8 +26,51 @@ DELIVERIES = Counter("hub_deliveries_total", "Delivery attempts by outcome", ["c
 OUTBOX_ROWS = Gauge("hub_outbox_rows", "Outbox rows by status", ["status"], registry=REGISTRY)
 
 
+OUTBOX_STATUSES = ("queued", "sending", "sent", "delivered", "failed", "dead", "cancelled", "bounced")
+# How long the outbox counts (a GROUP BY over every delivery) serve scrapes before they are counted
+# again: a scrape every few seconds, or many scrapers, cost one count per window.
+OUTBOX_COUNTS_MAX_AGE = 30.0
+
+
 def render_metrics() -> tuple[bytes, str]:
     return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
+
+
+class CachedGauge:
+    """Sets a labelled gauge from an expensive count at most once per `max_age` seconds."""
+
+    def __init__(self, gauge: Gauge, count: Callable[[], Mapping[str, int]], *, labels: tuple[str, ...],
+                 max_age: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.gauge, self.count, self.labels, self.max_age, self.clock = gauge, count, labels, max_age, clock
+        self._counted_at: float | None = None
+        self._lock = threading.Lock()
+
+    def refresh(self) -> bool:
+        """Count again if the last count is older than max_age; True if it counted."""
+        with self._lock:
+            now = self.clock()
+            if self._counted_at is not None and now - self._counted_at < self.max_age:
+                return False
+            counts = self.count()
+            for label in self.labels:
+                self.gauge.labels(label).set(counts.get(label, 0))
+            self._counted_at = now
+            return True
+
+
+def is_local_client(host: str | None, headers: Mapping[str, str]) -> bool:
+    """A loopback peer that no proxy forwarded (behind nginx every request comes from 127.0.0.1)."""
+    if any(name in headers for name in ("x-forwarded-for", "forwarded", "x-real-ip")):
+        return False
+    try:
+        return host is not None and ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def bearer_matches(authorization: str | None, token: str) -> bool:
+    scheme, _, given = (authorization or "").partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), token.encode())
 
 
 class JsonFormatter(logging.Formatter):

@@ -109,6 +109,9 @@ class Settings(BaseSettings):
     data_dir: Path = Path("data")
     database_url: str = ""
     secret_key: SecretStr | None = None
+    # Bearer token a Prometheus scraper sends for /metrics. Unset, /metrics answers only clients on
+    # this machine (loopback, not through a proxy) and 404 to everyone else.
+    metrics_token: SecretStr | None = Field(None, min_length=16)
     public_base_url: str = "http://127.0.0.1:8000"
     default_region: str = "RU"
     default_locale: Literal["ru", "en"] = "ru"

@@ -9,12 +9,16 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import re
+
 import pytest
 from fastapi.testclient import TestClient
+from prometheus_client import CollectorRegistry, Gauge
+from pydantic import SecretStr
 
 from hub import migrate
 from hub.app import create_app
-from hub.observability import configure_logging
+from hub.observability import CachedGauge, configure_logging
 from hub.runtime import Hub
 from hub.triggers import TriggerRegistry
 from tests.conftest import make_settings, test_registry
@@ -82,7 +86,15 @@ def sample(metrics: str, name: str, **labels: str) -> float | None:
     return None
 
 
-def test_metrics_count_requests_by_route_template(client, api_key):
+@pytest.fixture
+def local_client(app):  # type: ignore[no-untyped-def]
+    """A client on this machine (Prometheus beside the hub), which may scrape without a token."""
+    with TestClient(app, client=("127.0.0.1", 50000)) as test_client:
+        yield test_client
+
+
+def test_metrics_count_requests_by_route_template(local_client, api_key):
+    client = local_client
     headers = api_key("tasks:read")
     before = client.get("/metrics").text
     client.get("/healthz")
@@ -105,6 +117,63 @@ def test_metrics_count_requests_by_route_template(client, api_key):
     assert grew(2, method="GET", route="/api/v1/tasks/{task_id}", status="404")
     assert grew(1, method="GET", route="unmatched", status="404")
     assert sample(text, "hub_outbox_rows", status="queued") == 0
+
+
+TOKEN = "scrape-token-0123456789abcdef"
+
+
+def test_metrics_without_a_token_setting_answer_only_this_machine(app, local_client):
+    # TestClient's default peer ("testclient") stands for any remote address.
+    with TestClient(app, client=("203.0.113.7", 40000)) as remote:
+        assert remote.get("/metrics").status_code == 404
+    assert local_client.get("/metrics").status_code == 200
+    # Behind nginx every request comes from 127.0.0.1: a forwarded one is not local.
+    forwarded = local_client.get("/metrics", headers={"X-Forwarded-For": "203.0.113.7"})
+    assert forwarded.status_code == 404 and "hub_http_requests_total" not in forwarded.text
+
+
+def test_metrics_with_a_token_setting_need_the_token(app, hub, monkeypatch):
+    monkeypatch.setattr(hub, "settings", hub.settings.model_copy(update={"metrics_token": SecretStr(TOKEN)}))
+    with TestClient(app, client=("203.0.113.7", 40000)) as remote:
+        refused = remote.get("/metrics")
+        assert refused.status_code == 401 and refused.headers["www-authenticate"] == "Bearer"
+        assert "hub_http_requests_total" not in refused.text
+        assert remote.get("/metrics", headers={"Authorization": "Bearer wrong-token-0123456789"}).status_code == 401
+        assert remote.get("/metrics", headers={"Authorization": f"Basic {TOKEN}"}).status_code == 401
+        granted = remote.get("/metrics", headers={"Authorization": f"Bearer {TOKEN}"})
+        assert granted.status_code == 200 and "hub_outbox_rows" in granted.text
+    with TestClient(app, client=("127.0.0.1", 40000)) as local:  # the token is asked of everyone then
+        assert local.get("/metrics").status_code == 401
+
+
+def test_outbox_counts_are_not_recounted_on_every_scrape():
+    counted: list[int] = []
+    now = [100.0]
+    gauge = Gauge("test_outbox_rows", "test", ["status"], registry=CollectorRegistry())
+
+    def count() -> dict[str, int]:
+        counted.append(1)
+        return {"queued": len(counted)}
+
+    cached = CachedGauge(gauge, count, labels=("queued", "sent"), max_age=30, clock=lambda: now[0])
+    assert cached.refresh() is True
+    assert [cached.refresh() for _ in range(50)] == [False] * 50
+    assert len(counted) == 1 and gauge.labels("queued")._value.get() == 1 and gauge.labels("sent")._value.get() == 0
+    now[0] += 30
+    assert cached.refresh() is True and gauge.labels("queued")._value.get() == 2
+
+
+def test_the_app_scrape_uses_the_cached_counts(app, local_client):
+    gauge = app.state.outbox_gauge
+    local_client.get("/metrics")
+    assert gauge.refresh() is False  # counted by the scrape just now: not again within max_age
+
+
+def test_nginx_denies_metrics():
+    conf = (Path(__file__).resolve().parent.parent / "config" / "deploy" / "nginx-hub.conf").read_text()
+    block = re.search(r"location\s*=\s*/metrics\s*\{([^}]*)\}", conf)
+    assert block is not None, "nginx-hub.conf has no exact location for /metrics"
+    assert re.search(r"^\s*(deny all|return 404);", block.group(1), re.MULTILINE), block.group(1)
 
 
 @pytest.fixture

@@ -116,6 +116,11 @@ class EmailChannel(Channel):
 
         return build_router(self)
 
+    def nav(self) -> list[Any]:
+        from channels.email.panel import KEPT_NAV
+
+        return [KEPT_NAV]
+
     def jobs(self) -> list[PeriodicJob]:
         if not (self.settings.enabled and self.settings.imap):
             return []

@@ -1,7 +1,9 @@
 """Inbound HTML made safe to show (nh3, the Rust ammonia sanitizer), and HTML turned into text.
 
 Nothing in sanitized mail loads without the agent's consent: scripts, event handlers, forms,
-frames, <base>, <style>, <link> and style properties that can fetch (url()) are removed, and every
+frames, <base>, <style>, <link> are removed; a style attribute keeps only layout and text properties,
+and is dropped whole when anything in it could run or fetch (expression(), url(), behavior,
+-moz-binding, CSS escapes or comments that could hide them). Every
 remote image keeps its address only in `data-blocked-src`, which the UI swaps into `src` when the
 agent asks to load images. `cid:` images (parts of the same message) stay.
 """
@@ -47,9 +49,35 @@ _DROP_WITH_CONTENT = {"script", "style", "title", "head", "noscript", "template"
 _REMOTE_SRC = re.compile(r'(<img\b[^>]*?\s)src="((?:https?:)?//[^"]*)"', re.IGNORECASE)
 
 
-def _quote_type(tag: str, attr: str, value: str) -> str | None:
+# Each declaration of an inline style is kept only if its functions are colours: expression() (old
+# IE), url() (fetches, or runs javascript:), image-set(), var() and the like are dropped, as are
+# behavior and -moz-binding. Backslash escapes and comments, which let "expr\\65ssion(" or "url/**/("
+# slip past any plain match, drop the whole attribute.
+_CSS_FUNCTION = re.compile(r"([a-z0-9_-]*)\s*\(", re.IGNORECASE)
+_CSS_SAFE_FUNCTIONS = {"rgb", "rgba", "hsl", "hsla"}
+_CSS_HOSTILE = re.compile(r"@import|javascript:|vbscript:|behavior|binding|expression|[<>]", re.IGNORECASE)
+_CSS_OPAQUE = re.compile(r"\\|/\*|\*/|&#")
+
+
+def _safe_declaration(declaration: str) -> bool:
+    if _CSS_HOSTILE.search(declaration):
+        return False
+    return all(name.lower() in _CSS_SAFE_FUNCTIONS for name in _CSS_FUNCTION.findall(declaration))
+
+
+def safe_style(value: str) -> str | None:
+    """The inline style without declarations that could run script or fetch; None when none is left."""
+    if _CSS_OPAQUE.search(value):
+        return None
+    kept = [d.strip() for d in value.split(";") if d.strip() and _safe_declaration(d)]
+    return ";".join(kept) or None
+
+
+def _filter_attribute(tag: str, attr: str, value: str) -> str | None:
     if tag == "blockquote" and attr == "type":
         return "cite" if value.lower() == "cite" else None
+    if attr == "style":
+        return safe_style(value)
     return value
 
 
@@ -66,7 +94,7 @@ def sanitize_html(html: str, *, block_remote_images: bool = True) -> str:
         tags=_TAGS,
         clean_content_tags=_DROP_WITH_CONTENT,
         attributes={**_ATTRIBUTES, "blockquote": _ATTRIBUTES["blockquote"] | {"type"}},
-        attribute_filter=_quote_type,
+        attribute_filter=_filter_attribute,
         url_schemes=_URL_SCHEMES,
         url_relative="deny",
         allowed_classes=_ALLOWED_CLASSES,
@@ -78,7 +106,7 @@ def sanitize_html(html: str, *, block_remote_images: bool = True) -> str:
     # rename only ever touches a real src attribute of an img tag.
     if block_remote_images:
         cleaned = _REMOTE_SRC.sub(r'\1data-blocked-src="\2"', cleaned)
-    return re.sub(r"\sstyle=\"[^\"]*url\([^\"]*\"", "", cleaned, flags=re.IGNORECASE)
+    return cleaned
 
 
 _BLOCK = {"p", "div", "br", "tr", "li", "h1", "h2", "h3", "h4", "h5", "h6", "table", "blockquote",

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import select
 
 from channels.email.inbound import receive, receive_headers
-from channels.email.models import EmailMailboxState
+from channels.email.models import EmailMailboxState, RawReason
 from channels.email.settings import ImapMailbox
 from hub import clock
 from hub.db import insert_ignore
@@ -207,7 +207,7 @@ class MailboxPoller:
             raise  # the connection is gone or refused: the whole poll ends, the UID stays put
         except Exception as exc:  # noqa: BLE001 - this message could not be recorded; see _failed
             log.exception("%s: UID %s could not be recorded", self.key, uid)
-            return self._failed(conn, uid, uidvalidity, exc, result)
+            return self._failed(conn, uid, uidvalidity, exc, result, size)
 
     def _fetch_chunks(self, conn: imaplib.IMAP4, uid: int, size: int, handle) -> None:  # type: ignore[no-untyped-def]
         # Partial fetches (RFC 3501 BODY[]<offset.length>): a big message never sits whole in memory.
@@ -235,7 +235,8 @@ class MailboxPoller:
         else:
             result.skipped += 1
 
-    def _failed(self, conn: imaplib.IMAP4, uid: int, uidvalidity: int, error: Exception, result: PollResult) -> bool:
+    def _failed(self, conn: imaplib.IMAP4, uid: int, uidvalidity: int, error: Exception, result: PollResult,
+                size: int = 0) -> bool:
         """Count a failure; after MAX_ATTEMPTS pass the message over. True if the poll may go on."""
         with self.hub.session() as session, session.begin():
             state = session.scalars(
@@ -252,21 +253,36 @@ class MailboxPoller:
         log.error("%s: UID %s failed %d times; recording its headers and moving on", self.key, uid, attempts)
         typ, data = conn.uid("FETCH", str(uid), "(BODY.PEEK[HEADER])")
         head = _literal(_check(typ, data, f"fetching the header of UID {uid}"))
+        raw_digest = self._keep_raw(conn, uid, size)
         try:
-            self._give_up(uid, uidvalidity, head, attempts, error, result)
+            self._give_up(uid, uidvalidity, head, attempts, error, result, raw_digest, size)
         except Exception:  # noqa: BLE001 - even the headers would not record: the next poll tries again
             log.exception("%s: UID %s could not be passed over either", self.key, uid)
             return False
         result.error = None
         return True
 
+    def _keep_raw(self, conn: imaplib.IMAP4, uid: int, size: int) -> str | None:
+        """The message's bytes in the raw store (so admins can read what never recorded); None if too big or gone."""
+        if not 0 < size <= self.channel.settings.max_message_bytes:
+            return None
+        try:
+            typ, data = conn.uid("FETCH", str(uid), "(BODY.PEEK[])")
+            return self.channel.files.raw.put_bytes(_literal(_check(typ, data, f"fetching UID {uid}")))
+        except (ImapError, imaplib.IMAP4.error, OSError):
+            raise
+        except Exception:  # noqa: BLE001 - the headers-only event still says where it is
+            log.exception("%s: UID %s could not be kept raw", self.key, uid)
+            return None
+
     def _give_up(self, uid: int, uidvalidity: int, head: bytes, attempts: int, error: Exception,
-                 result: PollResult) -> None:
+                 result: PollResult, raw_digest: str | None = None, size: int = 0) -> None:
         self._commit(uid, lambda s: receive_headers(
-            s, channel=self.channel, header_block=head, size=0, digest=_header_digest(self.key, uidvalidity, uid),
+            s, channel=self.channel, header_block=head, size=size, digest=_header_digest(self.key, uidvalidity, uid),
             note=(f"The hub could not record this message after {attempts} attempts ({type(error).__name__}); "
                   f"it is still on the server ({self.key}, UID {uid})."),
-            origin={"mailbox": self.key, "uidvalidity": uidvalidity, "uid": uid, "error": str(error)[:500]}), result)
+            origin={"mailbox": self.key, "uidvalidity": uidvalidity, "uid": uid, "error": str(error)[:500]},
+            raw_digest=raw_digest, raw_reason=RawReason.UNRECORDED), result)
 
 
 def _header_digest(key: str, uidvalidity: int, uid: int) -> str:

@@ -44,8 +44,8 @@ def receive(session: Session, *, channel: EmailChannel, raw: bytes | None = None
             origin: dict[str, Any] | None = None, strict: bool = False) -> Received:
     """Record one raw message (bytes, or a file for big ones) on the timeline, at most once.
 
-    With `strict`, bytes that are not a message at all raise ValueError (the HTTP pipe answers 400);
-    otherwise (IMAP) even those are kept raw under an "unknown sender" event, so nothing is lost.
+    With `strict`, bytes that are not a message at all raise ValueError; otherwise (the HTTP pipe,
+    IMAP) even those are kept raw under an "unknown sender" event with the reason, so nothing is lost.
     """
     if (raw is None) == (path is None):
         raise TypeError("give raw bytes or a path")
@@ -58,12 +58,12 @@ def receive(session: Session, *, channel: EmailChannel, raw: bytes | None = None
         raw = path.read_bytes()  # type: ignore[union-attr]
     try:
         parsed = parse_message(raw, limits=channel.parse_limits)
-    except ValueError:
+    except ValueError as exc:
         if strict:
             raise
         digest = channel.files.raw.put_bytes(raw)
         parsed = parse_headers_only(
-            b"\r\n", digest=digest, data={"unreadable": True}, limits=channel.parse_limits,
+            b"\r\n", digest=digest, data={"unreadable": True, "defects": [str(exc)[:300]]}, limits=channel.parse_limits,
             note="This was not a readable email message (no header fields). It is kept raw for inspection.")
         return _record(session, channel=channel, parsed=parsed, raw_reason=RawReason.MALFORMED, raw_digest=digest,
                        size=size, origin=origin)
@@ -84,11 +84,14 @@ def receive(session: Session, *, channel: EmailChannel, raw: bytes | None = None
 
 
 def receive_headers(session: Session, *, channel: EmailChannel, header_block: bytes, size: int, digest: str,
-                    note: str, origin: dict[str, Any]) -> Received:
-    """An event for a message the hub did not download (over max_raw_bytes; it stays on the server)."""
+                    note: str, origin: dict[str, Any], raw_digest: str | None = None,
+                    raw_reason: RawReason | None = None) -> Received:
+    """An event for a message the hub did not read (over max_raw_bytes, or it never recorded; it
+    stays on the server), its bytes kept raw under `raw_digest` when the caller could fetch them."""
     parsed = parse_headers_only(header_block, digest=digest, note=note, limits=channel.parse_limits,
                                 data={"left_on_server": origin, "size": size})
-    return _record(session, channel=channel, parsed=parsed, raw_reason=None, raw_digest=None, size=size, origin=origin)
+    return _record(session, channel=channel, parsed=parsed, raw_reason=raw_reason if raw_digest else None,
+                   raw_digest=raw_digest, size=size, origin=origin)
 
 
 def _oversized(session: Session, *, channel: EmailChannel, raw: bytes | None, path: Path | None, size: int,

@@ -24,6 +24,8 @@ class RawReason(StrEnum):
     TOO_LARGE = "too_large"
     MALFORMED = "malformed"
     ATTACHMENT_TOO_LARGE = "attachment_too_large"
+    # Recording it failed again and again (IMAP passes it over): its bytes are kept all the same.
+    UNRECORDED = "unrecorded"
 
 
 class EmailMailboxState(SQLModel, table=True):

@@ -1,17 +1,21 @@
-"""The email compose panel on the contact page: a new message or a reply, with attachments."""
+"""The email pages of the workspace: the compose panel on the contact page (a new message or a
+reply, with attachments), and for admins the mail kept raw because it could not be read whole."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Annotated, Any
 
-from fastapi import APIRouter, File, Form, Request, UploadFile
+from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
 from pydantic import ValidationError
+from sqlalchemy import func, select
 from starlette.responses import Response
 
 from channels.email.compose import EmailDraft, EmailRefused, compose_email, email_addresses, store_upload
+from channels.email.models import EmailRawMessage
+from hub.extensions import NavEntry
 from hub.models import Direction, TimelineEvent
 from hub.web.i18n import N_
-from hub.web.pages import Agent, get_hub
+from hub.web.pages import Agent, get_hub, render, require
 from hub.web.panels import GENERAL, NOT_CONFIGURED, Sender, contact_or_404, new_form, pydantic_errors, render_panel
 
 if TYPE_CHECKING:
@@ -24,6 +28,9 @@ FIELDS = {"text": N_("Write the message first."), "subject": N_("An email needs 
           "to": N_("Choose one of the contact's email addresses."),
           "files": N_("Attach at most 20 files.")}
 MAX_FILES = 20
+KEPT_PATH = "/admin/email/kept"
+KEPT_NAV = NavEntry(N_("Kept mail"), KEPT_PATH, "admin", "alert")
+KEPT_SHOWN = 200
 
 
 def build_router(channel: EmailChannel) -> APIRouter:
@@ -83,7 +90,30 @@ def build_router(channel: EmailChannel) -> APIRouter:
             db.commit()
         return panel(request, agent, contact_id, sent=N_("Email queued; it shows on the timeline."))
 
+    @router.get(KEPT_PATH)
+    def kept(request: Request, agent: Annotated[Agent, Depends(require("admin"))]) -> Response:
+        """Every message kept raw (unreadable, malformed, too large), newest first, with why."""
+        with get_hub(request).session(read_only=True) as db:
+            total = db.scalar(select(func.count()).select_from(EmailRawMessage)) or 0
+            rows = db.execute(
+                select(EmailRawMessage, TimelineEvent).outerjoin(TimelineEvent, TimelineEvent.id == EmailRawMessage.event_id)
+                .order_by(EmailRawMessage.id.desc()).limit(KEPT_SHOWN)
+            ).all()
+            items = [_kept_item(raw, event) for raw, event in rows]
+        return render(request, agent, "admin_email_kept.html", items=items, total=total, shown=KEPT_SHOWN)
+
     return router
+
+
+def _kept_item(raw: EmailRawMessage, event: TimelineEvent | None) -> dict[str, Any]:
+    data = (event.data or {}) if event is not None else {}
+    origin = raw.origin or {}
+    where = (f"{origin['mailbox']}, UID {origin.get('uid')}" if origin.get("mailbox") else origin.get("via") or "")
+    return {"id": raw.id, "received": raw.created_at, "reason": raw.reason, "size": raw.size,
+            "message_id": raw.message_id, "where": where, "defects": ([origin["error"]] if origin.get("error") else []) + list(data.get("defects") or [])[:5],
+            "subject": event.subject if event is not None else None, "sender": data.get("from") or None,
+            "event_id": event.id if event is not None else None,
+            "contact_id": event.contact_id if event is not None else None}
 
 
 def _error(exc: EmailRefused) -> tuple[str, str]:

@@ -15,6 +15,7 @@ import re
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from email import policy as email_policy
+from email.errors import MissingHeaderBodySeparatorDefect
 from email.header import decode_header
 from email.message import Message
 from email.parser import BytesHeaderParser, BytesParser
@@ -346,6 +347,58 @@ def _body_charset(message: Message) -> str | None:
     return None
 
 
+# A header field as Python's parser takes it; and the obsolete form with blanks before the colon
+# (RFC 5322 4.5.3, "Subject :"), which it does not.
+_FIELD = re.compile(rb"^[\x21-\x39\x3b-\x7e]+:")
+_OBS_FIELD = re.compile(rb"^([\x21-\x39\x3b-\x7e]+)[ \t]+:[ \t]*")
+_BLANK_LINE = re.compile(rb"\r?\n\r?\n")
+
+
+def salvage_header_block(raw: bytes) -> tuple[bytes, list[str]] | None:
+    """The message with the header lines Python's parser stops at mended, and what was mended.
+
+    One line that is not a header field ends the header block for Python's parser: every field
+    after it (To, Subject, Message-ID, the MIME headers) becomes body text. Other mail readers go
+    on: an obsolete "Name :" is read as a field, any other bad line is skipped, and the fields
+    after it are read. Bad lines after the last real field start the body, as they would have.
+    None when there is nothing to mend, or no field at all.
+    """
+    found = _BLANK_LINE.search(raw)
+    head, rest = (raw[:found.start()], raw[found.end():]) if found else (raw, b"")
+    lines = head.splitlines(keepends=True)
+    kinds = []
+    for index, line in enumerate(lines):
+        if _FIELD.match(line) or (index == 0 and line.startswith(b"From ")):
+            kinds.append("field")
+        elif line[:1] in (b" ", b"\t") and kinds and kinds[-1] in ("field", "mended", "continued"):
+            kinds.append("continued")
+        elif _OBS_FIELD.match(line):
+            kinds.append("mended")
+        else:
+            kinds.append("bad")
+    if "field" not in kinds and "mended" not in kinds:
+        return None
+    last = max(i for i, kind in enumerate(kinds) if kind in ("field", "mended", "continued"))
+    if all(kind != "bad" and kind != "mended" for kind in kinds[:last + 1]):
+        return None
+    kept, defects = [], []
+    for line, kind in zip(lines[:last + 1], kinds[:last + 1]):
+        shown = line.rstrip(b"\r\n")[:80].decode("utf-8", "replace")
+        if kind == "mended":
+            kept.append(_OBS_FIELD.sub(lambda m: m.group(1) + b": ", line, count=1))
+            defects.append(f"a header name with blanks before its colon was read as a field: {shown!r}")
+        elif kind == "bad":
+            defects.append(f"a line that is not a header field was skipped: {shown!r}")
+        else:
+            kept.append(line)
+    ending = b"\r\n" if b"\r\n" in head[:200] else b"\n"
+    kept = [line if line.endswith(b"\n") else line + ending for line in kept]
+    tail = b"".join(lines[last + 1:])
+    # Lines after the last field were the body's beginning: after the blank line they stay there.
+    body = tail + (ending if tail and not tail.endswith(b"\n") else b"") + (ending + rest if found and tail else rest)
+    return b"".join(kept) + ending + body, defects
+
+
 def parse_message(raw: bytes, *, limits: ParseLimits = ParseLimits()) -> ParsedMessage:
     """Read one raw message into an event (kind message, auto_reply or bounce) and its attachments."""
     if not isinstance(raw, (bytes, bytearray)):
@@ -353,6 +406,12 @@ def parse_message(raw: bytes, *, limits: ParseLimits = ParseLimits()) -> ParsedM
     raw = bytes(raw)
     digest = hashlib.sha256(raw).hexdigest()
     message = BytesParser(policy=email_policy.default).parsebytes(raw)
+    salvaged: list[str] = []
+    if not message.keys() or any(isinstance(d, MissingHeaderBodySeparatorDefect) for d in message.defects):
+        mended = salvage_header_block(raw)
+        if mended is not None:
+            message = BytesParser(policy=email_policy.default).parsebytes(mended[0])
+            salvaged = mended[1]
     if not message.keys():
         raise ValueError("not an RFC 822 message: it has no header fields")
     try:
@@ -361,6 +420,7 @@ def parse_message(raw: bytes, *, limits: ParseLimits = ParseLimits()) -> ParsedM
     except Exception as exc:  # noqa: BLE001 - a body the parser cannot walk: keep the headers, flag it
         charset = None
         body = _Body(defects=[f"the body could not be read ({type(exc).__name__})"])
+    body.defects += salvaged
     return _assemble(message, body, digest=digest, charset=charset, limits=limits)
 
 

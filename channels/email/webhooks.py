@@ -81,12 +81,10 @@ def build_router(channel: EmailChannel) -> APIRouter:
             handle.flush()
             if size == 0:
                 raise Problem(400, "The body is empty; send the raw RFC 822 message as the request body.")
-            try:
-                received = await run_in_threadpool(channel.receive_file, Path(path), origin={"via": "http"}, strict=True)
-            except ValueError as exc:
-                raise Problem(400, f"Not an email message: {exc}") from None
+            # Not strict: bytes no parser can read are kept raw with the reason, never refused and lost.
+            received = await run_in_threadpool(channel.receive_file, Path(path), origin={"via": "http"})
         body = {"event_id": received.event_id, "created": received.created, "kind": received.kind,
-                "skipped": received.skipped}
+                "skipped": received.skipped, "raw_id": received.raw_id}
         return JSONResponse(body, status_code=201 if received.created else 200)
 
     @router.get("/attachments/{attachment_id}", summary="Download a stored attachment")

@@ -12,6 +12,7 @@ from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Annotated, Any
 from urllib.parse import urlencode
 
+from babel import dates as babel_dates
 from fastapi import APIRouter, Form, Request
 from sqlalchemy import select
 from starlette.responses import Response
@@ -25,7 +26,15 @@ from channels.meetings.booking import Actor, BookingError, SlotTaken, TooLate, V
 from channels.meetings.channel import BOOKING_BUCKETS
 from channels.meetings.models import Meeting, MeetingStatus, MeetingType
 from channels.meetings.notify import MANAGE_PURPOSE, invitation_ics, manage_token
-from channels.meetings.slots import UTC, group_by_day, local_day_bounds, slots_for, zone_names, zone_or_none
+from channels.meetings.slots import (
+    UTC,
+    group_by_day,
+    local_day_bounds,
+    repeated_wall_time,
+    slots_for,
+    zone_names,
+    zone_or_none,
+)
 
 if TYPE_CHECKING:
     from channels.meetings.channel import MeetingsChannel
@@ -107,6 +116,18 @@ def _slot_days(session: Any, hub: Hub, meeting_type: MeetingType, *, zone_name: 
     return [(first + timedelta(days=i), grouped.get(first + timedelta(days=i), [])) for i in range(DAYS_SHOWN)]
 
 
+def repeat_label(local: datetime, locale: str) -> str:
+    """The UTC offset ("GMT-04:00") of a time its day shows twice, so the two can be told apart; "" otherwise."""
+    if not repeated_wall_time(local):
+        return ""
+    return babel_dates.format_time(local, "ZZZZ", tzinfo=local.tzinfo, locale=locale)
+
+
+def _render(request: Request, template: str, **values: Any) -> Response:
+    """A booking page; its times are told apart by their offset where the day repeats them."""
+    return render_public(request, template, repeat_label=repeat_label, **values)
+
+
 def _nav_links(request: Request, first: date, today: date) -> dict[str, str | None]:
     def at(day: date) -> str:
         params = [(k, v) for k, v in request.query_params.multi_items() if k != "day"] + [("day", day.isoformat())]
@@ -135,7 +156,7 @@ def build_router(channel: MeetingsChannel) -> APIRouter:
             meeting, meeting_type = found
             locale = public_locale(request, meeting.locale)
             zone_name = _zone_name(request, meeting.visitor_time_zone)
-            return render_public(
+            return _render(
                 request, "public/meetings/manage.html", locale=locale, time_zone=zone_name, meeting=meeting,
                 meeting_type=meeting_type, host_name=booking.host_name(db, meeting.host_id), zone_name=zone_name,
                 token=token, can_change=_can_change(meeting, meeting_type), notice=request.query_params.get("done"))
@@ -169,9 +190,10 @@ def build_router(channel: MeetingsChannel) -> APIRouter:
             first = _week(request, zone_name, now)
             days = _slot_days(db, hub, meeting_type, zone_name=zone_name, first=first, ignore_meeting_id=meeting.id)
             today = now.astimezone(zone_or_none(zone_name) or UTC).date()
-            return render_public(
+            return _render(
                 request, "public/meetings/reschedule.html", locale=locale, time_zone=zone_name, meeting=meeting,
                 meeting_type=meeting_type, days=days, zone_name=zone_name, zones=zone_names(), token=token,
+
                 nav=_nav_links(request, first, today))
 
     @router.post("/m/{token}/reschedule")
@@ -229,9 +251,10 @@ def build_router(channel: MeetingsChannel) -> APIRouter:
             first = _week(request, zone_name, now)
             days = _slot_days(db, hub, meeting_type, zone_name=zone_name, first=first)
             today = now.astimezone(zone_or_none(zone_name) or UTC).date()
-            return render_public(
+            return _render(
                 request, "public/meetings/book.html", locale=locale, time_zone=zone_name, meeting_type=meeting_type,
                 hosts=_host_label(db, meeting_type), days=days, zone_name=zone_name, zones=zone_names(),
+
                 nav=_nav_links(request, first, today), zone_given="tz" in request.query_params)
 
     @router.get("/{slug}/book")
@@ -289,7 +312,7 @@ def build_router(channel: MeetingsChannel) -> APIRouter:
 
     def _form(request: Request, db: Any, meeting_type: MeetingType, *, locale: str, zone_name: str, starts_at: datetime,
               values: dict[str, str], errors: dict[str, str] | None = None, status: int = 200) -> Response:
-        return render_public(
+        return _render(
             request, "public/meetings/form.html", locale=locale, time_zone=zone_name, status=status,
             meeting_type=meeting_type, hosts=_host_label(db, meeting_type), starts_at=starts_at,
             ends_at=starts_at + timedelta(minutes=meeting_type.duration_minutes), zone_name=zone_name,

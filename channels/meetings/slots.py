@@ -191,6 +191,11 @@ def group_by_day(slots: Iterable[Slot], zone: ZoneInfo) -> dict[date, list[tuple
     return dict(days)
 
 
+def repeated_wall_time(local: datetime) -> bool:
+    """Whether this local time happens twice that day (the hour a zone's clocks fall back repeats)."""
+    return local.replace(fold=1 - local.fold).utcoffset() != local.utcoffset()
+
+
 def local_day_bounds(day: date, zone: ZoneInfo, days: int = 1) -> Span:
     """The instants a visitor's run of local days starts and ends (days of 23 or 25 hours included)."""
     return wall_to_utc(day, 0, zone), wall_to_utc(day + timedelta(days=days), 0, zone)

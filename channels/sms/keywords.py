@@ -11,8 +11,9 @@ class Keyword(StrEnum):
     HELP = "help"
 
 
-# Twilio's default keywords (REVOKE and OPTOUT joined in May 2025 for the FCC's rule). Only a
-# message that is exactly one of them counts: "STOP PLEASE" is an ordinary message.
+# Twilio's default keywords (REVOKE and OPTOUT joined in May 2025 for the FCC's rule). Twilio
+# counts only a message that is exactly one of them ("STOP PLEASE" it passes on untouched), and
+# confirms those itself; channels.sms.intent reads every other way of asking to stop.
 KEYWORDS: dict[str, Keyword] = {
     **dict.fromkeys(("STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "REVOKE", "OPTOUT"), Keyword.OPT_OUT),
     **dict.fromkeys(("START", "YES", "UNSTOP"), Keyword.OPT_IN),

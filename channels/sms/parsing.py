@@ -12,7 +12,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from channels.base import StatusUpdate
-from channels.sms.keywords import keyword
+from channels.sms.intent import Intent, classify
+from channels.sms.keywords import Keyword, keyword
 from hub.ingest import IdentityRef, InboundEvent
 from hub.models import DeliveryStatus, Direction, IdentityKind
 
@@ -110,7 +111,11 @@ def parse_message(payload: Any) -> InboundEvent:
     body = _value(payload, "Body") or ""
     media = media_of(payload)
     ours = _value(payload, "MessagingServiceSid") or recipient
+    # Twilio's own keyword (it blocks the number and confirms); otherwise the hub's reading of the words.
     word = keyword(body, _value(payload, "OptOutType"))
+    verdict = classify(body) if word is None else None
+    if verdict is not None and verdict.intent == Intent.OPT_OUT:
+        word = Keyword.OPT_OUT
     return InboundEvent(
         channel="sms",
         kind="message",
@@ -127,6 +132,8 @@ def parse_message(payload: Any) -> InboundEvent:
             "num_segments": _value(payload, "NumSegments"),
             "media": media,
             "keyword": word.value if word else None,
+            "opt_out": None if verdict is None else {
+                "intent": verdict.intent.value, "language": verdict.language, "matched": verdict.reason},
             "from_country": _value(payload, "FromCountry"),
         },
     )

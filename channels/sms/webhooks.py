@@ -11,10 +11,12 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import APIRouter, Depends, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
+from twilio.twiml.messaging_response import MessagingResponse
 
 from channels.sms.compose import SmsDraft, SmsRefused, compose_sms
+from channels.sms.intent import CONFIRMATIONS, Intent
 from channels.sms.keywords import Keyword
-from channels.sms.optout import apply_keyword, opted_out_by_provider
+from channels.sms.optout import apply_keyword, open_opt_out_review, opted_out_by_provider
 from channels.sms.parsing import E164, error_code, parse_message, parse_status
 from channels.sms.segments import count_segments
 from channels.twilio_common.api import OPTED_OUT
@@ -31,18 +33,36 @@ if TYPE_CHECKING:
 log = logging.getLogger("channels.sms")
 
 
-def receive_message(channel: SmsChannel, params: FormParams) -> IngestResult:
-    """Record an inbound SMS/MMS once; an opt-out or opt-in keyword updates consent in the same commit."""
+def receive_message(channel: SmsChannel, params: FormParams) -> tuple[IngestResult, str | None]:
+    """Record an inbound SMS/MMS once; an opt-out or opt-in updates consent in the same commit.
+
+    Also the reply to send back, if any: the one confirmation of an opt-out that Twilio did not
+    recognise itself (its exact keywords it confirms on its own).
+    """
     event = parse_message(params.as_dict())
+    reply = None
     with channel.hub.session() as session, session.begin():
         result = post_event(session, event=event)
         word = event.data.get("keyword")
         sender = event.data["from"]
-        if result.created and word and E164.match(sender):
-            body = (event.text or "").strip()
+        if not result.created or not E164.match(sender):
+            return result, None
+        body = (event.text or "").strip()
+        verdict = event.data.get("opt_out")
+        if word:
+            source = (f"sms keyword {body.upper()}" if verdict is None
+                      else f"sms opt-out {verdict['matched']} in words: {body}")
+            # The source column holds 200 characters; the whole message is the consent's wording.
             apply_keyword(session, contact_id=result.contact.id, number=sender, word=Keyword(word), body=body,  # type: ignore[arg-type]
-                          source=f"sms keyword {body.upper()} ({event.external_id})")
-    return result
+                          source=f"{source[:160]} ({event.external_id})")
+        if verdict is not None and word == Keyword.OPT_OUT:
+            reply = CONFIRMATIONS[verdict["language"]]
+            result.event.data = {**result.event.data, "opt_out": {**verdict, "confirmation": reply}}
+        elif verdict is not None and verdict["intent"] == Intent.POSSIBLE:
+            task = open_opt_out_review(session, contact=result.contact, body=body, event_id=result.event.id,  # type: ignore[arg-type]
+                                       locale=channel.hub.settings.default_locale)
+            result.event.data = {**result.event.data, "opt_out": {**verdict, "task_id": task.id}}
+    return result, reply
 
 
 def receive_status(channel: SmsChannel, params: FormParams) -> bool:
@@ -70,12 +90,17 @@ def build_router(channel: SmsChannel) -> APIRouter:
     async def inbound(request: Request) -> Response:
         params = await channel.signed_params(request)
         try:
-            result = await channel.in_thread(receive_message, channel, params)
+            result, reply = await channel.in_thread(receive_message, channel, params)
         except ValueError as exc:
             raise Problem(400, f"Not an inbound Twilio message: {exc}") from None
         log.info("sms %s from contact %s (%s)", result.event.external_id, result.contact.id,
                  "new" if result.created else "replayed")
-        return channel.twiml()
+        if reply is None:
+            return channel.twiml()
+        # A TwiML reply: Twilio sends it from the number the customer wrote to, no API call needed.
+        response = MessagingResponse()
+        response.message(reply)
+        return channel.twiml(str(response))
 
     @router.post("/status", summary="Twilio webhook: a sent message's status changed", response_class=Response)
     async def status(request: Request) -> Response:

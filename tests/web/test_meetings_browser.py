@@ -97,3 +97,20 @@ def test_a_moscow_visitor_books_moves_and_cancels_in_russian_without_javascript(
     assert page.get_by_text("Встреча отменена.").is_visible()
     assert only_meeting(booking_site).status == "cancelled"
     assert fits_the_screen(page)
+
+
+def test_on_a_fall_back_night_the_two_1_30_am_slots_can_be_told_apart(live_server: Any, new_page: Any,
+                                                                      frozen_clock: clock.FrozenClock) -> None:
+    frozen_clock.current = datetime(2026, 10, 30, 12, tzinfo=timezone.utc)
+    host = make_host(live_server.hub, zone="America/New_York", name="Night Host", hours={6: [(0, 4 * 60)]})
+    make_type(live_server.hub, host_ids=[host], slug="night", name="Night call", duration_minutes=30,
+              slot_step_minutes=30, min_notice_minutes=0)
+    page = new_page(viewport=PHONE, timezone_id="America/New_York", locale="en-US", is_mobile=True, has_touch=True)
+    page.goto("/channels/meetings/night?lang=en&tz=America/New_York&day=2026-11-01")
+    sunday = page.locator("section.day", has=page.get_by_role("heading", name="Sunday, November 1, 2026"))
+    labels = sunday.locator("a.slot").all_inner_texts()
+    assert len(labels) == len(set(labels)) == 10, labels
+    assert "1:30\u202fAM GMT-04:00" in labels and "1:30\u202fAM GMT-05:00" in labels and "3:00\u202fAM" in labels
+    assert fits_the_screen(page)
+    sunday.get_by_role("link", name="1:30\u202fAM GMT-05:00").click()
+    assert "1:30\u202fAM GMT-05:00" in page.locator("#chosen-time").inner_text()

@@ -209,3 +209,31 @@ def test_a_message_that_never_records_is_passed_over_after_five_polls(hub, dovec
     assert passed.subject == "poison" and "after 5 attempts" in passed.text and f"UID {poison_uid}" in passed.text
     assert after.subject == "question 1"
     assert state(hub).failed_uid is None
+    # Its bytes are kept all the same, where admins find them.
+    from channels.email.models import EmailRawMessage
+
+    with hub.session(read_only=True) as s:
+        kept = s.scalars(select(EmailRawMessage)).one()
+    assert kept.event_id == passed.id and kept.reason == "unrecorded" and kept.origin["uid"] == poison_uid
+    assert b"poison body" in channel.files.raw.read(kept.sha256)
+
+
+def test_a_message_no_parser_reads_whole_is_salvaged_and_kept_raw(hub, dovecot):
+    from channels.email.models import EmailRawMessage
+    from tests.channels.email.test_webhooks import BAD_FIRST_LINE
+
+    user = dovecot.user()
+    channel = configure(hub, imap=[dovecot.mailbox(user)])
+    dovecot.append(user, BAD_FIRST_LINE)
+    dovecot.append(user, b"no headers at all, just words\r\n")
+    dovecot.append(user, mail(1))
+    (result,) = channel.poll()
+    assert (result.fetched, result.created, result.error) == (3, 3, None)
+    salvaged, unreadable, ordinary = events(hub)
+    assert salvaged.subject == "Счёт не пришёл" and salvaged.data["raw"]["reason"] == "malformed"
+    assert unreadable.data["unreadable"] is True and unreadable.data["raw"]["reason"] == "malformed"
+    assert ordinary.subject == "question 1" and "raw" not in ordinary.data
+    with hub.session(read_only=True) as s:
+        kept = s.scalars(select(EmailRawMessage).order_by(EmailRawMessage.id)).all()
+    assert [k.event_id for k in kept] == [salvaged.id, unreadable.id]
+    assert all(k.origin["mailbox"] == channel.settings.imap[0].key for k in kept)

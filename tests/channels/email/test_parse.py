@@ -11,7 +11,7 @@ import pytest
 
 from channels.email import EmailChannel
 from channels.email.html import sanitize_html
-from channels.email.parse import UNKNOWN_SENDER, ParseLimits, parse_message, safe_filename
+from channels.email.parse import UNKNOWN_SENDER, ParseLimits, parse_message, safe_filename, salvage_header_block
 from channels.email.quotes import fold
 from tests.channels.email.conftest import CORPUS, FIXTURES
 
@@ -142,6 +142,35 @@ def test_hostile_html_is_sanitized():
     assert ' src="https://tracker.example' not in clean
     assert 'src="cid:logo@x"' in clean
     assert 'href="https://shop.example/ok"' in clean and "color:red" in clean
+
+
+HOSTILE_STYLES = [
+    'style="width:expression(alert())"',
+    'style="width:expression(alert()"',  # unbalanced, as the issue found it
+    'style="width: EXPRESSION (alert(1))"',
+    'style="width:expr\\65ssion(alert(1))"',  # a CSS escape spelling "expression"
+    'style="width:expr/**/ession(alert(1))"',
+    'style="background-color:url(javascript:alert(1))"',
+    'style="color:red;behavior:url(#default#time2)"',
+    'style="color:red;-moz-binding:url(https://evil.example/x.xml#x)"',
+    'style="width:var(--x)"',
+    'style="width:calc(100px);color:image-set(url(https://evil.example/i))"',
+    'style="font-family:&#101;xpression(alert(1))"',
+]
+
+
+@pytest.mark.parametrize("style", HOSTILE_STYLES)
+def test_dangerous_css_is_dropped(style):
+    clean = sanitize_html(f'<div {style}>x</div><p style="color:rgb(1,2,3);width:100px">y</p>').lower()
+    for bad in ("expression", "expr", "url(", "javascript", "behavior", "binding", "var(", "image-set", "\\", "/*"):
+        assert bad not in clean, f"{bad!r} survived: {clean}"
+    # The harmless style beside it stays.
+    assert "color:rgb(1, 2, 3);width:100px" in clean
+
+
+def test_safe_declarations_beside_a_hostile_one_stay():
+    clean = sanitize_html('<p style="color:red; width:expression(alert()); text-align:center">x</p>')
+    assert "expression" not in clean and "color:red" in clean and "text-align:center" in clean
 
 
 def test_hostile_html_message_is_stored_sanitized_with_text_derived():
@@ -282,3 +311,27 @@ def test_deeply_nested_multiparts_are_read_to_a_limit():
     parsed = parse_message(raw, limits=ParseLimits(max_depth=30))
     assert parsed.event.kind == "message"
     assert any("nesting deeper than 30" in d for d in parsed.defects)
+
+
+def test_fields_after_a_bad_header_line_are_read():
+    raw = (b"Subject: first\r\nX-Bad line without a colon\r\nFrom: Ann <ann@example.org>\r\n"
+           b"To: support@hub.example.com\r\nSubject2 :\tobsolete form\r\n  folded on\r\n"
+           b"Message-ID: <mid-bad@example.org>\r\n\r\nThe body.\r\n")
+    parsed = parse_message(raw)
+    assert parsed.event.subject == "first" and parsed.message_id == "mid-bad@example.org"
+    assert parsed.event.data["from"] == "ann@example.org" and parsed.event.text == "The body."
+    assert any("X-Bad line" in d for d in parsed.defects) and any("Subject2 :" in d for d in parsed.defects)
+    mended, _ = salvage_header_block(raw)
+    assert b"Subject2: obsolete form\r\n  folded on\r\n" in mended and b"X-Bad" not in mended
+
+
+def test_lines_after_the_last_field_stay_the_body_and_sound_mail_is_untouched():
+    # A sender that forgot the blank line: Python reads the rest as body, and so does the salvage.
+    assert salvage_header_block(b"Subject: x\nTo: a@example.org\nHello there\nsecond line\n\nmore") is None
+    mended, defects = salvage_header_block(b"bad first line\nSubject: x\nHello there\n\nmore")
+    assert mended == b"Subject: x\n\nHello there\n\nmore" and len(defects) == 1
+    assert parse_message(b"bad first line\nSubject: x\nHello there\n\nmore").event.text.startswith("Hello there")
+    assert salvage_header_block(b"just words\nno fields\n") is None
+    for path in CORPUS_FILES:  # nothing in the corpus needs mending, so nothing in it changes
+        raw = path.read_bytes()
+        assert salvage_header_block(raw) is None or parse_message(raw).message_id

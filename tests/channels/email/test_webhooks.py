@@ -73,14 +73,57 @@ def test_without_a_configured_token_the_pipe_is_off(hub, client):
     assert count(hub, TimelineEvent) == 0
 
 
-def test_empty_garbage_and_oversized_bodies_are_refused_and_write_nothing(hub, client):
+def test_empty_and_oversized_bodies_are_refused_and_write_nothing(hub, client):
     configure(hub, inbound_token=TOKEN, max_message_bytes=65536, max_raw_bytes=65536)
     assert pipe(client, b"").status_code == 400
-    garbage = pipe(client, b"just some words, no headers")
-    assert garbage.status_code == 400 and "no header fields" in garbage.json()["detail"]
     big = pipe(client, msg("From: a@example.org\nSubject: big", "x" * 100_000))
     assert big.status_code == 413
     assert count(hub, TimelineEvent) == 0 and stored_files(hub) == []
+
+
+def test_bytes_no_parser_can_read_are_kept_raw_with_the_reason(hub, client):
+    configure(hub, inbound_token=TOKEN)
+    raw = b"just some words, no headers"
+    kept = pipe(client, raw)
+    assert kept.status_code == 201, kept.text
+    with hub.session(read_only=True) as s:
+        row = s.get(EmailRawMessage, kept.json()["raw_id"])
+        event = s.get(TimelineEvent, kept.json()["event_id"])
+        assert row.reason == "malformed" and row.event_id == event.id
+        assert "no header fields" in " ".join(event.data["defects"])
+    assert hub.channel("email").files.raw.read(row.sha256) == raw
+
+
+BAD_FIRST_LINE = (
+    b"Fro :uMmlti Sender <a@b.example>\r\n"
+    b"To: support@hub.example.com\r\n"
+    b"Subject: =?utf-8?b?0KHRh9GR0YIg0L3QtSDQv9GA0LjRiNGR0Ls=?=\r\n"
+    b"Message-ID: <bad-first-line-1@b.example>\r\n"
+    b"MIME-Version: 1.0\r\n"
+    b'Content-Type: multipart/alternative; boundary="b1"\r\n'
+    b"\r\n"
+    b"--b1\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nThe invoice has not arrived.\r\n"
+    b"--b1\r\nContent-Type: text/html; charset=utf-8\r\n\r\n<p>The invoice has <b>not</b> arrived.</p>\r\n"
+    b"--b1--\r\n"
+)
+
+
+def test_a_malformed_first_header_line_is_salvaged_and_kept_raw(hub, client):
+    configure(hub, inbound_token=TOKEN)
+    answer = pipe(client, BAD_FIRST_LINE)
+    # It was a 400 ("not an RFC 822 message") and the message was kept nowhere.
+    assert answer.status_code == 201, answer.text
+    with hub.session(read_only=True) as s:
+        event = s.get(TimelineEvent, answer.json()["event_id"])
+        row = s.get(EmailRawMessage, answer.json()["raw_id"])
+        # The fields after the bad line are read, as other mail readers read them.
+        assert event.subject == "Счёт не пришёл" and event.data["message_id"] == "bad-first-line-1@b.example"
+        assert event.data["to"] == ["support@hub.example.com"] and event.text == "The invoice has not arrived."
+        assert "<b>not</b>" in event.html
+        assert any("Fro :uMmlti" in d for d in event.data["defects"])
+        assert row.reason == "malformed" and row.message_id == "bad-first-line-1@b.example"
+    assert hub.channel("email").files.raw.read(row.sha256) == BAD_FIRST_LINE
+    assert pipe(client, BAD_FIRST_LINE).status_code == 200  # once
 
 
 def test_every_corpus_message_goes_through_the_pipe(hub, client):
@@ -206,3 +249,33 @@ def test_the_suppression_list_through_the_api(hub, client, api_key):
         kinds = s.scalars(select(TimelineEvent.kind).where(TimelineEvent.contact_id == contact)
                           .order_by(TimelineEvent.id)).all()
     assert kinds == ["suppressed", "unsuppressed"]
+
+
+def test_admins_see_the_kept_mail_with_the_reason(hub, app, client):
+    from fastapi.testclient import TestClient
+
+    from hub.models import Role
+    from tests.web.conftest import ORIGIN, login
+
+    configure(hub, inbound_token=TOKEN)
+    salvaged = pipe(client, BAD_FIRST_LINE).json()
+    garbage = pipe(client, b"just some words, no headers").json()
+    pipe(client, fixture_raw("reply_windows1251.json"))  # read whole: not kept
+    with TestClient(app, base_url=ORIGIN) as web:
+        login(web, hub, "admin@example.com", role=Role.ADMIN)
+        page = web.get("/admin/email/kept")
+        assert page.status_code == 200
+        assert page.text.count('<tr id="kept-') == 2
+        assert "Счёт не пришёл" in page.text and "bad-first-line-1@b.example" in page.text
+        assert "Fro :uMmlti" in page.text and "no header fields" in page.text
+        assert page.text.count("Could not be read whole") == 2
+        assert f'href="/channels/email/raw/{salvaged["raw_id"]}"' in page.text
+        assert 'href="/admin/email/kept"' in page.text  # in the admin's navigation
+        download = web.get(f"/channels/email/raw/{garbage['raw_id']}")
+        assert download.status_code == 200 and download.content == b"just some words, no headers"
+        ru = web.get("/admin/email/kept", headers={"Accept-Language": "ru"})
+        assert ru.status_code == 200
+    with TestClient(app, base_url=ORIGIN) as web:
+        login(web, hub, "agent@example.com", role=Role.AGENT)
+        assert web.get("/admin/email/kept").status_code == 403
+        assert 'href="/admin/email/kept"' not in web.get("/").text

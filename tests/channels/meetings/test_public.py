@@ -178,3 +178,28 @@ def test_one_address_gets_429_after_its_booking_attempts_until_the_window_refill
     assert client.post("/channels/meetings/consultation/book", data=form(), follow_redirects=False).status_code == 303
     clk.advance(seconds=601)
     assert throttle.purge_idle(hub, "meetings.book", idle_seconds=600) == 1
+
+
+def test_times_a_fall_back_day_repeats_carry_their_offset(hub: Hub, client, frozen_clock: clock.FrozenClock) -> None:  # type: ignore[no-untyped-def]
+    # New York falls back on Sunday 2026-11-01: 01:00–01:59 happens first in EDT, then in EST.
+    frozen_clock.current = at("2026-10-30 12:00")
+    host = make_host(hub, zone="America/New_York", hours={6: [(0, 4 * 60)]})
+    make_type(hub, host_ids=[host], slug="night", duration_minutes=30, slot_step_minutes=30, min_notice_minutes=0)
+    for lang, edt, est in (("en", "GMT-04:00", "GMT-05:00"), ("ru", "GMT-04:00", "GMT-05:00")):
+        page = client.get(f"/channels/meetings/night?tz=America/New_York&lang={lang}&day=2026-11-01")
+        assert page.status_code == 200
+        labels = [re.sub(r"<[^>]+>", "", m).split() for m in re.findall(r'data-start="[^"]+">(.*?)</a>', page.text)]
+        texts = [" ".join(label) for label in labels]
+        starts = re.findall(r'data-start="([^"]+)"', page.text)
+        # 00:00 EDT (04:00Z) to 04:00 EST (09:00Z): five hours of half-hour slots, two at each repeated time.
+        assert starts[0] == "2026-11-01T04:00:00Z" and len(starts) == 10
+        assert len(set(texts)) == len(texts), f"two slots read the same: {texts}"
+        one_thirty = [t for t in texts if t.startswith(("1:30", "01:30"))]
+        assert len(one_thirty) == 2 and one_thirty[0].endswith(edt) and one_thirty[1].endswith(est)
+        # Times that happen once carry no offset.
+        assert not any("GMT" in t for t in texts if not t.startswith(("1:", "01:")))
+    # The chosen time on the next step says which 1:30 it is, too.
+    form = client.get("/channels/meetings/night/book?start=2026-11-01T06:30:00Z&tz=America/New_York&lang=en")
+    assert form.status_code == 200
+    chosen = re.search(r'id="chosen-time"><strong>(.*?)</strong>', form.text).group(1)
+    assert "1:30\u202fAM GMT-05:00" in chosen

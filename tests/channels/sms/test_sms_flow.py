@@ -299,3 +299,61 @@ def test_sms_is_unconfigured_without_credentials(hub: Any, api_key: Any) -> None
         assert refused.status_code == 409 and refused.json()["type"] == "/problems/channel-not-configured"
         # No token, no webhook: nothing can be verified, so nothing is accepted.
         assert world.server.inbound_sms(CUSTOMER, HUB_NUMBER, "hello").status_code == 403
+
+
+def test_an_opt_out_in_plain_words_withdraws_consent_and_confirms_once(world: World, api_key: Any) -> None:
+    contact_id = make_contact(world)
+    with world.hub.session() as s, s.begin():
+        marketing = outbox.enqueue(s, channel="sms", address=CUSTOMER, content={"text": "Spring sale!"},
+                                   idempotency_key="campaign-2", contact_id=contact_id, purpose=Purpose.MARKETING,
+                                   send_after=now() + timedelta(days=1)).id
+    sid = "SM" + "cd" * 16
+    answer = world.server.inbound_sms(CUSTOMER, HUB_NUMBER, "Please stop texting me!", sid=sid)
+    assert answer.status_code == 200
+    # Twilio did not recognise these words, so the hub confirms, once, in the reply to the webhook.
+    assert answer.body.count("<Message>") == 1 and "You are unsubscribed" in answer.body
+    assert [(p, st) for p, st, _ in consent(world, contact_id)] == [("marketing", "withdrawn"),
+                                                                     ("transactional", "withdrawn")]
+    assert delivery(world, marketing).status == DeliveryStatus.CANCELLED
+    assert compose(world, api_key, contact_id).status_code == 409
+    # Twilio retries the same webhook: no second confirmation, no second consent record.
+    again = world.server.inbound_sms(CUSTOMER, HUB_NUMBER, "Please stop texting me!", sid=sid)
+    assert again.status_code == 200 and "<Message>" not in again.body
+    assert len(consent(world, contact_id)) == 2
+    with world.hub.session(read_only=True) as s:
+        event = s.scalars(select(TimelineEvent).where(TimelineEvent.external_id == sid)).one()
+        assert event.data["opt_out"]["confirmation"].startswith("You are unsubscribed")
+
+
+def test_a_russian_opt_out_is_confirmed_in_russian(world: World) -> None:
+    contact_id = make_contact(world)
+    answer = world.server.inbound_sms(CUSTOMER, HUB_NUMBER, "Стоп.")
+    assert answer.status_code == 200 and answer.body.count("<Message>") == 1 and "Вы отписались" in answer.body
+    assert {st for _, st, _ in consent(world, contact_id)} == {"withdrawn"}
+
+
+def test_twilios_own_keyword_gets_no_second_confirmation(world: World) -> None:
+    contact_id = make_contact(world)
+    answer = world.server.inbound_sms(CUSTOMER, HUB_NUMBER, "STOP")
+    assert answer.status_code == 200 and "<Message>" not in answer.body  # Twilio's own reply is the one
+    assert {st for _, st, _ in consent(world, contact_id)} == {"withdrawn"}
+
+
+def test_a_possible_opt_out_opens_a_task_and_keeps_consent(world: World, api_key: Any) -> None:
+    from hub.models import Task
+
+    contact_id = make_contact(world)
+    answer = world.server.inbound_sms(CUSTOMER, HUB_NUMBER, "stop sending me the wrong invoices?")
+    assert answer.status_code == 200 and "<Message>" not in answer.body
+    assert consent(world, contact_id) == []
+    assert compose(world, api_key, contact_id).status_code == 202
+    with world.hub.session(read_only=True) as s:
+        (task,) = s.scalars(select(Task).where(Task.contact_id == contact_id)).all()
+        event = s.scalars(select(TimelineEvent).where(TimelineEvent.channel == "sms",
+                                                      TimelineEvent.direction == "in")).one()
+        assert task.status == "open" and task.title.startswith("Возможно, Ada Lovelace просит больше не присылать SMS")
+        assert "stop sending me the wrong invoices?" in (task.notes or "")
+        assert task.source_event_id == event.id and event.data["opt_out"]["task_id"] == task.id
+    # An ordinary message opens nothing.
+    world.server.inbound_sms(CUSTOMER, HUB_NUMBER, "Can you cancel my appointment on Friday?")
+    assert count(world, Task, Task.contact_id == contact_id) == 1
