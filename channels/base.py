@@ -140,6 +140,11 @@ class Channel(ABC):
         return self.settings.enabled
 
     @property
+    def panel_ready(self) -> bool:
+        """Whether its compose panel on the contact page can be used now (by default: when configured)."""
+        return self.configured
+
+    @property
     def max_request_bytes(self) -> int | None:
         """The largest request body its routes accept; None keeps the API's limit."""
         return None

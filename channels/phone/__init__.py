@@ -23,6 +23,11 @@ class PhoneChannel(TwilioChannel):
 
     settings: PhoneSettings
 
+    @property
+    def panel_ready(self) -> bool:
+        # The panel logs a call made or taken on any phone: a note of a call, not a Twilio call.
+        return self.settings.enabled
+
     @staticmethod
     def parse(payload: Any) -> Sequence[InboundEvent]:
         return [parse_call(payload)]
