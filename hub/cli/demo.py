@@ -80,3 +80,15 @@ def print_summary(summary: DemoSummary, *, console: Console | None = None) -> No
         logins.add_row(email, role, "created now" if email in summary.users_created else "already there")
     console.print(logins)
     console.print("[yellow]These accounts use a published password: never load demo data into a real installation.[/]")
+
+
+def print_links(hub: Hub, stand_ins: list[Any], *, console: Console | None = None) -> None:
+    """Show the local servers the demo started and where the hub sends what (every start)."""
+    console = console or out
+    if not stand_ins:
+        return
+    console.print("[bold]Demo stand-ins[/]: email, SMS and calls go to these local servers, never out")
+    for each in stand_ins:
+        console.print(f"  [bold]{each.label}[/] at {each.url}: {each.note}", soft_wrap=True)
+    console.print(f"Test mailbox (sign in as admin@example.com): {hub.settings.public_base_url}/admin/test-mailbox",
+                  soft_wrap=True)
