@@ -19,7 +19,7 @@ from hub.web import csrf, sessions
 from hub.web.i18n import N_
 from hub.web import models as _models  # noqa: F401  (registers the workspace's tables)
 from hub.web.pages import LoginRequired, PageError, current_agent, is_fragment, render
-from hub.web.routes import actions, admin, auth, contacts, live, privacy, tasks
+from hub.web.routes import actions, admin, auth, contacts, demo_mailbox, live, privacy, tasks
 from hub.web.security import SecurityHeaders
 
 if TYPE_CHECKING:
@@ -48,6 +48,7 @@ def build_router(hub: Hub) -> APIRouter:
     router.include_router(tasks.router)
     router.include_router(live.router)
     router.include_router(admin.router)
+    router.include_router(demo_mailbox.router)
     router.include_router(privacy.router)
     return router
 
