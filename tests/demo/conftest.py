@@ -72,3 +72,7 @@ def wait(predicate: Any, timeout: float = 20.0) -> Any:
             return value
         time.sleep(0.1)
     raise AssertionError("timed out")
+
+
+# Chromium for the browser tests of the demo's pages (one per module, as in tests/web).
+from tests.web.conftest import browser  # noqa: E402,F401

@@ -28,6 +28,7 @@ from hub import clock
 from hub.models import TimelineEvent
 from hub.web.i18n import N_
 from hub.web.pages import Agent, PageError, get_hub, redirect, render, require
+from hub.web.timeline_view import STATUS_LABELS
 
 router = APIRouter(prefix="/admin/test-mailbox")
 Admin = Annotated[Agent, Depends(require("admin"))]
@@ -145,6 +146,7 @@ def inbox(request: Request, agent: Admin) -> Response:
     folder = _folder(request)
     sms, sms_error = text_messages(request)
     return render(request, agent, "demo_mailbox.html", mails=list_mail(folder), folder=folder, sms=sms,
+                  statuses=STATUS_LABELS,
                   sms_error=sms_error, twilio_url=get_hub(request).settings.demo.twilio_url)
 
 
