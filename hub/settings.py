@@ -21,6 +21,7 @@ from pydantic_settings import (
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG_FILE = PROJECT_ROOT / "config" / "hub.toml"
 DEFAULT_PUBLIC_BASE_URL = "http://127.0.0.1:8000"
+SERVED_URL_FILE = "served-url"
 
 
 class OutboxSettings(BaseModel):
@@ -212,9 +213,26 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _links_follow_the_server(self) -> Settings:
         self._public_base_url_set = "public_base_url" in self.model_fields_set
-        if not self._public_base_url_set and self.serve_url:
-            self.__dict__["public_base_url"] = self.serve_url
+        if not self._public_base_url_set:
+            # Other commands on the same data directory (`hub worker`, `hub campaigns run`) build
+            # links for the hub that `hub serve` last started there.
+            served = self.serve_url or self._last_served()
+            if served:
+                self.__dict__["public_base_url"] = served
         return self
+
+    def _last_served(self) -> str:
+        try:
+            value = (self.data_dir / SERVED_URL_FILE).read_text().strip()
+        except OSError:
+            return ""
+        return value.rstrip("/") if value.startswith(("http://", "https://")) and "\n" not in value else ""
+
+    def remember_served_url(self) -> None:
+        """Keep where `hub serve` listens in data_dir, for the other commands run beside it."""
+        if self.serve_url:
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            (self.data_dir / SERVED_URL_FILE).write_text(self.serve_url + "\n")
 
     @property
     def public_base_url_set(self) -> bool:

@@ -76,6 +76,7 @@ def serve(
     if no_worker:
         os.environ["HUB_EMBEDDED_WORKER"] = "false"
     get_settings.cache_clear()
+    get_settings().remember_served_url()
     stand_ins = start_demo_stand_ins() if demo else []
     try:
         hub = runtime()

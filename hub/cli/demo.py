@@ -44,8 +44,10 @@ def load(
 
 def load_with_progress(hub: Hub, *, if_empty: bool = False, **options: Any) -> DemoSummary | None:
     """Load the demo set behind a progress bar; with if_empty, only into a store without contacts."""
-    from hub.demo import load_demo, load_demo_if_empty
+    from hub.demo import load_demo, load_demo_if_empty, store_is_empty
 
+    if if_empty and not store_is_empty(hub):
+        return None  # no progress bar stuck at 0 on every later start
     loader = load_demo_if_empty if if_empty else load_demo
     with Progress(TextColumn("[bold]Loading demo data"), BarColumn(), MofNCompleteColumn(), TextColumn("contacts"),
                   TimeElapsedColumn(), console=out, transient=False) as bar:

@@ -69,6 +69,7 @@ def test_hub_serve_points_the_links_at_its_own_port(tmp_path: Path, monkeypatch:
         get_settings.cache_clear()
     assert ran["port"] == 8123
     assert ran["public_base_url"] == ran["env"] == "http://127.0.0.1:8123"
+    assert (tmp_path / "served-url").read_text().strip() == "http://127.0.0.1:8123"
 
 
 def test_pages_show_links_at_the_address_the_browser_used(hub: Hub, tmp_path: Path) -> None:
@@ -125,3 +126,13 @@ def test_the_surveys_page_opens_a_demo_customers_survey_link(hub: Hub) -> None:
         page = web.get("/surveys").text
         assert "/s/" not in page  # a real customer's link is never offered
         assert f'href="/surveys/{survey_id}/preview"' in page
+
+
+def test_other_commands_on_the_data_directory_follow_the_last_served_address(tmp_path: Path) -> None:
+    load_settings(data_dir=tmp_path, serve_url="http://127.0.0.1:8123").remember_served_url()
+    beside = load_settings(data_dir=tmp_path)  # `hub worker`, `hub campaigns run` in another process
+    assert beside.public_base_url == "http://127.0.0.1:8123" and not beside.public_base_url_set
+    assert load_settings(data_dir=tmp_path, public_base_url="https://hub.example.com").public_base_url == \
+        "https://hub.example.com"
+    (tmp_path / "served-url").write_text("javascript:alert(1)")
+    assert load_settings(data_dir=tmp_path).public_base_url == DEFAULT_PUBLIC_BASE_URL

@@ -165,7 +165,8 @@ def view(request: Request, key: str, agent: Admin) -> Response:
         from html import escape
 
         html = f"<pre>{escape(mail.text)}</pre>"
-    return HTMLResponse(html, headers={"Content-Security-Policy": VIEW_CSP, "Cache-Control": "no-store",
+    # Links open in a new tab, as a mail app opens them, and the message stays on screen.
+    return HTMLResponse('<base target="_blank">' + html, headers={"Content-Security-Policy": VIEW_CSP, "Cache-Control": "no-store",
                                        "Referrer-Policy": "no-referrer"})
 
 
