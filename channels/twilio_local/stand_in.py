@@ -11,6 +11,7 @@ if TYPE_CHECKING:
     from hub.settings import Settings
 
 DEMO_NUMBER = "+15005550006"
+DEFAULT_PORT = 8099
 
 
 def twilio_environment(server_url: str, *, number: str = DEMO_NUMBER) -> dict[str, str]:
@@ -34,7 +35,11 @@ def stand_in(settings: Settings, *, hub_url: str) -> StandIn:
     hub_url = hub_url.rstrip("/")
     server.add_number(DEMO_NUMBER, sms_url=f"{hub_url}/channels/sms/inbound", voice_url=f"{hub_url}/channels/phone/voice",
                       voice_status_callback=f"{hub_url}/channels/phone/status")
-    server.start("127.0.0.1", 0)
+    try:
+        # The port `python -m channels.twilio_local sms|call` talk to by default, when it is free.
+        server.start("127.0.0.1", DEFAULT_PORT)
+    except OSError:
+        server.start("127.0.0.1", 0)
     env = {**twilio_environment(server.url), "HUB_DEMO__TWILIO_URL": server.url}
     return StandIn(name="twilio", label="Local Twilio", url=server.url + "/", env=env, stop=server.stop,
                    note=f"text or call the hub as a customer at {server.url}/; SMS the hub sends are listed there "
