@@ -67,6 +67,15 @@ def test_the_admin_reads_the_test_mailbox_and_answers_as_the_customer(demo: Demo
         target.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(target / "test-mailbox.png"), full_page=True)
 
+        from axe_playwright_python.sync_playwright import Axe
+
+        axe = Axe()
+        for path in ("/admin/test-mailbox", "/admin/channels"):
+            page.goto(path)
+            violations = axe.run(page).response["violations"]
+            bad = [f"{v['id']}: {v['help']}" for v in violations if v.get("impact") in ("serious", "critical")]
+            assert bad == [], (path, bad)
+        page.goto("/admin/test-mailbox")
         page.get_by_role("link", name="Your order #1042").click()
         assert "It ships today." in page.locator(".mail-text").inner_text()
         with context.expect_page() as opened:

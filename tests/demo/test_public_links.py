@@ -56,7 +56,8 @@ def test_hub_serve_points_the_links_at_its_own_port(tmp_path: Path, monkeypatch:
     ran: dict[str, Any] = {}
 
     def fake_run(app: str, **options: Any) -> None:
-        ran.update(options, public_base_url=get_settings().public_base_url, env=os.environ.get("HUB_SERVE_URL"))
+        ran.update(options, public_base_url=get_settings().public_base_url, env=os.environ.get("HUB_SERVE_URL"),
+                   demo=get_settings().demo.active, smtp=os.environ.get("HUB_CHANNELS__EMAIL__SMTP_HOST"))
 
     monkeypatch.setattr("uvicorn.run", fake_run)
     try:
@@ -68,6 +69,7 @@ def test_hub_serve_points_the_links_at_its_own_port(tmp_path: Path, monkeypatch:
         os.environ.pop("HUB_SERVE_URL", None)  # serve sets it for the API processes it starts
         get_settings.cache_clear()
     assert ran["port"] == 8123
+    assert not ran["demo"] and ran["smtp"] is None  # no stand-in outside the demo
     assert ran["public_base_url"] == ran["env"] == "http://127.0.0.1:8123"
     assert (tmp_path / "served-url").read_text().strip() == "http://127.0.0.1:8123"
 
@@ -136,3 +138,46 @@ def test_other_commands_on_the_data_directory_follow_the_last_served_address(tmp
         "https://hub.example.com"
     (tmp_path / "served-url").write_text("javascript:alert(1)")
     assert load_settings(data_dir=tmp_path).public_base_url == DEFAULT_PUBLIC_BASE_URL
+
+
+def test_hub_serve_demo_starts_the_stand_ins_and_stops_them_with_the_hub(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import socket
+
+    monkeypatch.setenv("HUB_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("HUB_SECRET_KEY", "k" * 48)
+    monkeypatch.delenv("HUB_PUBLIC_BASE_URL", raising=False)
+    monkeypatch.setattr("hub.cli.demo.load_with_progress", lambda hub, **kw: None)  # no 300 contacts here
+    get_settings.cache_clear()
+    before = dict(os.environ)
+    ran: dict[str, Any] = {}
+
+    def fake_run(app: str, **options: Any) -> None:
+        settings = get_settings()
+        runtime = Hub(settings)
+        try:
+            ran.update(configured={n: runtime.channel(n).configured for n in ("email", "sms", "phone")},
+                       mailbox=settings.demo.mailbox, twilio=settings.demo.twilio_url,
+                       smtp=(settings.channels["email"]["smtp_host"], int(settings.channels["email"]["smtp_port"])))
+            with socket.create_connection(ran["smtp"], timeout=5) as conn:
+                ran["greeting"] = conn.recv(100)
+        finally:
+            runtime.close()
+
+    monkeypatch.setattr("uvicorn.run", fake_run)
+    try:
+        runner = CliRunner()
+        assert runner.invoke(cli, ["migrate"]).exit_code == 0
+        done = runner.invoke(cli, ["serve", "--demo", "--port", "8124"])
+        assert done.exit_code == 0, done.output
+    finally:
+        for name in set(os.environ) - set(before):  # what serve set for its API processes
+            del os.environ[name]
+        get_settings.cache_clear()
+    assert ran["configured"] == {"email": True, "sms": True, "phone": True}
+    assert ran["greeting"].startswith(b"220")
+    assert ran["mailbox"] == (tmp_path / "demo" / "mailbox").resolve()
+    assert "Local SMTP server at smtp://127.0.0.1:" in done.output and "Local Twilio at http://127.0.0.1:" in done.output
+    assert "http://127.0.0.1:8124/admin/test-mailbox" in done.output
+    with pytest.raises(OSError):  # stopped with the hub
+        socket.create_connection(ran["smtp"], timeout=2).close()
