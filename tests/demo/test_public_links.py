@@ -181,3 +181,16 @@ def test_hub_serve_demo_starts_the_stand_ins_and_stops_them_with_the_hub(
     assert "http://127.0.0.1:8124/admin/test-mailbox" in done.output
     with pytest.raises(OSError):  # stopped with the hub
         socket.create_connection(ran["smtp"], timeout=2).close()
+
+
+def test_the_demo_prints_a_survey_link_a_customer_can_answer(hub: Hub) -> None:
+    from hub.app import create_app
+    from hub.demo import load_demo
+
+    summary = load_demo(hub, contacts=30, long_history=0)
+    line = next(line for line in summary.extras if line.startswith("surveys:"))
+    link = re.search(r"answer it as a customer: (http://127\.0\.0\.1:8000/s/\S+)", line)
+    assert link, line
+    with TestClient(create_app(hub, check_schema=False, start_worker=False)) as client:
+        page = client.get(link.group(1).removeprefix("http://127.0.0.1:8000"))
+    assert page.status_code == 200 and 'name="q_nps"' in page.text
