@@ -129,6 +129,9 @@ class Channel(ABC):
     Settings: ClassVar[type[ChannelSettings]] = ChannelSettings
     # How many sends the worker may run at once on this channel.
     concurrency: ClassVar[int] = 4
+    # Example values of the settings that make it work: Admin → Channels shows them, as HUB_* lines
+    # and as TOML, to a channel that is not configured yet.
+    setup_example: ClassVar[dict[str, Any]] = {}
 
     def __init__(self, settings: ChannelSettings, hub: Hub) -> None:
         self.settings = settings
@@ -138,6 +141,27 @@ class Channel(ABC):
     def configured(self) -> bool:
         """Whether the channel can work now (the UI disables its compose panel otherwise)."""
         return self.settings.enabled
+
+    def missing_settings(self) -> list[str]:
+        """The settings still to set before the channel can work (Admin → Channels)."""
+        return [] if self.settings.enabled else ["enabled"]
+
+    def test_message(self, address: str) -> OutboundMessage | None:
+        """A short message to `address` for Admin → Channels' "send a test"; None for a channel that
+        sends nothing. ValueError when `address` is not one it can send to."""
+        return None
+
+    def _test_message(self, address: str, content: Mapping[str, Any]) -> OutboundMessage:
+        import uuid
+
+        return OutboundMessage(delivery_id=0, channel=self.name, address=address, content=content,
+                               idempotency_key=f"admin-test:{uuid.uuid4().hex}", purpose="transactional",
+                               contact_id=None, attempt=1)
+
+    @property
+    def panel_ready(self) -> bool:
+        """Whether its compose panel on the contact page can be used now (by default: when configured)."""
+        return self.configured
 
     @property
     def max_request_bytes(self) -> int | None:

@@ -542,9 +542,14 @@ def _package_demos(hub: Hub, *, seed: int) -> list[str]:
     return lines
 
 
+def store_is_empty(hub: Hub) -> bool:
+    """Whether the store has no contacts yet."""
+    with hub.session(read_only=True) as session:
+        return session.scalars(select(Contact.id).limit(1)).first() is None
+
+
 def load_demo_if_empty(hub: Hub, **kwargs: Any) -> DemoSummary | None:
     """Load the demo set into a store that has no contacts yet; None if it has some."""
-    with hub.session(read_only=True) as session:
-        if session.scalars(select(Contact.id).limit(1)).first() is not None:
-            return None
+    if not store_is_empty(hub):
+        return None
     return load_demo(hub, **kwargs)

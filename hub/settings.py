@@ -10,7 +10,7 @@ from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import phonenumbers
-from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
+from pydantic import BaseModel, Field, PrivateAttr, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -20,6 +20,8 @@ from pydantic_settings import (
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG_FILE = PROJECT_ROOT / "config" / "hub.toml"
+DEFAULT_PUBLIC_BASE_URL = "http://127.0.0.1:8000"
+SERVED_URL_FILE = "served-url"
 
 
 class OutboxSettings(BaseModel):
@@ -96,6 +98,21 @@ class SendingSettings(BaseModel):
         return value
 
 
+class DemoSettings(BaseModel):
+    """What `hub serve --demo` started beside the hub (it sets these; not for config files)."""
+
+    model_config = {"extra": "forbid"}
+
+    # The Maildir the local SMTP server delivers into: the test mailbox page reads it.
+    mailbox: Path | None = None
+    # The local Twilio-compatible server: its page, and the SMS it carried.
+    twilio_url: str | None = None
+
+    @property
+    def active(self) -> bool:
+        return self.mailbox is not None or bool(self.twilio_url)
+
+
 class Settings(BaseSettings):
     """Validated configuration; an invalid value stops start-up with the setting's name."""
 
@@ -112,7 +129,11 @@ class Settings(BaseSettings):
     # Bearer token a Prometheus scraper sends for /metrics. Unset, /metrics answers only clients on
     # this machine (loopback, not through a proxy) and 404 to everyone else.
     metrics_token: SecretStr | None = Field(None, min_length=16)
-    public_base_url: str = "http://127.0.0.1:8000"
+    # Where customers and providers reach the hub. Unset, links follow the address `hub serve`
+    # listens at (serve_url), and on pages the address the browser asked for.
+    public_base_url: str = DEFAULT_PUBLIC_BASE_URL
+    # Set by `hub serve` from --host/--port; not meant for config files.
+    serve_url: str = ""
     default_region: str = "RU"
     default_locale: Literal["ru", "en"] = "ru"
     default_timezone: str = "Europe/Moscow"
@@ -126,6 +147,7 @@ class Settings(BaseSettings):
     outbox: OutboxSettings = OutboxSettings()
     api: ApiSettings = ApiSettings()
     sending: SendingSettings = SendingSettings()
+    demo: DemoSettings = DemoSettings()
     # Each adapter validates its own section against its settings model at start-up.
     channels: dict[str, dict[str, Any]] = Field(default_factory=dict)
     # Likewise each extension (campaigns, surveys) validates its own `[extensions.<name>]` section.
@@ -181,6 +203,52 @@ class Settings(BaseSettings):
         if not value.startswith(("http://", "https://")):
             raise ValueError("must start with http:// or https://")
         return value.rstrip("/")
+
+    _public_base_url_set: bool = PrivateAttr(default=False)
+
+    @field_validator("serve_url")
+    @classmethod
+    def _serve_url(cls, value: str) -> str:
+        if value and not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _links_follow_the_server(self) -> Settings:
+        self._public_base_url_set = "public_base_url" in self.model_fields_set
+        if not self._public_base_url_set:
+            # Other commands on the same data directory (`hub worker`, `hub campaigns run`) build
+            # links for the hub that `hub serve` last started there.
+            served = self.serve_url or self._last_served()
+            if served:
+                self.__dict__["public_base_url"] = served
+        return self
+
+    def _last_served(self) -> str:
+        try:
+            value = (self.data_dir / SERVED_URL_FILE).read_text().strip()
+        except OSError:
+            return ""
+        return value.rstrip("/") if value.startswith(("http://", "https://")) and "\n" not in value else ""
+
+    def remember_served_url(self) -> None:
+        """Keep where `hub serve` listens in data_dir, for the other commands run beside it."""
+        if self.serve_url:
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            (self.data_dir / SERVED_URL_FILE).write_text(self.serve_url + "\n")
+
+    @property
+    def public_base_url_set(self) -> bool:
+        """Whether public_base_url was configured (rather than taken from the served address)."""
+        return self._public_base_url_set
+
+    def public_url(self, request: Any = None) -> str:
+        """The base of public links: public_base_url when configured; else, on a page, the address
+        the browser used (the hub may be reached by another name than it listens on); else where
+        `hub serve` listens (or the default)."""
+        if not self._public_base_url_set and request is not None:
+            return str(request.base_url).rstrip("/")
+        return self.public_base_url
 
     @property
     def sqlalchemy_url(self) -> str:

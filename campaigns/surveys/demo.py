@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import select, update
 
 from campaigns.surveys.answers import open_link, save_answers
-from campaigns.surveys.links import token_for
+from campaigns.surveys.links import sample_links, token_for
 from campaigns.surveys.models import InvitationStatus, Survey, SurveyInvitation, SurveyResponse
 from campaigns.surveys.service import SurveyIn, order_context, create_survey
 from hub import clock
@@ -117,4 +117,7 @@ def demo(hub: Hub, *, seed: int) -> str:
             session.commit()
             answered += 1
     what = "created" if created else "found"
-    return f"survey {NAME!r} {what}; {added} invitations and {answered} answers added"
+    with hub.session(read_only=True) as session:
+        link = sample_links(session, hub.settings, [survey_id], now=clock.now()).get(survey_id)
+    answer = f"; answer it as a customer: {link}" if link else ""
+    return f"survey {NAME!r} {what}; {added} invitations and {answered} answers added{answer}"

@@ -19,6 +19,7 @@ from starlette.responses import FileResponse, Response, StreamingResponse
 
 from campaigns.surveys.answers import Link
 from campaigns.surveys.charts import distribution_svg, trend_svg
+from campaigns.surveys.links import sample_links
 from campaigns.surveys.models import QuestionKind, Survey, SurveyInvitation, SurveyStatus
 from campaigns.surveys.questions import localized, parse_questions, visible
 from campaigns.surveys.results import export_csv, survey_results
@@ -68,7 +69,9 @@ def list_page(request: Request, agent: Reader) -> Response:
     with hub.session(read_only=True) as db:
         surveys = list(db.scalars(select(Survey).order_by(Survey.id.desc()).limit(200)))
         counts = {s.id: counts_by_status(db, survey_id=s.id) for s in surveys}
-    return render(request, agent, "surveys/list.html", surveys=surveys, counts=counts,
+        samples = sample_links(db, hub.settings, [s.id for s in surveys], now=clock.now(),
+                               base_url=hub.settings.public_url(request))
+    return render(request, agent, "surveys/list.html", surveys=surveys, counts=counts, samples=samples,
                   triggers=dict(TRIGGERS), statuses=dict(STATUSES))
 
 

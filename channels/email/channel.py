@@ -56,12 +56,29 @@ class EmailChannel(Channel):
     Settings = EmailSettings
     # One SMTP conversation carries many messages; smtp_connections sets the parallelism.
     concurrency = 1
+    setup_example = {"smtp_host": "smtp.example.com", "smtp_port": 587, "smtp_security": "starttls",
+                     "smtp_username": "hub@example.com", "smtp_password": "your-smtp-password",
+                     "from_address": "support@example.com", "from_name": "Support"}
 
     settings: EmailSettings
 
     @property
     def configured(self) -> bool:
         return self.settings.enabled and bool(self.settings.smtp_host and self.settings.from_address)
+
+    def missing_settings(self) -> list[str]:
+        return super().missing_settings() + [name for name in ("smtp_host", "from_address")
+                                             if not getattr(self.settings, name)]
+
+    def test_message(self, address: str) -> OutboundMessage:
+        try:
+            address = normalize_email(address)
+        except InvalidIdentity as exc:
+            raise ValueError(str(exc)) from None
+        return self._test_message(address, {
+            "subject": "A test from the hub",
+            "text": "This is a test message sent from Admin → Channels. Email works.",
+        })
 
     @property
     def max_request_bytes(self) -> int:

@@ -93,10 +93,10 @@ def _messages(exc: ValidationError) -> list[str]:
     return out
 
 
-def embed_snippet(hub: Any, form: Form, *, locale: str) -> str:
+def embed_snippet(hub: Any, form: Form, *, locale: str, base: str | None = None) -> str:
     """The HTML a site owner pastes: a plain form posting to the hub, plus the optional inline script."""
     translations = i18n.package_translations(locale, "forms")
-    base = hub.settings.public_base_url.rstrip("/")
+    base = (base or hub.settings.public_base_url).rstrip("/")
     return ENV.get_template("public/forms/embed.html").render(
         _=translations.gettext, gettext=translations.gettext, ngettext=translations.ngettext, locale=locale,
         form=form, fields=parse_fields(form.fields), key=form.key, action=form_url(base, form.key),
@@ -197,8 +197,9 @@ def build_router(channel: FormsChannel) -> APIRouter:
         snippet_locale = lang if lang in i18n.LOCALES else agent.locale
         return render(request, agent, "forms/detail.html", form=form, fields=parse_fields(form.fields),
                       submissions=page.items, next_cursor=page.next_cursor, contacts=contacts, assignee=assignee,
-                      hosted_url=form_url(hub.settings.public_base_url, form.key),
-                      snippet=embed_snippet(hub, form, locale=snippet_locale), snippet_locale=snippet_locale)
+                      hosted_url=form_url(hub.settings.public_url(request), form.key),
+                      snippet=embed_snippet(hub, form, locale=snippet_locale, base=hub.settings.public_url(request)),
+                      snippet_locale=snippet_locale)
 
     @router.get("/forms/{form_id}/submissions.csv")
     def export(request: Request, form_id: int, agent: Reader) -> Response:

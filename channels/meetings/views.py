@@ -187,7 +187,7 @@ def build_router(channel: MeetingsChannel) -> APIRouter:
         with hub.session(read_only=True) as db:
             types = list(db.scalars(select(MeetingType).order_by(MeetingType.name)))
             users = _users(db)
-        base = hub.settings.public_base_url.rstrip("/")
+        base = hub.settings.public_url(request)
         return render(request, agent, "meetings/types.html", types=types, users={u.id: u.display_name or u.email for u in users},
                       base=base)
 

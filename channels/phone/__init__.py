@@ -22,6 +22,16 @@ class PhoneChannel(TwilioChannel):
     Settings = PhoneSettings
 
     settings: PhoneSettings
+    setup_example = {"account_sid": "AC" + "0" * 32, "auth_token": "your-auth-token", "caller_id": "+15005550006"}
+
+    def missing_settings(self) -> list[str]:
+        # Without a caller id inbound calls work, but click-to-call has no number to call from.
+        return super().missing_settings() + ([] if self.settings.caller_id else ["caller_id"])
+
+    @property
+    def panel_ready(self) -> bool:
+        # The panel logs a call made or taken on any phone: a note of a call, not a Twilio call.
+        return self.settings.enabled
 
     @staticmethod
     def parse(payload: Any) -> Sequence[InboundEvent]:

@@ -36,12 +36,25 @@ class SmsChannel(TwilioChannel):
     Settings = SmsSettings
     # Twilio queues per sender anyway; a few parallel API calls keep a campaign moving.
     concurrency = 8
+    setup_example = {"account_sid": "AC" + "0" * 32, "auth_token": "your-auth-token", "from_number": "+15005550006"}
 
     settings: SmsSettings
 
     @property
     def configured(self) -> bool:
         return super().configured and bool(self.settings.sender)
+
+    def missing_settings(self) -> list[str]:
+        return super().missing_settings() + ([] if self.settings.sender else ["from_number"])
+
+    def test_message(self, address: str) -> OutboundMessage:
+        from hub.identities import InvalidIdentity, normalize_phone
+
+        try:
+            number = normalize_phone(address, self.hub.settings.default_region)
+        except InvalidIdentity as exc:
+            raise ValueError(str(exc)) from None
+        return self._test_message(number, {"text": "A test from the hub: SMS works."})
 
     @staticmethod
     def parse(payload: Any) -> Sequence[InboundEvent]:

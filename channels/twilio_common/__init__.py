@@ -41,6 +41,14 @@ class TwilioChannel(Channel):
     def configured(self) -> bool:
         return bool(self.settings.enabled and self.settings.has_credentials)
 
+    def missing_settings(self) -> list[str]:
+        missing = super().missing_settings()
+        if not self.settings.account_sid:
+            missing.append("account_sid")
+        if not self.settings.token():
+            missing.append("auth_token")
+        return missing
+
     def public_url(self, path: str) -> str:
         """The address Twilio calls for one of this adapter's routes (`path` starts with /)."""
         return f"{self.hub.settings.public_base_url}/channels/{self.name}{path}"

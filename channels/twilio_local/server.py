@@ -115,7 +115,7 @@ class LocalTwilio:
                 self.contract = Contract(contract_path)
             except ImportError:
                 log.warning("openapi-core is not installed: requests are not checked against the contract")
-        else:
+        elif contract_path is not None:
             log.warning("no OpenAPI document at %s: requests are not checked against the contract", contract_path)
         self.callback_mode: CallbackMode = callback_mode
         self.callback_order: CallbackOrder = callback_order

@@ -58,40 +58,80 @@ def migrate() -> None:
 def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
-    demo: Annotated[bool, typer.Option("--demo", help="Load demo data first if the store has no contacts.")] = False,
+    demo: Annotated[bool, typer.Option("--demo", help="Load demo data first if the store has no contacts, and "
+                                       "send email, SMS and calls to local stand-ins started beside the hub.")] = False,
     workers: Annotated[int, typer.Option(help="API processes (PostgreSQL only; SQLite uses one).")] = 1,
     no_worker: Annotated[bool, typer.Option("--no-worker", help="Do not run the embedded outbox worker.")] = False,
 ) -> None:
     """Run the web app and API (with an embedded worker unless --no-worker)."""
+    import os
+
     import uvicorn
 
     from hub.migrate import SchemaBehind, check_current
 
-    hub = runtime()
-    try:
-        check_current(hub.db.engine)
-    except SchemaBehind as exc:
-        raise fail(str(exc)) from None
-    if demo:
-        from hub.cli.demo import load_with_progress, print_summary
-
-        summary = load_with_progress(hub, if_empty=True)
-        if summary is not None:
-            print_summary(summary)
-    if workers > 1 and not hub.settings.is_postgres:
-        raise fail("several API processes need PostgreSQL; set HUB_DATABASE_URL=postgresql://… or use --workers 1")
+    # Links made outside a request (the worker's emails, the demo's printout) follow this address
+    # while public_base_url is unset. The API processes read it from the environment.
+    os.environ["HUB_SERVE_URL"] = served_url(host, port)
     if no_worker:
-        import os
-
         os.environ["HUB_EMBEDDED_WORKER"] = "false"
-        get_settings.cache_clear()
-    hub.close()
-    err.print(f"[bold green]The hub is running at http://{host}:{port}/[/]  (API docs: http://{host}:{port}/api/docs)")
-    from hub.observability import configure_logging
+    get_settings.cache_clear()
+    get_settings().remember_served_url()
+    stand_ins = start_demo_stand_ins() if demo else []
+    try:
+        hub = runtime()
+        try:
+            check_current(hub.db.engine)
+        except SchemaBehind as exc:
+            raise fail(str(exc)) from None
+        if workers > 1 and not hub.settings.is_postgres:
+            raise fail("several API processes need PostgreSQL; set HUB_DATABASE_URL=postgresql://… or use --workers 1")
+        if demo:
+            from hub.cli.demo import load_with_progress, print_links, print_summary
+
+            summary = load_with_progress(hub, if_empty=True)
+            if summary is not None:
+                print_summary(summary)
+            print_links(hub, stand_ins)
+        hub.close()
+        settings = get_settings()
+        base = settings.public_base_url
+        err.print(f"[bold green]The hub is running at http://{host}:{port}/[/]  (API docs: http://{host}:{port}/api/docs)")
+        if base.rstrip("/") != served_url(host, port):
+            err.print(f"Public links (emails, surveys, webhooks) use {base}")
+        from hub.observability import configure_logging
+
+        configure_logging(level=settings.log_level, json_logs=settings.log_json)
+        uvicorn.run("hub.asgi:app", host=host, port=port, workers=workers, log_config=None, proxy_headers=True)
+    finally:
+        from hub.demo_standins import stop_stand_ins
+
+        stop_stand_ins(stand_ins)
+
+
+def served_url(host: str, port: int) -> str:
+    """The address links made outside a request point at: a wildcard interface is reached on loopback."""
+    shown = "127.0.0.1" if host in ("", "0.0.0.0", "::", "[::]") else host
+    if ":" in shown and not shown.startswith("["):
+        shown = f"[{shown}]"
+    return f"http://{shown}:{port}"
+
+
+def start_demo_stand_ins() -> list:  # type: ignore[type-arg]
+    """Start the local SMTP and Twilio servers and point the channels at them (for this process and
+    the API processes it starts, through the environment)."""
+    import os
+
+    from hub.demo_standins import environment, start_stand_ins
 
     settings = get_settings()
-    configure_logging(level=settings.log_level, json_logs=settings.log_json)
-    uvicorn.run("hub.asgi:app", host=host, port=port, workers=workers, log_config=None, proxy_headers=True)
+    try:
+        stand_ins = start_stand_ins(settings, hub_url=settings.public_base_url)
+    except RuntimeError as exc:
+        raise fail(str(exc)) from None
+    os.environ.update(environment(stand_ins))
+    get_settings.cache_clear()
+    return stand_ins
 
 
 @app.command()

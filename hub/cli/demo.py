@@ -44,8 +44,10 @@ def load(
 
 def load_with_progress(hub: Hub, *, if_empty: bool = False, **options: Any) -> DemoSummary | None:
     """Load the demo set behind a progress bar; with if_empty, only into a store without contacts."""
-    from hub.demo import load_demo, load_demo_if_empty
+    from hub.demo import load_demo, load_demo_if_empty, store_is_empty
 
+    if if_empty and not store_is_empty(hub):
+        return None  # no progress bar stuck at 0 on every later start
     loader = load_demo_if_empty if if_empty else load_demo
     with Progress(TextColumn("[bold]Loading demo data"), BarColumn(), MofNCompleteColumn(), TextColumn("contacts"),
                   TimeElapsedColumn(), console=out, transient=False) as bar:
@@ -80,3 +82,15 @@ def print_summary(summary: DemoSummary, *, console: Console | None = None) -> No
         logins.add_row(email, role, "created now" if email in summary.users_created else "already there")
     console.print(logins)
     console.print("[yellow]These accounts use a published password: never load demo data into a real installation.[/]")
+
+
+def print_links(hub: Hub, stand_ins: list[Any], *, console: Console | None = None) -> None:
+    """Show the local servers the demo started and where the hub sends what (every start)."""
+    console = console or out
+    if not stand_ins:
+        return
+    console.print("[bold]Demo stand-ins[/]: email, SMS and calls go to these local servers, never out")
+    for each in stand_ins:
+        console.print(f"  [bold]{each.label}[/] at {each.url}: {each.note}", soft_wrap=True)
+    console.print(f"Test mailbox (sign in as admin@example.com): {hub.settings.public_base_url}/admin/test-mailbox",
+                  soft_wrap=True)

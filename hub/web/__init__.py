@@ -20,7 +20,7 @@ from hub.web import csrf, sessions
 from hub.web.i18n import N_
 from hub.web import models as _models  # noqa: F401  (registers the workspace's tables)
 from hub.web.pages import LoginRequired, PageError, current_agent, is_fragment, render
-from hub.web.routes import actions, admin, auth, contacts, live, privacy, tasks
+from hub.web.routes import actions, admin, auth, contacts, demo_mailbox, live, privacy, tasks
 from hub.web.security import SecurityHeaders
 
 if TYPE_CHECKING:
@@ -52,7 +52,7 @@ def include_pages(app: FastAPI, hub: Hub) -> None:
         ext_router = extension.web_router()
         if ext_router is not None:
             app.include_router(ext_router, **PAGE_OPTIONS)  # type: ignore[arg-type]
-    for module in (tasks, live, admin, privacy):
+    for module in (tasks, live, admin, demo_mailbox, privacy):
         include_shared(app, module.router, **PAGE_OPTIONS)
 
 

@@ -61,7 +61,8 @@ def nav_items(hub: Hub) -> list[NavItem]:
              for source in [*sorted(hub.channels.items()), *sorted(hub.extensions.items())]
              for e in (source[1].nav() if hasattr(source[1], "nav") else [])]
     first_admin = next((i for i, item in enumerate(NAV) if item.scope == "admin"), len(NAV))
-    return [*NAV[:first_admin], *extra, *NAV[first_admin:]]
+    demo = [NavItem(N_("Test mailbox"), "/admin/test-mailbox", "admin", "email")] if hub.settings.demo.active else []
+    return [*NAV[:first_admin], *extra, *NAV[first_admin:], *demo]
 
 
 class LoginRequired(Exception):

@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import date, datetime, time, timedelta
-from typing import Annotated
+from typing import Annotated, Any
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Form, Request
 from sqlalchemy import select
 from starlette.responses import Response
 
+from channels.base import Capability, Channel, SendError
 from hub import audit
 from hub.auth import SCOPES, create_api_key, create_user, revoke_api_key
-from hub.models import ApiKey, AuditEntry, Role, User
+from hub.models import ApiKey, AuditEntry, Delivery, Role, User
 from hub.timeline import InvalidCursor
 from hub.web.i18n import N_
 from hub.web.pages import Agent, PageError, get_hub, redirect, render, require
@@ -114,15 +116,97 @@ def revoke(request: Request, key_id: int, agent: Admin) -> Response:
     return redirect(request, "/admin/api-keys")
 
 
+CHANNEL_STATES = {"configured": N_("Configured"), "not_configured": N_("Not configured"), "error": N_("Error")}
+_SENT = ("sent", "delivered", "read")
+_BROKEN = ("failed", "dead")
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return str(value)
+    return json.dumps(str(value), ensure_ascii=False)
+
+
+def setup_lines(name: str, channel: Any) -> tuple[list[str], str]:
+    """The settings to set for a channel, as HUB_* environment lines and as a TOML section."""
+    example: dict[str, Any] = dict(channel.setup_example)
+    for key in channel.missing_settings():
+        example.setdefault(key, True if key == "enabled" else "…")
+    env = [f"HUB_CHANNELS__{name.upper()}__{key.upper()}={value if not isinstance(value, bool) else str(value).lower()}"
+           for key, value in example.items()]
+    toml = "\n".join([f"[channels.{name}]", *(f"{key} = {_toml_value(value)}" for key, value in example.items())])
+    return env, toml
+
+
+def _last_failure(db: Any, name: str) -> str | None:
+    """The reason of the channel's latest failed send, when nothing went out after it."""
+    latest = db.execute(select(Delivery.status, Delivery.last_error).where(
+        Delivery.channel == name, Delivery.status.in_(_SENT + _BROKEN))
+        .order_by(Delivery.updated_at.desc(), Delivery.id.desc()).limit(1)).first()
+    if latest is None or latest.status not in _BROKEN:
+        return None
+    return latest.last_error or latest.status
+
+
+def _channels_page(request: Request, agent: Agent, *, status: int = 200,
+                   tested: dict[str, Any] | None = None) -> Response:
+    hub = get_hub(request)
+    rows = []
+    with hub.session(read_only=True) as db:
+        for name, channel in sorted(hub.channels.items()):
+            can_send = Capability.SEND in channel.capabilities and type(channel).test_message is not Channel.test_message
+            failure = _last_failure(db, name) if channel.configured and can_send else None
+            state = "error" if failure else ("configured" if channel.configured else "not_configured")
+            env, toml = setup_lines(name, channel)
+            rows.append({"name": name, "label": channel.label or name, "state": state,
+                         "state_label": CHANNEL_STATES[state], "failure": failure,
+                         "missing": channel.missing_settings(), "env": env, "toml": toml,
+                         "can_test": can_send and channel.configured,
+                         "capabilities": sorted(str(c) for c in channel.capabilities)})
+    return render(request, agent, "admin_channels.html", status=status, rows=rows, tested=tested or {})
+
+
 @router.get("/channels")
 def channels(request: Request, agent: Admin) -> Response:
+    return _channels_page(request, agent)
+
+
+@router.post("/channels/{name}/test")
+def send_test(request: Request, name: str, agent: Admin, address: Annotated[str, Form(max_length=320)] = "") -> Response:
+    """Send a short test message now, past the outbox, and show what the provider answered."""
     hub = get_hub(request)
-    rows = [
-        {"name": name, "label": channel.label or name, "configured": channel.configured,
-         "capabilities": sorted(str(c) for c in channel.capabilities)}
-        for name, channel in sorted(hub.channels.items())
-    ]
-    return render(request, agent, "admin_channels.html", rows=rows)
+    channel = hub.channels.get(name)
+    if channel is None:
+        raise PageError(404, N_("There is no such channel."))
+    tested: dict[str, Any] = {"name": name, "address": address}
+    try:
+        message = channel.test_message(address.strip()) if address.strip() else None
+    except ValueError as exc:
+        tested.update(ok=False, detail=str(exc), error=N_("That address is not one this channel can send to."))
+        return _channels_page(request, agent, status=422, tested=tested)
+    if message is None:
+        tested.update(ok=False, error=N_("Type where to send the test."))
+        return _channels_page(request, agent, status=422, tested=tested)
+    if not channel.configured:
+        tested.update(ok=False, error=N_("This channel is not configured yet; an admin can set it up."))
+        return _channels_page(request, agent, status=409, tested=tested)
+    try:
+        result = asyncio.run(channel.send(message))
+    except SendError as exc:
+        tested.update(ok=False, error=N_("The test was not sent:"), detail=exc.reason)
+        return _channels_page(request, agent, status=502, tested=tested)
+    except Exception as exc:  # noqa: BLE001 - a provider's unexpected failure is what the admin needs to see
+        tested.update(ok=False, error=N_("The test was not sent:"), detail=f"{type(exc).__name__}: {exc}")
+        return _channels_page(request, agent, status=502, tested=tested)
+    with hub.session() as db:
+        audit.record(db, actor=agent.principal, action="channel.test", entity="channel", entity_id=name,
+                     changes={"channel": name, "address": message.address})
+        db.commit()
+    tested.update(ok=True, detail=" · ".join(filter(None, [result.provider_id, result.detail])),
+                  address=message.address)
+    return _channels_page(request, agent, tested=tested)
 
 
 AUDIT_PAGE = 50

@@ -141,7 +141,7 @@ def _compose_slots(request: Request) -> list[dict]:
     for name, label, icon in COMPOSE_SLOTS:
         channel = hub.channels.get(name)
         template = f"compose/{name}.html"
-        ready = channel is not None and channel.configured and template in ENV.list_templates()
+        ready = channel is not None and channel.panel_ready and template in ENV.list_templates()
         slots.append({"name": name, "label": label, "icon": icon, "enabled": ready, "template": template})
     return slots
 
