@@ -15,6 +15,7 @@ from campaigns import service
 from campaigns.models import Campaign, CampaignRun, CampaignStatus
 from campaigns.results import campaign_results, chart_svg
 from campaigns.runs import progress, steps_of
+from hub.web import confirm
 from hub.web.i18n import N_
 from hub.web.pages import Agent, PageError, get_hub, redirect, render, require
 
@@ -243,9 +244,12 @@ def duplicate(request: Request, campaign_id: int, agent: Writer) -> Response:
 
 
 @router.post("/campaigns/{campaign_id}/{action}")
-def act(request: Request, campaign_id: int, action: str, agent: Writer) -> Response:
+async def act(request: Request, campaign_id: int, action: str, agent: Writer) -> Response:
     if action not in ACTIONS:
         raise PageError(404, N_("There is no such action."))
+    form = await request.form()
+    if action == "cancel" and not confirm.confirmed(form):
+        return _ask_cancel(request, agent, campaign_id)
     func = ACTIONS[action]
     hub = get_hub(request)
     with hub.session() as db:
@@ -256,6 +260,18 @@ def act(request: Request, campaign_id: int, action: str, agent: Writer) -> Respo
             raise PageError(exc.status, exc.translated(agent.package_gettext("campaigns"))) from None
         db.commit()
     return redirect(request, f"/campaigns/{campaign_id}")
+
+
+def _ask_cancel(request: Request, agent: Agent, campaign_id: int) -> Response:
+    with get_hub(request).session(read_only=True) as db:
+        campaign = _load(db, campaign_id)
+        waiting = progress(db, campaign_id=campaign_id)["pending"]
+    return confirm.ask(request, agent, action=f"/campaigns/{campaign_id}/cancel", package="campaigns",
+                       title=N_("Cancel campaign"), question=N_("Cancel the campaign “%(name)s” for good?"),
+                       detail=N_("Messages still waiting (%(waiting)s now) will not be sent, and a cancelled "
+                                 "campaign cannot be resumed; duplicate it to send again."),
+                       button=N_("Cancel campaign"), back=f"/campaigns/{campaign_id}",
+                       params={"name": campaign.name, "waiting": waiting})
 
 
 __all__ = ["router"]

@@ -21,6 +21,7 @@ from tests.campaigns.helpers import (
     add_contacts,
     campaign,
     deliveries,
+    email_set_up,
     envelope_recipients,
     make_campaign,
     make_segment,
@@ -426,12 +427,22 @@ def test_results_count_sending_and_engagement_per_campaign(hub, smtp):
 def test_the_demo_campaign_is_created_once(hub):
     from campaigns.demo import demo
 
+    email_set_up(hub)
     first = demo(hub, seed=1)
     assert "scheduled" in first
     assert "already there" in demo(hub, seed=1)
     with hub.session(read_only=True) as s:
         found = service.list_campaigns(s)
     assert len(found) == 1 and found[0].status == CampaignStatus.SCHEDULED and found[0].cron == "0 10 * * 1"
+
+
+def test_the_demo_campaign_stays_a_draft_while_email_is_not_set_up(hub):
+    from campaigns.demo import demo
+
+    assert "draft" in demo(hub, seed=1)
+    with hub.session(read_only=True) as s:
+        [found] = service.list_campaigns(s)
+    assert found.status == CampaignStatus.DRAFT
 
 
 def test_a_paused_triggered_campaign_ignores_events_until_resumed(hub):
