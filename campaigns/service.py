@@ -328,12 +328,8 @@ def schedule(session: Session, *, campaign: Campaign) -> Campaign:
     if campaign.status != CampaignStatus.DRAFT:
         raise CampaignError(N_("Only a draft can be scheduled; this campaign is %(state)s."), status=409,
                             state=campaign.status)
+    check_ready(session, campaign=campaign)
     now = clock.now()
-    hub = session.info["hub"]
-    data = as_input(session, campaign)
-    _check(session, hub, data, future_from=now)
-    require_sending_channel(hub, campaign.channel)
-    _check_templates_render(session, data)
     if campaign.schedule_kind == ScheduleKind.TRIGGER:
         campaign.status = CampaignStatus.RUNNING
         campaign.next_run_at = None
@@ -344,6 +340,16 @@ def schedule(session: Session, *, campaign: Campaign) -> Campaign:
         campaign.status = CampaignStatus.SCHEDULED
     campaign.updated_at = now
     return campaign
+
+
+def check_ready(session: Session, *, campaign: Campaign) -> None:
+    """CampaignError if the campaign could not start now (its settings, its channel, its templates);
+    changes nothing, so a draft's page can say beforehand what scheduling would refuse."""
+    hub = session.info["hub"]
+    data = as_input(session, campaign)
+    _check(session, hub, data, future_from=clock.now())
+    require_sending_channel(hub, campaign.channel)
+    _check_templates_render(session, data)
 
 
 def run_now(session: Session, *, campaign: Campaign) -> Campaign:
