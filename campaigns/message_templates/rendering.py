@@ -262,9 +262,16 @@ def check_renders(channel: str, variants: Mapping[str, Any], *, default_locale: 
     a template that names an unknown variable, or that the sandbox refuses, is caught when it is
     saved or scheduled, not when the campaign reaches its first recipient."""
     sample = {**SAMPLE_EXTRA, **(extra or {})}
+    # Attributes are each hub's own: the sample has any that a template names (an empty value).
+    attributes = _AnyAttributes(SAMPLE_CONTEXT["attributes"])
     for locale in variants:
-        render_message(variants, contact_context={**SAMPLE_CONTEXT, "locale": locale}, locale=locale, extra=sample,
-                       channel=channel, default_locale=default_locale)
+        render_message(variants, contact_context={**SAMPLE_CONTEXT, "attributes": attributes, "locale": locale},
+                       locale=locale, extra=sample, channel=channel, default_locale=default_locale)
+
+
+class _AnyAttributes(dict):  # type: ignore[type-arg]
+    def __missing__(self, key: Any) -> str:
+        return ""
 
 
 # --- what a template can use --------------------------------------------------------------------
