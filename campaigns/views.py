@@ -17,7 +17,7 @@ from campaigns import service
 from campaigns.models import Campaign, CampaignRun, CampaignStatus
 from campaigns.results import campaign_results, chart_svg
 from campaigns.runs import progress, steps_of
-from campaigns.scheduling import REPEATS, WEEKDAY_NAMES, cron_of, in_words, picked
+from campaigns.scheduling import REPEATS, WEEKDAY_NAMES, Picked, cron_of, in_words, picked
 from campaigns.waiting import waiting
 from hub.web import confirm
 from hub.web.i18n import N_
@@ -182,7 +182,7 @@ def _editor(request: Request, agent: Agent, *, values: dict[str, Any], errors: d
     return render(request, agent, "campaigns/edit.html", status=status, values=values, errors=errors,
                   campaign=campaign, segments=segments, templates=templates, sending_channels=channels,
                   set_up={name: service.channel_can_send(hub, name) for name in channels},
-                  schedule_labels=SCHEDULE_LABELS, step_rows=STEP_ROWS, repeat=picked(values.get("cron")),
+                  schedule_labels=SCHEDULE_LABELS, step_rows=STEP_ROWS, repeat=picked(values["cron"]) if values.get("cron") else Picked("weekly"),
                   repeats=REPEATS, weekday_names=WEEKDAY_NAMES, trigger_kinds=trigger_kinds,
                   common_zones=COMMON_ZONES, all_zones=_zones(), zone=zone, send_at_local=send_at or "",
                   cron_words=words)
