@@ -13,6 +13,7 @@ from campaigns import runs
 from campaigns.models import Campaign
 from hub.models import Role
 from tests.campaigns.helpers import add_contacts, email_set_up, make_campaign, make_segment, make_template
+from tests.campaigns.helpers import smtp  # noqa: F401 - fixture
 from tests.web.conftest import ORIGIN, login, sign_in
 
 
@@ -254,3 +255,39 @@ def test_the_campaign_page_fits_a_phone(hub, live_server, new_page):
     assert page.evaluate("document.documentElement.scrollWidth") <= 375
     page.goto(f"/campaigns/{cid}/edit")
     assert page.evaluate("document.documentElement.scrollWidth") <= 375
+
+
+def test_the_campaign_page_after_a_send_and_its_picture_for_the_docs(hub, smtp, live_server, new_page, tmp_path):  # noqa: F811
+    """A campaign that went out: figures, chart, why one message was not sent; HUB_UPDATE_SCREENSHOTS=1
+    writes docs/screenshots/campaign-page.png."""
+    import os
+
+    from campaigns.tracking.service import track_click, track_open
+    from hub.models import ConsentRecord
+    from hub.settings import PROJECT_ROOT
+    from hub.worker import Worker
+    from tests.campaigns.helpers import deliveries, tick
+
+    ids = add_contacts(hub, 12, locale="ru")
+    with hub.session() as s, s.begin():
+        s.add(ConsentRecord(contact_id=ids[0], channel="email", status="withdrawn"))
+    welcome = make_template(hub, name="Осенняя распродажа", subject="{{ contact.first_name }}, скидки до 30%")
+    nudge = make_template(hub, name="Напоминание о распродаже")
+    cid = make_campaign(hub, segment_id=make_segment(hub, name="Подписчики новостей"), template_ids=[welcome, nudge],
+                        delays_days=[0, 2], name="Осенняя распродажа", sender="Магазин «Клён»")
+    tick(hub)
+    Worker(hub).tick()
+    sent = [d for d in deliveries(hub, cid) if d.status == "sent"]
+    for d in sent[:7]:
+        track_open(hub, d.idempotency_key)
+    for d in sent[:3]:
+        track_click(hub, d.idempotency_key, "https://shop.example.com/sale")
+    live_server.user("mk@example.com", role=Role.MARKETER, name="Мария Маркетолог", locale="ru")
+    page = new_page(viewport={"width": 1440, "height": 960}, locale="ru-RU", timezone_id="Europe/Moscow")
+    sign_in(page, "mk@example.com", next_path=f"/campaigns/{cid}")
+    expect(page.locator("#campaign-skipped")).to_contain_text("нет согласия")
+    expect(page.locator('[data-metric="opened"] .cp-stat-value')).to_have_text("7")
+    assert page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth") <= 0
+    target = PROJECT_ROOT / "docs" / "screenshots" if os.environ.get("HUB_UPDATE_SCREENSHOTS") == "1" else tmp_path
+    page.screenshot(path=str(target / "campaign-page.png"), full_page=True)
+    assert (target / "campaign-page.png").stat().st_size > 10_000
