@@ -26,6 +26,7 @@ from tests.campaigns.helpers import (
     make_campaign,
     make_segment,
     make_template,
+    mark_sent,
     recipients,
     run_count,
     smtp,  # noqa: F401 - fixture
@@ -351,6 +352,11 @@ def test_a_triggered_campaign_with_a_segment_sends_only_to_contacts_in_it_when_d
     tick(hub)
     assert sorted(d.contact_id for d in deliveries(hub, cid)) == sorted([vip, later])
     tick(hub)
+    with hub.session(read_only=True) as s:  # their messages still wait in the outbox: not completed yet
+        assert RunStatus.COMPLETED not in {r.status for r in s.scalars(select(CampaignRun).where(
+            CampaignRun.campaign_id == cid, CampaignRun.contact_id.in_([vip, later])))}
+    assert mark_sent(hub, cid) == 2
+    tick(hub)
     with hub.session(read_only=True) as s:
         assert {r.status for r in s.scalars(select(CampaignRun).where(CampaignRun.campaign_id == cid))} == \
             {RunStatus.COMPLETED}
@@ -382,6 +388,9 @@ def test_drip_step_two_goes_days_later_except_to_a_contact_who_replied(hub, froz
     assert sorted(d.address for d in second) == ["c0@example.org", "c2@example.org"]
     by_address = {r.address: r.status for r in recipients(hub, cid)}
     assert by_address["c1@example.org"] == RecipientStatus.REPLIED
+    tick(hub)
+    assert campaign(hub, cid).status == CampaignStatus.RUNNING  # step 2 still waits in the outbox
+    mark_sent(hub, cid)
     tick(hub)
     assert campaign(hub, cid).status == CampaignStatus.COMPLETED
     # c0 opens step 2 (the tracking route names the delivery, not the step).
