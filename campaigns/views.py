@@ -80,8 +80,11 @@ def campaign_list(request: Request, agent: Reader, status: str | None = None) ->
     with hub.session(read_only=True) as db:
         found = service.list_campaigns(db, status=status, limit=200)
         figures = {c.id: progress(db, campaign_id=c.id) for c in found}  # type: ignore[arg-type]
+    gettext = agent.package_gettext("campaigns")
+    cron_words = {c.id: in_words(c.cron, c.time_zone, gettext) for c in found if c.schedule_kind == "cron"}
     return render(request, agent, "campaigns/list.html", campaigns=found, figures=figures, current=status,
-                  status_labels=STATUS_LABELS, schedule_labels=SCHEDULE_LABELS)
+                  status_labels=STATUS_LABELS, schedule_labels=SCHEDULE_LABELS, status_tones=STATUS_TONES,
+                  cron_words=cron_words)
 
 
 def _form_values(form: Any) -> dict[str, Any]:

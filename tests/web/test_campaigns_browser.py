@@ -291,3 +291,11 @@ def test_the_campaign_page_after_a_send_and_its_picture_for_the_docs(hub, smtp, 
     target = PROJECT_ROOT / "docs" / "screenshots" if os.environ.get("HUB_UPDATE_SCREENSHOTS") == "1" else tmp_path
     page.screenshot(path=str(target / "campaign-page.png"), full_page=True)
     assert (target / "campaign-page.png").stat().st_size > 10_000
+
+
+def test_the_list_says_a_repeat_in_words_and_the_status_in_the_readers_language(hub, web):
+    login(web, hub, "mk@example.com", role=Role.MARKETER, locale="ru")
+    make_campaign(hub, segment_id=make_segment(hub), template_ids=[make_template(hub)], schedule_kind="cron",
+                  cron="0 10 * * 3", time_zone="Europe/Moscow", name="Среда")
+    page = web.get("/campaigns").text
+    assert "каждую среду в 10:00, Europe/Moscow" in page and "Запланирована" in page
