@@ -299,3 +299,30 @@ def test_the_list_says_a_repeat_in_words_and_the_status_in_the_readers_language(
                   cron="0 10 * * 3", time_zone="Europe/Moscow", name="Среда")
     page = web.get("/campaigns").text
     assert "каждую среду в 10:00, Europe/Moscow" in page and "Запланирована" in page
+
+
+def test_the_campaign_pages_and_the_confirmation_pass_axe(hub, live_server, new_page):
+    from axe_playwright_python.sync_playwright import Axe
+
+    email_set_up(hub)
+    add_contacts(hub, 3)
+    cid = make_campaign(hub, segment_id=make_segment(hub), template_ids=[make_template(hub)], schedule_kind="cron",
+                        cron="0 10 * * 1", time_zone="Europe/Moscow")
+    runs.dispatch_due(hub)
+    live_server.user("mk@example.com", role=Role.MARKETER, name="Maria Marketer")
+    axe = Axe()
+    found: dict[str, list[str]] = {}
+    for viewport in ({"width": 1366, "height": 900}, {"width": 375, "height": 800}):
+        page = new_page(viewport=viewport)
+        sign_in(page, "mk@example.com", next_path="/campaigns")
+        for path in ("/campaigns", "/campaigns/new", f"/campaigns/{cid}", f"/campaigns/{cid}/edit", "confirm"):
+            if path == "confirm":
+                page.goto(f"/campaigns/{cid}")
+                page.get_by_role("button", name="Cancel campaign").click()
+                page.wait_for_selector("#confirm-form")
+            else:
+                page.goto(path)
+            bad = [v for v in axe.run(page).response["violations"] if v.get("impact") in ("serious", "critical")]
+            if bad:
+                found[f"{path} @{viewport['width']}"] = [f"{v['id']}: {v['help']} ({len(v['nodes'])})" for v in bad]
+    assert found == {}, found
