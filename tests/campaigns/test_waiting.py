@@ -75,3 +75,40 @@ def test_quiet_hours_and_consent_are_counted_apart_and_the_run_completes_when_al
     assert reasons(hub, cid)[0] == {}
     assert statuses(hub, cid) == ("completed", ["completed"])
     assert len(smtp.received()) == 3
+
+
+def test_a_frequency_cap_holds_the_second_campaign_and_says_so(hub, smtp, frozen_clock):  # noqa: F811
+    frozen_clock.current = datetime(2026, 1, 15, 12, 0, tzinfo=timezone.utc)
+    add_contacts(hub, 3)
+    segment = make_segment(hub)
+    first = make_campaign(hub, segment_id=segment, template_ids=[make_template(hub)], name="First")
+    tick(hub)
+    Worker(hub).tick()
+    assert len(smtp.received()) == 3
+    second = make_campaign(hub, segment_id=segment, template_ids=[make_template(hub)], name="Second",
+                           frequency_cap_max=1, frequency_cap_days=7)
+    tick(hub)
+    Worker(hub).tick()
+    tick(hub)
+    counts, _skips, waits = reasons(hub, second)
+    assert counts == {"frequency_cap": 3} and waits[0].params["first"]
+    assert statuses(hub, second) == ("running", ["sending"]) and statuses(hub, first)[0] == "completed"
+    assert len(smtp.received()) == 3
+
+
+def test_due_messages_wait_for_the_worker_or_for_the_rate_limit(hub):
+    email_set_up(hub)
+    add_contacts(hub, 2)
+    cid = make_campaign(hub, segment_id=make_segment(hub), template_ids=[make_template(hub)])
+    tick(hub)
+    assert reasons(hub, cid)[0] == {"queued": 2}
+    hub.settings.sending.rate_per_second["email"] = 0.5
+    try:
+        assert reasons(hub, cid)[0] == {"rate_limit": 2}
+    finally:
+        del hub.settings.sending.rate_per_second["email"]
+    with hub.session() as s, s.begin():
+        from campaigns import service
+
+        service.pause(s, campaign=s.get(Campaign, cid))
+    assert reasons(hub, cid)[0] == {"paused": 2}
