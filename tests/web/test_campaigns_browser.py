@@ -255,6 +255,10 @@ def test_the_campaign_page_fits_a_phone(hub, live_server, new_page):
     assert page.evaluate("document.documentElement.scrollWidth") <= 375
     page.goto(f"/campaigns/{cid}/edit")
     assert page.evaluate("document.documentElement.scrollWidth") <= 375
+    name = page.locator("#f-name").bounding_box()  # a full-width field: where the form's content ends
+    for part in ("#cp-when", "#f-tz"):  # the list of every zone must not widen its fieldset past the form
+        box = page.locator(part).bounding_box()
+        assert box["x"] + box["width"] <= name["x"] + name["width"] + 0.5, (part, box, name)
 
 
 def test_the_campaign_page_after_a_send_and_its_picture_for_the_docs(hub, smtp, live_server, new_page, tmp_path):  # noqa: F811
