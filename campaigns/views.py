@@ -95,11 +95,12 @@ def _form_values(form: Any) -> dict[str, Any]:
 
     values: dict[str, Any] = {
         "name": form.get("name") or "",
-        "then": form.get("then") or "",
+        "then": "schedule" if form.get("instead") == "now" else form.get("then") or "",
         "channel": text("channel") or "email",
         "segment_id": text("segment_id"),
         "sender": form.get("sender") or "",
-        "schedule_kind": text("schedule_kind") or "now",
+        # "Send now instead", offered beside a send time that has passed: now, and scheduled on save.
+        "schedule_kind": "now" if form.get("instead") == "now" else text("schedule_kind") or "now",
         "cron": text("cron"),
         "time_zone": text("time_zone") or "UTC",
         "trigger_kind": text("trigger_kind"),

@@ -43,6 +43,23 @@ def test_the_editor_saves_a_drip_and_the_page_shows_it(hub, web):
     assert "Autumn sale" in listing.text
 
 
+def test_a_past_send_time_offers_to_send_now_instead(hub, web):
+    email_set_up(hub)
+    token = login(web, hub, "mk@example.com", role=Role.MARKETER)
+    segment, template = make_segment(hub), make_template(hub)
+    past = form(segment, template, schedule_kind="at", send_at="2020-01-01T10:00")
+    refused = web.post("/campaigns/new", data={**past, "csrf_token": token}, headers={"Origin": ORIGIN},
+                       follow_redirects=False)
+    assert refused.status_code == 422 and "2020-01-01 10:00 has already passed" in refused.text
+    assert 'name="instead" value="now"' in refused.text and count(hub) == 0
+    instead = web.post("/campaigns/new", data={**past, "instead": "now", "csrf_token": token},
+                       headers={"Origin": ORIGIN}, follow_redirects=False)
+    assert instead.status_code == 303
+    with hub.session(read_only=True) as s:
+        saved = s.scalars(select(Campaign)).one()
+    assert (saved.schedule_kind, saved.status) == ("now", "scheduled")
+
+
 def test_a_bad_form_shows_why_and_writes_nothing(hub, web):
     token = login(web, hub, "mk@example.com", role=Role.MARKETER)
     segment, template = make_segment(hub), make_template(hub)
@@ -195,6 +212,7 @@ def test_the_editor_shows_the_chosen_when_says_the_repeat_in_words_and_refuses_a
     page.get_by_label("Time zone", exact=True).select_option("Europe/Moscow")
     page.get_by_role("button", name="Save", exact=True).click()
     expect(page.locator(".field-error")).to_contain_text("has already passed")
+    expect(page.get_by_role("button", name="Send now instead")).to_be_visible()
     assert count(hub) == 0
     # A weekly repeat from the picker: the cron is made for the marketer and said back in words.
     page.get_by_label("Recurring").check()
