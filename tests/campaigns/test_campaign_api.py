@@ -36,6 +36,7 @@ def test_a_marketer_creates_schedules_pauses_resumes_and_reads_results(hub, clie
     tick(hub)
     progress = client.get(f"/api/v1/campaigns/{cid}/progress", headers=headers).json()
     assert progress["targeted"] == 5 and progress["pending"] == 5
+    assert progress["waiting"] == {"queued": 5} and progress["skipped"] == {}  # why they wait, by reason
     paused = client.post(f"/api/v1/campaigns/{cid}/pause", headers=headers).json()
     assert paused["campaign"]["status"] == "paused" and paused["affected_deliveries"] == 5
     again = client.post(f"/api/v1/campaigns/{cid}/pause", headers=headers)
