@@ -13,6 +13,7 @@ from campaigns import service
 from campaigns.models import Campaign, CampaignRun, CampaignStatus
 from campaigns.results import campaign_results
 from campaigns.runs import progress, steps_of
+from campaigns.waiting import waiting
 from hub.api.deps import SessionDep, require
 from hub.api.problems import Problem
 from hub.auth import Principal
@@ -169,8 +170,11 @@ def runs(campaign_id: int, session: SessionDep, _: Reader,
 
 @router.get("/{campaign_id}/progress", summary="Where sending stands now (poll it for a progress bar)")
 def read_progress(campaign_id: int, session: SessionDep, _: Reader) -> dict[str, Any]:
+    """The figures, and why the messages still queued wait (`waiting`) or were dropped (`skipped`), by reason."""
     campaign = _get(session, campaign_id)
-    return {"campaign_id": campaign_id, "status": campaign.status, **progress(session, campaign_id=campaign_id)}
+    waits, skips = waiting(session, session.info["hub"], campaign=campaign)
+    return {"campaign_id": campaign_id, "status": campaign.status, **progress(session, campaign_id=campaign_id),
+            "waiting": {w.key: w.count for w in waits}, "skipped": {w.key: w.count for w in skips}}
 
 
 @router.get("/{campaign_id}/results",

@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -83,7 +84,7 @@ def run_command(
         try:
             service.run_now(session, campaign=campaign)
         except service.CampaignError as exc:
-            err.print(f"[bold red]error:[/] {exc}")
+            err.print(f"[bold red]error:[/] {escape(str(exc))}")  # it may name a [channels.x] section
             raise typer.Exit(2) from None
         session.commit()
         name = campaign.name

@@ -50,6 +50,8 @@ def demo(hub: Hub, *, seed: int) -> str:
             time_zone="Europe/Moscow", quiet_hours_start="09:00", quiet_hours_end="21:00",
             steps=[service.StepIn(template_id=template.id)],  # type: ignore[arg-type]
         ))
+        if not service.channel_can_send(hub, "email"):
+            return f"campaign {CAMPAIGN!r} left as a draft: the email channel is not set up"
         service.schedule(session, campaign=campaign)
         when = campaign.next_run_at
     return f"campaign {CAMPAIGN!r} scheduled for {when:%Y-%m-%d %H:%M} UTC, every Monday 10:00 Moscow time"

@@ -450,9 +450,12 @@ def _advance(session: Session, hub: Hub, *, recipient: CampaignRecipient, campai
 # --- completion --------------------------------------------------------------------------------
 
 def finish_runs(hub: Hub, *, now: datetime | None = None) -> int:
-    """Complete materialised runs with no drip step left; one-off campaigns complete with their run."""
+    """Complete materialised runs with no drip step left and no message still waiting in the outbox;
+    one-off campaigns complete with their run. A run whose messages wait (quiet hours, a channel
+    that is not set up) stays "sending", and the campaign's page says why they wait."""
     now = now or clock.now()
     done = 0
+    d = Delivery.__table__
     with hub.session() as session, session.begin():
         runs = session.scalars(select(CampaignRun).where(CampaignRun.status == RunStatus.SENDING)).all()
         for run in runs:
@@ -460,6 +463,13 @@ def finish_runs(hub: Hub, *, now: datetime | None = None) -> int:
                 select(R.c.id).where(R.c.run_id == run.id, R.c.status == RecipientStatus.ACTIVE).limit(1)
             )
             if pending is not None:
+                continue
+            waiting = session.scalar(
+                select(d.c.id).where(d.c.campaign_run_id == run.id,
+                                     d.c.status.in_([DeliveryStatus.QUEUED.value, DeliveryStatus.SENDING.value]))
+                .limit(1)
+            )
+            if waiting is not None:
                 continue
             run.status = RunStatus.COMPLETED
             run.finished_at = now

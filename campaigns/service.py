@@ -31,7 +31,7 @@ from campaigns.runs import steps_of
 from campaigns.scheduling import ScheduleError, cron_trigger, next_cron_time, zone_of
 from hub import clock
 from hub.models import Delivery, DeliveryStatus
-from hub.web.i18n import N_, TranslatableError
+from hub.web.i18n import N_, Translatable, TranslatableError
 
 # Queued deliveries of a paused campaign wait until this moment (or a resume, which brings them back).
 HOLD_UNTIL = datetime(2999, 1, 1, tzinfo=timezone.utc)
@@ -80,6 +80,8 @@ class CampaignError(TranslatableError):
         super().__init__(message, **params)
 
     def _param(self, key: str, value: Any, gettext: Callable[[str], str]) -> Any:
+        if isinstance(value, Translatable):  # a cause, such as a template's render error
+            return value.translated(gettext)
         return gettext(_STATUS_WORDS[value]) if key == "state" and value in _STATUS_WORDS else value
 
 
@@ -152,7 +154,8 @@ class CampaignIn(BaseModel):
         return value
 
 
-def _check(session: Session, hub: Any, data: CampaignIn) -> None:
+def _check(session: Session, hub: Any, data: CampaignIn, *, future_from: datetime | None = None) -> None:
+    """Refuse settings that cannot work; with `future_from`, also a send time at or before it."""
     from channels.base import Capability
 
     channel = hub.channels.get(data.channel)
@@ -182,6 +185,11 @@ def _check(session: Session, hub: Any, data: CampaignIn) -> None:
             raise CampaignError(N_("There is no segment %(id)s."), field="segment_id", id=data.segment_id)
     if data.schedule_kind == ScheduleKind.AT and data.send_at is None:
         raise CampaignError(N_("A campaign scheduled at a time needs that time."), field="send_at")
+    if data.schedule_kind == ScheduleKind.AT and future_from is not None and data.send_at <= future_from:  # type: ignore[operator]
+        # It would go out at once: a date typed a year off must not become an immediate send.
+        raise CampaignError(N_("The send time %(when)s has already passed. Choose a later time, or choose "
+                               "“Now” under When to send at once."), field="send_at",
+                            when=data.send_at.astimezone(zone_of(data.time_zone)).strftime("%Y-%m-%d %H:%M"))  # type: ignore[union-attr]
     if data.schedule_kind == ScheduleKind.CRON:
         try:
             cron_trigger(data.cron or "", data.time_zone)
@@ -210,6 +218,45 @@ def _check(session: Session, hub: Any, data: CampaignIn) -> None:
                                 template_channel=template_channel, channel=data.channel)
 
 
+def channel_can_send(hub: Any, channel: str) -> bool:
+    """Whether `channel` is installed, sends and is set up now (what the outbox worker needs)."""
+    from channels.base import Capability
+
+    adapter = hub.channels.get(channel)
+    return adapter is not None and Capability.SEND in adapter.capabilities and adapter.configured
+
+
+def require_sending_channel(hub: Any, channel: str) -> None:
+    """Refuse to start sending on a channel that is not set up: its messages would only wait."""
+    if not channel_can_send(hub, channel):
+        raise CampaignError(N_("The %(channel)s channel is not set up, so this campaign cannot send. An administrator "
+                               "sets it up in the hub's configuration file, section [channels.%(name)s]; "
+                               "Admin → Channels shows what is missing."),
+                            field="channel", status=409, channel=_channel_label(hub, channel), name=channel)
+
+
+def _channel_label(hub: Any, channel: str) -> str:
+    adapter = hub.channels.get(channel)
+    return getattr(adapter, "label", "") or channel
+
+
+def _check_templates_render(session: Session, data: CampaignIn) -> None:
+    """Each step's template renders for the sample contact in every language it has."""
+    from campaigns.message_templates.models import MessageTemplate
+    from campaigns.message_templates.rendering import TemplateRenderError, check_renders
+
+    for i, step in enumerate(data.steps):
+        template = session.get(MessageTemplate, step.template_id)
+        if template is None:
+            continue  # _check said so already
+        try:
+            check_renders(template.channel, template.variants, default_locale=template.default_locale)
+        except TemplateRenderError as exc:
+            raise CampaignError(N_("Step %(step)s's template “%(name)s” cannot be rendered (%(reason)s); fix the "
+                                   "template first."), field=f"steps.{i}.template_id", step=i + 1, name=template.name,
+                                reason=exc) from None
+
+
 _FIELDS = ("name", "channel", "segment_id", "sender", "schedule_kind", "send_at", "cron", "time_zone", "trigger_kind",
            "trigger_delay_minutes", "quiet_hours_start", "quiet_hours_end", "frequency_cap_max", "frequency_cap_days")
 
@@ -217,7 +264,7 @@ _FIELDS = ("name", "channel", "segment_id", "sender", "schedule_kind", "send_at"
 def create_campaign(session: Session, *, data: CampaignIn, created_by: int | None = None) -> Campaign:
     """A new draft campaign with its steps."""
     hub = session.info["hub"]
-    _check(session, hub, data)
+    _check(session, hub, data, future_from=clock.now())
     campaign = Campaign(**{f: getattr(data, f) for f in _FIELDS}, created_by=created_by,
                         status=CampaignStatus.DRAFT)
     session.add(campaign)
@@ -232,8 +279,9 @@ def update_campaign(session: Session, *, campaign: Campaign, data: CampaignIn) -
         raise CampaignError(N_("This campaign is %(state)s and cannot be changed; duplicate it instead."),
                             status=409, state=campaign.status)
     hub = session.info["hub"]
-    _check(session, hub, data)
     has_runs = session.scalar(select(CampaignRun.id).where(CampaignRun.campaign_id == campaign.id).limit(1))
+    # Once a run went out, its time is history and may stay as it was.
+    _check(session, hub, data, future_from=clock.now() if has_runs is None else None)
     if has_runs is not None and (data.channel != campaign.channel or len(data.steps) < len(steps_of(session, campaign.id))):
         raise CampaignError(N_("A campaign that has sent cannot change its channel or drop steps; duplicate it instead."),
                             status=409)
@@ -280,7 +328,7 @@ def schedule(session: Session, *, campaign: Campaign) -> Campaign:
     if campaign.status != CampaignStatus.DRAFT:
         raise CampaignError(N_("Only a draft can be scheduled; this campaign is %(state)s."), status=409,
                             state=campaign.status)
-    _check(session, session.info["hub"], as_input(session, campaign))
+    check_ready(session, campaign=campaign)
     now = clock.now()
     if campaign.schedule_kind == ScheduleKind.TRIGGER:
         campaign.status = CampaignStatus.RUNNING
@@ -294,6 +342,16 @@ def schedule(session: Session, *, campaign: Campaign) -> Campaign:
     return campaign
 
 
+def check_ready(session: Session, *, campaign: Campaign) -> None:
+    """CampaignError if the campaign could not start now (its settings, its channel, its templates);
+    changes nothing, so a draft's page can say beforehand what scheduling would refuse."""
+    hub = session.info["hub"]
+    data = as_input(session, campaign)
+    _check(session, hub, data, future_from=clock.now())
+    require_sending_channel(hub, campaign.channel)
+    _check_templates_render(session, data)
+
+
 def run_now(session: Session, *, campaign: Campaign) -> Campaign:
     """Make a draft or scheduled (non-triggered) campaign due at once."""
     if campaign.schedule_kind == ScheduleKind.TRIGGER:
@@ -302,6 +360,7 @@ def run_now(session: Session, *, campaign: Campaign) -> Campaign:
         schedule(session, campaign=campaign)
     if campaign.status not in ACTIVE:
         raise CampaignError(N_("This campaign is %(state)s and cannot run."), status=409, state=campaign.status)
+    require_sending_channel(session.info["hub"], campaign.channel)
     campaign.next_run_at = clock.now()
     return campaign
 
@@ -332,6 +391,7 @@ def resume(session: Session, *, campaign: Campaign) -> int:
     if campaign.status != CampaignStatus.PAUSED:
         raise CampaignError(N_("Only a paused campaign can be resumed; this one is %(state)s."), status=409,
                             state=campaign.status)
+    require_sending_channel(session.info["hub"], campaign.channel)
     now = clock.now()
     _lock(session, campaign)
     if campaign.schedule_kind == ScheduleKind.TRIGGER:

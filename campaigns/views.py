@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 from datetime import datetime
+from functools import lru_cache
+from pathlib import Path
 from typing import Annotated, Any
-from zoneinfo import ZoneInfo
+from zoneinfo import ZoneInfo, available_timezones
 
 from fastapi import APIRouter, Depends, Request
 from pydantic import ValidationError
 from sqlalchemy import select
-from starlette.responses import Response
+from starlette.responses import FileResponse, Response
 
 from campaigns import service
 from campaigns.models import Campaign, CampaignRun, CampaignStatus
 from campaigns.results import campaign_results, chart_svg
 from campaigns.runs import progress, steps_of
+from campaigns.scheduling import REPEATS, WEEKDAY_NAMES, Picked, cron_of, in_words, picked
+from campaigns.waiting import waiting
+from hub.web import confirm
 from hub.web.i18n import N_
 from hub.web.pages import Agent, PageError, get_hub, redirect, render, require
 
@@ -34,6 +39,19 @@ METRIC_LABELS = {
     "opened": N_("Opened"), "clicked": N_("Clicked"), "replied": N_("Replied"), "unsubscribed": N_("Unsubscribed"),
     "failed": N_("Failed"),
 }
+STATUS_TONES = {"draft": "neutral", "scheduled": "info", "running": "info", "paused": "warn", "completed": "ok",
+                "cancelled": "neutral"}
+RUN_STATUS_LABELS = {
+    "pending": N_("Due"), "materialising": N_("Adding recipients"), "sending": N_("Sending"),
+    "completed": N_("Completed"), "cancelled": N_("Cancelled"),
+}
+STATIC_DIR = Path(__file__).resolve().parent / "static"
+STATIC = {"campaigns.css": "text/css", "editor.js": "text/javascript"}
+# Events a campaign is commonly triggered by; an API client may name any other kind.
+TRIGGER_KINDS = ("order.completed", "order.refunded", "form.submitted", "meeting.booked", "meeting.completed",
+                 "meeting.no_show", "survey.answered", "message", "call.missed")
+COMMON_ZONES = ("UTC", "Europe/Moscow", "Europe/Kaliningrad", "Europe/Samara", "Asia/Yekaterinburg", "Asia/Novosibirsk",
+                "Asia/Vladivostok", "Europe/London", "Europe/Berlin", "America/New_York", "America/Los_Angeles")
 ACTIONS = {"schedule": service.schedule, "run-now": service.run_now, "pause": service.pause,
            "resume": service.resume, "cancel": service.cancel}
 
@@ -47,6 +65,14 @@ def _choices(db: Any) -> tuple[list[Any], list[Any]]:
     return segments, templates
 
 
+@router.get("/campaigns/static/{name}", include_in_schema=False)
+def static_file(name: str) -> Response:
+    """The campaign pages' stylesheet and the editor's script (files of this package, under the CSP)."""
+    if name not in STATIC:
+        raise PageError(404, N_("Not found"))
+    return FileResponse(STATIC_DIR / name, media_type=STATIC[name], headers={"cache-control": "public, max-age=3600"})
+
+
 @router.get("/campaigns")
 def campaign_list(request: Request, agent: Reader, status: str | None = None) -> Response:
     hub = get_hub(request)
@@ -54,8 +80,11 @@ def campaign_list(request: Request, agent: Reader, status: str | None = None) ->
     with hub.session(read_only=True) as db:
         found = service.list_campaigns(db, status=status, limit=200)
         figures = {c.id: progress(db, campaign_id=c.id) for c in found}  # type: ignore[arg-type]
+    gettext = agent.package_gettext("campaigns")
+    cron_words = {c.id: in_words(c.cron, c.time_zone, gettext) for c in found if c.schedule_kind == "cron"}
     return render(request, agent, "campaigns/list.html", campaigns=found, figures=figures, current=status,
-                  status_labels=STATUS_LABELS, schedule_labels=SCHEDULE_LABELS)
+                  status_labels=STATUS_LABELS, schedule_labels=SCHEDULE_LABELS, status_tones=STATUS_TONES,
+                  cron_words=cron_words)
 
 
 def _form_values(form: Any) -> dict[str, Any]:
@@ -66,10 +95,12 @@ def _form_values(form: Any) -> dict[str, Any]:
 
     values: dict[str, Any] = {
         "name": form.get("name") or "",
+        "then": "schedule" if form.get("instead") == "now" else form.get("then") or "",
         "channel": text("channel") or "email",
         "segment_id": text("segment_id"),
         "sender": form.get("sender") or "",
-        "schedule_kind": text("schedule_kind") or "now",
+        # "Send now instead", offered beside a send time that has passed: now, and scheduled on save.
+        "schedule_kind": "now" if form.get("instead") == "now" else text("schedule_kind") or "now",
         "cron": text("cron"),
         "time_zone": text("time_zone") or "UTC",
         "trigger_kind": text("trigger_kind"),
@@ -78,6 +109,11 @@ def _form_values(form: Any) -> dict[str, Any]:
         "frequency_cap_max": text("frequency_cap_max"),
         "frequency_cap_days": text("frequency_cap_days"),
     }
+    every = text("repeat_every") or "custom"
+    if values["schedule_kind"] == "cron" and every != "custom":
+        made = cron_of(every, weekday=_int(text("repeat_weekday"), 1), monthday=_int(text("repeat_monthday"), 1),
+                       at=text("repeat_at") or "")
+        values["cron"] = made or f"{every} {text('repeat_at') or ''}".strip()  # refused below, with the reason
     hours = text("trigger_delay_hours") or "0"
     values["trigger_delay_minutes"] = round(float(hours) * 60) if _number(hours) else hours
     send_at = text("send_at")
@@ -99,6 +135,10 @@ def _form_values(form: Any) -> dict[str, Any]:
                       "skip_if_replied": form.get(f"step{i}_skip_if_replied") == "on"})
     values["steps"] = steps
     return values
+
+
+def _int(value: str | None, default: int) -> int:
+    return int(value) if value and value.isdigit() else default
 
 
 def _number(value: str | None) -> bool:
@@ -129,9 +169,32 @@ def _editor(request: Request, agent: Agent, *, values: dict[str, Any], errors: d
     from channels.base import Capability
 
     channels = [name for name, c in sorted(hub.channels.items()) if Capability.SEND in c.capabilities and name in ("email", "sms")]
+    trigger_kinds = list(TRIGGER_KINDS)
+    if values.get("trigger_kind") and values["trigger_kind"] not in trigger_kinds:
+        trigger_kinds.append(values["trigger_kind"])  # one an API client chose stays choosable
+    zone = values.get("time_zone") or "UTC"
+    send_at = values.get("send_at")
+    if isinstance(send_at, datetime):  # shown in the campaign's zone, as the label says
+        try:
+            send_at = send_at.astimezone(ZoneInfo(zone)).strftime("%Y-%m-%dT%H:%M")
+        except (ValueError, KeyError):
+            send_at = send_at.strftime("%Y-%m-%dT%H:%M")
+    try:
+        words = in_words(values.get("cron"), zone, agent.package_gettext("campaigns"))
+    except KeyError:
+        words = None
     return render(request, agent, "campaigns/edit.html", status=status, values=values, errors=errors,
                   campaign=campaign, segments=segments, templates=templates, sending_channels=channels,
-                  schedule_labels=SCHEDULE_LABELS, step_rows=STEP_ROWS)
+                  set_up={name: service.channel_can_send(hub, name) for name in channels},
+                  schedule_labels=SCHEDULE_LABELS, step_rows=STEP_ROWS, repeat=picked(values["cron"]) if values.get("cron") else Picked("weekly"),
+                  repeats=REPEATS, weekday_names=WEEKDAY_NAMES, trigger_kinds=trigger_kinds,
+                  common_zones=COMMON_ZONES, all_zones=_zones(), zone=zone, send_at_local=send_at or "",
+                  cron_words=words)
+
+
+@lru_cache(maxsize=1)
+def _zones() -> list[str]:
+    return sorted(z for z in available_timezones() if "/" in z and not z.startswith(("Etc/", "SystemV/", "posix/", "right/")))
 
 
 def _blank() -> dict[str, Any]:
@@ -153,6 +216,7 @@ def _save(request: Request, agent: Agent, form: Any, campaign_id: int | None) ->
     if campaign_id is not None:
         with hub.session(read_only=True) as db:
             existing = _load(db, campaign_id)
+    then = values.pop("then")
     try:
         data = service.CampaignIn.model_validate(values)
     except ValidationError as exc:
@@ -170,6 +234,13 @@ def _save(request: Request, agent: Agent, form: Any, campaign_id: int | None) ->
                            campaign=existing, status=exc.status)
         db.commit()
         new_id = campaign.id
+    if then == "schedule":  # "Save and schedule": a refusal leaves the saved draft, whose page says why
+        with hub.session() as db:
+            try:
+                service.schedule(db, campaign=_load(db, new_id))
+                db.commit()
+            except service.CampaignError:
+                db.rollback()
     return redirect(request, f"/campaigns/{new_id}")
 
 
@@ -203,6 +274,7 @@ async def update(request: Request, campaign_id: int, agent: Writer) -> Response:
 
 def _detail_values(request: Request, agent: Agent, campaign_id: int) -> dict[str, Any]:
     hub = get_hub(request)
+    gettext = agent.package_gettext("campaigns")
     with hub.session(read_only=True) as db:
         campaign = _load(db, campaign_id)
         steps = steps_of(db, campaign_id)
@@ -211,8 +283,19 @@ def _detail_values(request: Request, agent: Agent, campaign_id: int) -> dict[str
         figures = progress(db, campaign_id=campaign_id)
         runs = db.scalars(select(CampaignRun).where(CampaignRun.campaign_id == campaign_id)
                           .order_by(CampaignRun.scheduled_for.desc(), CampaignRun.id.desc()).limit(20)).all()
+        waits, skips = waiting(db, hub, campaign=campaign, fmt_time=agent.fmt.short_datetime)
+        not_ready = None
+        if campaign.status == CampaignStatus.DRAFT:
+            try:
+                service.check_ready(db, campaign=campaign)
+            except service.CampaignError as exc:
+                not_ready = exc.translated(gettext)
     labels = {k: agent.gettext(v) for k, v in METRIC_LABELS.items()} | {"title": agent.gettext("Sent and engagement over time")}
+    cron_words = in_words(campaign.cron, campaign.time_zone, gettext) if campaign.schedule_kind == "cron" else None
     return dict(campaign=campaign, steps=steps, segment_names={s.id: s.name for s in segments},
+                waits=[(w.count, gettext(w.message) % w.params if w.params else gettext(w.message)) for w in waits],
+                skips=[(w.count, gettext(w.message)) for w in skips], not_ready=not_ready, cron_words=cron_words,
+                status_tones=STATUS_TONES, run_status_labels=RUN_STATUS_LABELS,
                 template_names={t.id: getattr(t, "name", f"#{t.id}") for t in templates}, results=results,
                 figures=figures, runs=runs, chart=chart_svg(results.series, labels=labels, fmt_time=agent.fmt.short_datetime),
                 metric_labels=METRIC_LABELS, status_labels=STATUS_LABELS, schedule_labels=SCHEDULE_LABELS,
@@ -243,9 +326,12 @@ def duplicate(request: Request, campaign_id: int, agent: Writer) -> Response:
 
 
 @router.post("/campaigns/{campaign_id}/{action}")
-def act(request: Request, campaign_id: int, action: str, agent: Writer) -> Response:
+async def act(request: Request, campaign_id: int, action: str, agent: Writer) -> Response:
     if action not in ACTIONS:
         raise PageError(404, N_("There is no such action."))
+    form = await request.form()
+    if action == "cancel" and not confirm.confirmed(form):
+        return _ask_cancel(request, agent, campaign_id)
     func = ACTIONS[action]
     hub = get_hub(request)
     with hub.session() as db:
@@ -253,9 +339,25 @@ def act(request: Request, campaign_id: int, action: str, agent: Writer) -> Respo
         try:
             func(db, campaign=campaign)
         except service.CampaignError as exc:
-            raise PageError(exc.status, exc.translated(agent.package_gettext("campaigns"))) from None
+            db.rollback()
+            # The campaign's own page, with what was refused and why, rather than an error page.
+            problem = exc.translated(agent.package_gettext("campaigns"))
+            return render(request, agent, "campaigns/detail.html", status=exc.status, problem=problem,
+                          **_detail_values(request, agent, campaign_id))
         db.commit()
     return redirect(request, f"/campaigns/{campaign_id}")
+
+
+def _ask_cancel(request: Request, agent: Agent, campaign_id: int) -> Response:
+    with get_hub(request).session(read_only=True) as db:
+        campaign = _load(db, campaign_id)
+        waiting = progress(db, campaign_id=campaign_id)["pending"]
+    return confirm.ask(request, agent, action=f"/campaigns/{campaign_id}/cancel", package="campaigns",
+                       title=N_("Cancel campaign"), question=N_("Cancel the campaign “%(name)s” for good?"),
+                       detail=N_("Messages still waiting (%(waiting)s now) will not be sent, and a cancelled "
+                                 "campaign cannot be resumed; duplicate it to send again."),
+                       button=N_("Cancel campaign"), back=f"/campaigns/{campaign_id}",
+                       params={"name": campaign.name, "waiting": waiting})
 
 
 __all__ = ["router"]

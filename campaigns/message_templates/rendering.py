@@ -256,6 +256,24 @@ def validate_variants(channel: str, variants: Any, *, default_locale: str | None
     return cleaned
 
 
+def check_renders(channel: str, variants: Mapping[str, Any], *, default_locale: str | None = None,
+                  extra: Mapping[str, Any] | None = None) -> None:
+    """Render every language variant for the sample contact (TemplateRenderError if one cannot be):
+    a template that names an unknown variable, or that the sandbox refuses, is caught when it is
+    saved or scheduled, not when the campaign reaches its first recipient."""
+    sample = {**SAMPLE_EXTRA, **(extra or {})}
+    # Attributes are each hub's own: the sample has any that a template names (an empty value).
+    attributes = _AnyAttributes(SAMPLE_CONTEXT["attributes"])
+    for locale in variants:
+        render_message(variants, contact_context={**SAMPLE_CONTEXT, "attributes": attributes, "locale": locale},
+                       locale=locale, extra=sample, channel=channel, default_locale=default_locale)
+
+
+class _AnyAttributes(dict):  # type: ignore[type-arg]
+    def __missing__(self, key: Any) -> str:
+        return ""
+
+
 # --- what a template can use --------------------------------------------------------------------
 
 SAMPLE_CONTEXT: dict[str, Any] = {
@@ -266,6 +284,8 @@ SAMPLE_CONTEXT: dict[str, Any] = {
                "last_order_at": None},
 }
 
+# What a campaign adds to every message it renders (runs.send_steps); a template may use it.
+SAMPLE_EXTRA: dict[str, Any] = {"campaign": {"id": 0, "name": "Sample campaign"}}
 
 def contact_context(session: Session, contact: Any) -> dict[str, Any]:
     """What `{{ contact.… }}` holds: names, primary email and phone, locale, tags, attributes, orders."""

@@ -16,6 +16,7 @@ from campaigns.message_templates.rendering import (
     LOCALES,
     SAMPLE_CONTEXT,
     TemplateRenderError,
+    check_renders,
     contact_context,
     render_message,
     validate_variants,
@@ -68,9 +69,11 @@ def _variants(channel: str, variants: Any, default_locale: str) -> dict[str, dic
     if default_locale not in LOCALES:
         raise TemplateError(f"default_locale must be one of {', '.join(LOCALES)}", field="default_locale")
     try:
-        return validate_variants(channel, variants, default_locale=default_locale)
+        cleaned = validate_variants(channel, variants, default_locale=default_locale)
+        check_renders(channel, cleaned, default_locale=default_locale)
     except TemplateRenderError as exc:
         raise TemplateError.from_render(exc) from None
+    return cleaned
 
 
 def create_template(session: Session, *, actor: Principal, name: str, channel: str,

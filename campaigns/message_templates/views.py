@@ -24,6 +24,7 @@ from campaigns.message_templates.service import (
 from campaigns.segments.views import page
 from hub.contacts import search_contacts
 from hub.models import Contact
+from hub.web import confirm
 from hub.web.i18n import N_
 from hub.web.pages import Agent, PageError, get_hub, redirect, require
 from hub.web.security import email_document
@@ -198,7 +199,16 @@ async def test_send_fragment(request: Request, template_id: int, agent: Writer) 
 
 
 @router.post("/message-templates/{template_id}/delete")
-def delete(request: Request, template_id: int, agent: Writer) -> Response:
+async def delete(request: Request, template_id: int, agent: Writer) -> Response:
+    if not confirm.confirmed(await request.form()):
+        with get_hub(request).session(read_only=True) as db:
+            name = _template_or_404(db, template_id).name
+        return confirm.ask(request, agent, action=f"/message-templates/{template_id}/delete",
+                           package="message_templates", title=N_("Delete template"),
+                           question=N_("Delete the template “%(name)s”?"),
+                           detail=N_("It cannot be brought back. A template that a campaign uses is kept."),
+                           button=N_("Delete template"), back=f"/message-templates/{template_id}",
+                           params={"name": name})
     with get_hub(request).session() as db:
         template = _template_or_404(db, template_id)
         try:

@@ -15,6 +15,7 @@ from campaigns.segments.definition import InvalidDefinition, parse_definition
 from campaigns.segments.models import Segment
 from campaigns.segments.service import SegmentError, create_segment, delete_segment, list_segments, update_segment
 from hub import clock
+from hub.web import confirm
 from hub.web.i18n import N_
 from hub.web.pages import Agent, PageError, get_hub, redirect, render, require
 from hub.web.security import PAGE_CSP
@@ -171,7 +172,14 @@ async def save(request: Request, segment_id: int, agent: Writer) -> Response:
 
 
 @router.post("/segments/{segment_id}/delete")
-def delete(request: Request, segment_id: int, agent: Writer) -> Response:
+async def delete(request: Request, segment_id: int, agent: Writer) -> Response:
+    if not confirm.confirmed(await request.form()):
+        with get_hub(request).session(read_only=True) as db:
+            name = _segment_or_404(db, segment_id).name
+        return confirm.ask(request, agent, action=f"/segments/{segment_id}/delete", package="segments",
+                           title=N_("Delete segment"), question=N_("Delete the segment “%(name)s”?"),
+                           detail=N_("It cannot be brought back. A segment that a campaign uses is kept."),
+                           button=N_("Delete segment"), back=f"/segments/{segment_id}", params={"name": name})
     with get_hub(request).session() as db:
         segment = _segment_or_404(db, segment_id)
         try:

@@ -206,10 +206,14 @@ class Formatter:
         return babel_dates.format_datetime(value, format, tzinfo=self.tz, locale=self.locale)
 
     def short_datetime(self, value: datetime | None) -> str:
-        """Day and time without seconds: "15 янв., 12:00" / "Jan 15, 12:00 PM"."""
+        """Day and time without seconds: "15 янв., 12:00" / "Jan 15, 12:00 PM"; with the year when it
+        is not this year's ("1 янв. 2020 г., 10:00"), so a date a year off does not pass for this one."""
         if value is None:
             return ""
-        day = babel_dates.format_skeleton("MMMd", value, tzinfo=self.tz, locale=self.locale)
+        from hub import clock
+
+        this_year = value.astimezone(self.tz).year == clock.now().astimezone(self.tz).year
+        day = babel_dates.format_skeleton("MMMd" if this_year else "yMMMd", value, tzinfo=self.tz, locale=self.locale)
         return f"{day}, {babel_dates.format_time(value, 'short', tzinfo=self.tz, locale=self.locale)}"
 
     def date(self, value: datetime | calendar_date | None, format: str = "medium") -> str:

@@ -21,6 +21,9 @@ def run(hub, tmp_path) -> Iterator:  # type: ignore[no-untyped-def]
         "HUB_DATA_DIR": str(tmp_path),
         "HUB_LIVE_BACKEND": "memory",
         "HUB_EMBEDDED_WORKER": "false",
+        # A campaign on a channel that is not set up refuses to run: the CLI's hub has email set up.
+        "HUB_CHANNELS__EMAIL__SMTP_HOST": "smtp.invalid",
+        "HUB_CHANNELS__EMAIL__FROM_ADDRESS": "news@hub.example.com",
     }
     runner = CliRunner()
 

@@ -21,10 +21,12 @@ from tests.campaigns.helpers import (
     add_contacts,
     campaign,
     deliveries,
+    email_set_up,
     envelope_recipients,
     make_campaign,
     make_segment,
     make_template,
+    mark_sent,
     recipients,
     run_count,
     smtp,  # noqa: F401 - fixture
@@ -350,6 +352,11 @@ def test_a_triggered_campaign_with_a_segment_sends_only_to_contacts_in_it_when_d
     tick(hub)
     assert sorted(d.contact_id for d in deliveries(hub, cid)) == sorted([vip, later])
     tick(hub)
+    with hub.session(read_only=True) as s:  # their messages still wait in the outbox: not completed yet
+        assert RunStatus.COMPLETED not in {r.status for r in s.scalars(select(CampaignRun).where(
+            CampaignRun.campaign_id == cid, CampaignRun.contact_id.in_([vip, later])))}
+    assert mark_sent(hub, cid) == 2
+    tick(hub)
     with hub.session(read_only=True) as s:
         assert {r.status for r in s.scalars(select(CampaignRun).where(CampaignRun.campaign_id == cid))} == \
             {RunStatus.COMPLETED}
@@ -381,6 +388,9 @@ def test_drip_step_two_goes_days_later_except_to_a_contact_who_replied(hub, froz
     assert sorted(d.address for d in second) == ["c0@example.org", "c2@example.org"]
     by_address = {r.address: r.status for r in recipients(hub, cid)}
     assert by_address["c1@example.org"] == RecipientStatus.REPLIED
+    tick(hub)
+    assert campaign(hub, cid).status == CampaignStatus.RUNNING  # step 2 still waits in the outbox
+    mark_sent(hub, cid)
     tick(hub)
     assert campaign(hub, cid).status == CampaignStatus.COMPLETED
     # c0 opens step 2 (the tracking route names the delivery, not the step).
@@ -426,12 +436,22 @@ def test_results_count_sending_and_engagement_per_campaign(hub, smtp):
 def test_the_demo_campaign_is_created_once(hub):
     from campaigns.demo import demo
 
+    email_set_up(hub)
     first = demo(hub, seed=1)
     assert "scheduled" in first
     assert "already there" in demo(hub, seed=1)
     with hub.session(read_only=True) as s:
         found = service.list_campaigns(s)
     assert len(found) == 1 and found[0].status == CampaignStatus.SCHEDULED and found[0].cron == "0 10 * * 1"
+
+
+def test_the_demo_campaign_stays_a_draft_while_email_is_not_set_up(hub):
+    from campaigns.demo import demo
+
+    assert "draft" in demo(hub, seed=1)
+    with hub.session(read_only=True) as s:
+        [found] = service.list_campaigns(s)
+    assert found.status == CampaignStatus.DRAFT
 
 
 def test_a_paused_triggered_campaign_ignores_events_until_resumed(hub):

@@ -82,6 +82,17 @@ def test_formatting_uses_the_agents_zone_and_locale():
     assert i18n.zone("Not/AZone", "Europe/Moscow").key == "Europe/Moscow"
 
 
+def test_short_dates_show_the_year_when_it_is_not_this_one(frozen_clock):
+    frozen_clock.current = datetime(2026, 5, 4, 12, 0, tzinfo=timezone.utc)
+    moscow = i18n.Formatter("ru", i18n.zone("Europe/Moscow", "UTC"))
+    new_york = i18n.Formatter("en", i18n.zone("America/New_York", "UTC"))
+    assert moscow.short_datetime(datetime(2026, 3, 1, 7, 0, tzinfo=timezone.utc)) == "1 мар., 10:00"
+    assert moscow.short_datetime(datetime(2020, 1, 1, 7, 0, tzinfo=timezone.utc)) == "1 янв. 2020\u202fг., 10:00"
+    assert new_york.short_datetime(datetime(2027, 1, 2, 15, 0, tzinfo=timezone.utc)).startswith("Jan 2, 2027, ")
+    # The year is the reader's: 31 December 23:30 in New York is already next year in UTC.
+    assert "2026" not in new_york.short_datetime(datetime(2027, 1, 1, 4, 30, tzinfo=timezone.utc))
+
+
 def test_pages_speak_the_negotiated_language(web, hub):
     assert "Войти" in web.get("/login", headers={"Accept-Language": "ru-RU,ru;q=0.9"}).text
     english = web.get("/login", headers={"Accept-Language": "en-US,en;q=0.9"}).text

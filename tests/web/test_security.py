@@ -264,8 +264,13 @@ def test_admin_creates_and_revokes_an_api_key(web, hub):
         from hub.models import ApiKey
 
         key_id = session.scalars(select(ApiKey.id)).one()
-    assert web.post(f"/admin/api-keys/{key_id}/revoke", data={"csrf_token": token}, headers={"Origin": ORIGIN},
-                    follow_redirects=False).status_code == 303
+    # The first click asks (hub.web.confirm); the key still works until the answer is yes.
+    asked = web.post(f"/admin/api-keys/{key_id}/revoke", data={"csrf_token": token}, headers={"Origin": ORIGIN},
+                     follow_redirects=False)
+    assert asked.status_code == 200 and 'name="confirmed" value="yes"' in asked.text and "Shop" in asked.text
+    assert TestClient(web.app).get("/api/v1/contacts", headers={"Authorization": f"Bearer {plain}"}).status_code != 401
+    assert web.post(f"/admin/api-keys/{key_id}/revoke", data={"csrf_token": token, "confirmed": "yes"},
+                    headers={"Origin": ORIGIN}, follow_redirects=False).status_code == 303
     fresh = TestClient(web.app)
     assert fresh.get("/api/v1/contacts", headers={"Authorization": f"Bearer {plain}"}).status_code == 401
     bad = web.post("/admin/api-keys", data={"name": "Nothing", "csrf_token": token}, headers={"Origin": ORIGIN})

@@ -17,6 +17,7 @@ from hub import audit
 from hub.auth import SCOPES, create_api_key, create_user, revoke_api_key
 from hub.models import ApiKey, AuditEntry, Delivery, Role, User
 from hub.timeline import InvalidCursor
+from hub.web import confirm
 from hub.web.i18n import N_
 from hub.web.pages import Agent, PageError, get_hub, redirect, render, require
 
@@ -104,7 +105,18 @@ def add_api_key(request: Request, agent: Admin, name: Annotated[str, Form(max_le
 
 
 @router.post("/api-keys/{key_id}/revoke")
-def revoke(request: Request, key_id: int, agent: Admin) -> Response:
+async def revoke(request: Request, key_id: int, agent: Admin) -> Response:
+    if not confirm.confirmed(await request.form()):
+        with get_hub(request).session(read_only=True) as db:
+            key = db.get(ApiKey, key_id)
+            if key is None:
+                raise PageError(404, N_("There is no such API key."))
+            name = key.name
+        return confirm.ask(request, agent, action=f"/admin/api-keys/{key_id}/revoke", title=N_("Revoke API key"),
+                           question=N_("Revoke the API key “%(name)s”?"),
+                           detail=N_("Programs that use it are refused from the next request on. A revoked key "
+                                     "cannot be restored; create a new one instead."),
+                           button=N_("Revoke"), back="/admin/api-keys", params={"name": name})
     with get_hub(request).session() as db:
         key = db.get(ApiKey, key_id)
         if key is None:

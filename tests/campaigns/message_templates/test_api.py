@@ -111,3 +111,24 @@ def test_scopes(client, hub, api_key):
     assert templates(hub) == 0
 
 
+
+
+def test_a_template_that_cannot_render_for_the_sample_contact_is_not_saved(client, hub, api_key):
+    headers = api_key("campaigns:write", "campaigns:read")
+    for text, says in [("Leave: {{ unsubscribe_url }}", "'unsubscribe_url' is undefined"),
+                       ("{{ ''.__class__.__mro__ }}", "not allowed in a message template"),
+                       ("{% for i in range(10**9) %}{{ i }}{% endfor %}", "range()"),
+                       ("{{ contact.name.no_such_thing() }}", "ru.text, line 1")]:
+        answer = client.post("/api/v1/templates", json={"name": "t", "channel": "sms",
+                                                        "variants": {"ru": {"text": text}}}, headers=headers)
+        assert answer.status_code == 422, (text, answer.text)
+        assert answer.headers["content-type"].startswith("application/problem+json")
+        assert says in answer.json()["detail"], answer.json()
+    assert templates(hub) == 0
+    # What every campaign message has, and attributes the sample lacks, are fine.
+    fine = {"name": "ok", "channel": "sms", "variants": {"ru": {
+        "text": "{{ campaign.name }}: {{ contact.first_name }}, {{ contact.attributes.company or 'друг' }}"}}}
+    made = client.post("/api/v1/templates", json=fine, headers=headers)
+    assert made.status_code == 201, made.text
+    broken = {"variants": {"ru": {"text": "{{ unsubscribe_url }}"}}}
+    assert client.patch(f"/api/v1/templates/{made.json()['id']}", json=broken, headers=headers).status_code == 422

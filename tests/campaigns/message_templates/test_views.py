@@ -132,3 +132,31 @@ def test_template_errors_are_shown_in_the_marketers_language(web, hub):
 
     with pytest.raises(TemplateRenderError, match=r"^ru.subject: an email needs a subject$"):
         validate_variants("email", {"ru": {"subject": "", "html": "<p>x</p>", "text": ""}})
+
+
+def test_a_template_that_cannot_render_is_not_saved_and_the_page_says_why_in_russian(web, hub):
+    csrf = login(web, hub, "m@example.com", role=Role.MARKETER, locale="ru")
+    answer = web.post("/message-templates/new", headers=H,
+                      data={**EMAIL_FORM, "v:ru:text": "Отписаться: {{ unsubscribe_url }}", "csrf_token": csrf})
+    assert answer.status_code == 422
+    assert "Текст (ru), строка 1:" in answer.text and "unsubscribe_url" in answer.text
+    assert "проверьте имя переменной" in answer.text
+    with hub.session(read_only=True) as s:
+        assert s.scalars(select(MessageTemplate)).all() == []
+
+
+def test_deleting_a_template_asks_first_on_a_page_of_its_own(web, hub):
+    csrf = login(web, hub, "m@example.com", role=Role.MARKETER)
+    web.post("/message-templates/new", data={**EMAIL_FORM, "csrf_token": csrf}, headers=H)
+    template = saved_template(hub)
+    assert 'action="/message-templates/%d/delete"' % template.id in web.get(f"/message-templates/{template.id}").text
+    asked = web.post(f"/message-templates/{template.id}/delete", data={"csrf_token": csrf}, headers=H,
+                     follow_redirects=False)
+    assert asked.status_code == 200 and "Delete the template “Welcome”?" in asked.text
+    assert 'name="confirmed" value="yes"' in asked.text and "onsubmit" not in asked.text
+    assert saved_template(hub).id == template.id  # still there
+    done = web.post(f"/message-templates/{template.id}/delete", data={"csrf_token": csrf, "confirmed": "yes"},
+                    headers=H, follow_redirects=False)
+    assert done.status_code == 303
+    with hub.session(read_only=True) as s:
+        assert s.scalars(select(MessageTemplate)).all() == []

@@ -82,7 +82,12 @@ def test_delete_from_the_page(web, hub):
     web.post("/segments/new", data=form(csrf, name="Gone", **{"n:r:type": "and"}), headers=H)
     with hub.session(read_only=True) as s:
         sid = s.scalars(select(Segment.id)).one()
-    assert web.post(f"/segments/{sid}/delete", data=form(csrf), headers=H, follow_redirects=False).status_code == 303
+    asked = web.post(f"/segments/{sid}/delete", data=form(csrf), headers=H, follow_redirects=False)
+    assert asked.status_code == 200 and "Delete the segment “Gone”?" in asked.text  # asks first (hub.web.confirm)
+    with hub.session(read_only=True) as s:
+        assert s.scalars(select(Segment.id)).all() == [sid]
+    assert web.post(f"/segments/{sid}/delete", data={**form(csrf), "confirmed": "yes"}, headers=H,
+                    follow_redirects=False).status_code == 303
     with hub.session(read_only=True) as s:
         assert s.scalars(select(Segment)).all() == []
 
