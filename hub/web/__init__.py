@@ -11,14 +11,17 @@ from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
+from hub.api import problems
 from hub.web import csrf, sessions
-from hub.web.i18n import N_
+from hub.web.i18n import N_, field_errors
 from hub.web import models as _models  # noqa: F401  (registers the workspace's tables)
-from hub.web.pages import LoginRequired, PageError, current_agent, is_fragment, render
+from hub.web.pages import LoginRequired, PageError, current_agent, is_fragment, render, safe_next, wants_page
 from hub.web.routes import actions, admin, auth, contacts, live, privacy, tasks
 from hub.web.security import SecurityHeaders
 
@@ -26,6 +29,25 @@ if TYPE_CHECKING:
     from hub.runtime import Hub
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
+# What an HTTP error means to a person, by status; others read GENERIC_MESSAGE.
+STATUS_MESSAGES = {
+    404: N_("There is no page at this address. It may have moved, or the link has a typo."),
+    405: N_("This address cannot be used that way. Go back and use the page's own buttons and links."),
+    413: N_("What you sent is too large. Send less at a time."),
+    429: N_("Too many requests in a short time. Wait a minute and try again."),
+}
+GENERIC_MESSAGE = N_("The hub could not do this. Go back and try again; if it happens again, tell an admin.")
+INVALID_MESSAGE = N_("Some of what you sent cannot be used. Go back, correct it and send it again:")
+CRASH_MESSAGE = N_("The hub hit an unexpected error and has logged it. Go back and try again; "
+                   "if it happens again, tell an admin.")
+# The visible labels of the form fields pages post, for the few checks made before a route runs.
+FIELD_LABELS = {
+    "display_name": N_("Name"), "email": N_("Email"), "phone": N_("Phone"), "password": N_("Password"),
+    "role": N_("Role"), "name": N_("Name"), "title": N_("Title"), "body": N_("Text"), "tags": N_("Tags"),
+    "time_zone": N_("Time zone"), "locale": N_("Language"), "lifecycle_stage": N_("Lifecycle stage"),
+    "new_email": N_("Add an email"), "new_phone": N_("Add a phone"), "due": N_("Due"), "q": N_("Search"),
+    "consent_source": N_("Source"), "description": N_("Description"),
+}
 CSRF_MESSAGE = N_("This request did not come from a page of this hub, or the page is too old. "
                   "Reload the page and try again.")
 
@@ -87,6 +109,38 @@ def install(app: FastAPI) -> None:
         template = "_flash.html" if is_fragment(request) else "error.html"
         return render(request, agent, template, status=exc.status, tone="bad", message=exc.message,
                       status_code=exc.status)
+
+    async def error_page(request: Request, status: int, message: str, **values: object) -> Response:
+        agent = await run_in_threadpool(_agent_or_none, request)
+        template = "_flash.html" if is_fragment(request) else "error.html"
+        referer = request.headers.get("referer", "")
+        origin = f"{request.url.scheme}://{request.url.netloc}"
+        back = safe_next(referer[len(origin):]) if referer.startswith(origin + "/") else "/"
+        return render(request, agent, template, status=status, tone="bad", message=message, status_code=status,
+                      back=back, **values)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
+        if not wants_page(request):
+            return problems.http_problem(request, exc)
+        return await error_page(request, exc.status_code, STATUS_MESSAGES.get(exc.status_code, GENERIC_MESSAGE))
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> Response:
+        if not wants_page(request):
+            return problems.validation_problem(request, exc)
+        errors = exc.errors()
+        if request.method == "GET" and any(err.get("loc", ("",))[0] == "path" for err in errors):
+            # /contacts/abc: an address that names no page, not a form to correct.
+            return await error_page(request, 404, STATUS_MESSAGES[404])
+        return await error_page(request, 422, INVALID_MESSAGE, problems=field_errors(errors, FIELD_LABELS))
+
+    @app.exception_handler(Exception)
+    async def _crash(request: Request, exc: Exception) -> Response:
+        if not wants_page(request):
+            return problems.crash_problem(request, exc)
+        problems.log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+        return await error_page(request, 500, CRASH_MESSAGE)
 
     @app.exception_handler(csrf.CsrfRejected)
     async def _csrf(request: Request, exc: csrf.CsrfRejected) -> Response:

@@ -1,0 +1,72 @@
+"""Messages people read are in their language and in plain words (issue 17, section 2): error pages
+for browsers, validation errors named by their labels, translated; API clients keep problem details."""
+
+from __future__ import annotations
+
+import pytest
+
+from hub.models import Role
+from tests.web.conftest import ORIGIN, login
+
+BROWSER_ACCEPT = "text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,image/webp,*/*;q=0.8"
+
+
+def _page(web, url: str, language: str = "en"):
+    return web.get(url, headers={"Accept": BROWSER_ACCEPT, "Accept-Language": language})
+
+
+@pytest.mark.parametrize(("language", "words"), [("en", "There is no page at this address"),
+                                                   ("ru", "По этому адресу нет страницы")])
+def test_a_browser_gets_an_error_page_for_an_unknown_address(web, language, words):
+    for url in ("/nonexistent-page", "/static/nothing-here.css"):
+        answer = _page(web, url, language)
+        assert answer.status_code == 404
+        assert answer.headers["content-type"].startswith("text/html")
+        assert words in answer.text
+        assert f'<html lang="{language}">' in answer.text
+        assert "/problems/" not in answer.text
+
+
+@pytest.mark.parametrize("language", ["en", "ru"])
+def test_a_signed_in_agent_gets_the_apps_layout_and_a_way_back(web, hub, language):
+    login(web, hub, locale=language)
+    answer = _page(web, "/contacts/abc", language)
+    assert answer.status_code == 404
+    assert answer.headers["content-type"].startswith("text/html")
+    assert 'class="sidebar"' in answer.text  # the app's layout, with its navigation
+    assert ("Back to contacts" if language == "en" else "К контактам") in answer.text
+    assert "/problems/" not in answer.text
+
+
+def test_api_clients_keep_problem_details(web, hub):
+    login(web, hub)
+    for url, accept in (("/nonexistent-page", "*/*"), ("/nonexistent-page", "application/json"),
+                        ("/api/v1/nothing", BROWSER_ACCEPT), ("/contacts/abc", "application/problem+json")):
+        answer = web.get(url, headers={"Accept": accept})
+        assert answer.status_code in (401, 404, 422), (url, answer.status_code)
+        assert answer.headers["content-type"] == "application/problem+json", url
+        assert answer.json()["type"].startswith("/problems/")
+
+
+@pytest.mark.parametrize(("language", "words"), [
+    ("en", "“Name” is too long: at most 200 characters. Shorten it."),
+    ("ru", "Поле «Имя» слишком длинное: не больше 200 символов. Сократите его."),
+])
+def test_a_too_long_name_in_add_user_is_a_page_naming_the_field(web, hub, language, words):
+    token = login(web, hub, "admin@example.com", role=Role.ADMIN, locale=language)
+    answer = web.post("/admin/users", data={"csrf_token": token, "email": "new@example.com",
+                                            "display_name": "x" * 201, "role": "agent", "password": "long enough pw"},
+                      headers={"Origin": ORIGIN, "Accept": BROWSER_ACCEPT, "Referer": f"{ORIGIN}/admin/users"})
+    assert answer.status_code == 422
+    assert answer.headers["content-type"].startswith("text/html")
+    assert words in answer.text
+    assert 'href="/admin/users"' in answer.text  # back to the form
+    assert "String should have" not in answer.text
+
+
+def test_a_validation_problem_keeps_its_machine_readable_errors(web, hub):
+    login(web, hub)
+    answer = web.get("/contacts/abc", headers={"Accept": "application/json"})
+    body = answer.json()
+    assert body["type"] == "/problems/validation"
+    assert body["errors"][0]["type"] == "int_parsing"
