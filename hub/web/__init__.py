@@ -15,7 +15,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.responses import Response
+from starlette.responses import FileResponse, Response
 
 from hub.api import problems
 from hub.web import csrf, sessions
@@ -85,6 +85,12 @@ def install(app: FastAPI) -> None:
     """Mount the workspace on the app (pages, static files, headers, the API's cookie hook)."""
     app.include_router(build_router(app.state.hub))
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+
+    @app.get("/favicon.ico", include_in_schema=False)
+    def favicon() -> Response:
+        # Browsers ask for it on pages that name no icon (JSON, files): the same picture.
+        return FileResponse(STATIC_DIR / "favicon.svg", media_type="image/svg+xml",
+                            headers={"cache-control": "public, max-age=86400"})
     app.state.cookie_principal = csrf.cookie_principal
     app.add_middleware(SecurityHeaders)
 

@@ -70,3 +70,41 @@ def test_a_validation_problem_keeps_its_machine_readable_errors(web, hub):
     body = answer.json()
     assert body["type"] == "/problems/validation"
     assert body["errors"][0]["type"] == "int_parsing"
+
+
+@pytest.mark.parametrize(("language", "amount", "raw"), [("ru", "18 490,00 ₽", "18490.00 RUB"),
+                                                         ("en", "RUB 18,490.00", "18490.00 RUB")])
+def test_order_amounts_on_the_timeline_read_as_money_in_the_page_locale(web, hub, language, amount, raw):
+    from tests.web.seed import seed_customer
+
+    login(web, hub, locale=language)
+    contact_id = seed_customer(hub)
+    page = _page(web, f"/contacts/{contact_id}", language).text
+    timeline = page.split('id="timeline"', 1)[1]
+    assert amount.replace(" ", "\xa0") in timeline or amount in timeline
+    assert raw not in timeline
+
+
+def test_every_page_names_an_icon_that_exists(web, hub):
+    login(web, hub)
+    for url in ("/", "/login"):
+        assert 'rel="icon" href="/static/favicon.svg' in web.get(url).text
+    icon = web.get("/static/favicon.svg")
+    assert icon.status_code == 200 and icon.headers["content-type"].startswith("image/svg+xml")
+    assert web.get("/favicon.ico").status_code == 200
+
+
+def test_the_timeline_filter_is_in_the_contact_pages_address(web, hub):
+    from tests.web.seed import seed_customer
+
+    login(web, hub)
+    contact_id = seed_customer(hub)
+    page = web.get(f"/contacts/{contact_id}?channel=sms").text
+    form = page.split('id="timeline-filters"', 1)[1].split(">", 1)[0]
+    assert 'method="get"' in form and f'action="/contacts/{contact_id}"' in form  # works without JavaScript
+    assert 'value="sms" checked' in page
+    assert page.split('id="timeline"', 1)[1].count('class="event ch-sms') >= 1
+    assert 'class="event ch-email' not in page.split('id="timeline"', 1)[1]
+    answer = web.get(f"/contacts/{contact_id}/timeline?channel=sms&q=", headers={"HX-Request": "true",
+                                                                              "HX-Trigger": "timeline-filters"})
+    assert answer.headers["HX-Push-Url"] == f"/contacts/{contact_id}?channel=sms"

@@ -1,0 +1,58 @@
+"""What a person sees, in Chromium, in Russian and English (issue 17, section 2): the segment builder
+says nothing before anything was typed, starts a new kind of condition blank, and names a field by
+its label in the marketer's language; attributes are escaped once."""
+
+from __future__ import annotations
+
+import pytest
+from playwright.sync_api import expect
+
+from hub.models import Role
+from tests.web.conftest import sign_in
+from tests.web.test_segments_browser import seed, settled
+
+WORDS = {
+    "en": {"fill_tag": "Fill in “Tag”.", "save": "Save segment", "name": "Name"},
+    "ru": {"fill_tag": "Заполните поле «Тег».", "save": "Сохранить сегмент", "name": "Название"},
+}
+
+
+@pytest.mark.parametrize("language", ["en", "ru"])
+def test_the_segment_builder_speaks_plainly_and_only_when_asked(new_page, live_server, language):
+    seed(live_server.hub)
+    live_server.user("marketer@example.com", role=Role.MARKETER, name="Mila", locale=language)
+    page = new_page(locale="ru-RU" if language == "ru" else "en-US")
+    sign_in(page, "marketer@example.com", next_path="/segments/new")
+    expect(page.locator("#segment-count")).to_have_text("3")
+    page.locator("#builder > fieldset > .sg-add button").first.click()
+    kind = page.locator('select[name="n:r.1:type"]')
+    expect(kind).to_be_visible()
+    settled(page)
+
+    # Orders: the value box starts empty, not with the "ru" of the Language condition it replaced.
+    kind.select_option("orders")
+    value = page.locator('input[name="n:r.1:value"]')
+    expect(value).to_be_visible()
+    settled(page)
+    expect(value).to_have_value("")
+    assert value.get_attribute("inputmode") == "decimal"
+    expect(page.locator(".sg-error")).to_have_count(0)
+    expect(page.locator("#segment-preview .alert-bad")).to_have_count(0)
+
+    # A tag condition: no error before anything is typed; its box allows 60 characters.
+    page.locator('select[name="n:r.1:type"]').select_option("tag")
+    tag = page.locator('input[name="n:r.1:tag"]')
+    expect(tag).to_be_visible()
+    settled(page)
+    assert tag.get_attribute("maxlength") == "60"
+    expect(page.locator(".sg-error")).to_have_count(0)
+    expect(page.locator("#segment-preview .alert-bad")).to_have_count(0)
+    assert page.evaluate("""[...document.querySelectorAll('#builder input')].every(
+        e => [...e.attributes].every(a => !a.value.includes('"')))""")
+
+    # Saving with the tag still blank: the error names the field by its label, in the page's language.
+    page.locator("#sg-name").fill("VIP")
+    page.get_by_role("button", name=WORDS[language]["save"]).click()
+    error = page.locator('.sg-cond[data-path="r.1"] .sg-error')
+    expect(error).to_have_text(WORDS[language]["fill_tag"])
+    assert "String should" not in page.content()
