@@ -108,3 +108,46 @@ def test_the_timeline_filter_is_in_the_contact_pages_address(web, hub):
     answer = web.get(f"/contacts/{contact_id}/timeline?channel=sms&q=", headers={"HX-Request": "true",
                                                                               "HX-Trigger": "timeline-filters"})
     assert answer.headers["HX-Push-Url"] == f"/contacts/{contact_id}?channel=sms"
+
+
+@pytest.mark.parametrize(("language", "words"), [
+    ("en", "Enter a name, an email or a phone: a contact needs at least one of them."),
+    ("ru", "Укажите имя, почту или телефон: у контакта должно быть хотя бы что-то одно."),
+])
+def test_a_contact_without_name_or_identity_is_refused_in_plain_words(web, hub, language, words):
+    token = login(web, hub, locale=language)
+    answer = web.post("/contacts/new", data={"csrf_token": token, "display_name": " "}, headers={"Origin": ORIGIN})
+    assert answer.status_code == 422
+    alert = answer.text.split('role="alert"', 1)[1].split("</div>", 1)[0]
+    assert words in alert and "display_name" not in alert
+
+
+@pytest.mark.parametrize(("language", "words"), [
+    ("en", "“maria@@example” is not a valid email address. Check it for typos"),
+    ("ru", "«maria@@example» — не адрес электронной почты. Проверьте, нет ли опечатки"),
+])
+def test_a_bad_email_is_refused_in_plain_words_not_the_validators(web, hub, language, words):
+    token = login(web, hub, locale=language)
+    answer = web.post("/contacts/new", data={"csrf_token": token, "display_name": "Maria", "email": "maria@@example"},
+                      headers={"Origin": ORIGIN})
+    assert answer.status_code == 422
+    assert words.replace("“", "&#8220;") in answer.text or words in answer.text
+    assert "@-sign" not in answer.text  # email-validator's own sentence stays out of pages
+
+
+def test_the_api_keeps_field_and_type_for_a_bad_email(client, api_key):
+    answer = client.post("/api/v1/contacts", headers=api_key("contacts:write"),
+                         json={"display_name": "Maria", "identities": [{"kind": "email", "value": "maria@@example"}]})
+    assert answer.status_code == 422
+    body = answer.json()
+    assert body["type"] == "/problems/validation"
+    assert body["errors"][0]["field"] == "identities.0.value" and body["errors"][0]["type"] == "value_error"
+
+
+@pytest.mark.parametrize(("language", "words"), [("en", "A password needs at least 10 characters."),
+                                                   ("ru", "В пароле должно быть не меньше 10 символов.")])
+def test_add_user_says_what_is_wrong_in_the_admins_language(web, hub, language, words):
+    token = login(web, hub, "admin@example.com", role=Role.ADMIN, locale=language)
+    answer = web.post("/admin/users", data={"csrf_token": token, "email": "new@example.com", "display_name": "New",
+                                            "role": "agent", "password": "short"}, headers={"Origin": ORIGIN})
+    assert answer.status_code == 422 and words in answer.text

@@ -30,7 +30,7 @@ from hub.models import ConsentStatus, Contact, IdentityKind, Purpose
 from hub.tasks import InvalidTask, create_task
 from hub.web import timeline_view
 from hub.web.card import active_users
-from hub.web.i18n import N_
+from hub.web.i18n import N_, Translatable, field_errors
 from hub.web.pages import Agent, PageError, get_hub, redirect, render, require
 
 router = APIRouter()
@@ -38,6 +38,7 @@ Writer = Annotated[Agent, Depends(require("contacts:write"))]
 TaskWriter = Annotated[Agent, Depends(require("tasks:write"))]
 TimelineWriter = Annotated[Agent, Depends(require("timeline:write"))]
 STAGES = ("lead", "prospect", "customer", "churned")
+CHECK_VALUES = N_("Some values cannot be saved. Check them and try again.")
 
 
 def _hx_refresh(response: Response, *events: str) -> Response:
@@ -128,7 +129,7 @@ def new_contact(request: Request, agent: Writer, display_name: Annotated[str, Fo
             contact = create_contact(db, actor=agent.principal, region=hub.settings.default_region,
                                      display_name=display_name, identities=identities)
         except InvalidField as exc:
-            return render(request, agent, "contact_new.html", status=422, error=exc.message, values=values)
+            return render(request, agent, "contact_new.html", status=422, error=exc, values=values)
         except ContactConflict as exc:
             return render(request, agent, "contact_new.html", status=409, values=values,
                           error=N_("This email or phone already belongs to another contact."), existing=exc.contact_id)
@@ -191,7 +192,9 @@ def save_contact(request: Request, contact_id: int, agent: Writer,
                                source=consent_source.strip() or f"agent:{agent.id}")
         except (InvalidField, ValueError, ValidationError, ContactConflict) as exc:
             db.rollback()
-            message = exc.message if isinstance(exc, InvalidField) else str(exc)
+            message: str | Translatable = exc if isinstance(exc, Translatable) else CHECK_VALUES
+            if isinstance(exc, ValidationError):
+                message = field_errors(exc.errors(), {"value": N_("Email or phone")})[0]
             if isinstance(exc, ContactConflict):
                 message = N_("This email or phone already belongs to another contact; merge the two instead.")
             return render(request, agent, "contact_edit.html", status=422, contact=_live_contact(db, contact_id),
