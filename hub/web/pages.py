@@ -22,7 +22,7 @@ from hub.models import User
 from hub.runtime import Hub
 from hub.settings import PROJECT_ROOT
 from hub.web import i18n, sessions, timeline_view
-from hub.web.card import display_phone
+from hub.web.card import display_phone, stage_label
 from hub.web.i18n import N_
 
 TEMPLATES_DIR = PROJECT_ROOT / "templates" / "ui"
@@ -233,6 +233,7 @@ def context(request: Request, agent: Agent | None, locale: str | None = None) ->
         "channels": hub.channels,
         "channel_label": lambda name: timeline_view.channel_label(name, hub.channels),
         "kind_label": timeline_view.kind_label,
+        "stage_label": stage_label,
     }
 
 

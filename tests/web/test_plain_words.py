@@ -151,3 +151,37 @@ def test_add_user_says_what_is_wrong_in_the_admins_language(web, hub, language, 
     answer = web.post("/admin/users", data={"csrf_token": token, "email": "new@example.com", "display_name": "New",
                                             "role": "agent", "password": "short"}, headers={"Origin": ORIGIN})
     assert answer.status_code == 422 and words in answer.text
+
+
+def _pair(hub) -> tuple[int, int]:
+    from hub.auth import SYSTEM
+    from hub.contacts import create_contact
+
+    with hub.session() as session, session.begin():
+        one = create_contact(session, actor=SYSTEM, region="RU", display_name="Мария", time_zone="Europe/Moscow",
+                             lifecycle_stage="lead", locale="ru", attributes={"city": "Москва"})
+        two = create_contact(session, actor=SYSTEM, region="RU", display_name="Мария С.", time_zone="Asia/Tokyo",
+                             lifecycle_stage="opportunity", locale="en", attributes={"city": "Тверь"})
+        return one.id, two.id
+
+
+@pytest.mark.parametrize(("language", "words"), [
+    ("en", ["Time zone", "Lifecycle stage", "Attribute “city”", "Opportunity", "Lead", "English", "Русский"]),
+    ("ru", ["Часовой пояс", "Стадия", "Атрибут «city»", "Сделка", "Лид", "English", "Русский"]),
+])
+def test_the_merge_preview_shows_labels_and_values_in_words(web, hub, language, words):
+    login(web, hub, locale=language)
+    one, two = _pair(hub)
+    page = web.get(f"/contacts/{one}/merge/{two}").text
+    table = page.split('class="subhead"', 1)[1].split("</table>", 1)[0]
+    for word in words:
+        assert word in table, word
+    for raw in ("time_zone", "lifecycle_stage", "attributes.city", "opportunity", ">lead<", ">ru<"):
+        assert raw not in table, raw
+
+
+def test_the_lifecycle_badge_is_translated(web, hub):
+    login(web, hub, locale="ru")
+    _one, two = _pair(hub)
+    card = web.get(f"/contacts/{two}").text
+    assert '<span class="badge badge-stage">Сделка</span>' in card
