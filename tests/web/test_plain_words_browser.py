@@ -56,3 +56,37 @@ def test_the_segment_builder_speaks_plainly_and_only_when_asked(new_page, live_s
     error = page.locator('.sg-cond[data-path="r.1"] .sg-error')
     expect(error).to_have_text(WORDS[language]["fill_tag"])
     assert "String should" not in page.content()
+
+
+SURVEY = {"ru": {"send": "Отправить ответы", "nps": "Порекомендуете ли вы нас друзьям"},
+          "en": {"send": "Send answers", "nps": "How likely are you to recommend us"}}
+
+
+@pytest.mark.parametrize("language", ["en", "ru"])
+def test_a_survey_answer_clears_its_error_and_the_link_keeps_its_language(live_server, new_page, language):
+    import re
+
+    from tests.campaigns.surveys.conftest import configure, invite_now, make_contact, make_survey
+
+    hub = live_server.hub
+    configure(hub, smtp_host="127.0.0.1", smtp_port=1)
+    survey = make_survey(hub, delay_minutes=0)
+    contact = make_contact(hub)  # a Russian-speaking contact; the English visitor picks English
+    _, token = invite_now(hub, survey, contact)
+    page = new_page(locale="ru-RU")
+    page.goto(f"/s/{token}?lang={language}")
+    page.get_by_role("button", name=SURVEY[language]["send"]).click()
+    nps = page.get_by_role("group", name=re.compile(SURVEY[language]["nps"]))
+    error = nps.locator(".field-error")
+    expect(error).to_be_visible()
+    expect(page.locator("#error-summary")).to_be_visible()
+    nps.locator("label").nth(9).click()  # a score of 9: the question is answered
+    expect(error).to_have_count(0)
+    expect(page.locator("#error-summary")).to_have_count(0)
+    assert nps.get_attribute("aria-invalid") is None
+    page.get_by_role("button", name=SURVEY[language]["send"]).click()
+    expect(page.locator(".notice.ok")).to_be_visible()
+
+    # Reopened later from the invitation's link (no ?lang): the page stays in the language answered in.
+    page.goto(f"/s/{token}")
+    expect(page.locator("html")).to_have_attribute("lang", language)
