@@ -185,3 +185,19 @@ def test_the_lifecycle_badge_is_translated(web, hub):
     _one, two = _pair(hub)
     card = web.get(f"/contacts/{two}").text
     assert '<span class="badge badge-stage">Сделка</span>' in card
+
+
+@pytest.mark.parametrize(("language", "words"), [
+    ("en", ["Field 1: Use 1–40 lowercase letters", "Field 2: Fill in “Label”."]),
+    ("ru", ["Поле 1: Используйте от 1 до 40 строчных", "Поле 2: Заполните поле «"]),
+])
+def test_the_form_editor_names_the_field_and_says_what_to_do(web, hub, language, words):
+    from tests.channels.forms.test_pages import new_form_data
+
+    token = login(web, hub, "mary@example.com", role=Role.MARKETER, locale=language)
+    answer = web.post("/forms/new", data=new_form_data(token, **{"f-0-name": "Bad Name", "f-1-label": ""}),
+                      headers={"Origin": ORIGIN})
+    assert answer.status_code == 422
+    for word in words:
+        assert word in answer.text, word
+    assert "fields.0" not in answer.text and "String should" not in answer.text
