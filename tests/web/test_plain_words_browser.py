@@ -90,3 +90,37 @@ def test_a_survey_answer_clears_its_error_and_the_link_keeps_its_language(live_s
     # Reopened later from the invitation's link (no ?lang): the page stays in the language answered in.
     page.goto(f"/s/{token}")
     expect(page.locator("html")).to_have_attribute("lang", language)
+
+
+@pytest.mark.parametrize(("language", "heading"), [("en", "Not found"), ("ru", "Не найдено")])
+def test_a_mistyped_address_shows_a_page_in_the_agents_language(new_page, live_server, language, heading):
+    live_server.user(locale=language)
+    page = new_page(locale="ru-RU" if language == "ru" else "en-US")
+    sign_in(page, "agent@example.com")
+    for url in ("/nonexistent-page", "/contacts/abc"):
+        answer = page.goto(url)
+        assert answer.status == 404
+        expect(page.get_by_role("heading", level=1)).to_have_text(heading)
+        expect(page.locator("nav.sidebar")).to_be_visible()  # the app's own layout, with a way back
+        assert "/problems/" not in page.content()
+    page.get_by_role("link", name="Back to contacts" if language == "en" else "К контактам").click()
+    page.wait_for_url(f"{live_server.url}/")
+
+
+def test_every_compose_tab_is_whole_at_1280_px(new_page, live_server):
+    from tests.web.seed import seed_customer
+
+    live_server.user()
+    contact_id = seed_customer(live_server.hub)
+    page = new_page(viewport={"width": 1280, "height": 800})
+    failed: list[str] = []
+    page.on("requestfailed", lambda request: failed.append(request.url))
+    page.on("response", lambda response: failed.append(response.url) if response.status == 404 else None)
+    sign_in(page, "agent@example.com", next_path=f"/contacts/{contact_id}")
+    tabs = page.locator('[role="tablist"]')
+    expect(tabs).to_be_visible()
+    box = tabs.bounding_box()
+    for tab in page.get_by_role("tab").all():
+        edge = tab.bounding_box()
+        assert edge["x"] >= box["x"] - 1 and edge["x"] + edge["width"] <= box["x"] + box["width"] + 1, tab.inner_text()
+    assert not [url for url in failed if "favicon" in url], failed  # the page's icon exists
