@@ -107,12 +107,13 @@ def test_a_mistyped_address_shows_a_page_in_the_agents_language(new_page, live_s
     page.wait_for_url(f"{live_server.url}/")
 
 
-def test_every_compose_tab_is_whole_at_1280_px(new_page, live_server):
+@pytest.mark.parametrize("language", ["en", "ru"])
+def test_every_compose_tab_is_whole_at_1280_px(new_page, live_server, language):
     from tests.web.seed import seed_customer
 
-    live_server.user()
+    live_server.user(locale=language)
     contact_id = seed_customer(live_server.hub)
-    page = new_page(viewport={"width": 1280, "height": 800})
+    page = new_page(viewport={"width": 1280, "height": 800}, locale="ru-RU" if language == "ru" else "en-US")
     failed: list[str] = []
     page.on("requestfailed", lambda request: failed.append(request.url))
     page.on("response", lambda response: failed.append(response.url) if response.status == 404 else None)
