@@ -7,7 +7,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -143,6 +143,7 @@ class FormDefinition(BaseModel):
     description: str = Field(default="", max_length=4000)
     fields: list[FieldDef] = Field(min_length=1, max_length=MAX_FIELDS)
     submit_label: str = Field(default="", max_length=100)
+    locale: Literal["ru", "en"] | None = None  # the language of the texts; the page speaks it
     thank_you: str = Field(default="", max_length=4000)
     redirect_url: str | None = Field(default=None, max_length=2000)
     allowed_origins: list[str] = Field(default_factory=list, max_length=20)

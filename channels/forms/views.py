@@ -75,7 +75,8 @@ def definition_from(data: dict[str, list[str]]) -> FormDefinition:
     assignee = one("task_assignee_id")
     return FormDefinition.model_validate({
         "name": one("name"), "title": one("title"), "description": one("description"),
-        "fields": _rows(data), "submit_label": one("submit_label"), "thank_you": one("thank_you"),
+        "fields": _rows(data), "submit_label": one("submit_label"), "locale": one("locale") or None,
+        "thank_you": one("thank_you"),
         "redirect_url": one("redirect_url") or None,
         "allowed_origins": [line for line in one("allowed_origins").split() if line],
         "tags": [t for t in one("tags").split(",") if t.strip()],
@@ -86,7 +87,7 @@ def definition_from(data: dict[str, list[str]]) -> FormDefinition:
 
 # The edit page's labels, naming a field in the messages of a form that was not saved.
 FORM_LABELS = {"name": N_("Name"), "title": N_("Heading"), "description": N_("Introduction"),
-               "submit_label": N_("Button text"), "thank_you": N_("Thank-you message"),
+               "submit_label": N_("Button text"), "locale": N_("Language of the form"), "thank_you": N_("Thank-you message"),
                "redirect_url": N_("Or redirect to"), "allowed_origins": N_("Allowed origins"),
                "tags": N_("Tags to add"), "task_title": N_("Task title"), "task_assignee_id": N_("Follow-up task for")}
 ROW_LABELS = {"name": N_("Field name"), "type": N_("Type"), "label": N_("Label"), "maps_to": N_("Maps to"),
@@ -150,7 +151,7 @@ def build_router(channel: FormsChannel) -> APIRouter:
 
     @router.get("/forms/new")
     def new_form(request: Request, agent: Writer) -> Response:
-        starter = {"name": "", "is_active": True, "fields": [
+        starter = {"name": "", "is_active": True, "locale": agent.locale, "fields": [
             {"name": "name", "type": "text", "label": agent.gettext("Name"), "required": True, "maps_to": "display_name"},
             {"name": "email", "type": "email", "label": agent.gettext("Email"), "required": True},
         ]}

@@ -125,3 +125,36 @@ def test_every_compose_tab_is_whole_at_1280_px(new_page, live_server, language):
         edge = tab.bounding_box()
         assert edge["x"] >= box["x"] - 1 and edge["x"] + edge["width"] <= box["x"] + box["width"] + 1, tab.inner_text()
     assert not [url for url in failed if "favicon" in url], failed  # the page's icon exists
+
+
+RU_FIELDS = [{"name": "name", "type": "text", "label": "Имя", "required": True, "maps_to": "display_name"},
+             {"name": "email", "type": "email", "label": "Эл. почта", "required": True}]
+
+
+@pytest.mark.parametrize("visitor", ["en-US", "ru-RU"])
+def test_a_form_written_in_russian_speaks_russian_to_every_visitor(new_page, live_server, frozen_clock, visitor):
+    from tests.channels.forms.conftest import make_form
+
+    form = make_form(live_server.hub, fields=RU_FIELDS, locale="ru", title="Свяжитесь с нами")
+    page = new_page(locale=visitor)
+    page.goto(f"/channels/forms/f/{form.key}")
+    expect(page.locator("html")).to_have_attribute("lang", "ru")
+    button = page.get_by_role("button", name="Отправить")
+    expect(button).to_be_visible()
+    page.get_by_label("Имя").fill("Анна")
+    frozen_clock.advance(seconds=10)  # a person takes a while; faster posts are taken for bots
+    button.click()  # no email: a required field is missing
+    expect(page.locator("#form-errors")).to_contain_text("Эл. почта")
+    errors = page.locator("#form-errors").inner_text()
+    assert not any(word in errors for word in ("Some answers", "required", "Fill in")), errors
+    expect(page.locator(".languages a")).to_have_count(0)  # no switch to a language the form is not in
+
+
+def test_a_form_without_a_language_follows_the_visitor(new_page, live_server):
+    from tests.channels.forms.conftest import make_form
+
+    form = make_form(live_server.hub)
+    page = new_page(locale="en-US")
+    page.goto(f"/channels/forms/f/{form.key}")
+    expect(page.locator("html")).to_have_attribute("lang", "en")
+    expect(page.get_by_role("button", name="Send")).to_be_visible()
