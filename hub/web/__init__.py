@@ -116,20 +116,23 @@ def install(app: FastAPI) -> None:
         return render(request, agent, template, status=exc.status, tone="bad", message=exc.message,
                       status_code=exc.status)
 
-    async def error_page(request: Request, status: int, message: str, **values: object) -> Response:
+    async def error_page(request: Request, status: int, message: str, *, headers: dict[str, str] | None = None,
+                         **values: object) -> Response:
+        """The workspace's error page (a flash for htmx), in the user's language, with a way back."""
         agent = await run_in_threadpool(_agent_or_none, request)
         template = "_flash.html" if is_fragment(request) else "error.html"
         referer = request.headers.get("referer", "")
         origin = f"{request.url.scheme}://{request.url.netloc}"
         back = safe_next(referer[len(origin):]) if referer.startswith(origin + "/") else "/"
-        return render(request, agent, template, status=status, tone="bad", message=message, status_code=status,
-                      back=back, **values)
+        return render(request, agent, template, status=status, headers=headers, tone="bad", message=message,
+                      status_code=status, back=back, **values)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> Response:
         if not wants_page(request):
             return problems.http_problem(request, exc)
-        return await error_page(request, exc.status_code, STATUS_MESSAGES.get(exc.status_code, GENERIC_MESSAGE))
+        return await error_page(request, exc.status_code, STATUS_MESSAGES.get(exc.status_code, GENERIC_MESSAGE),
+                                headers=getattr(exc, "headers", None))
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> Response:
@@ -144,9 +147,12 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(Exception)
     async def _crash(request: Request, exc: Exception) -> Response:
         if not wants_page(request):
-            return problems.crash_problem(request, exc)
+            return problems.problem_response(request, 500, "The hub hit an unexpected error; it is in the server log.")
         problems.log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
-        return await error_page(request, 500, CRASH_MESSAGE)
+        try:
+            return await error_page(request, 500, CRASH_MESSAGE)
+        except Exception:  # the page itself cannot be drawn (the store is down): the plain answer
+            return problems.problem_response(request, 500, "The hub hit an unexpected error; it is in the server log.")
 
     @app.exception_handler(csrf.CsrfRejected)
     async def _csrf(request: Request, exc: csrf.CsrfRejected) -> Response:
