@@ -158,3 +158,21 @@ def test_a_form_without_a_language_follows_the_visitor(new_page, live_server):
     page.goto(f"/channels/forms/f/{form.key}")
     expect(page.locator("html")).to_have_attribute("lang", "en")
     expect(page.get_by_role("button", name="Send")).to_be_visible()
+
+
+def test_the_timeline_filter_goes_into_the_address_and_a_bookmark_reopens_it(new_page, live_server):
+    from tests.web.seed import seed_customer
+
+    live_server.user()
+    contact_id = seed_customer(live_server.hub)
+    page = new_page()
+    sign_in(page, "agent@example.com", next_path=f"/contacts/{contact_id}")
+    page.locator('#timeline-filters input[name="channel"][value="sms"]').check()
+    page.wait_for_url(f"**/contacts/{contact_id}?channel=sms")
+    expect(page.locator("#timeline .event.ch-email")).to_have_count(0)
+    shared = page.url
+    other = new_page(java_script_enabled=False)  # a colleague opening the shared link, even without JavaScript
+    sign_in(other, "agent@example.com", next_path=shared.split(live_server.url, 1)[1].replace("?", "%3F").replace("=", "%3D"))
+    expect(other.locator('#timeline-filters input[value="sms"]')).to_be_checked()
+    expect(other.locator("#timeline .event.ch-email")).to_have_count(0)
+    expect(other.locator("#timeline .event.ch-sms").first).to_be_visible()
