@@ -176,7 +176,8 @@ class FormDefinition(BaseModel):
         if len(set(names)) != len(names):
             raise TranslatableError(N_("Two fields have the same name; rename one."))
         if not any(f.type in (FieldType.EMAIL, FieldType.PHONE) for f in self.fields):
-            raise TranslatableError(N_("A form needs an email or a phone field: that is how a submission finds its contact."))
+            raise TranslatableError(N_("A form needs an email or a phone field: that is how a submission finds "
+                                       "its contact."))
         if sum(1 for f in self.fields if f.maps_to == "display_name") > 1:
             raise TranslatableError(N_("Only one field can be the contact's name."))
         if self.redirect_url is not None and not redirect_allowed(self.redirect_url, self.allowed_origins):

@@ -87,7 +87,8 @@ def definition_from(data: dict[str, list[str]]) -> FormDefinition:
 
 # The edit page's labels, naming a field in the messages of a form that was not saved.
 FORM_LABELS = {"name": N_("Name"), "title": N_("Heading"), "description": N_("Introduction"),
-               "submit_label": N_("Button text"), "locale": N_("Language of the form"), "thank_you": N_("Thank-you message"),
+               "submit_label": N_("Button text"), "locale": N_("Language of the form"),
+               "thank_you": N_("Thank-you message"),
                "redirect_url": N_("Or redirect to"), "allowed_origins": N_("Allowed origins"),
                "tags": N_("Tags to add"), "task_title": N_("Task title"), "task_assignee_id": N_("Follow-up task for")}
 ROW_LABELS = {"name": N_("Field name"), "type": N_("Type"), "label": N_("Label"), "maps_to": N_("Maps to"),

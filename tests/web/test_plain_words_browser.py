@@ -172,7 +172,8 @@ def test_the_timeline_filter_goes_into_the_address_and_a_bookmark_reopens_it(new
     expect(page.locator("#timeline .event.ch-email")).to_have_count(0)
     shared = page.url
     other = new_page(java_script_enabled=False)  # a colleague opening the shared link, even without JavaScript
-    sign_in(other, "agent@example.com", next_path=shared.split(live_server.url, 1)[1].replace("?", "%3F").replace("=", "%3D"))
+    address = shared.split(live_server.url, 1)[1]
+    sign_in(other, "agent@example.com", next_path=address.replace("?", "%3F").replace("=", "%3D"))
     expect(other.locator('#timeline-filters input[value="sms"]')).to_be_checked()
     expect(other.locator("#timeline .event.ch-email")).to_have_count(0)
     expect(other.locator("#timeline .event.ch-sms").first).to_be_visible()

@@ -165,7 +165,8 @@ def timeline_fragment(request: Request, contact_id: int, agent: Reader, channel:
     response = render(request, agent, template, contact=contact, **values)
     if request.headers.get("hx-trigger") == "timeline-filters":
         # The filter lives in the contact page's address, so a filtered view can be shared and bookmarked.
-        query = urlencode([*(("channel", c) for c in sorted(filters.channels)), *(("kind", k) for k in sorted(filters.kinds)),
+        query = urlencode([*(("channel", c) for c in sorted(filters.channels)),
+                           *(("kind", k) for k in sorted(filters.kinds)),
                            *((("q", filters.text),) if filters.text else ())])
         response.headers["HX-Push-Url"] = f"/contacts/{contact_id}" + (f"?{query}" if query else "")
     return response
