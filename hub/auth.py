@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from hub import clock
 from hub.identities import normalize_email
 from hub.models import ActorKind, ApiKey, Role, User
+from hub.translatable import N_, TranslatableError
 
 # RFC 9106's second recommended profile (argon2id, 64 MiB, 3 passes): argon2-cffi's default.
 PASSWORD_PARAMETERS = argon2.profiles.RFC_9106_LOW_MEMORY
@@ -80,7 +81,7 @@ SYSTEM = Principal(ActorKind.SYSTEM, None, "system", frozenset(SCOPES))
 
 def hash_password(password: str) -> str:
     if len(password) < MIN_PASSWORD_LENGTH:
-        raise ValueError(f"a password needs at least {MIN_PASSWORD_LENGTH} characters")
+        raise TranslatableError(N_("A password needs at least %(length)s characters."), length=MIN_PASSWORD_LENGTH)
     return _hasher.hash(password)
 
 
@@ -95,7 +96,7 @@ def create_user(session: Session, *, email: str, password: str, role: Role, disp
                 locale: str | None = None, time_zone: str | None = None) -> User:
     address = normalize_email(email)
     if session.scalars(select(User).where(User.email == address)).first() is not None:
-        raise ValueError(f"a user with email {address} already exists")
+        raise TranslatableError(N_("A user with the email %(address)s already exists."), address=address)
     user = User(email=address, display_name=display_name or address, role=Role(role), password_hash=hash_password(password),
                 locale=locale, time_zone=time_zone)
     session.add(user)

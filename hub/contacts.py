@@ -36,6 +36,7 @@ from hub.models import (
     User,
 )
 from hub.timeline import InvalidCursor, Page, decode_cursor, encode_cursor
+from hub.translatable import N_, FieldError
 
 LOCALES = ("ru", "en")
 EDITABLE = ("display_name", "locale", "time_zone", "owner_id", "lifecycle_stage", "tags", "attributes")
@@ -45,13 +46,26 @@ MAX_ATTRIBUTES_BYTES = 32_768
 DEFAULT_STAGE = "lead"
 
 
-class InvalidField(ValueError):
-    """A value the hub refuses, naming the field it came in (`identities.0.value`, `time_zone`)."""
+# A contact's fields as pages label them, naming them in the messages of refused values.
+FIELD_LABELS = {"display_name": N_("Name"), "locale": N_("Language"), "time_zone": N_("Time zone"),
+                "owner_id": N_("Owner"), "lifecycle_stage": N_("Lifecycle stage"), "tags": N_("Tags"),
+                "attributes": N_("Attributes"), "identities": N_("Email or phone")}
 
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(f"{field}: {message}")
-        self.field = field
-        self.message = message
+
+class InvalidField(FieldError):
+    """A value the hub refuses, naming the field it came in (`identities.0.value`, `time_zone`). The
+    message is a msgid with parameters that pages translate (hub.translatable.FieldError); `text` is
+    its English, what API clients and the CSV import read."""
+
+    def __init__(self, field: str, message: str, **params: Any) -> None:
+        super().__init__(field, message, label=FIELD_LABELS.get(field.split(".")[0]), **params)
+
+    @property
+    def text(self) -> str:
+        return self.translated(str)
+
+    def _english(self) -> str:
+        return f"{self.field}: {self.text}"
 
 
 class ContactConflict(Exception):
@@ -145,10 +159,11 @@ def _zones() -> frozenset[str]:
 
 def clean_name(value: Any, field: str = "display_name") -> str:
     if not isinstance(value, str):
-        raise InvalidField(field, "must be a string")
+        raise InvalidField(field, N_("Fill in “%(label)s” with text."))
     value = " ".join(value.split())
     if len(value) > 300:
-        raise InvalidField(field, "must be at most 300 characters")
+        raise InvalidField(field, N_("“%(label)s” is too long: at most %(max_length)s characters. Shorten it."),
+                           max_length=300)
     return value
 
 
@@ -156,7 +171,7 @@ def clean_locale(value: Any, field: str = "locale") -> str | None:
     if value is None or value == "":
         return None
     if not isinstance(value, str) or value.strip().lower() not in LOCALES:
-        raise InvalidField(field, f"{value!r} is not a supported locale; use one of {', '.join(LOCALES)}")
+        raise InvalidField(field, N_("Choose “%(label)s” from the list."))
     return value.strip().lower()
 
 
@@ -164,15 +179,17 @@ def clean_time_zone(value: Any, field: str = "time_zone") -> str | None:
     if value is None or value == "":
         return None
     if not isinstance(value, str) or value.strip() not in _zones():
-        raise InvalidField(field, f"{value!r} is not an IANA time zone (e.g. Europe/Moscow)")
+        raise InvalidField(field, N_("“%(value)s” is not a time zone the hub knows. Choose one such as "
+                                     "Europe/Moscow."), value=str(value)[:64])
     return value.strip()
 
 
 def clean_stage(value: Any, field: str = "lifecycle_stage") -> str:
     if not isinstance(value, str) or not value.strip():
-        raise InvalidField(field, "must be a non-empty string")
+        raise InvalidField(field, N_("Fill in “%(label)s”."))
     if len(value.strip()) > 40:
-        raise InvalidField(field, "must be at most 40 characters")
+        raise InvalidField(field, N_("“%(label)s” is too long: at most %(max_length)s characters. Shorten it."),
+                           max_length=40)
     return value.strip()
 
 
@@ -186,15 +203,16 @@ def clean_tags(values: Any, field: str = "tags") -> list[str]:
             raise InvalidField(field, "must be a list of strings")
         tag = " ".join(value.split())
         if not tag:
-            raise InvalidField(field, "a tag cannot be empty")
+            raise InvalidField(field, N_("A tag cannot be empty. Remove the extra comma."))
         if len(tag) > MAX_TAG_CHARS:
-            raise InvalidField(field, f"tag {tag[:20]!r}… is longer than {MAX_TAG_CHARS} characters")
+            raise InvalidField(field, N_("The tag “%(tag)s…” is longer than %(limit)s characters. Shorten it."),
+                               tag=tag[:20], limit=MAX_TAG_CHARS)
         if "," in tag or ";" in tag:
-            raise InvalidField(field, f"tag {tag!r} contains ',' or ';', which separate tags")
+            raise InvalidField(field, N_("The tag “%(tag)s” contains “,” or “;”, which separate tags."), tag=tag[:60])
         if tag not in tags:
             tags.append(tag)
     if len(tags) > MAX_TAGS:
-        raise InvalidField(field, f"a contact can have at most {MAX_TAGS} tags")
+        raise InvalidField(field, N_("A contact can have at most %(limit)s tags. Remove some."), limit=MAX_TAGS)
     return tags
 
 
@@ -217,7 +235,7 @@ def clean_owner(session: Session, value: Any, field: str = "owner_id") -> int | 
     if value is None:
         return None
     if not isinstance(value, int) or isinstance(value, bool) or session.get(User, value) is None:
-        raise InvalidField(field, f"there is no user with id {value!r}")
+        raise InvalidField(field, N_("There is no such user. Choose the owner from the list."))
     return value
 
 
@@ -229,7 +247,7 @@ def clean_identities(identities: Sequence[IdentityIn], *, region: str,
         try:
             value = normalize(ident.kind, ident.value, region=region)
         except InvalidIdentity as exc:
-            raise InvalidField(f"{field}.{i}.value", str(exc)) from None
+            raise InvalidField(f"{field}.{i}.value", exc.message, **exc.params) from None
         out.setdefault((str(ident.kind), value), ident.label)
     return [(kind, value, label) for (kind, value), label in out.items()]
 
@@ -318,7 +336,8 @@ def create_contact(
     }
     if not values["display_name"]:
         if not idents:
-            raise InvalidField("display_name", "a contact needs a display_name or at least one identity")
+            raise InvalidField("display_name", N_("Enter a name, an email or a phone: a contact needs at least "
+                                                  "one of them."))
         values["display_name"] = idents[0][1]
     _refuse_taken(session, idents)
     now = clock.now()
@@ -342,7 +361,7 @@ def update_contact(session: Session, *, contact: Contact, actor: Principal, chan
                               contact_id=contact.merged_into)
     cleaned = {name: _clean(session, name, value) for name, value in changes.items()}
     if "display_name" in cleaned and not cleaned["display_name"]:
-        raise InvalidField("display_name", "cannot be empty")
+        raise InvalidField("display_name", N_("Fill in “%(label)s”."))
     before = fields_of(contact)
     for name, value in cleaned.items():
         setattr(contact, name, value)

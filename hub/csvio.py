@@ -98,7 +98,7 @@ class _Owners:
         try:
             email = normalize_email(value)
         except InvalidIdentity as exc:
-            raise InvalidField("owner_email", str(exc)) from None
+            raise InvalidField("owner_email", exc.message, **exc.params) from None
         if email not in self.cache:
             self.cache[email] = self.session.scalars(select(User.id).where(User.email == email)).first()
         user_id = self.cache[email]
@@ -232,14 +232,14 @@ def _parse(line: int, cells: list[str], columns: list[str], *, region: str,
             else:
                 row.attributes[column[len(ATTR):]] = value
         except InvalidField as exc:
-            errors.append(RowError(line, column, exc.message))
+            errors.append(RowError(line, column, exc.text))
         except InvalidIdentity as exc:
             errors.append(RowError(line, column, str(exc)))
     if row.attributes:
         try:
             clean_attributes(row.attributes, "attributes")
         except InvalidField as exc:
-            errors.append(RowError(line, None, exc.message))
+            errors.append(RowError(line, None, exc.text))
     row.identities = list(dict.fromkeys(row.identities))
     if not errors and not row.name and not row.identities:
         errors.append(RowError(line, None, "a row needs a name, an email or a phone"))

@@ -4,15 +4,26 @@ from __future__ import annotations
 
 import re
 from functools import lru_cache
+from typing import Any
 
 import phonenumbers
 from email_validator import EmailNotValidError, validate_email
 
 from hub.models import IdentityKind
+from hub.translatable import N_, TranslatableError
 
 
-class InvalidIdentity(ValueError):
-    """An email or phone that cannot be normalized; the message says why."""
+class InvalidIdentity(TranslatableError):
+    """An email or phone that cannot be normalized: the message says what to do, in plain words a page
+    translates; `reason` is what the parser said, kept in the English text (APIs, logs, the CLI)."""
+
+    def __init__(self, message: str, *, reason: str = "", **params: Any) -> None:
+        self.reason = reason
+        super().__init__(message, **params)
+
+    def _english(self) -> str:
+        text = self.translated(str)
+        return f"{text} ({self.reason})" if self.reason else text
 
 
 @lru_cache(maxsize=8192)
@@ -24,7 +35,8 @@ def normalize_email(value: str) -> str:
     try:
         info = validate_email(value.strip(), check_deliverability=False)
     except EmailNotValidError as exc:
-        raise InvalidIdentity(f"{value!r} is not a valid email address: {exc}") from None
+        raise InvalidIdentity(N_("“%(value)s” is not a valid email address. Check it for typos: it should look "
+                                 "like name@example.com."), value=value.strip()[:100], reason=str(exc)) from None
     return info.normalized.casefold()
 
 
@@ -33,9 +45,11 @@ def normalize_phone(value: str, region: str) -> str:
     try:
         number = phonenumbers.parse(value, region)
     except phonenumbers.NumberParseException as exc:
-        raise InvalidIdentity(f"{value!r} is not a phone number: {exc}") from None
+        raise InvalidIdentity(N_("“%(value)s” is not a phone number. Write it with the country code, "
+                                 "like +7 916 123-45-67."), value=value.strip()[:100], reason=str(exc)) from None
     if not phonenumbers.is_possible_number(number):
-        raise InvalidIdentity(f"{value!r} is not a possible phone number for its country")
+        raise InvalidIdentity(N_("“%(value)s” is not a possible phone number for its country. Check the digits "
+                                 "and the country code."), value=value.strip()[:100])
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
@@ -47,9 +61,10 @@ def normalize(kind: str, value: str, *, region: str) -> str:
     if kind == IdentityKind.EXTERNAL:
         value = value.strip()
         if not value or len(value) > 320:
-            raise InvalidIdentity("an external id must be 1 to 320 characters")
+            raise InvalidIdentity(N_("An external id must be 1 to 320 characters long."))
         return value
-    raise InvalidIdentity(f"unknown identity kind {kind!r}; use email, phone or external")
+    raise InvalidIdentity(N_("“%(kind)s” is not a kind of identity the hub knows; use email, phone or external."),
+                          kind=str(kind)[:40])
 
 
 _DIGITS = re.compile(r"\D+")

@@ -89,12 +89,27 @@ def tree_from_form(items: Iterable[tuple[str, Any]], *, tz: ZoneInfo) -> dict[st
             return {"type": kind, "conditions": [build(c) for c in children]}
         if kind == "not":
             return {"type": "not", "condition": build(children[0]) if children else dict(DEFAULT_CONDITION)}
-        return condition_from_raw(kind, raw, tz=tz)
+        return condition_from_raw(kind, _unless_reshaped(raw), tz=tz)
 
     tree = build("r")
     if tree["type"] not in ("and", "or"):
         tree = {"type": "and", "conditions": [tree]}
     return tree
+
+
+def shape_of(node: dict[str, Any]) -> str:
+    """What a condition's settings belong to: its kind, and for a contact field which field."""
+    return f"field:{node.get('field')}" if node.get("type") == "field" else str(node.get("type"))
+
+
+def _unless_reshaped(raw: dict[str, str]) -> dict[str, str]:
+    """A condition whose kind (or contact field) was just changed starts blank: the settings the
+    form still carries belong to the old one ("ru" of a Language condition is no order total)."""
+    shape = raw.get("shape")
+    if shape is None or shape == shape_of(raw):
+        return raw
+    kind = raw.get("type") or ""
+    return {"type": kind, "field": raw.get("field", "")} if shape.startswith(f"{kind}:") else {"type": kind}
 
 
 def _int(value: str | None) -> Any:
@@ -120,7 +135,8 @@ def condition_from_raw(kind: str, raw: dict[str, str], *, tz: ZoneInfo) -> dict[
     """One condition from its form fields; unknown kinds are kept so validation can name them."""
     get = raw.get
     if kind == "field":
-        field, op = get("field") or "locale", get("op") or "eq"
+        field = get("field") or "locale"
+        op = get("op") or FIELD_OPS.get(field, ("eq",))[0]
         node: dict[str, Any] = {"type": "field", "field": field, "op": op}
         value = get("value", "")
         if op in ("is_set", "is_empty"):

@@ -23,6 +23,7 @@ from zoneinfo import available_timezones
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from campaigns.segments.json_sql import KEY_PATTERN
+from hub.web.i18n import N_, PYDANTIC_MESSAGES, FieldError, field_errors
 
 LOCALES = ("ru", "en")
 MAX_DEPTH = 6
@@ -204,11 +205,11 @@ class OrdersCondition(_Node):
     @model_validator(mode="after")
     def _fits(self) -> OrdersCondition:
         if self.metric == "total" and self.currency is None:
-            raise ValueError("a total needs its currency (an ISO 4217 code such as RUB)")
+            raise FieldError("currency", N_("A total needs its currency: enter a code such as RUB."))
         if self.metric != "total" and self.currency is not None:
             raise ValueError("currency applies only to the metric 'total'")
         if self.metric != "total" and self.value != self.value.to_integral_value():
-            raise ValueError(f"{self.metric} needs a whole number")
+            raise FieldError("value", PYDANTIC_MESSAGES["int_parsing"], label=LABELS["value"])
         if self.metric == "days_since_last" and self.op in ("eq", "ne"):
             raise ValueError("days_since_last compares with lt, lte, gt or gte")
         return self
@@ -244,7 +245,8 @@ class SurveyCondition(_Node):
     def _fits(self) -> SurveyCondition:
         low, high = SURVEY_RANGES[self.metric]
         if not low <= self.value <= high:
-            raise ValueError(f"{self.metric.upper()} scores go from {low} to {high}")
+            raise FieldError("value", N_("%(metric)s scores go from %(low)s to %(high)s: enter a score in that range."),
+                             metric=self.metric.upper(), low=low, high=high)
         return self
 
 
@@ -313,10 +315,12 @@ def _measure(node: Any, depth: int) -> tuple[int, int]:
 
 
 class InvalidDefinition(ValueError):
-    """A definition that does not validate; `errors` lists {field, message} with dotted paths."""
+    """A definition that does not validate; `errors` lists {field, message, type} with dotted paths
+    (what the API answers), `problems` the same as FieldErrors a page shows in its language."""
 
-    def __init__(self, errors: list[dict[str, str]]) -> None:
+    def __init__(self, errors: list[dict[str, str]], problems: list[FieldError] | None = None) -> None:
         self.errors = errors
+        self.problems = problems or []
         summary = "; ".join(f"{e['field'] or 'definition'}: {e['message']}" for e in errors[:5])
         super().__init__(f"the segment definition is invalid: {summary}")
 
@@ -328,11 +332,24 @@ def parse_definition(data: SegmentDefinition | dict[str, Any] | Any) -> SegmentD
     try:
         return SegmentDefinition.model_validate(data)
     except ValidationError as exc:
-        raise InvalidDefinition(definition_errors(exc)) from None
+        errors = definition_errors(exc)
+        located = [{**err, "loc": tuple(e["field"].split(".")) if e["field"] else ()}
+                   for err, e in zip(exc.errors(), errors, strict=True)]
+        raise InvalidDefinition(errors, field_errors(located, LABELS)) from None
+
+
+# The builder's labels of each setting, naming it in a message a marketer reads.
+LABELS = {"value": N_("Value"), "tag": N_("Tag"), "key": N_("Attribute name"), "op": N_("Operator"),
+          "currency": N_("Currency"), "percent": N_("Top percent"), "days": N_("Days"),
+          "min_count": N_("At least (times)"), "campaign_id": N_("Campaign number"), "metric": N_("Measure"),
+          "field": N_("Field"), "type": N_("Condition"), "kind": N_("Event kind, e.g. order.completed"),
+          "channel": N_("Channel"), "event": N_("What they did"), "status": N_("Status")}
+# Errors that only say an input is still blank: the builder shows them on saving, not while building.
+BLANK_TYPES = frozenset({"missing", "string_too_short"})
 
 
 def definition_errors(exc: ValidationError) -> list[dict[str, str]]:
-    """Pydantic's errors as {field, message}; discriminator names (tagged-union steps) left out of paths."""
+    """Pydantic's errors as {field, message, type}; discriminator names (tagged-union steps) left out of paths."""
     tags = {"and", "or", "not", *CONDITION_TYPES}
     errors = []
     for err in exc.errors():
@@ -345,5 +362,5 @@ def definition_errors(exc: ValidationError) -> list[dict[str, str]]:
             previous = part
         message = err.get("msg", "")
         message = message.removeprefix("Value error, ")
-        errors.append({"field": ".".join(loc), "message": message})
+        errors.append({"field": ".".join(loc), "message": message, "type": str(err.get("type", ""))})
     return errors

@@ -11,7 +11,7 @@ from starlette.responses import FileResponse, Response
 
 from campaigns.segments import builder
 from campaigns.segments.compiler import count_contacts, sample_contacts
-from campaigns.segments.definition import InvalidDefinition, parse_definition
+from campaigns.segments.definition import BLANK_TYPES, InvalidDefinition, parse_definition
 from campaigns.segments.models import Segment
 from campaigns.segments.service import SegmentError, create_segment, delete_segment, list_segments, update_segment
 from hub import clock
@@ -54,11 +54,18 @@ async def _form_tree(request: Request, agent: Agent) -> tuple[Any, dict[str, Any
     return form, tree
 
 
-def _validate(tree: dict[str, Any]) -> tuple[Any, dict[str, list[str]], list[dict[str, str]]]:
+def _validate(tree: dict[str, Any], agent: Agent, *, blanks: bool = True,
+              ) -> tuple[Any, dict[str, list[str]], list[dict[str, str]]]:
+    """(definition or None, messages by builder path, messages) in the marketer's language. While the
+    marketer is still building (`blanks` False), inputs left blank are not errors yet: the preview
+    waits for them instead of scolding before anything was typed."""
     try:
         return parse_definition(builder.definition_of(tree)), {}, []
     except InvalidDefinition as exc:
-        return None, builder.error_paths(exc.errors), exc.errors
+        gettext = agent.package_gettext("segments")
+        errors = [{"field": p.field, "message": p.translated(gettext)} for p, raw in zip(exc.problems, exc.errors)
+                  if blanks or raw.get("type") not in BLANK_TYPES]
+        return None, builder.error_paths(errors), errors
 
 
 @router.get("/segments/builder.css", include_in_schema=False)
@@ -105,7 +112,7 @@ async def builder_fragment(request: Request, agent: Reader) -> Response:
     """The builder again, after an edit (add, group, NOT, remove) or a change of a condition's kind,
     with the live preview swapped in out of band (so it reflects the edited tree, not the old one)."""
     _form, tree = await _form_tree(request, agent)
-    definition, node_errors, errors = _validate(tree)
+    definition, node_errors, errors = _validate(tree, agent, blanks=False)
     count, sample = await run_in_threadpool(_count_and_sample, request, definition)
     return page(request, agent, "segments/_builder.html", tree=tree, node_errors=node_errors, oob_preview=True,
                 count=count, sample=sample, errors=errors, **_choices())
@@ -123,7 +130,7 @@ def _count_and_sample(request: Request, definition: Any) -> tuple[int | None, li
 async def preview_fragment(request: Request, agent: Reader) -> Response:
     """The live count and a sample for what the builder holds now (saved or not)."""
     _form, tree = await _form_tree(request, agent)
-    definition, _node_errors, errors = _validate(tree)
+    definition, _node_errors, errors = _validate(tree, agent, blanks=False)
     count, sample = await run_in_threadpool(_count_and_sample, request, definition)
     return page(request, agent, "segments/_preview.html", count=count, sample=sample, errors=errors)
 
@@ -131,7 +138,7 @@ async def preview_fragment(request: Request, agent: Reader) -> Response:
 async def _save(request: Request, agent: Agent, segment_id: int | None) -> Response:
     form, tree = await _form_tree(request, agent)
     values = {"name": str(form.get("name") or ""), "description": str(form.get("description") or "")}
-    definition, node_errors, _errors = _validate(tree)
+    definition, node_errors, _errors = _validate(tree, agent)
 
     def work() -> tuple[int | None, dict[str, str], Segment | None]:
         with get_hub(request).session() as db:

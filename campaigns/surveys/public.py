@@ -113,6 +113,12 @@ def _open(hub: Hub, token: str) -> Link:
     return link
 
 
+def _locale(request: Request, link: Link) -> str:
+    """`?lang=` first, then the language the answers were given in (reopening an answered link must
+    not switch language), then the contact's, then the browser's."""
+    return public_locale(request, (link.response.locale if link.response is not None else None) or link.contact.locale)
+
+
 @router.get("/s/{token}")
 async def survey_page(request: Request, token: str) -> Response:
     hub = _hub(request)
@@ -120,7 +126,7 @@ async def survey_page(request: Request, token: str) -> Response:
         link = await _in_thread(_open, hub, token)
     except LinkRefused as exc:
         return _refused(request, exc.problem)
-    locale = public_locale(request, link.contact.locale)
+    locale = _locale(request, link)
     editing = request.query_params.get("edit") == "1" and link.editable
     return _page(request, link, locale=locale, editing=editing, saved=request.query_params.get("saved") == "1")
 
@@ -152,7 +158,7 @@ def _save(hub: Hub, token: str, form: dict[str, list[str]], complete: bool, requ
         link = open_link(session, hub.settings, token)
         if draft and link.response is not None and link.response.completed:
             return None  # an answer already sent changes only when the customer sends the edit
-        locale = public_locale(request, link.contact.locale)  # the language the page was shown in
+        locale = _locale(request, link)  # the language the page was shown in
         try:
             answers = check_answers(link, form, complete=complete)
         except AnswersInvalid as exc:  # nothing was written
@@ -180,7 +186,7 @@ async def submit(request: Request, token: str) -> Response:
         return _refused(request, exc.problem)
     if invalid is not None:
         link, exc = invalid
-        locale = public_locale(request, link.contact.locale)
+        locale = _locale(request, link)
         return _page(request, link, locale=locale, status=422, answers=exc.answers, errors=exc.errors,
                      editing=True)
     target = f"/s/{token}?" + ("saved=1" if not complete else "done=1")

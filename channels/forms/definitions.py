@@ -7,13 +7,13 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from hub.identities import InvalidIdentity, normalize_email, normalize_phone
-from hub.web.i18n import N_
+from hub.web.i18n import N_, TranslatableError
 
 
 class FieldType(StrEnum):
@@ -70,7 +70,7 @@ class FieldDef(BaseModel):
     @classmethod
     def _name(cls, value: str) -> str:
         if not FIELD_NAME.match(value):
-            raise ValueError("use 1–40 lowercase letters, digits or _, starting with a letter")
+            raise TranslatableError(N_("Use 1–40 lowercase letters, digits or _, starting with a letter."))
         return value
 
     @field_validator("maps_to")
@@ -82,14 +82,14 @@ class FieldDef(BaseModel):
     def _consistent(self) -> FieldDef:
         if self.type == FieldType.CHOICE:
             if len(self.options) < 2:
-                raise ValueError("a choice needs at least two options")
+                raise TranslatableError(N_("A choice needs at least two options, one per line."))
             values = [o.value for o in self.options]
             if len(set(values)) != len(values):
-                raise ValueError("option values must differ")
+                raise TranslatableError(N_("Option values must differ."))
         elif self.options:
-            raise ValueError("only a choice has options")
+            raise TranslatableError(N_("Only a choice has options; remove them or make the field a choice."))
         if self.type == FieldType.CONSENT and not self.wording.strip():
-            raise ValueError("a consent field needs its exact wording")
+            raise TranslatableError(N_("A consent field needs its exact wording."))
         if self.maps_to is not None:
             allowed = MAPPINGS[self.type]
             ok = any(self.maps_to == a if not a.endswith(":") else self.maps_to.startswith(a) for a in allowed)
@@ -97,7 +97,8 @@ class FieldDef(BaseModel):
             ok = ok and (not self.maps_to.startswith("tag:") or TAG.match(self.maps_to) is not None)
             if not ok:
                 choices = ", ".join(a + ("<name>" if a.endswith(":") else "") for a in allowed) or "nothing"
-                raise ValueError(f"a {self.type.value} field can map to {choices}, not {self.maps_to!r}")
+                raise TranslatableError(N_("A %(type)s field can map to %(choices)s, not “%(value)s”."),
+                                        type=self.type.value, choices=choices, value=self.maps_to)
         return self
 
 
@@ -105,9 +106,10 @@ def normalize_origin(value: str) -> str:
     """'https://Shop.example/' -> 'https://shop.example'; ValueError for anything but a bare origin."""
     parts = urlsplit(value.strip())
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError(f"{value!r} is not an origin like https://shop.example")
+        raise TranslatableError(N_("“%(value)s” is not an origin like https://shop.example."), value=value)
     if parts.path not in ("", "/") or parts.query or parts.fragment or parts.username or parts.password:
-        raise ValueError(f"{value!r} must be only scheme, host and port, like https://shop.example")
+        raise TranslatableError(N_("“%(value)s” must be only scheme, host and port, like https://shop.example."),
+                                value=value)
     port = f":{parts.port}" if parts.port else ""
     return f"{parts.scheme}://{parts.hostname.lower()}{port}"
 
@@ -141,6 +143,7 @@ class FormDefinition(BaseModel):
     description: str = Field(default="", max_length=4000)
     fields: list[FieldDef] = Field(min_length=1, max_length=MAX_FIELDS)
     submit_label: str = Field(default="", max_length=100)
+    locale: Literal["ru", "en"] | None = None  # the language of the texts; the page speaks it
     thank_you: str = Field(default="", max_length=4000)
     redirect_url: str | None = Field(default=None, max_length=2000)
     allowed_origins: list[str] = Field(default_factory=list, max_length=20)
@@ -159,7 +162,7 @@ class FormDefinition(BaseModel):
     def _tags(cls, values: list[str]) -> list[str]:
         cleaned = [v.strip() for v in values if v.strip()]
         if any(len(v) > 60 for v in cleaned):
-            raise ValueError("a tag is at most 60 characters")
+            raise TranslatableError(N_("A tag is at most 60 characters."))
         return list(dict.fromkeys(cleaned))
 
     @field_validator("redirect_url")
@@ -171,13 +174,14 @@ class FormDefinition(BaseModel):
     def _whole(self) -> FormDefinition:
         names = [f.name for f in self.fields]
         if len(set(names)) != len(names):
-            raise ValueError("two fields have the same name")
+            raise TranslatableError(N_("Two fields have the same name; rename one."))
         if not any(f.type in (FieldType.EMAIL, FieldType.PHONE) for f in self.fields):
-            raise ValueError("a form needs an email or a phone field: that is how a submission finds its contact")
+            raise TranslatableError(N_("A form needs an email or a phone field: that is how a submission finds "
+                                       "its contact."))
         if sum(1 for f in self.fields if f.maps_to == "display_name") > 1:
-            raise ValueError("only one field can be the contact's name")
+            raise TranslatableError(N_("Only one field can be the contact's name."))
         if self.redirect_url is not None and not redirect_allowed(self.redirect_url, self.allowed_origins):
-            raise ValueError("the redirect must be an http(s) address on one of the allowed origins")
+            raise TranslatableError(N_("The redirect must be an http(s) address on one of the allowed origins."))
         return self
 
 

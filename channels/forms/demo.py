@@ -27,6 +27,7 @@ def demo(hub: Hub, *, seed: int) -> str:
             found = create_form(session, actor=SYSTEM, definition=FormDefinition.model_validate({
                 "name": DEMO_NAME,
                 "title": "Свяжитесь с нами",
+                "locale": "ru",  # written in Russian: the page speaks Russian to every visitor
                 "description": "Оставьте сообщение — мы ответим в течение рабочего дня.",
                 "fields": [
                     {"name": "name", "type": "text", "label": "Имя", "required": True, "maps_to": "display_name"},

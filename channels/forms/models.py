@@ -29,6 +29,9 @@ class Form(SQLModel, table=True):
     description: str = Field(default="", sa_column=sa.Column(sa.Text, nullable=False, server_default=""))
     fields: list[dict[str, Any]] = _json(list)
     submit_label: str = Field(default="", max_length=100)
+    # The language the admin wrote the form's texts in: its page speaks it, so labels, button and
+    # errors are one language. None: the visitor's (a form whose texts suit any language).
+    locale: str | None = Field(default=None, max_length=10)
     thank_you: str = Field(default="", sa_column=sa.Column(sa.Text, nullable=False, server_default=""))
     redirect_url: str | None = Field(default=None, max_length=2000)
     # Origins (https://shop.example) whose pages may embed the form: CORS and redirects.

@@ -55,11 +55,20 @@ class Handled:
     submission_id: int | None = None
 
 
-def _locale(request: Request, raw: dict[str, Any]) -> str:
+def _locale(request: Request, raw: dict[str, Any], form: Form | None = None) -> str:
+    """The form's own language when it has one (its labels are written in it, so the button and the
+    messages speak it too), else the language the page was shown in, else the visitor's."""
+    if form is not None and form.locale in i18n.LOCALES:
+        return form.locale  # type: ignore[return-value]
     asked = raw.get(LANG)
     if isinstance(asked, str) and asked in i18n.LOCALES:
         return asked
     return public_locale(request)
+
+
+def _one_language(form: Form) -> dict[str, Any]:
+    """A form written in one language offers no other: the switcher would change only the button."""
+    return {"languages": {form.locale: i18n.LANGUAGE_NAMES[form.locale]}} if form.locale in i18n.LOCALES else {}
 
 
 def _cors(request: Request, form: Form) -> dict[str, str]:
@@ -162,7 +171,7 @@ def build_router(channel: FormsChannel) -> APIRouter:
             form=form, fields=parse_fields(form.fields), values=raw_values, errors=errors or {},
             action=f"{PREFIX}/f/{form.key}", token=token or spam.render_token(hub.settings, form.key),
             client_id=client_id or clean_client_id(None), source=raw_values.get(SOURCE) or "",
-            redirect=raw_values.get(REDIRECT) or "", honeypot=spam.HONEYPOT,
+            redirect=raw_values.get(REDIRECT) or "", honeypot=spam.HONEYPOT, **_one_language(form),
         )
 
     def missing(request: Request) -> Response:
@@ -176,7 +185,7 @@ def build_router(channel: FormsChannel) -> APIRouter:
             return missing(request)
         # The page sends no Referer (its URL is public anyway): it names itself as the source.
         source = str(request.url.remove_query_params("lang"))
-        return page(request, form, locale=public_locale(request), values={SOURCE: source})
+        return page(request, form, locale=_locale(request, {}, form), values={SOURCE: source})
 
     @router.post("/f/{key}", summary="A submission from the hosted page or the embed snippet (no JavaScript)")
     async def post_form(request: Request, key: str) -> Response:
@@ -185,7 +194,7 @@ def build_router(channel: FormsChannel) -> APIRouter:
         except FormNotFound:
             return missing(request)
         raw = _form_data(list((await request.form()).multi_items()))
-        locale = _locale(request, raw)
+        locale = _locale(request, raw, form)
         if _origin_refused(request, form):
             return render_public(request, "public/forms/refused.html", locale=locale, status=403)
         result = await run_in_threadpool(handle, request, form, raw, locale)
@@ -208,7 +217,8 @@ def build_router(channel: FormsChannel) -> APIRouter:
             form = await run_in_threadpool(load, key)
         except FormNotFound:
             return missing(request)
-        return render_public(request, "public/forms/thanks.html", locale=public_locale(request), form=form)
+        return render_public(request, "public/forms/thanks.html", locale=_locale(request, {}, form), form=form,
+                             **_one_language(form))
 
     def problem(request: Request, form: Form | None, status: int, detail: str, *,
                 headers: dict[str, str] | None = None, **extra: Any) -> JSONResponse:
@@ -254,7 +264,7 @@ def build_router(channel: FormsChannel) -> APIRouter:
             return problem(request, form, 400, "The request body is not valid JSON.")
         if not isinstance(raw, dict):
             return problem(request, form, 400, "The request body must be a JSON object of field names and values.")
-        locale = _locale(request, raw)
+        locale = _locale(request, raw, form)
         translate = i18n.package_translations(locale, "forms").gettext
         result = await run_in_threadpool(handle, request, form, raw, locale)
         if result.status == "limited":

@@ -103,7 +103,7 @@ def update_form(session: Session, *, form: Form, actor: Principal, definition: F
 def definition_of(form: Form) -> FormDefinition:
     return FormDefinition(
         name=form.name, title=form.title, description=form.description, fields=parse_fields(form.fields),
-        submit_label=form.submit_label, thank_you=form.thank_you, redirect_url=form.redirect_url,
+        submit_label=form.submit_label, locale=form.locale, thank_you=form.thank_you, redirect_url=form.redirect_url,
         allowed_origins=form.allowed_origins, tags=form.tags, task_assignee_id=form.task_assignee_id,
         task_title=form.task_title, is_active=form.is_active,
     )

@@ -75,7 +75,8 @@ def definition_from(data: dict[str, list[str]]) -> FormDefinition:
     assignee = one("task_assignee_id")
     return FormDefinition.model_validate({
         "name": one("name"), "title": one("title"), "description": one("description"),
-        "fields": _rows(data), "submit_label": one("submit_label"), "thank_you": one("thank_you"),
+        "fields": _rows(data), "submit_label": one("submit_label"), "locale": one("locale") or None,
+        "thank_you": one("thank_you"),
         "redirect_url": one("redirect_url") or None,
         "allowed_origins": [line for line in one("allowed_origins").split() if line],
         "tags": [t for t in one("tags").split(",") if t.strip()],
@@ -84,12 +85,29 @@ def definition_from(data: dict[str, list[str]]) -> FormDefinition:
     })
 
 
-def _messages(exc: ValidationError) -> list[str]:
+# The edit page's labels, naming a field in the messages of a form that was not saved.
+FORM_LABELS = {"name": N_("Name"), "title": N_("Heading"), "description": N_("Introduction"),
+               "submit_label": N_("Button text"), "locale": N_("Language of the form"),
+               "thank_you": N_("Thank-you message"),
+               "redirect_url": N_("Or redirect to"), "allowed_origins": N_("Allowed origins"),
+               "tags": N_("Tags to add"), "task_title": N_("Task title"), "task_assignee_id": N_("Follow-up task for")}
+ROW_LABELS = {"name": N_("Field name"), "type": N_("Type"), "label": N_("Label"), "maps_to": N_("Maps to"),
+              "options": N_("Options (choice)"), "wording": N_("Exact consent wording (consent)"),
+              "help": N_("Help text"), "consent_channel": N_("Consent for"), "max_length": N_("Max length")}
+
+
+def _messages(exc: ValidationError, agent: Agent) -> list[str]:
+    """What is wrong, in the admin's language, each field named by its label on the edit page."""
+    gettext = agent.package_gettext("forms")
     out = []
     for err in exc.errors():
         loc = [str(p) for p in err.get("loc", ())]
-        message = str(err.get("msg", "")).removeprefix("Value error, ")
-        out.append(f"{'.'.join(loc)}: {message}" if loc else message)
+        if len(loc) >= 2 and loc[0] == "fields" and loc[1].isdigit():
+            problem = i18n.field_errors([{**err, "loc": tuple(loc[2:])}], ROW_LABELS)[0]
+            out.append(gettext("Field %(number)s: %(problem)s") % {"number": int(loc[1]) + 1,
+                                                                    "problem": problem.translated(gettext)})
+        else:
+            out.append(i18n.field_errors([err], FORM_LABELS)[0].translated(gettext))
     return out
 
 
@@ -134,7 +152,7 @@ def build_router(channel: FormsChannel) -> APIRouter:
 
     @router.get("/forms/new")
     def new_form(request: Request, agent: Writer) -> Response:
-        starter = {"name": "", "is_active": True, "fields": [
+        starter = {"name": "", "is_active": True, "locale": agent.locale, "fields": [
             {"name": "name", "type": "text", "label": agent.gettext("Name"), "required": True, "maps_to": "display_name"},
             {"name": "email", "type": "email", "label": agent.gettext("Email"), "required": True},
         ]}
@@ -169,7 +187,7 @@ def build_router(channel: FormsChannel) -> APIRouter:
             try:
                 definition = definition_from(data)
             except ValidationError as exc:
-                return edit_page(request, agent, form=None, values=_values(data), errors=_messages(exc), status=422)
+                return edit_page(request, agent, form=None, values=_values(data), errors=_messages(exc, agent), status=422)
             with get_hub(request).session() as db:
                 try:
                     form = create_form(db, actor=agent.principal, definition=definition)
@@ -236,7 +254,7 @@ def build_router(channel: FormsChannel) -> APIRouter:
                     update_form(db, form=form, actor=agent.principal, definition=definition)
                 except ValidationError as exc:
                     db.rollback()
-                    return edit_page(request, agent, form=form, values=_values(data), errors=_messages(exc), status=422)
+                    return edit_page(request, agent, form=form, values=_values(data), errors=_messages(exc, agent), status=422)
                 except ValueError as exc:
                     db.rollback()
                     return edit_page(request, agent, form=form, values=_values(data), errors=[str(exc)], status=422)

@@ -182,8 +182,8 @@ def _service_errors() -> Iterator[None]:
     try:
         yield
     except InvalidField as exc:
-        raise Problem(422, f"{exc.field}: {exc.message}", slug="validation",
-                      errors=[{"field": exc.field, "in": "body", "message": exc.message, "type": "value_error"}]) from None
+        raise Problem(422, f"{exc.field}: {exc.text}", slug="validation",
+                      errors=[{"field": exc.field, "in": "body", "message": exc.text, "type": "value_error"}]) from None
     except ContactConflict as exc:
         extra = {} if exc.contact_id is None else {"contact_id": exc.contact_id}
         raise Problem(409, str(exc), slug="conflict", **extra) from None

@@ -81,8 +81,24 @@ def _validation_errors(exc: RequestValidationError) -> tuple[int, str, list[dict
     return 422, f"The request has invalid fields: {summary}", errors
 
 
+def http_problem(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    detail = exc.detail if isinstance(exc.detail, str) else _TITLES.get(exc.status_code, "Error")
+    return problem_response(request, exc.status_code, detail, headers=getattr(exc, "headers", None))
+
+
+def validation_problem(request: Request, exc: RequestValidationError) -> JSONResponse:
+    status, detail, errors = _validation_errors(exc)
+    return problem_response(request, status, detail, slug="invalid-json" if status == 400 else "validation",
+                            errors=errors)
+
+
+def crash_problem(request: Request, exc: Exception) -> JSONResponse:
+    log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return problem_response(request, 500, "The hub hit an unexpected error; it is in the server log.")
+
+
 def install(app: FastAPI) -> None:
-    """Route every error through problem details."""
+    """Route every error through problem details (the workspace answers pages with HTML instead)."""
 
     @app.exception_handler(Problem)
     async def _problem(request: Request, exc: Problem) -> JSONResponse:
@@ -91,14 +107,11 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        detail = exc.detail if isinstance(exc.detail, str) else _TITLES.get(exc.status_code, "Error")
-        return problem_response(request, exc.status_code, detail, headers=getattr(exc, "headers", None))
+        return http_problem(request, exc)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
-        status, detail, errors = _validation_errors(exc)
-        return problem_response(request, status, detail, slug="invalid-json" if status == 400 else "validation",
-                                errors=errors)
+        return validation_problem(request, exc)
 
     @app.exception_handler(InvalidIdentity)
     async def _identity(request: Request, exc: InvalidIdentity) -> JSONResponse:
@@ -123,5 +136,4 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _crash(request: Request, exc: Exception) -> JSONResponse:
-        log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return problem_response(request, 500, "The hub hit an unexpected error; it is in the server log.")
+        return crash_problem(request, exc)

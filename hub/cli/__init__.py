@@ -6,9 +6,22 @@ import sys
 from typing import Annotated
 
 import typer
+import typer.core
 from rich.console import Console
 
 from hub.settings import SettingsError, get_settings
+
+
+def _flag_type(self: typer.core.TyperOption, ctx: typer.core._click.Context) -> str | None:
+    """A flag takes no value, so its help shows no type. Typer 0.29's rich help prints one for every
+    option (`--help <bool>`, `--no-worker <bool>`), which reads as if the flag wanted a value."""
+    if self.is_flag and not self.count:
+        return None
+    return _option_type(self, ctx)
+
+
+_option_type = typer.core.TyperOption.display_type_rich
+typer.core.TyperOption.display_type_rich = _flag_type  # type: ignore[method-assign]
 
 app = typer.Typer(
     name="hub",

@@ -18,8 +18,16 @@ from hub.web.i18n import N_
 # Survey answers are events of these kinds whose data carries a numeric "score" (NPS 0-10, CSAT 1-5).
 SURVEY_KINDS = ("survey.answered", "survey.response", "survey.completed")
 MAX_ATTRIBUTES = 8
-# Lifecycle stages as templates show them (`_(stage|capitalize)`); marked here for the catalogs.
-STAGE_LABELS = (N_("Lead"), N_("Prospect"), N_("Customer"), N_("Churned"))
+# Lifecycle stages as pages show them (`stage_label`): the edit form's and the demo's. A stage
+# written by an import or the API that is not here shows as written.
+STAGE_LABELS = {"subscriber": N_("Subscriber"), "lead": N_("Lead"), "prospect": N_("Prospect"),
+                "opportunity": N_("Opportunity"), "customer": N_("Customer"), "evangelist": N_("Evangelist"),
+                "churned": N_("Churned")}
+
+
+def stage_label(stage: str | None) -> str:
+    """The msgid of a lifecycle stage (translate it with `_`), or the stage itself when unknown."""
+    return STAGE_LABELS.get(stage or "", stage or "")
 
 
 @dataclass(frozen=True)

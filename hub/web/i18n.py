@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import io
 import re
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date as calendar_date
 from datetime import datetime, timedelta
@@ -18,7 +17,6 @@ from decimal import Decimal
 from functools import lru_cache
 from gettext import GNUTranslations
 from pathlib import Path
-from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from babel import dates as babel_dates
@@ -27,45 +25,23 @@ from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 
 from hub.settings import PROJECT_ROOT
+from hub.translatable import (  # noqa: F401  (the workspace's names for them)
+    DEFAULT_LABEL,
+    PYDANTIC_MESSAGES,
+    UNKNOWN_PROBLEM,
+    FieldError,
+    N_,
+    Translatable,
+    TranslatableError,
+    field_errors,
+)
 
 LOCALES = ("ru", "en")
 LOCALE_DIR = Path(__file__).resolve().parent / "locale"
 DOMAIN = "messages"
 LANGUAGE_NAMES = {"ru": "Русский", "en": "English"}
-
-
-def N_(message: str) -> str:
-    """Mark a message for extraction where it is defined; it is translated where it is shown."""
-    return message
-
-
-class Translatable(Exception):
-    """An error a page can show in the user's language: `message` is an English msgid (marked with
-    N_) with %(name)s fields that `params` fill. str() is the English text (APIs, logs, the CLI);
-    `translated(gettext)` is what a page shows."""
-
-    def __init__(self, message: str, **params: Any) -> None:
-        self.message = message
-        self.params = params
-        super().__init__(self._english())
-
-    def _english(self) -> str:
-        """What str() says (a subclass may word it for APIs and logs)."""
-        return self.translated(str)
-
-    def translated(self, gettext: Callable[[str], str]) -> str:
-        text = gettext(self.message)
-        if not self.params:
-            return text
-        return text % {key: self._param(key, value, gettext) for key, value in self.params.items()}
-
-    def _param(self, key: str, value: Any, gettext: Callable[[str], str]) -> Any:
-        """A parameter as the message shows it (a subclass translates its own words here)."""
-        return value
-
-
-class TranslatableError(Translatable, ValueError):
-    """A Translatable that is a ValueError: refused input (pydantic validators wrap it, 422s)."""
+# The messages refused input carries; they live below hub.web so core rules can raise them.
+CORE_MESSAGE_FILES = ("hub/translatable.py", "hub/contacts.py", "hub/identities.py", "hub/auth.py")
 
 
 def catalog_path(locale: str) -> Path:
@@ -291,6 +267,7 @@ def hub_messages() -> list[tuple[str | tuple[str, str], str, int, list[str]]]:
     messages = _extract([(PROJECT_ROOT / "templates" / "ui", "jinja2"), (PROJECT_ROOT / "templates" / "public", "jinja2"),
                          (Path(__file__).resolve().parent, "python")], skip=owned)
     messages += [m for m in _extract(panels, skip=owned) if m[1].endswith("/panel.py")]
+    messages += [m for m in _extract([(PROJECT_ROOT / "hub", "python")]) if m[1] in CORE_MESSAGE_FILES]
     return messages
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 import uuid
 from collections.abc import Callable
@@ -21,7 +22,7 @@ from hub.models import User
 from hub.runtime import Hub
 from hub.settings import PROJECT_ROOT
 from hub.web import i18n, sessions, timeline_view
-from hub.web.card import display_phone
+from hub.web.card import display_phone, stage_label
 from hub.web.i18n import N_
 
 TEMPLATES_DIR = PROJECT_ROOT / "templates" / "ui"
@@ -175,6 +176,38 @@ def is_fragment(request: Request) -> bool:
     return request.headers.get("hx-request") == "true" and request.headers.get("hx-boosted") != "true"
 
 
+_MEDIA_RANGE = re.compile(r"^\s*([\w.+*-]+/[\w.+*-]+)\s*(?:;(.*))?$")
+_JSON_TYPES = ("application/json", "application/problem+json")
+
+
+def wants_page(request: Request) -> bool:
+    """A person's browser asking for a page: htmx, or an Accept that ranks text/html at least as high
+    as JSON. API clients (`*/*`, JSON) and everything under /api/ keep problem details."""
+    if request.url.path.startswith("/api/"):
+        return False
+    if request.headers.get("hx-request") == "true":
+        return True
+    html = json = 0.0
+    for part in request.headers.get("accept", "").split(",")[:30]:
+        match = _MEDIA_RANGE.match(part)
+        if not match:
+            continue
+        quality = 1.0
+        for param in (match.group(2) or "").split(";"):
+            name, _, value = param.partition("=")
+            if name.strip() == "q":
+                try:
+                    quality = float(value)
+                except ValueError:
+                    quality = 0.0
+        media = match.group(1).lower()
+        if media in ("text/html", "application/xhtml+xml"):
+            html = max(html, quality)
+        elif media in _JSON_TYPES:
+            json = max(json, quality)
+    return html > 0 and html >= json
+
+
 def context(request: Request, agent: Agent | None, locale: str | None = None) -> dict[str, Any]:
     """What every template can use: the agent, translation and formatting helpers, the CSRF token."""
     hub = get_hub(request)
@@ -202,6 +235,7 @@ def context(request: Request, agent: Agent | None, locale: str | None = None) ->
         "channels": hub.channels,
         "channel_label": lambda name: timeline_view.channel_label(name, hub.channels),
         "kind_label": timeline_view.kind_label,
+        "stage_label": stage_label,
     }
 
 

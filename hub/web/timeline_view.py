@@ -95,6 +95,23 @@ def plain_text(event: TimelineEvent) -> str:
     return ""
 
 
+def order_text(event: TimelineEvent, fmt: Formatter) -> str | None:
+    """An order's amount and items in the page's locale ("3 336 600,00 ₽", as the card's totals),
+    read from the event's data rather than its stored English text ("165400.00 RUB")."""
+    order = (event.data or {}).get("order")
+    if not isinstance(order, dict) or not isinstance(order.get("currency"), str):
+        return None
+    currency = order["currency"]
+    try:
+        lines = [fmt.money(order["amount"], currency)]
+        for item in order.get("items") or []:
+            sku = f" ({item['sku']})" if item.get("sku") else ""
+            lines.append(f"{item['quantity']} × {item['name']}{sku} · {fmt.money(item['unit_price'], currency)}")
+    except (KeyError, TypeError, ArithmeticError, ValueError):
+        return None  # data written by an older version: its stored text is still right
+    return "\n".join(lines)
+
+
 def thread_counts(session: Session, *, contact_id: int, keys: Sequence[str]) -> dict[str, int]:
     """How many events each conversation on a page has in all."""
     if not keys:
@@ -114,7 +131,7 @@ def views(session: Session, events: Sequence[TimelineEvent], *, contact_id: int,
     day_before = previous_day
     for event in events:
         day = fmt.local(event.occurred_at).date()
-        text = plain_text(event)
+        text = order_text(event, fmt) or plain_text(event)
         label = channel_label(event.channel, channels)
         kind = kind_label(event.kind)
         out.append(EventView(

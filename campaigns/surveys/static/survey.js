@@ -33,7 +33,23 @@
     }, 800);
   }
 
-  form.addEventListener("change", function () { branch(); keepDraft(); });
+  // An answer given clears its "please answer": the error was about the question as it was sent.
+  function answered(field) {
+    var question = field.closest ? field.closest(".question") : null;
+    if (!question) { return; }
+    var error = question.querySelector(".field-error");
+    if (error) { error.parentNode.removeChild(error); }
+    question.querySelectorAll("[aria-invalid]").forEach(function (node) {
+      node.removeAttribute("aria-invalid");
+      node.removeAttribute("aria-describedby");
+    });
+    var summary = document.getElementById("error-summary");
+    var entry = summary ? summary.querySelector('a[href="#' + question.id + '"]') : null;
+    if (entry) { entry.parentNode.parentNode.removeChild(entry.parentNode); }
+    if (summary && !summary.querySelector("li")) { summary.parentNode.removeChild(summary); }
+  }
+
+  form.addEventListener("change", function (event) { answered(event.target); branch(); keepDraft(); });
   form.addEventListener("input", function (event) { if (event.target.tagName === "TEXTAREA") { keepDraft(); } });
   branch();
   var summary = document.getElementById("error-summary");

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Form, Request
 from pydantic import ValidationError
@@ -13,6 +14,7 @@ from starlette.responses import Response
 
 from hub import audit
 from hub.contacts import (
+    FIELD_LABELS,
     ContactConflict,
     IdentityIn,
     InvalidField,
@@ -29,8 +31,8 @@ from hub.merge import MergeConflict, MergeNotFound, MergeRefused, merge_contacts
 from hub.models import ConsentStatus, Contact, IdentityKind, Purpose
 from hub.tasks import InvalidTask, create_task
 from hub.web import timeline_view
-from hub.web.card import active_users
-from hub.web.i18n import N_
+from hub.web.card import active_users, stage_label
+from hub.web.i18n import LANGUAGE_NAMES, N_, Translatable, field_errors
 from hub.web.pages import Agent, PageError, get_hub, redirect, render, require
 
 router = APIRouter()
@@ -38,6 +40,7 @@ Writer = Annotated[Agent, Depends(require("contacts:write"))]
 TaskWriter = Annotated[Agent, Depends(require("tasks:write"))]
 TimelineWriter = Annotated[Agent, Depends(require("timeline:write"))]
 STAGES = ("lead", "prospect", "customer", "churned")
+CHECK_VALUES = N_("Some values cannot be saved. Check them and try again.")
 
 
 def _hx_refresh(response: Response, *events: str) -> Response:
@@ -128,7 +131,7 @@ def new_contact(request: Request, agent: Writer, display_name: Annotated[str, Fo
             contact = create_contact(db, actor=agent.principal, region=hub.settings.default_region,
                                      display_name=display_name, identities=identities)
         except InvalidField as exc:
-            return render(request, agent, "contact_new.html", status=422, error=exc.message, values=values)
+            return render(request, agent, "contact_new.html", status=422, error=exc, values=values)
         except ContactConflict as exc:
             return render(request, agent, "contact_new.html", status=409, values=values,
                           error=N_("This email or phone already belongs to another contact."), existing=exc.contact_id)
@@ -191,7 +194,9 @@ def save_contact(request: Request, contact_id: int, agent: Writer,
                                source=consent_source.strip() or f"agent:{agent.id}")
         except (InvalidField, ValueError, ValidationError, ContactConflict) as exc:
             db.rollback()
-            message = exc.message if isinstance(exc, InvalidField) else str(exc)
+            message: str | Translatable = exc if isinstance(exc, Translatable) else CHECK_VALUES
+            if isinstance(exc, ValidationError):
+                message = field_errors(exc.errors(), {"value": N_("Email or phone")})[0]
             if isinstance(exc, ContactConflict):
                 message = N_("This email or phone already belongs to another contact; merge the two instead.")
             return render(request, agent, "contact_edit.html", status=422, contact=_live_contact(db, contact_id),
@@ -223,7 +228,33 @@ def merge_preview(request: Request, contact_id: int, other_id: int, agent: Write
             raise PageError(409 if not isinstance(exc, ContactNotFound) else 404, str(exc)) from None
         users = {u.id: u.display_name for u in active_users(db)}
     return render(request, agent, "merge_preview.html", preview=preview, contact_id=contact_id, other_id=other_id,
-                  users=users)
+                  conflicts=[_conflict_row(c, agent, users) for c in preview.conflicts])
+
+
+def _conflict_row(conflict: dict[str, Any], agent: Agent, users: dict[int, str]) -> dict[str, str]:
+    """A differing field as the agent reads it: its label, and values in words (a stage, a language,
+    the owner's name), not the store's names (`lifecycle_stage`, `attributes.city`, `opportunity`)."""
+    _ = agent.gettext
+    field = conflict["field"]
+
+    def shown(value: Any) -> str:
+        if field == "lifecycle_stage":
+            return _(stage_label(value))
+        if field == "locale":
+            return LANGUAGE_NAMES.get(value, value)
+        if field == "owner_id":
+            return users.get(value, _("a former user"))
+        if isinstance(value, bool):
+            return _("yes") if value else _("no")
+        if isinstance(value, (int, float)):
+            return agent.fmt.number(value)
+        return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+
+    if field.startswith("attributes."):
+        label = _("Attribute “%(name)s”") % {"name": field.removeprefix("attributes.")}
+    else:
+        label = _(FIELD_LABELS.get(field, field))
+    return {"label": label, "survivor": shown(conflict["survivor"]), "merged": shown(conflict["merged"])}
 
 
 @router.post("/contacts/{contact_id}/merge/{other_id}")

@@ -18,7 +18,7 @@ from hub.auth import SCOPES, create_api_key, create_user, revoke_api_key
 from hub.models import ApiKey, AuditEntry, Delivery, Role, User
 from hub.timeline import InvalidCursor
 from hub.web import confirm
-from hub.web.i18n import N_
+from hub.web.i18n import N_, TranslatableError
 from hub.web.pages import Agent, PageError, get_hub, redirect, render, require
 
 router = APIRouter(prefix="/admin")
@@ -49,8 +49,8 @@ def add_user(request: Request, agent: Admin, email: Annotated[str, Form(max_leng
     with get_hub(request).session() as db:
         try:
             user = create_user(db, email=email, password=password, role=Role(role), display_name=display_name.strip())
-        except ValueError as exc:
-            return _users_page(request, agent, status=422, error=str(exc), values=values)
+        except TranslatableError as exc:  # a bad address, a short password, a taken email
+            return _users_page(request, agent, status=422, error=exc, values=values)
         audit.record(db, actor=agent.principal, action="user.create", entity="user", entity_id=user.id,
                      changes={"email": [None, user.email], "role": [None, user.role]})
         db.commit()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import date
 from typing import Annotated
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Query, Request
 from sqlalchemy.orm import Session
@@ -161,7 +162,14 @@ def timeline_fragment(request: Request, contact_id: int, agent: Reader, channel:
         values = _timeline_values(request, agent, db, contact_id=contact.id, filters=filters,  # type: ignore[arg-type]
                                   cursor=cursor, previous_day=previous_day)
     template = "_timeline_items.html" if cursor else "_timeline.html"
-    return render(request, agent, template, contact=contact, **values)
+    response = render(request, agent, template, contact=contact, **values)
+    if request.headers.get("hx-trigger") == "timeline-filters":
+        # The filter lives in the contact page's address, so a filtered view can be shared and bookmarked.
+        query = urlencode([*(("channel", c) for c in sorted(filters.channels)),
+                           *(("kind", k) for k in sorted(filters.kinds)),
+                           *((("q", filters.text),) if filters.text else ())])
+        response.headers["HX-Push-Url"] = f"/contacts/{contact_id}" + (f"?{query}" if query else "")
+    return response
 
 
 def _matches(event: TimelineEvent, filters: TimelineFilter) -> bool:

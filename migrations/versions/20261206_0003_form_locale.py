@@ -1,0 +1,25 @@
+"""form.locale: the language a form's texts are written in (its page speaks it)
+
+Revision ID: 0003_form_locale
+Revises: 0002
+Create Date: 2026-12-06 21:40:00
+"""
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0003_form_locale"
+down_revision = "0002"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("form", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("locale", sa.String(length=10), nullable=True))
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("form", schema=None) as batch_op:
+        batch_op.drop_column("locale")
