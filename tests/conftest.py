@@ -21,6 +21,7 @@ from hub.registry import ChannelRegistry
 from hub.runtime import Hub
 from hub.settings import Settings, load_settings
 from hub.triggers import TriggerRegistry
+from tests import app_builds
 from tests.fakes.channel import FakeChannel
 
 # Every table of every installed adapter, before any fixture creates the schema.
@@ -36,6 +37,8 @@ IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 # signed-in test hashes twice. Hashes made here still verify anywhere (argon2 keeps its parameters
 # in the hash); tests/test_auth_params.py checks what ships.
 auth._hasher = PasswordHasher.from_parameters(argon2.profiles.CHEAPEST)
+# ~750 tests build an app: each dependency is analysed once per process, not once per app.
+app_builds.install()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

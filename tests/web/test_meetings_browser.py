@@ -8,6 +8,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 import pytest
+from playwright.sync_api import expect
 from sqlalchemy import select
 
 from hub import clock
@@ -81,16 +82,16 @@ def test_a_moscow_visitor_books_moves_and_cancels_in_russian_without_javascript(
     page.get_by_label("Ваше имя").fill("Мария Соколова")
     page.get_by_label("Телефон").fill("+7 916 555-12-34")
     page.get_by_role("button", name="Записаться на это время").click()
-    assert page.get_by_text("Вы записаны.").is_visible()
+    expect(page.get_by_text("Вы записаны.")).to_be_visible()  # after a navigation: wait for it
     assert "09:00" in page.locator("#meeting").inner_text()
     # The zone picker works as a plain form: choose Berlin and show the times again.
     page.get_by_role("link", name="Перенести").click()
     page.locator("#tz").select_option("Europe/Berlin")
     page.get_by_role("button", name="Показать время").click()
-    assert page.get_by_text("Europe/Berlin.").is_visible()
+    expect(page.get_by_text("Europe/Berlin.")).to_be_visible()  # after a navigation: wait for it
     thursday = page.locator("section.day", has=page.get_by_role("heading", name=re.compile("четверг, 4 июня")))
     thursday.get_by_role("button", name="10:00").click()  # 11:00 in Moscow
-    assert page.get_by_text("Встреча перенесена.").is_visible()
+    expect(page.get_by_text("Встреча перенесена.")).to_be_visible()  # after a navigation: wait for it
     meeting = only_meeting(booking_site)
     assert meeting.starts_at == datetime(2026, 6, 4, 8, tzinfo=timezone.utc) and meeting.sequence == 1
     page.get_by_role("button", name="Отменить встречу").click()

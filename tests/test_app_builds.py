@@ -1,0 +1,42 @@
+"""The suite's remembered dependency analysis (tests/app_builds.py) builds the app FastAPI would."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from fastapi.dependencies.models import Dependant
+from fastapi.routing import APIRoute
+
+from tests import app_builds
+
+pytestmark = pytest.mark.any_store
+
+
+def _shape(dependant: Dependant) -> tuple[Any, ...]:
+    """What a dependant resolves at request time, as comparable data."""
+    fields = lambda group: tuple((f.name, f.alias, repr(f.field_info.annotation), f.field_info.is_required())  # noqa: E731
+                                 for f in group)
+    return (getattr(dependant.call, "__qualname__", repr(dependant.call)), dependant.name, dependant.use_cache,
+            fields(dependant.path_params), fields(dependant.query_params), fields(dependant.header_params),
+            fields(dependant.cookie_params), fields(dependant.body_params),
+            tuple(_shape(sub) for sub in dependant.dependencies))
+
+
+def _app_shape(hub: Any) -> tuple[list[tuple[Any, ...]], dict[str, Any]]:
+    from hub.app import create_app
+
+    app = create_app(hub, check_schema=False, start_worker=False)
+    routes = [(route.path, tuple(sorted(route.methods or ())), _shape(route.dependant))
+              for route in app.routes if isinstance(route, APIRoute)]
+    return routes, app.openapi()
+
+
+def test_an_app_built_with_remembered_dependencies_is_the_app_fastapi_builds(hub):
+    app_builds.uninstall()
+    try:
+        plain = _app_shape(hub)
+    finally:
+        app_builds.install()
+    first, again = _app_shape(hub), _app_shape(hub)  # the second from what the first remembered
+    assert first == plain and again == plain
