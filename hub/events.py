@@ -65,6 +65,9 @@ class Order(BaseModel):
     order_id: str = Field(min_length=1, max_length=200)
     amount: Amount
     currency: str = Field(description="ISO 4217 code, e.g. RUB, EUR")
+    margin: Amount | None = Field(default=None, description="The gross margin of this order (of the sum refunded, for "
+                                  "order.refunded) in its currency, when the shop knows it; profitability applies a "
+                                  "default rate otherwise")
     items: list[OrderItem] = Field(default_factory=list, max_length=1000)
 
     @field_validator("currency")

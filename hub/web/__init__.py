@@ -19,7 +19,7 @@ from hub.web import csrf, sessions
 from hub.web.i18n import N_
 from hub.web import models as _models  # noqa: F401  (registers the workspace's tables)
 from hub.web.pages import LoginRequired, PageError, current_agent, is_fragment, render
-from hub.web.routes import actions, admin, auth, contacts, live, privacy, tasks
+from hub.web.routes import accounts, actions, admin, auth, contacts, live, privacy, tasks
 from hub.web.security import SecurityHeaders
 
 if TYPE_CHECKING:
@@ -37,6 +37,7 @@ def build_router(hub: Hub) -> APIRouter:
     # Before contacts: /contacts/new must not be read as /contacts/{contact_id}.
     router.include_router(actions.router)
     router.include_router(contacts.router)
+    router.include_router(accounts.router)
     for _name, channel in sorted(hub.channels.items()):  # the channels' compose panels
         panel_router = channel.web_router()
         if panel_router is not None:

@@ -39,6 +39,7 @@ class NavItem:
 # their pages here (campaigns, surveys) with `add_nav`.
 NAV: list[NavItem] = [
     NavItem(N_("Contacts"), "/", "contacts:read", "contacts"),
+    NavItem(N_("Accounts"), "/accounts", "contacts:read", "building"),
     NavItem(N_("My tasks"), "/tasks", "tasks:read", "tasks"),
     NavItem(N_("Users"), "/admin/users", "admin", "users"),
     NavItem(N_("API keys"), "/admin/api-keys", "admin", "key"),
