@@ -1,0 +1,65 @@
+"""What the hub loads from the `hub.extensions` entry point `keyaccounts`.
+
+Accounts themselves are core (`hub.accounts`); this package computes what they are worth and helps
+choose and watch the key ones. Its settings are `[extensions.keyaccounts]`."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import TYPE_CHECKING
+
+from pydantic import Field
+
+from hub.extensions import AccountPanel, Extension, ExtensionSettings, NavEntry
+from hub.web.i18n import N_
+from keyaccounts.profit import Rates
+
+if TYPE_CHECKING:
+    from fastapi import APIRouter
+
+
+class KeyAccountsSettings(ExtensionSettings):
+    # Figures are in this currency; orders in others are listed as not counted.
+    currency: str = Field("RUB", min_length=3, max_length=3)
+    # The gross margin of an order whose shop sent none: amount × this rate.
+    default_margin_rate: Decimal = Field(Decimal("0.25"), ge=0, le=1)
+    # What an hour of an agent's time costs (salary, taxes, seat), in `currency`.
+    agent_hour_cost: Decimal = Field(Decimal("1200"), ge=0)
+    minutes_per_email: Decimal = Field(Decimal("6"), ge=0, le=600)
+    minutes_per_sms: Decimal = Field(Decimal("2"), ge=0, le=600)
+    minutes_per_note: Decimal = Field(Decimal("3"), ge=0, le=600)
+    minutes_per_task: Decimal = Field(Decimal("10"), ge=0, le=600)
+    # What one marketing message costs to send, per channel, in `currency`.
+    marketing_send_cost: dict[str, Decimal] = Field(default_factory=lambda: {"email": Decimal("0.30"),
+                                                                             "sms": Decimal("3.50")})
+    # The period the figures cover unless a page asks for another.
+    period_days: int = Field(365, ge=7, le=3650)
+    # Key accounts are at most this share of the base (Pareto): the suggested set's size.
+    key_share: float = Field(0.2, gt=0, le=1)
+
+    def rates(self) -> Rates:
+        return Rates(currency=self.currency.upper(), default_margin_rate=self.default_margin_rate,
+                     agent_hour_cost=self.agent_hour_cost, minutes_per_email=self.minutes_per_email,
+                     minutes_per_sms=self.minutes_per_sms, minutes_per_note=self.minutes_per_note,
+                     minutes_per_task=self.minutes_per_task, marketing_send_cost=dict(self.marketing_send_cost))
+
+
+class KeyAccountsExtension(Extension):
+    name = "keyaccounts"
+    Settings = KeyAccountsSettings
+
+    def web_router(self) -> APIRouter:
+        from keyaccounts.views import router
+
+        return router
+
+    def api_router(self) -> APIRouter:
+        from keyaccounts.api import router
+
+        return router
+
+    def nav(self) -> list[NavEntry]:
+        return [NavEntry(N_("Key accounts"), "/key-accounts", "contacts:read", "star")]
+
+    def account_panels(self) -> list[AccountPanel]:
+        return [AccountPanel(N_("Profitability"), "/key-accounts/accounts/{account_id}/profit", "contacts:read")]

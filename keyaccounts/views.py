@@ -1,0 +1,108 @@
+"""Key-account pages: an account's profitability with the rows behind each figure, and the page for
+choosing key accounts (ranking, Pareto curve, the trap, the suggested set, flag and unflag)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Form, Request
+from starlette.responses import Response
+
+from hub import clock
+from hub.accounts import AccountNotFound, get_account, set_key
+from hub.web.i18n import N_
+from hub.web.pages import Agent, PageError, get_hub, is_fragment, redirect, render, require
+from keyaccounts import choosing
+from keyaccounts.profit import LINES, account_profit, by_line
+from keyaccounts.trace import trace
+
+router = APIRouter()
+Reader = Annotated[Agent, Depends(require("contacts:read"))]
+Writer = Annotated[Agent, Depends(require("contacts:write"))]
+PERIODS = (30, 90, 180, 365)
+LINE_LABELS = {"calls": N_("Calls"), "meetings": N_("Meetings"), "emails": N_("Emails written"),
+               "sms": N_("SMS written"), "notes": N_("Notes"), "tasks": N_("Tasks"),
+               "marketing": N_("Marketing sends")}
+NO_ACCOUNT = N_("There is no such account.")
+# Why the flag changed, kept on the audit log and shown translated on the account page.
+FLAGGED, UNFLAGGED, ACCEPTED = (N_("flagged on the key accounts page"), N_("unflagged on the key accounts page"),
+                                N_("suggested set accepted"))
+
+
+def _settings(request: Request) -> Any:
+    return get_hub(request).extensions["keyaccounts"].settings
+
+
+def period(request: Request, days: int | None) -> tuple[int, datetime, datetime]:
+    """The days asked for (one of PERIODS, else the configured default) ending now."""
+    chosen = days if days in PERIODS else _settings(request).period_days
+    until = clock.now()
+    return chosen, until - timedelta(days=chosen), until
+
+
+@router.get("/key-accounts/accounts/{account_id}/profit")
+def profit_panel(request: Request, account_id: int, agent: Reader, days: int | None = None) -> Response:
+    hub = get_hub(request)
+    settings = _settings(request)
+    chosen, since, until = period(request, days)
+    with hub.session(read_only=True) as db:
+        try:
+            account = get_account(db, account_id)
+        except AccountNotFound:
+            raise PageError(404, NO_ACCOUNT) from None
+        profit = account_profit(db, account_id=account_id, since=since, until=until, rates=settings.rates())
+        rows = trace(db, profit)
+    template = "keyaccounts/_profit.html" if is_fragment(request) else "keyaccounts/profit.html"
+    orders_by_event = {f"event:{o.event_id}": o for o in profit.orders}
+    return render(request, agent, template, account=account, profit=profit, lines=by_line(profit), rows=rows,
+                  orders_by_event=orders_by_event,
+                  line_labels=LINE_LABELS, days=chosen, periods=PERIODS, since=since, until=until,
+                  rates=settings.rates())
+
+
+@router.get("/key-accounts")
+def choosing_page(request: Request, agent: Reader, days: int | None = None) -> Response:
+    hub = get_hub(request)
+    settings = _settings(request)
+    chosen, since, until = period(request, days)
+    with hub.session(read_only=True) as db:
+        board = choosing.board(db, since=since, until=until, rates=settings.rates(), key_share=settings.key_share)
+    return render(request, agent, "keyaccounts/choosing.html", board=board, days=chosen, periods=PERIODS,
+                  currency=settings.currency, chart=choosing.pareto_svg(board))
+
+
+def _flag(request: Request, agent: Agent, account_ids: list[int], is_key: bool, reason: str) -> None:
+    hub = get_hub(request)
+    with hub.session() as db:
+        for account_id in sorted(set(account_ids)):
+            try:
+                account = get_account(db, account_id, lock=True)
+            except AccountNotFound:
+                raise PageError(404, NO_ACCOUNT) from None
+            set_key(db, account=account, actor=agent.principal, is_key=is_key, reason=reason)
+        db.commit()
+
+
+@router.post("/key-accounts/accounts/{account_id}/flag")
+def flag(request: Request, account_id: int, agent: Writer, back: Annotated[str, Form(max_length=200)] = "") -> Response:
+    _flag(request, agent, [account_id], True, FLAGGED)
+    return redirect(request, back if back.startswith("/key-accounts") else "/key-accounts")
+
+
+@router.post("/key-accounts/accounts/{account_id}/unflag")
+def unflag(request: Request, account_id: int, agent: Writer,
+           back: Annotated[str, Form(max_length=200)] = "") -> Response:
+    _flag(request, agent, [account_id], False, UNFLAGGED)
+    return redirect(request, back if back.startswith("/key-accounts") else "/key-accounts")
+
+
+@router.post("/key-accounts/accept")
+def accept(request: Request, agent: Writer, account: Annotated[list[int], Form()] = [],  # noqa: B006
+           back: Annotated[str, Form(max_length=200)] = "") -> Response:
+    """Flag the suggested accounts the manager left ticked (the unticked ones are left as they are)."""
+    _flag(request, agent, account, True, ACCEPTED)
+    return redirect(request, back if back.startswith("/key-accounts") else "/key-accounts")
+
+
+__all__ = ["router", "LINES"]
