@@ -59,7 +59,7 @@ class KeyAccountsExtension(Extension):
         return router
 
     def nav(self) -> list[NavEntry]:
-        return [NavEntry(N_("Key accounts"), "/key-accounts", "contacts:read", "star")]
+        return [NavEntry(N_("Key accounts"), "/key-accounts", "contacts:read", "target")]
 
     def account_panels(self) -> list[AccountPanel]:
         return [AccountPanel(N_("Profitability"), "/key-accounts/accounts/{account_id}/profit", "contacts:read")]

@@ -25,6 +25,7 @@ LINE_LABELS = {"calls": N_("Calls"), "meetings": N_("Meetings"), "emails": N_("E
                "sms": N_("SMS written"), "notes": N_("Notes"), "tasks": N_("Tasks"),
                "marketing": N_("Marketing sends")}
 NO_ACCOUNT = N_("There is no such account.")
+PARETO_TITLE = N_("Cumulative share of profit by account, most profitable first")
 # Why the flag changed, kept on the audit log and shown translated on the account page.
 FLAGGED, UNFLAGGED, ACCEPTED = (N_("flagged on the key accounts page"), N_("unflagged on the key accounts page"),
                                 N_("suggested set accepted"))
@@ -69,7 +70,8 @@ def choosing_page(request: Request, agent: Reader, days: int | None = None) -> R
     with hub.session(read_only=True) as db:
         board = choosing.board(db, since=since, until=until, rates=settings.rates(), key_share=settings.key_share)
     return render(request, agent, "keyaccounts/choosing.html", board=board, days=chosen, periods=PERIODS,
-                  currency=settings.currency, chart=choosing.pareto_svg(board))
+                  currency=settings.currency,
+                  chart=choosing.pareto_svg(board, title=agent.package_gettext("keyaccounts")(PARETO_TITLE)))
 
 
 def _flag(request: Request, agent: Agent, account_ids: list[int], is_key: bool, reason: str) -> None:

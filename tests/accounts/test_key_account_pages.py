@@ -107,3 +107,10 @@ def test_an_empty_base_says_so(web, hub):
     login(web, hub)
     page = web.get("/key-accounts")
     assert page.status_code == 200 and "No accounts and no orders" in page.text
+
+
+def test_the_key_account_pages_carry_the_pages_csp(web, hub):
+    login(web, hub)
+    for url in ("/key-accounts", "/accounts"):
+        csp = web.get(url).headers.get("content-security-policy", "")
+        assert "script-src 'self'" in csp, url
