@@ -155,3 +155,38 @@ def pareto_svg(data: Board, *, title: str = "", width: int = 640, height: int = 
                  f'<text x="{width - pad_r}" y="{height - 8}" text-anchor="end" font-size="11" fill="#6b7280">{n}</text>')
     parts.append("</svg>")
     return Markup("".join(parts))
+
+
+def trend_svg(points: list[tuple[datetime, int]], *, title: str, fmt_date: object = None, width: int = 640,
+              height: int = 160) -> Markup:
+    """A key account's temperature over time as inline SVG (0–100, the cold zone below 40 shaded)."""
+    if not points:
+        return Markup("")
+    pad_l, pad_r, pad_t, pad_b = 36, 12, 10, 24
+    plot_w, plot_h = width - pad_l - pad_r, height - pad_t - pad_b
+    n = len(points)
+
+    def x(i: int) -> float:
+        return pad_l + (plot_w * i / (n - 1) if n > 1 else plot_w / 2)
+
+    def y(v: float) -> float:
+        return pad_t + plot_h - plot_h * v / 100
+
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" role="img" class="chart" '
+             f'id="temperature-chart" aria-label="{escape(title)}">',
+             f'<rect x="{pad_l}" y="{y(40):.1f}" width="{plot_w}" height="{y(0) - y(40):.1f}" fill="#fdecec"/>']
+    for value in (0, 50, 100):
+        parts.append(f'<line x1="{pad_l}" x2="{width - pad_r}" y1="{y(value):.1f}" y2="{y(value):.1f}" stroke="#e5e7eb"/>'
+                     f'<text x="{pad_l - 6}" y="{y(value) + 4:.1f}" text-anchor="end" font-size="11" fill="#6b7280">{value}</text>')
+    coords = " ".join(f"{x(i):.1f},{y(v):.1f}" for i, (_at, v) in enumerate(points))
+    parts.append(f'<polyline fill="none" stroke="#2563eb" stroke-width="2" points="{coords}"/>')
+    for i, (at, v) in enumerate(points):
+        label = fmt_date(at) if callable(fmt_date) else at.date().isoformat()
+        parts.append(f'<circle cx="{x(i):.1f}" cy="{y(v):.1f}" r="2.5" fill="#2563eb"><title>{escape(label)}: {v}</title></circle>')
+    for i in sorted({0, n - 1}):
+        label = fmt_date(points[i][0]) if callable(fmt_date) else points[i][0].date().isoformat()
+        anchor = "start" if i == 0 and n > 1 else "end" if n > 1 else "middle"
+        parts.append(f'<text x="{x(i):.1f}" y="{height - 6}" text-anchor="{anchor}" font-size="11" fill="#6b7280">'
+                     f'{escape(label)}</text>')
+    parts.append("</svg>")
+    return Markup("".join(parts))

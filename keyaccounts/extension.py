@@ -10,12 +10,16 @@ from typing import TYPE_CHECKING
 
 from pydantic import Field
 
+import keyaccounts.models  # noqa: F401  - registers the tables
 from hub.extensions import AccountPanel, Extension, ExtensionSettings, NavEntry
 from hub.web.i18n import N_
 from keyaccounts.profit import Rates
+from keyaccounts.watch import Thresholds
 
 if TYPE_CHECKING:
     from fastapi import APIRouter
+
+    from channels.base import PeriodicJob
 
 
 class KeyAccountsSettings(ExtensionSettings):
@@ -36,6 +40,21 @@ class KeyAccountsSettings(ExtensionSettings):
     period_days: int = Field(365, ge=7, le=3650)
     # Key accounts are at most this share of the base (Pareto): the suggested set's size.
     key_share: float = Field(0.2, gt=0, le=1)
+    # How often the scheduler takes the temperature of every key account (and looks for cooling).
+    temperature_minutes: float = Field(60, ge=1, le=24 * 60)
+    # Cooling alerts (keyaccounts.watch): below this score, a drop of this many points within
+    # drop_window_days, or silent for silence_factor × the usual gap (at least min_silence_days).
+    cold_below: int = Field(40, ge=0, le=100)
+    sharp_drop: int = Field(20, ge=1, le=100)
+    drop_window_days: int = Field(14, ge=1, le=365)
+    silence_factor: float = Field(2.0, ge=1, le=20)
+    min_silence_days: int = Field(7, ge=1, le=365)
+    recovery_margin: int = Field(5, ge=0, le=50)
+
+    def thresholds(self) -> Thresholds:
+        return Thresholds(cold_below=self.cold_below, sharp_drop=self.sharp_drop,
+                          drop_window_days=self.drop_window_days, silence_factor=self.silence_factor,
+                          min_silence_days=self.min_silence_days, recovery_margin=self.recovery_margin)
 
     def rates(self) -> Rates:
         return Rates(currency=self.currency.upper(), default_margin_rate=self.default_margin_rate,
@@ -62,4 +81,13 @@ class KeyAccountsExtension(Extension):
         return [NavEntry(N_("Key accounts"), "/key-accounts", "contacts:read", "target")]
 
     def account_panels(self) -> list[AccountPanel]:
-        return [AccountPanel(N_("Profitability"), "/key-accounts/accounts/{account_id}/profit", "contacts:read")]
+        return [AccountPanel(N_("Temperature"), "/key-accounts/accounts/{account_id}/temperature", "contacts:read"),
+                AccountPanel(N_("Profitability"), "/key-accounts/accounts/{account_id}/profit", "contacts:read")]
+
+    def jobs(self) -> list[PeriodicJob]:
+        from channels.base import PeriodicJob
+        from keyaccounts import watch
+
+        thresholds = self.settings.thresholds()  # type: ignore[attr-defined]
+        return [PeriodicJob("keyaccounts.temperature", lambda hub: watch.run(hub, thresholds=thresholds),
+                            seconds=self.settings.temperature_minutes * 60, once=True)]  # type: ignore[attr-defined]

@@ -108,3 +108,39 @@ def accept(request: Request, agent: Writer, account: Annotated[list[int], Form()
 
 
 __all__ = ["router", "LINES"]
+
+
+TREND_POINTS = 90
+
+
+@router.get("/key-accounts/accounts/{account_id}/temperature")
+def temperature_panel(request: Request, account_id: int, agent: Reader) -> Response:
+    """The temperature trend, the latest score's parts and reasons, and any open cooling episode."""
+    from sqlalchemy import select
+
+    from keyaccounts.models import CoolingEpisode, TemperatureSnapshot
+    from keyaccounts.temperature import SIGNAL_LABELS, WARM_PART
+
+    hub = get_hub(request)
+    with hub.session(read_only=True) as db:
+        try:
+            account = get_account(db, account_id)
+        except AccountNotFound:
+            raise PageError(404, NO_ACCOUNT) from None
+        snapshots = list(reversed(db.scalars(
+            select(TemperatureSnapshot).where(TemperatureSnapshot.account_id == account_id)
+            .order_by(TemperatureSnapshot.computed_at.desc(), TemperatureSnapshot.id.desc()).limit(TREND_POINTS)).all()))
+        episode = db.scalars(select(CoolingEpisode).where(CoolingEpisode.open_account_id == account_id)).first()
+    latest = snapshots[-1] if snapshots else None
+    _ = agent.package_gettext("keyaccounts")
+    reasons = [] if latest is None else [
+        _(part["template"]) % part["params"] for part in sorted(latest.signals.values(), key=lambda p: p["value"])
+        if part.get("template") and part["value"] < WARM_PART]
+    template = "keyaccounts/_temperature.html" if is_fragment(request) else "keyaccounts/temperature.html"
+    return render(request, agent, template, account=account, latest=latest, reasons=reasons, episode=episode,
+                  signal_labels=SIGNAL_LABELS,
+                  chart=choosing.trend_svg([(s.computed_at, s.score) for s in snapshots], title=_(TREND_TITLE),
+                                           fmt_date=agent.fmt.date))
+
+
+TREND_TITLE = N_("Temperature over time")
