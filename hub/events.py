@@ -17,7 +17,17 @@ from decimal import Decimal
 from typing import Annotated, Any
 
 from babel.numbers import list_currencies
-from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -77,6 +87,14 @@ class Order(BaseModel):
         if len(code) != 3 or code not in _CURRENCIES:
             raise ValueError(f"{value!r} is not an ISO 4217 currency code (e.g. RUB, EUR, USD)")
         return code
+
+    @model_serializer(mode="wrap")
+    def _margin_only_when_sent(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # An order recorded without a margin keeps the shape it always had.
+        data: dict[str, Any] = handler(self)
+        if self.margin is None:
+            data.pop("margin", None)
+        return data
 
 
 class ContactRef(BaseModel):
