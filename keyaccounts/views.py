@@ -144,3 +144,46 @@ def temperature_panel(request: Request, account_id: int, agent: Reader) -> Respo
 
 
 TREND_TITLE = N_("Temperature over time")
+
+
+@router.get("/key-accounts/handover")
+def handover_form(request: Request, agent: Writer) -> Response:
+    return _handover_page(request, agent)
+
+
+def _handover_page(request: Request, agent: Agent, *, status: int = 200, error: str | None = None,
+                   done: Any = None, values: dict[str, str] | None = None) -> Response:
+    from sqlalchemy import func, select
+
+    from hub.models import Account, User
+
+    hub = get_hub(request)
+    with hub.session(read_only=True) as db:
+        users = list(db.scalars(select(User).order_by(User.display_name, User.id)))
+        counts = dict(db.execute(select(Account.owner_id, func.count()).where(Account.owner_id.is_not(None))
+                                 .group_by(Account.owner_id)).all())
+    return render(request, agent, "keyaccounts/handover.html", status=status, users=users, counts=counts, error=error,
+                  done=done, values=values or {})
+
+
+@router.post("/key-accounts/handover")
+def handover(request: Request, agent: Writer, from_user_id: Annotated[str, Form(max_length=20)] = "",
+             to_user_id: Annotated[str, Form(max_length=20)] = "") -> Response:
+    from keyaccounts.handover import HandoverRefused, hand_over
+
+    values = {"from_user_id": from_user_id, "to_user_id": to_user_id}
+    if not (from_user_id.isdigit() and to_user_id.isdigit()):
+        return _handover_page(request, agent, status=422, error=HANDOVER_PICK, values=values)
+    hub = get_hub(request)
+    with hub.session() as db:
+        try:
+            done = hand_over(db, from_user_id=int(from_user_id), to_user_id=int(to_user_id), actor=agent.principal,
+                             default_locale=hub.settings.default_locale)
+        except HandoverRefused as exc:
+            db.rollback()
+            return _handover_page(request, agent, status=422, error=exc.message, values=values)
+        db.commit()
+    return _handover_page(request, agent, done=done)
+
+
+HANDOVER_PICK = N_("Choose both managers.")
