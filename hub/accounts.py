@@ -27,7 +27,7 @@ from hub.contacts import InvalidField, clean_attributes, clean_owner
 from hub.db import contains_folded
 from hub.identities import fold
 from hub.models import Account, AccountKind, AuditEntry, Contact
-from hub.timeline import Page, TimelineFilter, decode_cursor, encode_cursor, timeline_page
+from hub.timeline import InvalidCursor, Page, TimelineFilter, decode_cursor, encode_cursor, timeline_page
 
 EDITABLE = ("name", "kind", "attributes", "owner_id", "deputy_id", "expected_profit", "cooperation_until",
             "fallback_plan", "interaction_notes")
@@ -253,8 +253,6 @@ def search_accounts(session: Session, *, query: str = "", limit: int = 50, curso
         try:
             name, last_id = str(parts[0]), int(parts[1])  # type: ignore[call-overload]
         except (IndexError, ValueError, TypeError):
-            from hub.timeline import InvalidCursor
-
             raise InvalidCursor("the cursor is not one this API issued; start again without it") from None
         stmt = stmt.where(tuple_(Account.search_name, Account.id) > tuple_(name, last_id))
     rows = list(session.scalars(stmt.order_by(Account.search_name, Account.id).limit(limit + 1)))

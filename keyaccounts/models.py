@@ -8,7 +8,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
-from hub.models import BigId, JSONType, UTCDateTime, _id, _json, _time
+from hub.models import BigId, UTCDateTime, _id, _json, _time
 
 
 class TemperatureSnapshot(SQLModel, table=True):
@@ -47,5 +47,3 @@ class CoolingEpisode(SQLModel, table=True):
                                                                   nullable=True))
     event_id: int | None = Field(default=None, sa_column=sa.Column(BigId, nullable=True))
 
-
-__all__ = ["CoolingEpisode", "TemperatureSnapshot", "JSONType"]

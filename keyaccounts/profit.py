@@ -30,7 +30,7 @@ from sqlalchemy.orm import Session
 
 from hub.db import among
 from hub.events import COMMERCE_CHANNEL, ORDER_COMPLETED, ORDER_REFUNDED
-from hub.models import Contact, Delivery, Direction, Purpose, Task, TimelineEvent
+from hub.models import Contact, Delivery, Purpose, Task, TimelineEvent
 
 Owner = tuple[str, int]  # ("account", id) or ("contact", id) for a contact without an account
 CENT = Decimal("0.01")

@@ -14,7 +14,7 @@ from hub.accounts import AccountNotFound, get_account, set_key
 from hub.web.i18n import N_
 from hub.web.pages import Agent, PageError, get_hub, is_fragment, redirect, render, require
 from keyaccounts import choosing
-from keyaccounts.profit import LINES, account_profit, by_line
+from keyaccounts.profit import account_profit, by_line
 from keyaccounts.trace import trace
 
 router = APIRouter()
@@ -106,8 +106,6 @@ def accept(request: Request, agent: Writer, account: Annotated[list[int], Form()
     _flag(request, agent, account, True, ACCEPTED)
     return redirect(request, back if back.startswith("/key-accounts") else "/key-accounts")
 
-
-__all__ = ["router", "LINES"]
 
 
 TREND_POINTS = 90

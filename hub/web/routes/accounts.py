@@ -25,7 +25,7 @@ from hub.accounts import (
 )
 from hub.contacts import InvalidField
 from hub.models import Account, AccountKind, Contact, User
-from hub.timeline import InvalidCursor, TimelineFilter
+from hub.timeline import InvalidCursor
 from hub.web import timeline_view
 from hub.web.card import active_users, display_names
 from hub.web.i18n import N_
