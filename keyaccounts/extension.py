@@ -40,6 +40,8 @@ class KeyAccountsSettings(ExtensionSettings):
     period_days: int = Field(365, ge=7, le=3650)
     # Key accounts are at most this share of the base (Pareto): the suggested set's size.
     key_share: float = Field(0.2, gt=0, le=1)
+    # Key accounts one manager can hold well; the managers' page marks who has more.
+    max_key_accounts_per_manager: int = Field(10, ge=1, le=1000)
     # How often the scheduler takes the temperature of every key account (and looks for cooling).
     temperature_minutes: float = Field(60, ge=1, le=24 * 60)
     # Cooling alerts (keyaccounts.watch): below this score, a drop of this many points within

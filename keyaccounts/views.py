@@ -185,3 +185,17 @@ def handover(request: Request, agent: Writer, from_user_id: Annotated[str, Form(
 
 
 HANDOVER_PICK = N_("Choose both managers.")
+
+
+@router.get("/key-accounts/managers")
+def managers_page(request: Request, agent: Reader, days: int | None = None) -> Response:
+    """Per key-account manager: accounts, their profit and agent time, temperature, open tasks, the cap."""
+    from keyaccounts.workload import workload
+
+    hub = get_hub(request)
+    settings = _settings(request)
+    chosen, since, until = period(request, days)
+    with hub.session(read_only=True) as db:
+        rows = workload(db, since=since, until=until, rates=settings.rates(), cap=settings.max_key_accounts_per_manager)
+    return render(request, agent, "keyaccounts/managers.html", rows=rows, days=chosen, periods=PERIODS,
+                  currency=settings.currency, cap=settings.max_key_accounts_per_manager)

@@ -66,3 +66,31 @@ def test_bad_handovers_write_nothing(web, hub):
     nothing = web.post("/key-accounts/handover", data={"from_user_id": str(w["new"]), "to_user_id": str(w["old"]),
                                                        "csrf_token": token}, headers={"Origin": ORIGIN})
     assert nothing.status_code == 200 and "no accounts to hand over" in nothing.text
+
+
+def test_the_managers_page_sums_each_managers_load_and_marks_the_cap(web, hub):
+    from datetime import timedelta
+
+    from hub import clock
+    from hub.ingest import InboundEvent, ingest
+
+    login(web, hub, "lead@example.com", role=Role.ADMIN)
+    w = _world(hub)
+    with hub.session() as s, s.begin():
+        for a in w["mine"]:
+            s.get(Account, a).is_key = True
+    ingest(hub, InboundEvent(channel="commerce", kind="order.completed", direction="in", contact_id=w["owned"],
+                             external_id="o1", occurred_at=clock.now() - timedelta(days=3),
+                             data={"source": "shop", "order": {"order_id": "1", "amount": "1000.00", "currency": "RUB",
+                                                               "margin": "400.00"}}))
+    hub.extensions["keyaccounts"].settings.max_key_accounts_per_manager = 1
+    try:
+        page = web.get("/key-accounts/managers")
+    finally:
+        hub.extensions["keyaccounts"].settings.max_key_accounts_per_manager = 10
+    assert page.status_code == 200
+    row = page.text.split(f'data-manager="{w["old"]}"')[1].split("</tr>")[0]
+    # margin 400 − two tasks × 10 min × 20 ₽ = 0; 20 min of agent time; one open task
+    assert "2 / 2" in row and "0.00" in row and ">0.3<" in row and "over the cap" in row and ">1<" in row
+    other = page.text.split(f'data-manager="{w["other"]}"')[1].split("</tr>")[0]
+    assert "0 / 1" in other and "over the cap" not in other
