@@ -39,6 +39,7 @@ class NavItem:
 # add theirs through their `nav()` (nav_items).
 NAV: list[NavItem] = [
     NavItem(N_("Contacts"), "/", "contacts:read", "contacts"),
+    NavItem(N_("Accounts"), "/accounts", "contacts:read", "building"),
     NavItem(N_("My tasks"), "/tasks", "tasks:read", "tasks"),
     NavItem(N_("Users"), "/admin/users", "admin", "users"),
     NavItem(N_("API keys"), "/admin/api-keys", "admin", "key"),
