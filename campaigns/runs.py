@@ -482,14 +482,6 @@ def finish_runs(hub: Hub, *, now: datetime | None = None) -> int:
     return done
 
 
-def tick(hub: Hub) -> None:
-    """The `campaigns.tick` job: runs for due campaigns, their recipients, due drip steps, completion."""
-    dispatch_due(hub)
-    materialise_due(hub)
-    advance_drips(hub)
-    finish_runs(hub)
-
-
 # --- progress ----------------------------------------------------------------------------------
 
 def progress(session: Session, *, campaign_id: int) -> dict[str, int]:

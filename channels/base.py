@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 from abc import ABC
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -221,14 +221,3 @@ class Channel(ABC):
 
     def jobs(self) -> list[PeriodicJob]:
         return []
-
-
-@dataclass
-class ChannelInfo:
-    """What the API and UI show about an adapter."""
-
-    name: str
-    label: str
-    capabilities: list[str]
-    configured: bool
-    limits: dict[str, Any] = field(default_factory=dict)

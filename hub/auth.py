@@ -165,7 +165,3 @@ def api_key_principal(session: Session, plain: str) -> Principal | None:
 def revoke_api_key(session: Session, key: ApiKey) -> None:
     if key.revoked_at is None:
         key.revoked_at = clock.now()
-
-
-def new_token(nbytes: int = 32) -> str:
-    return secrets.token_urlsafe(nbytes)

@@ -24,6 +24,7 @@ from hub.db import among, contains_folded
 from hub.identities import InvalidIdentity, fold, normalize, phone_digits_for_search
 from hub.ingest import get_contact
 from hub.models import (
+    Account,
     ConsentRecord,
     ConsentStatus,
     Contact,
@@ -39,7 +40,7 @@ from hub.timeline import InvalidCursor, Page, decode_cursor, encode_cursor
 from hub.translatable import N_, FieldError
 
 LOCALES = ("ru", "en")
-EDITABLE = ("display_name", "locale", "time_zone", "owner_id", "lifecycle_stage", "tags", "attributes")
+EDITABLE = ("display_name", "locale", "time_zone", "owner_id", "lifecycle_stage", "tags", "attributes", "account_id")
 MAX_TAGS = 100
 MAX_TAG_CHARS = 60
 MAX_ATTRIBUTES_BYTES = 32_768
@@ -121,6 +122,7 @@ class ContactPublic(BaseModel):
     owner_id: int | None
     lifecycle_stage: str
     merged_into: int | None
+    account_id: int | None = Field(default=None, description="The company or household it belongs to")
     created_at: datetime
     updated_at: datetime
     identities: list[IdentityPublic] = Field(default_factory=list)
@@ -239,6 +241,15 @@ def clean_owner(session: Session, value: Any, field: str = "owner_id") -> int | 
     return value
 
 
+def clean_account(session: Session, value: Any, field: str = "account_id") -> int | None:
+    """A contact's account: None, or the id of an account that exists."""
+    if value is None:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool) or session.get(Account, value) is None:
+        raise InvalidField(field, f"there is no account with id {value!r}")
+    return value
+
+
 def clean_identities(identities: Sequence[IdentityIn], *, region: str,
                      field: str = "identities") -> list[tuple[str, str, str | None]]:
     """(kind, normalized value, label) for each identity, duplicates dropped; errors name the entry."""
@@ -255,7 +266,7 @@ def clean_identities(identities: Sequence[IdentityIn], *, region: str,
 def _clean(session: Session, name: str, value: Any) -> Any:
     rules = {"display_name": clean_name, "locale": clean_locale, "time_zone": clean_time_zone,
              "lifecycle_stage": clean_stage, "tags": clean_tags, "attributes": clean_attributes,
-             "owner_id": lambda v: clean_owner(session, v)}
+             "owner_id": lambda v: clean_owner(session, v), "account_id": lambda v: clean_account(session, v)}
     if name not in rules:
         raise InvalidField(name, f"is not a contact field; editable fields are {', '.join(EDITABLE)}")
     return rules[name](value)
@@ -322,6 +333,7 @@ def create_contact(
     attributes: Mapping[str, Any] | None = None,
     owner_id: int | None = None,
     lifecycle_stage: str = DEFAULT_STAGE,
+    account_id: int | None = None,
 ) -> Contact:
     """A new contact with its identities (the first is primary); an identity owned by someone else is a conflict."""
     idents = clean_identities(identities, region=region)
@@ -333,6 +345,7 @@ def create_contact(
         "lifecycle_stage": clean_stage(lifecycle_stage),
         "tags": clean_tags(tags),
         "attributes": clean_attributes(attributes or {}),
+        "account_id": clean_account(session, account_id),
     }
     if not values["display_name"]:
         if not idents:

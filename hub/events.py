@@ -17,7 +17,17 @@ from decimal import Decimal
 from typing import Annotated, Any
 
 from babel.numbers import list_currencies
-from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -65,6 +75,9 @@ class Order(BaseModel):
     order_id: str = Field(min_length=1, max_length=200)
     amount: Amount
     currency: str = Field(description="ISO 4217 code, e.g. RUB, EUR")
+    margin: Amount | None = Field(default=None, description="The gross margin of this order (of the sum refunded, for "
+                                  "order.refunded) in its currency, when the shop knows it; profitability applies a "
+                                  "default rate otherwise")
     items: list[OrderItem] = Field(default_factory=list, max_length=1000)
 
     @field_validator("currency")
@@ -74,6 +87,14 @@ class Order(BaseModel):
         if len(code) != 3 or code not in _CURRENCIES:
             raise ValueError(f"{value!r} is not an ISO 4217 currency code (e.g. RUB, EUR, USD)")
         return code
+
+    @model_serializer(mode="wrap")
+    def _margin_only_when_sent(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # An order recorded without a margin keeps the shape it always had.
+        data: dict[str, Any] = handler(self)
+        if self.margin is None:
+            data.pop("margin", None)
+        return data
 
 
 class ContactRef(BaseModel):

@@ -49,6 +49,15 @@ class NavEntry:
     icon: str = "dot"
 
 
+@dataclass(frozen=True)
+class AccountPanel:
+    """A section of the account page, loaded from `path` (with "{account_id}" filled in) as a fragment."""
+
+    label: str  # an N_() message, translated where it is shown
+    path: str
+    scope: str
+
+
 class Extension:
     """Base class: every hook is optional and returns nothing by default."""
 
@@ -79,6 +88,10 @@ class Extension:
         return []
 
     def jobs(self) -> list[PeriodicJob]:
+        return []
+
+    def account_panels(self) -> list[AccountPanel]:
+        """Sections of the account page this extension fills (profitability, temperature)."""
         return []
 
     def send_gates(self) -> list[SendGate]:

@@ -136,7 +136,7 @@ def merged_fields(survivor: Contact, merged: Contact) -> tuple[dict[str, Any], l
     """The survivor's editable fields after the merge, and the fields where both differ (survivor wins)."""
     result = fields_of(survivor)
     conflicts = []
-    for name in ("display_name", "locale", "time_zone", "owner_id"):
+    for name in ("display_name", "locale", "time_zone", "owner_id", "account_id"):
         mine, theirs = getattr(survivor, name), getattr(merged, name)
         if mine in (None, ""):
             result[name] = theirs

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
+from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
@@ -131,6 +132,35 @@ class User(SQLModel, table=True):
     created_at: datetime = _time()
 
 
+class AccountKind(StrEnum):
+    COMPANY = "company"
+    HOUSEHOLD = "household"
+
+
+class Account(SQLModel, table=True):
+    """A company or household grouping contacts; a contact without one is its own account in figures.
+
+    What a key-account manager knows lives here (expected profit, term, fallback plan, how to deal
+    with them); whether it is a key account is `is_key`, its history the audit log's `account.key`."""
+
+    id: int | None = _id()
+    name: str = Field(max_length=300)
+    # Case-folded name for search (as Contact.search_name: SQLite's lower() folds ASCII only).
+    search_name: str = Field(default="", max_length=300, index=True)
+    kind: str = Field(default=AccountKind.COMPANY, max_length=20)
+    # Domain, INN, KPP, address…: free keys, the same rules as a contact's attributes.
+    attributes: dict[str, Any] = _json(dict)
+    owner_id: int | None = _fk("user_account.id")
+    deputy_id: int | None = _fk("user_account.id")
+    is_key: bool = Field(default=False, sa_column=sa.Column(sa.Boolean, nullable=False, default=False, index=True))
+    expected_profit: Decimal | None = Field(default=None, sa_column=sa.Column(sa.Numeric(14, 2), nullable=True))
+    cooperation_until: date | None = Field(default=None, sa_column=sa.Column(sa.Date, nullable=True))
+    fallback_plan: str | None = Field(default=None, sa_column=sa.Column(sa.Text, nullable=True))
+    interaction_notes: str | None = Field(default=None, sa_column=sa.Column(sa.Text, nullable=True))
+    created_at: datetime = _time()
+    updated_at: datetime = _time()
+
+
 class Contact(SQLModel, table=True):
     id: int | None = _id()
     display_name: str = Field(default="", max_length=300)
@@ -143,6 +173,7 @@ class Contact(SQLModel, table=True):
     owner_id: int | None = _fk("user_account.id")
     lifecycle_stage: str = Field(default="lead", max_length=40)
     merged_into: int | None = _fk("contact.id")
+    account_id: int | None = _fk("account.id", ondelete="SET NULL")
     created_at: datetime = _time()
     updated_at: datetime = _time()
 

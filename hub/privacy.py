@@ -309,6 +309,9 @@ def export_person(session: Session, *, hub: Hub, contact_id: int, include_files:
             if include_files and held:
                 entry["content_base64"] = base64.b64encode(held[0].path(sha).read_bytes()).decode()
             files.append(entry)
+    contacts = _rows(session, contact_table, contact_table.c.id.in_(ids))
+    account_table = _metadata().tables["account"]
+    account_ids = sorted({row["account_id"] for row in contacts if row.get("account_id") is not None})
     erased = session.scalar(select(sa.func.count()).select_from(_metadata().tables["timeline_event"]).where(
         _metadata().tables["timeline_event"].c.kind == ERASED_KIND,
         _metadata().tables["timeline_event"].c.contact_id.in_(ids)))
@@ -318,7 +321,10 @@ def export_person(session: Session, *, hub: Hub, contact_id: int, include_files:
         "contact_id": root_of(session, contact_id),
         "contact_ids": ids,
         "erased": bool(erased),
-        "contacts": _rows(session, contact_table, contact_table.c.id.in_(ids)),
+        "contacts": contacts,
+        # The company or household the person belongs to: the grouping is about them, its other
+        # contacts are not (they are not exported).
+        "accounts": _rows(session, account_table, account_table.c.id.in_(account_ids)) if account_ids else [],
         "tables": tables,
         "files": files,
     }
@@ -499,7 +505,7 @@ def erase_person(session: Session, *, hub: Hub, contact_id: int, actor: Principa
     for contact in session.scalars(select(Contact).where(Contact.id.in_(ids))):
         name = f"Erased contact #{contact.id}"
         wanted = dict(display_name=name, search_name=fold(name), locale=None, time_zone=None, attributes={},
-                      tags=[], owner_id=None, lifecycle_stage=ERASED_STAGE)
+                      tags=[], owner_id=None, account_id=None, lifecycle_stage=ERASED_STAGE)
         if any(getattr(contact, k) != v for k, v in wanted.items()):
             for key, value in wanted.items():
                 setattr(contact, key, value)

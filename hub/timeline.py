@@ -9,10 +9,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Generic, TypeVar
 
-from sqlalchemy import BigInteger, Integer, bindparam, or_, select, tuple_
+from sqlalchemy import BigInteger, Integer, Select, bindparam, or_, select, tuple_
 from sqlalchemy.orm import Session
 
-from hub.db import contains_folded
+from hub.db import among, contains_folded
 from hub.identities import InvalidIdentity, normalize_phone
 from hub.ingest import survivor
 from hub.models import Contact, Identity, IdentityKind, TimelineEvent, UTCDateTime
@@ -72,17 +72,41 @@ _PAGE_AFTER = _PAGE.where(
 )
 
 
+def _merged_page(session: Session, contact_ids: Sequence[int]) -> tuple[Select[tuple[TimelineEvent]], Select[tuple[TimelineEvent]]]:
+    """_PAGE and _PAGE_AFTER over several contacts' timelines merged (an account's)."""
+    first = (
+        select(TimelineEvent)
+        .where(among(session, TimelineEvent.contact_id, list(contact_ids)))
+        .order_by(TimelineEvent.occurred_at.desc(), TimelineEvent.id.desc())
+        .limit(bindparam("limit", type_=Integer()))
+    )
+    return first, first.where(
+        tuple_(TimelineEvent.occurred_at, TimelineEvent.id)
+        < tuple_(bindparam("at", type_=UTCDateTime()), bindparam("last_id", type_=BigInteger()))
+    )
+
+
 def timeline_page(
     session: Session,
     *,
-    contact_id: int,
+    contact_id: int | None = None,
+    contact_ids: Sequence[int] | None = None,
     limit: int = 50,
     cursor: str | None = None,
     filters: TimelineFilter = TimelineFilter(),
 ) -> Page[TimelineEvent]:
-    """One page of a contact's events, newest first; pass `next_cursor` back for the next page."""
-    params: dict[str, object] = {"contact_id": contact_id, "limit": limit + 1}
-    stmt = _PAGE
+    """One page of a contact's events (or of several contacts' merged: `contact_ids`), newest first;
+    pass `next_cursor` back for the next page."""
+    if (contact_id is None) == (contact_ids is None):
+        raise TypeError("timeline_page takes one of contact_id or contact_ids")
+    params: dict[str, object] = {"limit": limit + 1}
+    if contact_ids is not None:
+        if not contact_ids:
+            return Page(items=[], next_cursor=None)
+        stmt, after = _merged_page(session, contact_ids)
+    else:
+        stmt, after = _PAGE, _PAGE_AFTER
+        params["contact_id"] = contact_id
     if cursor:
         parts = decode_cursor(cursor)
         try:
@@ -91,7 +115,7 @@ def timeline_page(
             raise InvalidCursor("the cursor is not one this API issued; start again without it") from None
         if at.tzinfo is None:
             raise InvalidCursor("the cursor is not one this API issued; start again without it")
-        stmt = _PAGE_AFTER
+        stmt = after
         params.update(at=at, last_id=last_id)
     if filters.channels:
         stmt = stmt.where(TimelineEvent.channel.in_(sorted(filters.channels)))

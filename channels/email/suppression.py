@@ -7,7 +7,6 @@ reason and time show where the agent looks.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from datetime import timedelta
 
 from sqlalchemy import func, select, update
@@ -39,14 +38,6 @@ def get_suppression(session: Session, *, address: str) -> EmailSuppression | Non
 def is_suppressed(session: Session, *, address: str) -> bool:
     """Whether marketing mail to this address must not be sent."""
     return get_suppression(session, address=address) is not None
-
-
-def suppressed_among(session: Session, *, addresses: Iterable[str]) -> set[str]:
-    """Which of these (normalized) addresses are suppressed: one query for a whole campaign batch."""
-    wanted = {normalize_email(a) for a in addresses}
-    if not wanted:
-        return set()
-    return set(session.scalars(select(EmailSuppression.address).where(EmailSuppression.address.in_(wanted))))
 
 
 def suppressions_for_contact(session: Session, *, contact_id: int) -> list[EmailSuppression]:

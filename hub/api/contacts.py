@@ -84,10 +84,11 @@ class ContactCreate(BaseModel):
     attributes: dict[str, Any] = Field(default_factory=dict)
     owner_id: int | None = None
     lifecycle_stage: str = Field(default="lead", max_length=40)
+    account_id: int | None = Field(default=None, description="The account (company, household) it belongs to")
 
 
 class ContactPatch(BaseModel):
-    """Only the fields sent change; null clears locale, time_zone or owner_id."""
+    """Only the fields sent change; null clears locale, time_zone, owner_id or account_id."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -95,6 +96,7 @@ class ContactPatch(BaseModel):
     locale: str | None = None
     time_zone: str | None = None
     owner_id: int | None = None
+    account_id: int | None = None
     lifecycle_stage: str | None = Field(default=None, max_length=40)
     tags: list[str] | None = Field(default=None, max_length=100)
     attributes: dict[str, Any] | None = None

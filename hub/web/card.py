@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from hub.contacts import ContactCard, contact_card
 from hub.events import OrderTotals, order_totals
-from hub.models import Task, TaskStatus, TimelineEvent, User
+from hub.models import Account, Task, TaskStatus, TimelineEvent, User
 from hub.web.i18n import N_
 
 # Survey answers are events of these kinds whose data carries a numeric "score" (NPS 0-10, CSAT 1-5).
@@ -55,6 +55,7 @@ class CardData:
     more_attributes: int
     open_tasks: list[Task]
     users: list[User]
+    account: Account | None = None  # the company or household it belongs to
 
     @property
     def totals(self) -> list[tuple[str, Decimal]]:
@@ -117,4 +118,5 @@ def card_data(session: Session, *, contact_id: int) -> CardData:
         more_attributes=max(0, len(card.attributes) - MAX_ATTRIBUTES),
         open_tasks=open_tasks,
         users=users,
+        account=session.get(Account, card.account_id) if card.account_id is not None else None,
     )

@@ -13,7 +13,6 @@ from urllib.parse import quote
 
 from fastapi import Depends, Request
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
-from markupsafe import Markup
 from starlette.responses import HTMLResponse, Response
 
 from hub import __version__, clock
@@ -36,10 +35,11 @@ class NavItem:
     icon: str
 
 
-# The left navigation; each entry shows only to roles holding its scope. Other packages append
-# their pages here (campaigns, surveys) with `add_nav`.
+# The left navigation; each entry shows only to roles holding its scope. Channels and extensions
+# add theirs through their `nav()` (nav_items).
 NAV: list[NavItem] = [
     NavItem(N_("Contacts"), "/", "contacts:read", "contacts"),
+    NavItem(N_("Accounts"), "/accounts", "contacts:read", "building"),
     NavItem(N_("My tasks"), "/tasks", "tasks:read", "tasks"),
     NavItem(N_("Users"), "/admin/users", "admin", "users"),
     NavItem(N_("API keys"), "/admin/api-keys", "admin", "key"),
@@ -47,13 +47,6 @@ NAV: list[NavItem] = [
     NavItem(N_("Personal data"), "/admin/privacy", "admin", "lock"),
     NavItem(N_("Audit log"), "/admin/audit", "admin", "clock"),
 ]
-
-
-def add_nav(label: str, path: str, scope: str, icon: str = "dot", *, before: str | None = None) -> None:
-    """Show another page in the left navigation to principals holding `scope`."""
-    item = NavItem(label, path, scope, icon)
-    positions = [i for i, existing in enumerate(NAV) if existing.path == before]
-    NAV.insert(positions[0] if positions else len(NAV), item)
 
 
 def nav_items(hub: Hub) -> list[NavItem]:
@@ -244,12 +237,6 @@ def speaking(ctx: dict[str, Any], template: str) -> dict[str, Any]:
     translations = i18n.template_translations(ctx["locale"], template)
     ctx.update({"_": translations.gettext, "gettext": translations.gettext, "ngettext": translations.ngettext})
     return ctx
-
-
-def render_string(request: Request, agent: Agent | None, template: str, **values: Any) -> Markup:
-    ctx = speaking(context(request, agent), template)
-    ctx.update(values)
-    return Markup(ENV.get_template(template).render(ctx))
 
 
 def render(request: Request, agent: Agent | None, template: str, *, status: int = 200,

@@ -10,7 +10,7 @@ sign-in form itself carries a CSRF token.
 from __future__ import annotations
 
 import secrets
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 from itsdangerous import BadSignature, URLSafeTimedSerializer
@@ -109,10 +109,6 @@ def clear(response: Response, settings: Settings) -> None:
 
 def needs_renewal(session: WebSession, now: float) -> bool:
     return now - session.issued_at > RENEW_AFTER_SECONDS
-
-
-def renewed(session: WebSession) -> WebSession:
-    return replace(session, issued_at=0)
 
 
 def user_of(db: Session, session: WebSession | None) -> User | None:

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from starlette.responses import Response
 
 from hub import audit
+from hub.accounts import account_choices
 from hub.contacts import (
     FIELD_LABELS,
     ContactConflict,
@@ -145,8 +146,9 @@ def edit_form(request: Request, contact_id: int, agent: Writer) -> Response:
     with hub.session(read_only=True) as db:
         contact = _live_contact(db, contact_id)
         users = active_users(db)
+        accounts = account_choices(db, current=contact.account_id)
     return render(request, agent, "contact_edit.html", contact=contact, users=users, stages=STAGES, error=None,
-                  channels_for_consent=_consent_channels(request))
+                  channels_for_consent=_consent_channels(request), accounts=accounts)
 
 
 def _live_contact(db: Session, contact_id: int) -> Contact:
@@ -168,7 +170,8 @@ def _consent_channels(request: Request) -> list[tuple[str, str]]:
 def save_contact(request: Request, contact_id: int, agent: Writer,
                  display_name: Annotated[str, Form(max_length=300)] = "",
                  lifecycle_stage: Annotated[str, Form(max_length=40)] = "lead",
-                 owner_id: Annotated[str, Form()] = "", locale: Annotated[str, Form()] = "",
+                 owner_id: Annotated[str, Form()] = "", account_id: Annotated[str, Form()] = "",
+                 locale: Annotated[str, Form()] = "",
                  time_zone: Annotated[str, Form(max_length=64)] = "", tags: Annotated[str, Form(max_length=7000)] = "",
                  new_email: Annotated[str, Form(max_length=320)] = "",
                  new_phone: Annotated[str, Form(max_length=64)] = "",
@@ -181,6 +184,7 @@ def save_contact(request: Request, contact_id: int, agent: Writer,
         try:
             owner = int(owner_id) if owner_id else None
             changes = {"display_name": display_name, "lifecycle_stage": lifecycle_stage, "owner_id": owner,
+                       "account_id": int(account_id) if account_id else None,
                        "locale": locale or None, "time_zone": time_zone.strip() or None,
                        "tags": clean_tags([t for t in tags.replace(";", ",").split(",") if t.strip()])}
             update_contact(db, contact=contact, actor=agent.principal, changes=changes)
@@ -201,7 +205,8 @@ def save_contact(request: Request, contact_id: int, agent: Writer,
                 message = N_("This email or phone already belongs to another contact; merge the two instead.")
             return render(request, agent, "contact_edit.html", status=422, contact=_live_contact(db, contact_id),
                           users=active_users(db), stages=STAGES, error=message,
-                          channels_for_consent=_consent_channels(request))
+                          channels_for_consent=_consent_channels(request),
+                          accounts=account_choices(db, current=contact.account_id))
         db.commit()
     return redirect(request, f"/contacts/{contact_id}")
 

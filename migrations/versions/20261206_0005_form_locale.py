@@ -1,7 +1,7 @@
 """form.locale: the language a form's texts are written in (its page speaks it)
 
-Revision ID: 0003_form_locale
-Revises: 0002
+Revision ID: 0005
+Revises: 0004 (written beside the accounts migrations, chained after them)
 Create Date: 2026-12-06 21:40:00
 """
 from __future__ import annotations
@@ -9,8 +9,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0003_form_locale"
-down_revision = "0002"
+revision = "0005"
+down_revision = "0004"
 branch_labels = None
 depends_on = None
 

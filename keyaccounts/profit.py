@@ -1,0 +1,301 @@
+"""Profitability per account and period: margin from orders minus the cost to serve from the timeline.
+
+Profit = gross margin − cost to serve, in the settings' currency (docs/accounts.md):
+
+- **Margin.** `order.completed` events (channel "commerce") in the period, each order once (its
+  latest report wins, as `hub.events.order_totals` counts them); `order.refunded` subtracts. The
+  order's own `margin` when the shop sent it, else amount × `default_margin_rate`. Orders in another
+  currency are listed as not counted rather than converted at a guessed rate.
+- **Cost to serve**, agent time × `agent_hour_cost`:
+  calls by their talk time (`talk_seconds`, else `duration_seconds`); completed meetings by their
+  length (`ends_at − starts_at`); emails and SMS an agent wrote, and notes, at their minutes per
+  item; tasks about the contact created in the period at `minutes_per_task`;
+  plus marketing deliveries sent in the period at `marketing_send_cost[channel]` each.
+- A contact without an account is its own account (key `("contact", id)`).
+
+One set-based query per input (`load_inputs`), then `compute`, a pure function of those rows and
+the rates, so the figure is reproducible and every line keeps the ids of the rows behind it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
+
+from sqlalchemy import Select, and_, or_, select
+from sqlalchemy.orm import Session
+
+from hub.db import among
+from hub.events import COMMERCE_CHANNEL, ORDER_COMPLETED, ORDER_REFUNDED
+from hub.models import Contact, Delivery, Purpose, Task, TimelineEvent
+
+Owner = tuple[str, int]  # ("account", id) or ("contact", id) for a contact without an account
+CENT = Decimal("0.01")
+# The cost lines, in the order pages show them.
+LINES = ("calls", "meetings", "emails", "sms", "notes", "tasks", "marketing")
+AGENT_WRITTEN = {("email", "out"): "emails", ("sms", "out"): "sms", ("note", "internal"): "notes"}
+
+
+@dataclass(frozen=True)
+class Rates:
+    """What the computation assumes; from `[extensions.keyaccounts]` (keyaccounts.extension)."""
+
+    currency: str = "RUB"
+    default_margin_rate: Decimal = Decimal("0.25")
+    agent_hour_cost: Decimal = Decimal("1200")
+    minutes_per_email: Decimal = Decimal("6")
+    minutes_per_sms: Decimal = Decimal("2")
+    minutes_per_note: Decimal = Decimal("3")
+    minutes_per_task: Decimal = Decimal("10")
+    marketing_send_cost: dict[str, Decimal] = field(default_factory=lambda: {"email": Decimal("0.30"),
+                                                                              "sms": Decimal("3.50")})
+
+    def minutes_per(self, line: str) -> Decimal:
+        return {"emails": self.minutes_per_email, "sms": self.minutes_per_sms, "notes": self.minutes_per_note,
+                "tasks": self.minutes_per_task}[line]
+
+
+# --- the inputs: one row type per source, each keeping the id it came from ----------------------
+
+@dataclass(frozen=True)
+class OrderRow:
+    event_id: int
+    owner: Owner
+    occurred_at: datetime
+    kind: str
+    data: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class ItemRow:
+    """A call, meeting, agent-written message, note, task or marketing send: one cost item."""
+
+    line: str  # one of LINES
+    ref: str  # "event:<id>", "task:<id>" or "delivery:<id>"
+    owner: Owner
+    occurred_at: datetime
+    seconds: int | None = None  # a call's talk time, a meeting's length
+    channel: str | None = None  # a marketing send's channel
+
+
+@dataclass
+class Inputs:
+    orders: list[OrderRow] = field(default_factory=list)
+    items: list[ItemRow] = field(default_factory=list)
+
+
+def _owner(account_id: int | None, contact_id: int) -> Owner:
+    return ("account", account_id) if account_id is not None else ("contact", contact_id)
+
+
+def _scoped(session: Session, stmt: Select[Any], column: Any, contact_ids: Sequence[int] | None) -> Select[Any]:
+    return stmt if contact_ids is None else stmt.where(among(session, column, contact_ids))
+
+
+def load_inputs(session: Session, *, since: datetime, until: datetime,
+                contact_ids: Sequence[int] | None = None) -> Inputs:
+    """Every input row of the period, for everyone or for these contacts: one query per source."""
+    inputs = Inputs()
+    member = (Contact.account_id, Contact.id)
+    in_period = and_(TimelineEvent.occurred_at >= since, TimelineEvent.occurred_at < until)
+    events = select(TimelineEvent.id, TimelineEvent.occurred_at, TimelineEvent.channel, TimelineEvent.direction,
+                    TimelineEvent.kind, TimelineEvent.data, *member).join(Contact, Contact.id == TimelineEvent.contact_id)
+
+    orders = events.where(in_period, TimelineEvent.channel == COMMERCE_CHANNEL,
+                          TimelineEvent.kind.in_([ORDER_COMPLETED, ORDER_REFUNDED]))
+    for eid, at, _ch, _dir, kind, data, account_id, contact_id in session.execute(
+            _scoped(session, orders, TimelineEvent.contact_id, contact_ids).order_by(TimelineEvent.occurred_at,
+                                                                                     TimelineEvent.id)):
+        inputs.orders.append(OrderRow(eid, _owner(account_id, contact_id), at, kind, data or {}))
+
+    calls = events.where(in_period, TimelineEvent.channel == "phone", TimelineEvent.kind == "call")
+    for eid, at, _ch, _dir, _kind, data, account_id, contact_id in session.execute(
+            _scoped(session, calls, TimelineEvent.contact_id, contact_ids)):
+        data = data or {}
+        seconds = _int(data.get("talk_seconds")) or _int(data.get("duration_seconds")) or 0
+        inputs.items.append(ItemRow("calls", f"event:{eid}", _owner(account_id, contact_id), at, seconds=seconds))
+
+    meetings = events.where(in_period, TimelineEvent.channel == "meetings", TimelineEvent.kind == "meeting.completed")
+    for eid, at, _ch, _dir, _kind, data, account_id, contact_id in session.execute(
+            _scoped(session, meetings, TimelineEvent.contact_id, contact_ids)):
+        inputs.items.append(ItemRow("meetings", f"event:{eid}", _owner(account_id, contact_id), at,
+                                    seconds=_meeting_seconds(data or {})))
+
+    written = select(TimelineEvent.id, TimelineEvent.occurred_at, TimelineEvent.channel, TimelineEvent.direction,
+                     *member).join(Contact, Contact.id == TimelineEvent.contact_id).where(
+        in_period, TimelineEvent.actor_user_id.is_not(None),
+        or_(*(and_(TimelineEvent.channel == ch, TimelineEvent.direction == d) for ch, d in AGENT_WRITTEN)))
+    for eid, at, channel, direction, account_id, contact_id in session.execute(
+            _scoped(session, written, TimelineEvent.contact_id, contact_ids)):
+        inputs.items.append(ItemRow(AGENT_WRITTEN[(channel, direction)], f"event:{eid}",
+                                    _owner(account_id, contact_id), at))
+
+    tasks = select(Task.id, Task.created_at, *member).join(Contact, Contact.id == Task.contact_id).where(
+        Task.created_at >= since, Task.created_at < until)
+    for tid, at, account_id, contact_id in session.execute(_scoped(session, tasks, Task.contact_id, contact_ids)):
+        inputs.items.append(ItemRow("tasks", f"task:{tid}", _owner(account_id, contact_id), at))
+
+    sends = select(Delivery.id, Delivery.sent_at, Delivery.channel, *member).join(
+        Contact, Contact.id == Delivery.contact_id).where(
+        Delivery.purpose == Purpose.MARKETING, Delivery.sent_at >= since, Delivery.sent_at < until)
+    for did, at, channel, account_id, contact_id in session.execute(
+            _scoped(session, sends, Delivery.contact_id, contact_ids)):
+        inputs.items.append(ItemRow("marketing", f"delivery:{did}", _owner(account_id, contact_id), at,
+                                    channel=channel))
+    return inputs
+
+
+def _int(value: Any) -> int | None:
+    if isinstance(value, bool):
+        return None
+    try:
+        return max(0, int(value)) if value is not None else None
+    except (TypeError, ValueError):
+        return None
+
+
+def _meeting_seconds(data: dict[str, Any]) -> int:
+    try:
+        starts, ends = datetime.fromisoformat(data["starts_at"]), datetime.fromisoformat(data["ends_at"])
+    except (KeyError, TypeError, ValueError):
+        return 0
+    return max(0, int((ends - starts).total_seconds()))
+
+
+# --- the computation ----------------------------------------------------------------------------
+
+@dataclass
+class Line:
+    """One cost line of an account: how many items, how much agent time, what it cost, and the rows."""
+
+    name: str
+    count: int = 0
+    minutes: Decimal = Decimal(0)
+    cost: Decimal = Decimal(0)
+    refs: list[str] = field(default_factory=list)
+
+
+@dataclass
+class OrderFigure:
+    """One order as counted: its revenue, its margin and where the margin came from."""
+
+    event_id: int
+    order_id: str
+    occurred_at: datetime
+    revenue: Decimal
+    margin: Decimal
+    margin_source: str  # "shop" | "default"
+    refunded: bool = False
+
+
+@dataclass
+class Profit:
+    owner: Owner
+    orders: list[OrderFigure] = field(default_factory=list)
+    skipped_orders: list[int] = field(default_factory=list)  # event ids in another currency
+    lines: dict[str, Line] = field(default_factory=lambda: {name: Line(name) for name in LINES})
+
+    @property
+    def revenue(self) -> Decimal:
+        return sum((o.revenue for o in self.orders), Decimal(0))
+
+    @property
+    def margin(self) -> Decimal:
+        return sum((o.margin for o in self.orders), Decimal(0))
+
+    @property
+    def cost_to_serve(self) -> Decimal:
+        return sum((line.cost for line in self.lines.values()), Decimal(0))
+
+    @property
+    def profit(self) -> Decimal:
+        return self.margin - self.cost_to_serve
+
+    @property
+    def minutes(self) -> Decimal:
+        return sum((line.minutes for line in self.lines.values() if line.name != "marketing"), Decimal(0))
+
+
+def _money(value: Decimal) -> Decimal:
+    return value.quantize(CENT, rounding=ROUND_HALF_UP)
+
+
+def _order_figures(rows: Iterable[OrderRow], rates: Rates, profit_of: Any) -> None:
+    latest: dict[tuple[Owner, str, str], OrderRow] = {}
+    refunds: list[OrderRow] = []
+    for row in rows:  # in time order: a re-reported order keeps its latest report
+        order = row.data.get("order") or {}
+        if row.kind == ORDER_COMPLETED:
+            latest[(row.owner, str(row.data.get("source")), str(order.get("order_id")))] = row
+        else:
+            refunds.append(row)
+    for row, refunded in [*((r, False) for r in latest.values()), *((r, True) for r in refunds)]:
+        profit = profit_of(row.owner)
+        order = row.data.get("order") or {}
+        try:
+            amount, currency = Decimal(str(order["amount"])), str(order["currency"])
+            shop_margin = None if order.get("margin") is None else Decimal(str(order["margin"]))
+        except (KeyError, ArithmeticError):
+            profit.skipped_orders.append(row.event_id)  # not written by hub.events: nothing to trust
+            continue
+        if currency != rates.currency:
+            profit.skipped_orders.append(row.event_id)
+            continue
+        margin = shop_margin if shop_margin is not None else _money(amount * rates.default_margin_rate)
+        sign = -1 if refunded else 1
+        profit.orders.append(OrderFigure(row.event_id, str(order.get("order_id", "")), row.occurred_at,
+                                         sign * amount, sign * margin, "shop" if shop_margin is not None else "default",
+                                         refunded))
+
+
+def compute(inputs: Inputs, rates: Rates) -> dict[Owner, Profit]:
+    """Each owner's profit from the input rows (pure: the same rows and rates give the same figures)."""
+    profits: dict[Owner, Profit] = {}
+
+    def profit_of(owner: Owner) -> Profit:
+        if owner not in profits:
+            profits[owner] = Profit(owner)
+        return profits[owner]
+
+    _order_figures(inputs.orders, rates, profit_of)
+    per_minute = rates.agent_hour_cost / 60
+    for item in inputs.items:
+        line = profit_of(item.owner).lines[item.line]
+        line.count += 1
+        line.refs.append(item.ref)
+        if item.line == "marketing":
+            line.cost += rates.marketing_send_cost.get(item.channel or "", Decimal(0))
+            continue
+        minutes = Decimal(item.seconds or 0) / 60 if item.line in ("calls", "meetings") else rates.minutes_per(item.line)
+        line.minutes += minutes
+        line.cost += minutes * per_minute
+    for profit in profits.values():
+        for line in profit.lines.values():
+            line.cost = _money(line.cost)
+            line.minutes = line.minutes.quantize(Decimal("0.1"), rounding=ROUND_HALF_UP)
+    return profits
+
+
+def account_profit(session: Session, *, account_id: int, since: datetime, until: datetime,
+                   rates: Rates) -> Profit:
+    """One account's profit over the period (its surviving contacts' rows)."""
+    from hub.accounts import member_ids
+
+    ids = member_ids(session, account_id=account_id)
+    owner: Owner = ("account", account_id)
+    if not ids:
+        return Profit(owner)
+    return compute(load_inputs(session, since=since, until=until, contact_ids=ids), rates).get(owner, Profit(owner))
+
+
+def all_profits(session: Session, *, since: datetime, until: datetime, rates: Rates) -> dict[Owner, Profit]:
+    """Every account's profit over the period, and every contact's without an account that had any."""
+    return compute(load_inputs(session, since=since, until=until), rates)
+
+
+def by_line(profit: Profit) -> list[Line]:
+    return [profit.lines[name] for name in LINES]
+

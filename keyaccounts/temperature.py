@@ -1,0 +1,235 @@
+"""The temperature of a key relationship: a score 0–100 from weighted signals, each explained.
+
+Six signals, each a part in [0, 1] (1 = warm) times its weight; the weights add up to 100 and a
+signal with no data is neutral (0.5). docs/accounts.md has the table.
+
+| signal     | weight | warm (1)                                  | cold (0)                                 |
+|------------|--------|-------------------------------------------|------------------------------------------|
+| recency    | 25     | the customer wrote or called within its usual gap (median gap of its inbound contact over 180 days) | silent for 3× that gap or more |
+| frequency  | 15     | inbound contact in the last 30 days at or above its own 30-day average of the 180 days before | none |
+| response   | 15     | we answered their messages of the last 90 days within 4 h (median) | 72 h or more, or not at all |
+| survey     | 20     | the last score is top of its scale, and not below the ones before | the bottom, and falling |
+| orders     | 15     | orders of the last 90 days match the count and value of its own 90-day average over the year before | none |
+| detractors | 10     | no open follow-up task from a low survey score | two or more |
+
+`signals_of` reads one account's inputs (a handful of queries over its contacts); `score` is pure.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import statistics
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from hub.accounts import member_ids
+from hub.db import among
+from hub.events import COMMERCE_CHANNEL, ORDER_COMPLETED
+from hub.models import Direction, Task, TaskStatus, TimelineEvent
+from hub.web.i18n import N_
+
+WEIGHTS = {"recency": 25, "frequency": 15, "response": 15, "survey": 20, "orders": 15, "detractors": 10}
+NEUTRAL = 0.5
+WARM_PART = 0.6  # a signal below this is named in the explanation
+RHYTHM_WINDOW = timedelta(days=180)
+RECENT = timedelta(days=30)
+RESPONSE_WINDOW = timedelta(days=90)
+ORDER_RECENT, ORDER_HISTORY = timedelta(days=90), timedelta(days=365)
+FAST_REPLY_H, SLOW_REPLY_H = 4.0, 72.0
+CONVERSATION_CHANNELS = ("email", "sms", "phone", "forms")  # inbound contact that a person makes
+SURVEY_KINDS = ("survey.answered", "survey.response", "survey.completed")
+# Why a signal is cold, in the words pages translate.
+SILENT = N_("silent %(days)d days against a usual %(rhythm)d")
+FEWER = N_("inbound contact down %(change)d%% against its 180-day rhythm")
+MORE = N_("inbound contact up %(change)d%% against its 180-day rhythm")
+UNANSWERED = N_("their messages are not answered")
+ANSWERED_IN = N_("answered in %(hours)d h (median)")
+LAST_NPS = N_("last NPS %(score)s")
+LAST_CSAT = N_("last CSAT %(score)s")
+ORDERS = N_("orders at %(count)d%% of their usual count, %(value)d%% of their usual value")
+DETRACTORS = N_("%(num)d open detractor task(s)")
+SIGNAL_LABELS = {"recency": N_("Recency of their contact"), "frequency": N_("Frequency of their contact"),
+                 "response": N_("Our response time"), "survey": N_("Survey scores"), "orders": N_("Orders"),
+                 "detractors": N_("Open detractor tasks")}
+
+
+@dataclass
+class Signals:
+    """What the score is computed from (one account, at one time)."""
+
+    inbound_gaps_days: list[float] = field(default_factory=list)  # gaps between inbound contacts, oldest first
+    days_since_inbound: float | None = None
+    inbound_recent: int = 0  # in the last 30 days
+    inbound_before_per_30: float | None = None  # the 30-day average over the 180 days before
+    reply_hours: list[float] = field(default_factory=list)  # per inbound message of the last 90 days (inf: none)
+    survey_scores: list[float] = field(default_factory=list)  # normalised 0–1, oldest first
+    last_survey: tuple[float, int] | None = None  # the last raw score and its scale
+    orders_recent: int = 0
+    value_recent: Decimal = Decimal(0)
+    orders_before_per_90: float | None = None
+    value_before_per_90: Decimal | None = None
+    open_detractor_tasks: int = 0
+
+
+@dataclass(frozen=True)
+class Part:
+    name: str
+    value: float  # 0–1
+    points: float  # value × weight
+    template: str = ""  # an N_() message saying why, with %(…)s figures; "" when it has nothing to say
+    params: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def reason(self) -> str:
+        """The reason in English (pages translate `template` and fill in `params`)."""
+        return self.template % self.params if self.template else ""
+
+
+def _clamp(value: float) -> float:
+    return max(0.0, min(1.0, value))
+
+
+def _recency(s: Signals) -> Part:
+    if s.days_since_inbound is None or len(s.inbound_gaps_days) < 2:
+        return Part("recency", NEUTRAL, 0, "")
+    rhythm = max(1.0, statistics.median(s.inbound_gaps_days))
+    ratio = s.days_since_inbound / rhythm
+    value = 1.0 if ratio <= 1 else _clamp(1 - (ratio - 1) / 2)
+    return Part("recency", value, 0, SILENT, {"days": round(s.days_since_inbound), "rhythm": round(rhythm)})
+
+
+def _frequency(s: Signals) -> Part:
+    if not s.inbound_before_per_30:
+        return Part("frequency", NEUTRAL if not s.inbound_recent else 1.0, 0, "")
+    ratio = s.inbound_recent / s.inbound_before_per_30
+    change = round((ratio - 1) * 100)
+    return Part("frequency", _clamp(ratio), 0, FEWER if change < 0 else MORE, {"change": abs(change)})
+
+
+def _response(s: Signals) -> Part:
+    if not s.reply_hours:
+        return Part("response", NEUTRAL, 0, "")
+    median = statistics.median(s.reply_hours)
+    value = 1.0 if median <= FAST_REPLY_H else _clamp(1 - (median - FAST_REPLY_H) / (SLOW_REPLY_H - FAST_REPLY_H))
+    if median == float("inf"):
+        return Part("response", value, 0, UNANSWERED)
+    return Part("response", value, 0, ANSWERED_IN, {"hours": round(median)})
+
+
+def _survey(s: Signals) -> Part:
+    if not s.survey_scores:
+        return Part("survey", NEUTRAL, 0, "")
+    last = s.survey_scores[-1]
+    before = s.survey_scores[:-1]
+    trend = _clamp(0.5 + (last - statistics.mean(before))) if before else 0.5
+    raw, scale = s.last_survey or (last * 10, 10)
+    return Part("survey", _clamp(0.7 * last + 0.3 * trend), 0, LAST_NPS if scale == 10 else LAST_CSAT,
+                {"score": f"{raw:g}"})
+
+
+def _orders(s: Signals) -> Part:
+    if not s.orders_before_per_90:
+        return Part("orders", NEUTRAL if not s.orders_recent else 1.0, 0, "")
+    count_ratio = s.orders_recent / s.orders_before_per_90
+    value_ratio = float(s.value_recent / s.value_before_per_90) if s.value_before_per_90 else count_ratio
+    value = _clamp(0.5 * min(1.0, count_ratio) + 0.5 * min(1.0, value_ratio))
+    return Part("orders", value, 0, ORDERS, {"count": round(count_ratio * 100), "value": round(value_ratio * 100)})
+
+
+def _detractors(s: Signals) -> Part:
+    value = {0: 1.0, 1: 0.5}.get(s.open_detractor_tasks, 0.0)
+    return Part("detractors", value, 0, DETRACTORS if s.open_detractor_tasks else "", {"num": s.open_detractor_tasks})
+
+
+def score(signals: Signals) -> tuple[int, list[Part], str]:
+    """The score 0–100, each signal's part, and the explanation naming the cold ones (coldest first)."""
+    parts = []
+    for rule in (_recency, _frequency, _response, _survey, _orders, _detractors):
+        part = rule(signals)
+        parts.append(dataclasses.replace(part, points=part.value * WEIGHTS[part.name]))
+    total = round(sum(p.points for p in parts))
+    cold = sorted((p for p in parts if p.value < WARM_PART and p.reason), key=lambda p: p.value)
+    explanation = "; ".join(p.reason for p in cold) or "every signal is warm"
+    return max(0, min(100, total)), parts, explanation
+
+
+def signals_of(session: Session, *, account_id: int, now: datetime) -> Signals:
+    """One account's signals at `now`, from its surviving contacts' timelines and tasks."""
+    ids = member_ids(session, account_id=account_id)
+    s = Signals()
+    if not ids:
+        return s
+    mine = among(session, TimelineEvent.contact_id, ids)
+    inbound = list(session.scalars(
+        select(TimelineEvent.occurred_at).where(
+            mine, TimelineEvent.direction == Direction.IN, TimelineEvent.channel.in_(CONVERSATION_CHANNELS),
+            TimelineEvent.occurred_at >= now - RHYTHM_WINDOW - RECENT, TimelineEvent.occurred_at <= now)
+        .order_by(TimelineEvent.occurred_at)))
+    if inbound:
+        s.days_since_inbound = (now - inbound[-1]).total_seconds() / 86400
+        window = [t for t in inbound if t >= now - RHYTHM_WINDOW]
+        s.inbound_gaps_days = [(b - a).total_seconds() / 86400 for a, b in zip(window, window[1:])]
+        s.inbound_recent = sum(1 for t in inbound if t >= now - RECENT)
+        before = sum(1 for t in inbound if t < now - RECENT)
+        s.inbound_before_per_30 = before / (RHYTHM_WINDOW / RECENT) if before else None
+
+    rows = session.execute(
+        select(TimelineEvent.occurred_at, TimelineEvent.direction, TimelineEvent.contact_id).where(
+            mine, TimelineEvent.channel.in_(("email", "sms")), TimelineEvent.direction.in_((Direction.IN, Direction.OUT)),
+            TimelineEvent.occurred_at >= now - RESPONSE_WINDOW, TimelineEvent.occurred_at <= now)
+        .order_by(TimelineEvent.occurred_at)).all()
+    waiting: dict[int, datetime] = {}
+    for at, direction, contact_id in rows:
+        if direction == Direction.IN:
+            waiting.setdefault(contact_id, at)
+        elif contact_id in waiting:
+            s.reply_hours.append((at - waiting.pop(contact_id)).total_seconds() / 3600)
+    s.reply_hours += [float("inf") if (now - at) > timedelta(hours=SLOW_REPLY_H) else (now - at).total_seconds() / 3600
+                      for at in waiting.values()]
+
+    for data in session.scalars(
+            select(TimelineEvent.data).where(mine, TimelineEvent.kind.in_(SURVEY_KINDS), TimelineEvent.occurred_at <= now)
+            .order_by(TimelineEvent.occurred_at.desc(), TimelineEvent.id.desc()).limit(10)):
+        for key, scale in (("nps", 10), ("csat", 5)):
+            raw = (data or {}).get(key)
+            if isinstance(raw, (int, float)) and not isinstance(raw, bool):
+                s.survey_scores.insert(0, float(raw) / scale if scale == 10 else (float(raw) - 1) / 4)
+                s.last_survey = s.last_survey or (float(raw), scale)
+                break
+
+    orders = session.execute(
+        select(TimelineEvent.occurred_at, TimelineEvent.data).where(
+            mine, TimelineEvent.channel == COMMERCE_CHANNEL, TimelineEvent.kind == ORDER_COMPLETED,
+            TimelineEvent.occurred_at >= now - ORDER_RECENT - ORDER_HISTORY, TimelineEvent.occurred_at <= now)).all()
+    before_count, before_value = 0, Decimal(0)
+    for at, data in orders:
+        try:
+            amount = Decimal(str(((data or {}).get("order") or {}).get("amount", 0)))
+        except ArithmeticError:
+            amount = Decimal(0)
+        if at >= now - ORDER_RECENT:
+            s.orders_recent += 1
+            s.value_recent += amount
+        else:
+            before_count += 1
+            before_value += amount
+    periods = ORDER_HISTORY / ORDER_RECENT
+    if before_count:
+        s.orders_before_per_90 = before_count / periods
+        s.value_before_per_90 = before_value / Decimal(str(periods))
+
+    s.open_detractor_tasks = session.scalar(
+        select(func.count()).select_from(Task).join(TimelineEvent, TimelineEvent.id == Task.source_event_id)
+        .where(among(session, Task.contact_id, ids), Task.status == TaskStatus.OPEN,
+               TimelineEvent.kind.in_(SURVEY_KINDS))) or 0
+    return s
+
+
+def parts_json(parts: list[Part]) -> dict[str, Any]:
+    """The parts as a snapshot keeps them (pages translate each template with its params)."""
+    return {p.name: {**asdict(p), "reason": p.reason, "weight": WEIGHTS[p.name]} for p in parts}
