@@ -5,7 +5,10 @@
 set -eu
 DEST="${1:?usage: backup.sh DEST_DIR}"
 STAMP="$(date -u +%Y%m%dT%H%M%SZ)"
+# Exported (set -a): `hub migrate` below must see the same settings, not its defaults.
+set -a
 . "${HUB_ENV_FILE:-/etc/hub/hub.env}"
+set +a
 mkdir -p "$DEST/$STAMP"
 pg_dump --format=custom --no-owner --dbname="$HUB_DATABASE_URL" --file="$DEST/$STAMP/hub.dump"
 tar -C "$HUB_DATA_DIR" -czf "$DEST/$STAMP/data.tar.gz" .

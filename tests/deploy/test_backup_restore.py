@@ -49,7 +49,9 @@ def _env_file(folder: Path, database_url: str, data_dir: Path) -> Path:
 
 def _run(script: str, arg: Path, env_file: Path) -> str:
     env = {**os.environ, "HUB_ENV_FILE": str(env_file), "HUB_BIN": HUB_BIN}
-    done = subprocess.run(["sh", str(DEPLOY / script), str(arg)], env=env, capture_output=True, text=True, timeout=180)
+    # In a folder of its own: a `hub migrate` that missed the env file's settings would make ./data there.
+    done = subprocess.run(["sh", str(DEPLOY / script), str(arg)], env=env, capture_output=True, text=True, timeout=180,
+                          cwd=env_file.parent)
     assert done.returncode == 0, done.stderr
     return done.stdout
 
@@ -80,6 +82,7 @@ def test_backup_then_restore_into_an_empty_database_brings_everything_back(two_d
         assert conn.execute(text("SELECT count(*) FROM alembic_version")).scalar() == 1
     restored.dispose()
     assert (target_data / "attachments" / "a.bin").read_bytes() == b"attachment bytes"
+    assert not (tmp_path / "data").exists()  # the scripts' `hub migrate` used the env file, not its defaults
 
 
 def test_backup_refuses_to_run_without_a_destination(tmp_path):
