@@ -15,12 +15,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from playwright.sync_api import expect
 
 from hub.auth import create_user
 from hub.models import Role, User
 from hub.runtime import Hub
 
 CHROMIUM = os.environ.get("HUB_TEST_CHROMIUM", "/usr/bin/chromium")
+# Assertions wait as long as actions do (10 s, below): with four workers on two cores a page can take
+# seconds to answer, and Playwright's 5 s default then fails a test that is not wrong.
+expect.set_options(timeout=10_000)
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run", "--disable-quic"]
 PASSWORD = "correct horse battery staple"

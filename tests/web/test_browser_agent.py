@@ -161,9 +161,10 @@ def test_note_task_merge_and_undo(live_server, agent_page):
     expect(page.get_by_placeholder("Write a note for your colleagues…")).to_have_value("")
 
     page.get_by_role("tab", name="Task").click()
-    page.get_by_label("Follow-up", exact=True).fill("Call back after 18:00")  # not the log-call panel's
+    task_form = page.locator("form", has=page.locator("#task-title"))  # the log-call panel has these labels too
+    task_form.get_by_label("Follow-up").fill("Call back after 18:00")
     two_hours_ago = (clock.now() - timedelta(hours=2)).astimezone(ZoneInfo("Europe/Moscow"))  # the agent's zone
-    page.get_by_label("Due").fill(two_hours_ago.strftime("%Y-%m-%dT%H:%M"))
+    task_form.get_by_label("Due").fill(two_hours_ago.strftime("%Y-%m-%dT%H:%M"))
     page.get_by_role("button", name="Create task").click()
     expect(page.locator("#task-result")).to_contain_text("Task created.")
     expect(page.locator("#timeline-items li.event", has_text="Task created")).to_contain_text("Call back after 18:00")
