@@ -146,6 +146,24 @@ def _wipe(db: Database) -> None:
                 conn.execute(table.delete())
 
 
+class LongTestsFirst:
+    """Start the long tests first: xdist hands tests out in collection order, so a minute-long test
+    begins while the short ones fill the other workers, instead of running alone at the end."""
+
+    @pytest.hookimpl(trylast=True)  # after pytest has grouped the tests by store
+    def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
+        def weight(item: pytest.Item) -> int:
+            if item.get_closest_marker("slow") is not None:
+                return 0
+            return 1 if "browser" in getattr(item, "fixturenames", ()) else 2
+
+        items.sort(key=weight)  # stable: the order within each weight is kept
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.pluginmanager.register(LongTestsFirst(), "hub-long-tests-first")
+
+
 def test_registry() -> ChannelRegistry:
     """The installed adapters plus the fake one."""
     registry = ChannelRegistry().load_entry_points()

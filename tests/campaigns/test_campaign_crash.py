@@ -12,6 +12,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
+import pytest
 from sqlalchemy import func, select
 
 from campaigns.models import CampaignRecipient
@@ -49,6 +50,7 @@ def in_flight(hub) -> set[int]:  # type: ignore[no-untyped-def]
         return set(s.scalars(select(Delivery.contact_id).where(Delivery.status == DeliveryStatus.SENDING)).all())
 
 
+@pytest.mark.slow
 def test_a_worker_killed_mid_run_and_restarted_skips_no_one_and_repeats_only_what_was_in_flight(hub, tmp_path):
     contacts = add_contacts(hub, N)
     cid = make_campaign(hub, segment_id=make_segment(hub), template_ids=[make_template(hub)])
