@@ -152,12 +152,9 @@ class LongTestsFirst:
 
     @pytest.hookimpl(trylast=True)  # after pytest has grouped the tests by store
     def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
-        def weight(item: pytest.Item) -> int:
-            if item.get_closest_marker("slow") is not None:
-                return 0
-            return 1 if "browser" in getattr(item, "fixturenames", ()) else 2
-
-        items.sort(key=weight)  # stable: the order within each weight is kept
+        # Only the slow-marked: moving every browser module to the front too was not faster (four
+        # Chromiums at once on two cores), 11:52 against 11:29 for the parallel phase.
+        items.sort(key=lambda item: item.get_closest_marker("slow") is None)  # stable sort
 
 
 def pytest_configure(config: pytest.Config) -> None:
