@@ -9,12 +9,10 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from typer.testing import CliRunner
 
-from hub.cli import app as cli
 from hub.migrate import check_current
 from hub.schema import metadata
-from hub.settings import get_settings
+from tests.cli import cli_invoker
 from tests.conftest import IN_CI, PG_ADMIN_URL, _pg_reachable
 
 
@@ -41,17 +39,8 @@ def run(tmp_path: Path) -> Iterator:  # type: ignore[no-untyped-def]
     """run(*args) -> Result, with the CLI on a SQLite store of its own in tmp_path."""
     env = {"HUB_DATABASE_URL": None, "HUB_DATA_DIR": str(tmp_path), "HUB_SECRET_KEY": None,
            "HUB_LIVE_BACKEND": "memory", "HUB_EMBEDDED_WORKER": "false"}
-    runner = CliRunner()
-
-    def invoke(*args: str):  # type: ignore[no-untyped-def]
-        get_settings.cache_clear()
-        try:
-            return runner.invoke(cli, list(args), env=env)
-        finally:
-            get_settings.cache_clear()
-
-    yield invoke
-    get_settings.cache_clear()
+    with cli_invoker(env) as invoke:
+        yield invoke
 
 
 def counts(engine: sa.Engine) -> dict[str, int]:

@@ -5,12 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from typer.testing import CliRunner
 
-from hub.cli import app as cli
-from hub.settings import get_settings
 from tests.campaigns.helpers import add_contacts, campaign, deliveries, make_campaign, make_segment, make_template
 from tests.campaigns.helpers import smtp  # noqa: F401 - fixture
+from tests.cli import cli_invoker
 
 
 @pytest.fixture
@@ -25,17 +23,8 @@ def run(hub, tmp_path) -> Iterator:  # type: ignore[no-untyped-def]
         "HUB_CHANNELS__EMAIL__SMTP_HOST": "smtp.invalid",
         "HUB_CHANNELS__EMAIL__FROM_ADDRESS": "news@hub.example.com",
     }
-    runner = CliRunner()
-
-    def invoke(*args: str):  # type: ignore[no-untyped-def]
-        get_settings.cache_clear()
-        try:
-            return runner.invoke(cli, list(args), env=env)
-        finally:
-            get_settings.cache_clear()
-
-    yield invoke
-    get_settings.cache_clear()
+    with cli_invoker(env) as invoke:
+        yield invoke
 
 
 def test_help_explains_the_commands(run):

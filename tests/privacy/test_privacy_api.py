@@ -8,12 +8,10 @@ from collections.abc import Iterator
 import pytest
 from sqlalchemy import func, select
 from sqlmodel import SQLModel
-from typer.testing import CliRunner
 
 from hub.auth import SCOPES
-from hub.cli import app as cli
 from hub.models import AuditEntry, Identity
-from hub.settings import get_settings
+from tests.cli import cli_invoker
 
 
 def counts(hub) -> dict[str, int]:  # type: ignore[no-untyped-def]
@@ -83,17 +81,8 @@ def test_unknown_contact_is_404(hub, client, api_key):
 def run(hub, tmp_path) -> Iterator:  # type: ignore[no-untyped-def]
     env = {"HUB_DATABASE_URL": hub.settings.database_url, "HUB_SECRET_KEY": "test-secret-key-" + "x" * 32,
            "HUB_DATA_DIR": str(tmp_path), "HUB_LIVE_BACKEND": "memory", "HUB_EMBEDDED_WORKER": "false"}
-    runner = CliRunner()
-
-    def invoke(*args: str):  # type: ignore[no-untyped-def]
-        get_settings.cache_clear()
-        try:
-            return runner.invoke(cli, list(args), env=env)
-        finally:
-            get_settings.cache_clear()
-
-    yield invoke
-    get_settings.cache_clear()
+    with cli_invoker(env) as invoke:
+        yield invoke
 
 
 def test_cli_exports_by_address_and_erases_only_with_yes(hub, client, api_key, run, tmp_path):
