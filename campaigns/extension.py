@@ -18,12 +18,13 @@ import campaigns.segments
 import campaigns.segments.models  # noqa: F401  - the imports above register the tables
 from hub.extensions import Extension, ExtensionSettings, NavEntry
 from hub.web.i18n import N_
+from hub.plugin import EventKind, TimelineChannel
 
 if TYPE_CHECKING:
     from fastapi import APIRouter
     from sqlalchemy.orm import Session
 
-    from channels.base import PeriodicJob
+    from hub.channel import PeriodicJob
     from hub.models import Contact, TimelineEvent
     from hub.triggers import TriggerRegistry
 
@@ -39,6 +40,13 @@ class CampaignsSettings(ExtensionSettings):
 
 class CampaignsExtension(Extension):
     name = "campaigns"
+    permissions = {"campaigns:read": ("marketer",), "campaigns:write": ("marketer",)}
+    timeline_channels = (TimelineChannel("campaigns", N_("Campaign"), "megaphone"),
+                         TimelineChannel("campaign", N_("Campaign"), "megaphone"))
+    event_kinds = (EventKind("campaign.message", N_("Campaign message")), EventKind("campaign.opened", N_("Opened")),
+                   EventKind("campaign.clicked", N_("Clicked")), EventKind("campaign.unsubscribed", N_("Unsubscribed")),
+                   EventKind("unsubscribed", N_("Unsubscribed")),
+                   EventKind("preferences.updated", N_("Preferences updated")))
     Settings = CampaignsSettings
 
     def register_triggers(self, triggers: TriggerRegistry) -> None:
@@ -84,7 +92,7 @@ class CampaignsExtension(Extension):
                 *campaigns.segments.NAV, *campaigns.message_templates.NAV]
 
     def jobs(self) -> list[PeriodicJob]:
-        from channels.base import PeriodicJob
+        from hub.channel import PeriodicJob
 
         settings: Any = self.settings
 

@@ -156,7 +156,7 @@ class CampaignIn(BaseModel):
 
 def _check(session: Session, hub: Any, data: CampaignIn, *, future_from: datetime | None = None) -> None:
     """Refuse settings that cannot work; with `future_from`, also a send time at or before it."""
-    from channels.base import Capability
+    from hub.channel import Capability
 
     channel = hub.channels.get(data.channel)
     if channel is None or Capability.SEND not in channel.capabilities:
@@ -220,7 +220,7 @@ def _check(session: Session, hub: Any, data: CampaignIn, *, future_from: datetim
 
 def channel_can_send(hub: Any, channel: str) -> bool:
     """Whether `channel` is installed, sends and is set up now (what the outbox worker needs)."""
-    from channels.base import Capability
+    from hub.channel import Capability
 
     adapter = hub.channels.get(channel)
     return adapter is not None and Capability.SEND in adapter.capabilities and adapter.configured

@@ -166,7 +166,7 @@ def _editor(request: Request, agent: Agent, *, values: dict[str, Any], errors: d
     hub = get_hub(request)
     with hub.session(read_only=True) as db:
         segments, templates = _choices(db)
-    from channels.base import Capability
+    from hub.channel import Capability
 
     channels = [name for name, c in sorted(hub.channels.items()) if Capability.SEND in c.capabilities and name in ("email", "sms")]
     trigger_kinds = list(TRIGGER_KINDS)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 import argon2
 from argon2 import PasswordHasher
@@ -15,14 +17,16 @@ from sqlalchemy.orm import Session
 from hub import clock
 from hub.identities import normalize_email
 from hub.models import ActorKind, ApiKey, Role, User
+from hub.plugin import declared_permissions
 from hub.translatable import N_, TranslatableError
 
 # RFC 9106's second recommended profile (argon2id, 64 MiB, 3 passes): argon2-cffi's default.
 PASSWORD_PARAMETERS = argon2.profiles.RFC_9106_LOW_MEMORY
 _hasher = PasswordHasher.from_parameters(PASSWORD_PARAMETERS)
 
-# What each role may do; API keys carry an explicit subset.
-SCOPES = (
+# What each role may do; API keys carry an explicit subset. The core's scopes are here; plug-ins
+# declare theirs (`hub.plugin.Plugin.permissions`: campaigns, surveys, forms, meetings …).
+CORE_SCOPES = (
     "contacts:read",
     "contacts:write",
     "timeline:read",
@@ -31,25 +35,55 @@ SCOPES = (
     "deliveries:write",
     "tasks:read",
     "tasks:write",
-    "campaigns:read",
-    "campaigns:write",
-    "surveys:read",
-    "surveys:write",
-    "forms:read",
-    "forms:write",
-    "meetings:read",
-    "meetings:write",
-    "admin",
 )
-_AGENT = frozenset(
-    {"contacts:read", "contacts:write", "timeline:read", "timeline:write", "deliveries:write", "tasks:read", "tasks:write",
-     "meetings:read", "meetings:write", "forms:read"}
-)
-ROLE_SCOPES: dict[str, frozenset[str]] = {
-    Role.AGENT: _AGENT,
-    Role.MARKETER: _AGENT | {"campaigns:read", "campaigns:write", "surveys:read", "surveys:write", "forms:write"},
-    Role.ADMIN: frozenset(SCOPES),
+ADMIN_SCOPE = "admin"
+_CORE_ROLES: dict[str, frozenset[str]] = {
+    Role.AGENT: frozenset({"contacts:read", "contacts:write", "timeline:read", "timeline:write", "deliveries:write",
+                           "tasks:read", "tasks:write"}),
+    Role.MARKETER: frozenset({"contacts:read", "contacts:write", "timeline:read", "timeline:write", "deliveries:write",
+                              "tasks:read", "tasks:write"}),
 }
+
+
+@lru_cache(maxsize=1)
+def _scopes() -> tuple[tuple[str, ...], dict[str, frozenset[str]]]:
+    # Read on first use, not at import: plug-ins import this module while they are being loaded.
+    declared = declared_permissions()
+    scopes = (*CORE_SCOPES, *sorted(set(declared) - set(CORE_SCOPES) - {ADMIN_SCOPE}), ADMIN_SCOPE)
+    roles = {role: granted | {scope for scope, holders in declared.items() if role in holders}
+             for role, granted in _CORE_ROLES.items()}
+    roles[Role.ADMIN] = frozenset(scopes)
+    return scopes, roles
+
+
+class _AllScopes(Sequence[str]):
+    """Every scope: the core's, the installed plug-ins', then "admin" (which allows everything)."""
+
+    def __getitem__(self, index):  # type: ignore[no-untyped-def]
+        return _scopes()[0][index]
+
+    def __len__(self) -> int:
+        return len(_scopes()[0])
+
+    def __repr__(self) -> str:
+        return repr(_scopes()[0])
+
+
+class _RoleScopes(Mapping[str, frozenset[str]]):
+    """Role -> the scopes its users hold."""
+
+    def __getitem__(self, role: str) -> frozenset[str]:
+        return _scopes()[1][role]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(_scopes()[1])
+
+    def __len__(self) -> int:
+        return len(_scopes()[1])
+
+
+SCOPES: Sequence[str] = _AllScopes()
+ROLE_SCOPES: Mapping[str, frozenset[str]] = _RoleScopes()
 MIN_PASSWORD_LENGTH = 10
 
 
@@ -76,7 +110,8 @@ class Principal:
         return self.id if self.kind == ActorKind.USER else None
 
 
-SYSTEM = Principal(ActorKind.SYSTEM, None, "system", frozenset(SCOPES))
+# "admin" allows every scope (Principal.allows), the plug-ins' too.
+SYSTEM = Principal(ActorKind.SYSTEM, None, "system", frozenset({*CORE_SCOPES, ADMIN_SCOPE}))
 
 
 def hash_password(password: str) -> str:

@@ -23,6 +23,15 @@ from sqlalchemy import and_, bindparam, delete, literal, select, text, true, tup
 from sqlalchemy.orm import Session
 
 from hub import clock, live
+from hub.channel import (
+    Capability,
+    OutboundMessage,
+    PermanentSendError,
+    SendError,
+    SendResult,
+    StatusUpdate,
+    TransientSendError,
+)
 from hub.db import after_commit, among, insert_ignore, insert_ignore_many, is_postgres
 from hub.ingest import InboundEvent, post_events, survivors
 from hub.locks import xact_lock, xact_locks
@@ -30,7 +39,6 @@ from hub.models import Delivery, DeliveryStatus, Direction, PendingStatus, Purpo
 from hub.observability import DELIVERIES
 
 if TYPE_CHECKING:
-    from channels.base import OutboundMessage, SendResult, StatusUpdate
     from hub.runtime import Hub
 
 log = logging.getLogger("hub.outbox")
@@ -157,7 +165,6 @@ def enqueue_many(session: Session, items: Sequence[Outgoing]) -> list[Queued]:
 
 def _checked(hub: Hub, item: Outgoing) -> Outgoing:
     """The item with its fields checked and normalised; ValueError says what is wrong."""
-    from channels.base import Capability
     from hub.sending import clean_rules
 
     adapter = hub.channel(item.channel)  # LookupError names the installed channels
@@ -283,7 +290,6 @@ def claim_due(
     channels: list[str] | None = None,
 ) -> list[OutboundMessage]:
     """Claim up to `limit` due deliveries for `worker` and commit; rows other workers hold are skipped."""
-    from channels.base import OutboundMessage
 
     if limit < 1 or (channels is not None and not channels):
         return []
@@ -370,7 +376,6 @@ def record_outcomes(
 
     Sends (the common case) are written with a few statements for the whole batch; failures row by row.
     """
-    from channels.base import SendResult
 
     now = now or clock.now()
     statuses: list[str | None] = [None] * len(outcomes)
@@ -464,7 +469,6 @@ def record_failure(
 
 def _record_failure_in(session: Session, hub: Hub, *, delivery_id: int, worker: str, error: BaseException,
                        attempt: int | None, now: datetime) -> tuple[str, str] | None:
-    from channels.base import PermanentSendError, SendError, TransientSendError
 
     if isinstance(error, SendError):
         reason = error.reason or type(error).__name__

@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-from importlib.metadata import entry_points
 from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
+from hub.channel import Channel
+from hub.plugin import CHANNELS_GROUP, PluginLoadError, load_group
 from hub.settings import section_problems
 
 if TYPE_CHECKING:
-    from channels.base import Channel
     from hub.runtime import Hub
 
-ENTRY_POINT_GROUP = "hub.channels"
+ENTRY_POINT_GROUP = CHANNELS_GROUP
 
 
 class ChannelLoadError(RuntimeError):
@@ -25,10 +25,8 @@ class ChannelRegistry:
         self._classes: dict[str, type[Channel]] = {}
 
     def register(self, cls: type[Channel]) -> type[Channel]:
-        from channels.base import Channel
-
         if not (isinstance(cls, type) and issubclass(cls, Channel)):
-            raise ChannelLoadError(f"{cls!r} is not a channels.base.Channel subclass")
+            raise ChannelLoadError(f"{cls!r} is not a hub.channel.Channel subclass")
         name = getattr(cls, "name", None)
         if not name or not name.replace("_", "").isalnum() or name != name.lower():
             raise ChannelLoadError(f"adapter {cls.__qualname__} needs a lowercase name of letters, digits and _")
@@ -38,13 +36,11 @@ class ChannelRegistry:
         return cls
 
     def load_entry_points(self) -> ChannelRegistry:
-        for ep in entry_points(group=ENTRY_POINT_GROUP):
-            try:
-                cls = ep.load()
-            except Exception as exc:
-                raise ChannelLoadError(f"channel adapter {ep.name!r} ({ep.value}) failed to load: {exc}") from exc
-            if getattr(cls, "name", None) != ep.name:
-                raise ChannelLoadError(f"entry point {ep.name!r} points at an adapter named {getattr(cls, 'name', None)!r}")
+        try:
+            classes = load_group(ENTRY_POINT_GROUP, what="channel adapter", check=_named)
+        except PluginLoadError as exc:
+            raise ChannelLoadError(str(exc)) from exc
+        for cls in classes.values():
             self.register(cls)
         return self
 
@@ -73,3 +69,9 @@ class ChannelRegistry:
 
 def default_registry() -> ChannelRegistry:
     return ChannelRegistry().load_entry_points()
+
+
+def _named(name: str, cls: object) -> str | None:
+    if getattr(cls, "name", None) != name:
+        return f"points at an adapter named {getattr(cls, 'name', None)!r}"
+    return None

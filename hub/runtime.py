@@ -14,7 +14,7 @@ from hub.settings import Settings, get_settings
 from hub.triggers import TriggerRegistry
 
 if TYPE_CHECKING:
-    from channels.base import Channel
+    from hub.channel import Channel
 
 
 class Hub:

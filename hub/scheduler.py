@@ -22,7 +22,7 @@ from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
-from channels.base import PeriodicJob
+from hub.plugin import PeriodicJob
 from hub import outbox
 from hub.locks import once_lock
 
@@ -75,7 +75,7 @@ def entry_point_jobs() -> list[PeriodicJob]:
             raise JobError(f"job package {ep.name!r} ({ep.value}) failed to load: {exc}") from exc
         for job in found:
             if not isinstance(job, PeriodicJob):
-                raise JobError(f"job package {ep.name!r} returned {job!r}, not a channels.base.PeriodicJob")
+                raise JobError(f"job package {ep.name!r} returned {job!r}, not a hub.plugin.PeriodicJob")
         jobs.extend(found)
     return jobs
 

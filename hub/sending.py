@@ -34,7 +34,7 @@ from hub.settings import FrequencyCap, QuietHours
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
-    from channels.base import OutboundMessage
+    from hub.channel import OutboundMessage
     from hub.runtime import Hub
 
 log = logging.getLogger("hub.sending")

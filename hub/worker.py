@@ -23,12 +23,11 @@ from apscheduler.jobstores.base import JobLookupError
 from apscheduler.schedulers import SchedulerNotRunningError
 
 from hub import clock, outbox, sending, throttle
+from hub.channel import Capability, Channel, OutboundMessage, SendResult
 from hub.scheduler import DISPATCH_JOB_ID, build_scheduler
 
 if TYPE_CHECKING:
     from apscheduler.schedulers.background import BackgroundScheduler
-
-    from channels.base import Channel, OutboundMessage
     from hub.runtime import Hub
 
 log = logging.getLogger("hub.worker")
@@ -68,7 +67,6 @@ class Worker:
         return self._wake.is_set()
 
     def sending_channels(self) -> list[Channel]:
-        from channels.base import Capability
 
         return [c for _, c in sorted(self.hub.channels.items()) if Capability.SEND in c.capabilities and c.configured]
 
@@ -149,7 +147,6 @@ class Worker:
 
     def _deliver(self, channel: Channel, messages: Sequence[OutboundMessage], now: datetime | None) -> int:
         """Send what the sending rules let through and record every outcome; how many were handed over."""
-        from channels.base import SendResult
 
         messages = self._apply_rules(messages, now)
         if not messages:

@@ -19,7 +19,7 @@ from keyaccounts.watch import Thresholds
 if TYPE_CHECKING:
     from fastapi import APIRouter
 
-    from channels.base import PeriodicJob
+    from hub.channel import PeriodicJob
 
 
 class KeyAccountsSettings(ExtensionSettings):
@@ -87,7 +87,7 @@ class KeyAccountsExtension(Extension):
                 AccountPanel(N_("Profitability"), "/key-accounts/accounts/{account_id}/profit", "contacts:read")]
 
     def jobs(self) -> list[PeriodicJob]:
-        from channels.base import PeriodicJob
+        from hub.channel import PeriodicJob
         from keyaccounts import watch
 
         thresholds = self.settings.thresholds()  # type: ignore[attr-defined]

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from pydantic import BaseModel
 
-from channels.base import Capability, Channel, ChannelLimits, ChannelSettings, SignatureError
+from hub.channel import Capability, Channel, ChannelLimits, ChannelSettings, SignatureError
 from hub.ingest import InboundEvent
 from tests.conftest import test_registry
 
@@ -108,9 +108,10 @@ class _Broken(BaseModel):
 def test_adapter_that_fails_to_import_stops_start_up(monkeypatch):
     from importlib.metadata import EntryPoint
 
+    from hub import plugin
     from hub import registry as registry_module
 
     broken = EntryPoint(name="broken", value="channels.does_not_exist:Nope", group="hub.channels")
-    monkeypatch.setattr(registry_module, "entry_points", lambda group: [broken])
+    monkeypatch.setattr(plugin, "entry_points", lambda group: [broken])
     with pytest.raises(registry_module.ChannelLoadError, match="'broken'.*failed to load"):
         registry_module.ChannelRegistry().load_entry_points()

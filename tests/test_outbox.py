@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from channels.base import SendResult, StatusUpdate
+from hub.channel import SendResult, StatusUpdate
 from hub import outbox
 from hub.ingest import ContactNotFound, IdentityRef, InboundEvent, ingest
 from hub.live import MemoryBroker

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from channels.base import SendResult
+from hub.channel import SendResult
 from hub import outbox
 from tests.fakes.channel import PermanentSendError, TransientSendError
 from tests.test_outbox import event_of, get, make_contact, queue

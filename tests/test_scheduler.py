@@ -11,7 +11,7 @@ import pytest
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
-from channels.base import PeriodicJob
+from hub.channel import PeriodicJob
 from hub.locks import lock_key, once_lock
 from hub.models import SchedulerLease
 from hub.runtime import Hub

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from channels.base import OutboundMessage, SendResult
+from hub.channel import OutboundMessage, SendResult
 from hub import outbox
 from hub.models import Delivery
 from hub.runtime import Hub

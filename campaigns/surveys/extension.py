@@ -8,6 +8,7 @@ from pydantic import Field
 
 from hub.extensions import Extension, ExtensionSettings, NavEntry
 from hub.web.i18n import N_
+from hub.plugin import EventKind, TimelineChannel
 
 # Importing the models registers the tables (hub.schema.metadata() imports this module).
 from campaigns.surveys import models as _models  # noqa: F401
@@ -15,7 +16,7 @@ from campaigns.surveys import models as _models  # noqa: F401
 if TYPE_CHECKING:
     from fastapi import APIRouter
 
-    from channels.base import PeriodicJob
+    from hub.channel import PeriodicJob
     from hub.triggers import TriggerRegistry
 
 
@@ -28,6 +29,13 @@ class SurveysSettings(ExtensionSettings):
 
 class SurveysExtension(Extension):
     name = "surveys"
+    permissions = {"surveys:read": ("marketer",), "surveys:write": ("marketer",)}
+    timeline_channels = (TimelineChannel("surveys", N_("Survey"), "star"), TimelineChannel("survey", N_("Survey"), "star"))
+    # Answers carry a numeric score (NPS 0–10, CSAT 1–5): the contact card shows the latest.
+    event_kinds = (EventKind("survey.answered", N_("Survey answered"), score=True),
+                   EventKind("survey.response", N_("Survey answered"), score=True),
+                   EventKind("survey.completed", N_("Survey answered"), score=True),
+                   EventKind("survey.invited", N_("Survey sent")), EventKind("survey.reminded", N_("Survey reminder")))
     Settings = SurveysSettings
 
     def register_triggers(self, triggers: TriggerRegistry) -> None:
@@ -55,7 +63,7 @@ class SurveysExtension(Extension):
         return [NavEntry(N_("Surveys"), "/surveys", "surveys:read", "star")]
 
     def jobs(self) -> list[PeriodicJob]:
-        from channels.base import PeriodicJob
+        from hub.channel import PeriodicJob
         from campaigns.surveys.service import send_due, send_reminders
 
         settings: SurveysSettings = self.settings  # type: ignore[assignment]

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from channels.base import Capability
+from hub.channel import Capability
 from hub import outbox
 from hub.auth import Principal
 from hub.contacts import consent_status, record_consent, update_contact

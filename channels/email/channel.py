@@ -15,7 +15,7 @@ from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy import select
 
-from channels.base import (
+from hub.channel import (
     Capability,
     Channel,
     ChannelLimits,
@@ -35,6 +35,8 @@ from hub.db import among
 from hub.identities import InvalidIdentity, normalize_email
 from hub.ingest import InboundEvent
 from hub.models import Purpose
+from hub.plugin import EventKind, TimelineChannel
+from hub.translatable import N_
 
 
 class RawPayload(BaseModel):
@@ -50,6 +52,8 @@ class RawPayload(BaseModel):
 class EmailChannel(Channel):
     name = "email"
     label = "Email"
+    timeline_channels = (TimelineChannel("email", N_("Email"), "email"),)
+    event_kinds = (EventKind("email", N_("Email")), EventKind("email.bounced", N_("Bounced")))
     capabilities = frozenset({Capability.SEND, Capability.RECEIVE, Capability.STATUS, Capability.POLL})
     limits = ChannelLimits(max_body_chars=2_000_000, html=True, attachments=True,
                            max_attachment_bytes=10 * 1024 * 1024, delivery_receipts=True)

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from channels.base import StatusUpdate
+from hub.channel import StatusUpdate
 from channels.email import suppression
 from channels.email.models import EmailAttachment, EmailRawMessage, RawReason
 from channels.email.parse import ParsedMessage, parse_headers_only, parse_message, too_large_note

@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
-from channels.base import ChannelSettings
+from hub.channel import ChannelSettings
 from hub.identities import InvalidIdentity, normalize_email
 
 Security = Literal["starttls", "tls", "none"]

@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 
 import aiosmtplib
 
-from channels.base import OutboundMessage, PermanentSendError, SendError, SendResult, TransientSendError
+from hub.channel import OutboundMessage, PermanentSendError, SendError, SendResult, TransientSendError
 from channels.email.settings import EmailSettings
 
 log = logging.getLogger("hub.channels.email.smtp")

@@ -14,7 +14,7 @@ from fastapi.responses import FileResponse, JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
-from channels.base import SignatureError
+from hub.channel import SignatureError
 from channels.email import suppression
 from channels.email.compose import EmailDraft, EmailRefused, compose_email, store_upload
 from channels.email.models import EmailAttachment, EmailRawMessage, SuppressionReason

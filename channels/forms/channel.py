@@ -5,9 +5,10 @@ from __future__ import annotations
 from fastapi import APIRouter
 from pydantic import Field
 
-from channels.base import Capability, Channel, ChannelSettings
+from hub.channel import Capability, Channel, ChannelSettings
 from hub.extensions import NavEntry
 from hub.web.i18n import N_
+from hub.plugin import EventKind, TimelineChannel
 
 from channels.forms import models as _models  # noqa: F401  (registers the tables)
 
@@ -29,6 +30,9 @@ class FormsSettings(ChannelSettings):
 class FormsChannel(Channel):
     name = "forms"
     label = "Web form"
+    permissions = {"forms:read": ("agent", "marketer"), "forms:write": ("marketer",)}
+    timeline_channels = (TimelineChannel("forms", N_("Web form"), "form"),)
+    event_kinds = (EventKind("form.submitted", N_("Form submitted")),)
     capabilities: frozenset[Capability] = frozenset()
     Settings = FormsSettings
 

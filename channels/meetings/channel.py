@@ -7,10 +7,11 @@ from typing import TYPE_CHECKING
 from fastapi import APIRouter
 from pydantic import Field
 
-from channels.base import Capability, Channel, ChannelSettings, PeriodicJob
+from hub.channel import Capability, Channel, ChannelSettings, PeriodicJob
 from channels.meetings import models  # noqa: F401 - registers the tables
 from hub.extensions import NavEntry
 from hub.web.i18n import N_
+from hub.plugin import EventKind, TimelineChannel
 
 if TYPE_CHECKING:
     from hub.runtime import Hub
@@ -40,6 +41,12 @@ def queue_reminders(hub: Hub) -> None:
 class MeetingsChannel(Channel):
     name = "meetings"
     label = "Meeting"
+    permissions = {"meetings:read": ("agent", "marketer"), "meetings:write": ("agent", "marketer")}
+    timeline_channels = (TimelineChannel("meetings", N_("Meeting"), "calendar"),)
+    event_kinds = (EventKind("meeting.booked", N_("Meeting booked")), EventKind("meeting.cancelled", N_("Meeting cancelled")),
+                   EventKind("meeting.rescheduled", N_("Meeting rescheduled")),
+                   EventKind("meeting.completed", N_("Meeting completed")), EventKind("meeting.no_show", N_("Meeting missed")),
+                   EventKind("meeting.reminder", N_("Meeting reminder")))
     capabilities: frozenset[Capability] = frozenset()
     Settings = MeetingsSettings
 

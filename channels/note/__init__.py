@@ -7,9 +7,11 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from channels.base import Capability, Channel, ChannelLimits
+from hub.channel import Capability, Channel, ChannelLimits
 from hub.ingest import InboundEvent
 from hub.models import Direction
+from hub.plugin import EventKind, TimelineChannel
+from hub.translatable import N_
 
 
 class NotePayload(BaseModel):
@@ -25,6 +27,8 @@ class NotePayload(BaseModel):
 class NoteChannel(Channel):
     name = "note"
     label = "Note"
+    timeline_channels = (TimelineChannel("note", N_("Note"), "note"),)
+    event_kinds = (EventKind("note", N_("Note")),)
     capabilities = frozenset({Capability.RECEIVE})
     limits = ChannelLimits(max_body_chars=20_000)
 

@@ -7,16 +7,21 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from channels.base import Capability, ChannelLimits
+from hub.channel import Capability, ChannelLimits
 from channels.phone.calls import parse_call
 from channels.phone.settings import PhoneSettings
 from channels.twilio_common import TwilioChannel
 from hub.ingest import InboundEvent
+from hub.plugin import EventKind, TimelineChannel
+from hub.translatable import N_
 
 
 class PhoneChannel(TwilioChannel):
     name = "phone"
     label = "Phone"
+    timeline_channels = (TimelineChannel("phone", N_("Phone"), "phone"), TimelineChannel("call", N_("Phone"), "phone"))
+    event_kinds = (EventKind("call", N_("Call")), EventKind("call.incoming", N_("Incoming call")),
+                   EventKind("call.completed", N_("Call")), EventKind("call.missed", N_("Missed call")))
     capabilities = frozenset({Capability.RECEIVE, Capability.STATUS})
     limits = ChannelLimits(max_body_chars=20_000)
     Settings = PhoneSettings

@@ -10,7 +10,7 @@ from typing import Any
 from fastapi import APIRouter
 from twilio.base.exceptions import TwilioRestException
 
-from channels.base import (
+from hub.channel import (
     Capability,
     ChannelLimits,
     OutboundMessage,
@@ -24,6 +24,8 @@ from channels.twilio_common import TwilioChannel
 from channels.twilio_common.api import OPTED_OUT, send_error
 from hub.ingest import InboundEvent
 from hub.models import DeliveryStatus
+from hub.plugin import EventKind, TimelineChannel
+from hub.translatable import N_
 
 log = logging.getLogger("channels.sms")
 
@@ -31,6 +33,8 @@ log = logging.getLogger("channels.sms")
 class SmsChannel(TwilioChannel):
     name = "sms"
     label = "SMS"
+    timeline_channels = (TimelineChannel("sms", N_("SMS"), "sms"),)
+    event_kinds = (EventKind("sms", N_("SMS")),)
     capabilities = frozenset({Capability.SEND, Capability.RECEIVE, Capability.STATUS})
     limits = ChannelLimits(max_body_chars=MAX_BODY_CHARS, delivery_receipts=True)
     Settings = SmsSettings

@@ -11,7 +11,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from channels.base import StatusUpdate
+from hub.channel import StatusUpdate
 from channels.sms.intent import Intent, classify
 from channels.sms.keywords import Keyword, keyword
 from hub.ingest import IdentityRef, InboundEvent

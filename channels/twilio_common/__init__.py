@@ -9,7 +9,7 @@ from typing import Any
 from fastapi import Request, Response
 from starlette.concurrency import run_in_threadpool
 
-from channels.base import Channel, SignatureError
+from hub.channel import Channel, SignatureError
 from channels.twilio_common.api import TwilioApi
 from channels.twilio_common.settings import TwilioSettings
 from channels.twilio_common.signature import (

@@ -13,7 +13,7 @@ from twilio.base.exceptions import TwilioException, TwilioRestException
 from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
 
-from channels.base import PermanentSendError, SendError, TransientSendError
+from hub.channel import PermanentSendError, SendError, TransientSendError
 from channels.twilio_common.settings import TwilioSettings
 
 # Twilio error codes (https://www.twilio.com/docs/api/errors) the hub acts on.

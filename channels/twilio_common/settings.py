@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field, IPvAnyNetwork, SecretStr, field_validator
 
-from channels.base import ChannelSettings
+from hub.channel import ChannelSettings
 
 TWILIO_API = "https://api.twilio.com"
 

@@ -16,7 +16,7 @@ from urllib.parse import parse_qsl
 from starlette.requests import Request
 from twilio.request_validator import RequestValidator
 
-from channels.base import SignatureError
+from hub.channel import SignatureError
 
 Params = dict[str, str | list[str]]
 SIGNATURE_HEADER = "x-twilio-signature"

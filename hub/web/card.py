@@ -14,9 +14,8 @@ from hub.contacts import ContactCard, contact_card
 from hub.events import OrderTotals, order_totals
 from hub.models import Account, Task, TaskStatus, TimelineEvent, User
 from hub.web.i18n import N_
+from hub.web.timeline_view import score_kinds
 
-# Survey answers are events of these kinds whose data carries a numeric "score" (NPS 0-10, CSAT 1-5).
-SURVEY_KINDS = ("survey.answered", "survey.response", "survey.completed")
 MAX_ATTRIBUTES = 8
 # Lifecycle stages as pages show them (`stage_label`): the edit form's and the demo's. A stage
 # written by an import or the API that is not here shows as written.
@@ -85,7 +84,7 @@ def display_names(session: Session, model: Any, ids: set[int]) -> dict[int, str]
 def last_survey_score(session: Session, *, contact_id: int) -> SurveyScore | None:
     rows = session.scalars(
         select(TimelineEvent)
-        .where(TimelineEvent.contact_id == contact_id, TimelineEvent.kind.in_(SURVEY_KINDS))
+        .where(TimelineEvent.contact_id == contact_id, TimelineEvent.kind.in_(score_kinds()))
         .order_by(TimelineEvent.occurred_at.desc(), TimelineEvent.id.desc())
         .limit(5)
     )

@@ -61,16 +61,22 @@ class PackageCatalog:
         return self.folder / "locale" / f"{locale}.po"
 
     def template_folders(self) -> list[Path]:
-        return [PROJECT_ROOT / "templates" / kind / self.name for kind in ("ui", "public", "messages")]
+        """Its templates: the root's templates/<kind>/<name>/, or templates/ inside the package."""
+        inside = [self.folder / "templates"] if (self.folder / "templates").is_dir() else []
+        return [*inside, *(PROJECT_ROOT / "templates" / kind / self.name for kind in ("ui", "public", "messages"))]
 
 
 def package_catalogs() -> list[PackageCatalog]:
-    """Every package under channels/, campaigns/ and keyaccounts/ that keeps a locale/ folder."""
-    found = []
-    for root in (PROJECT_ROOT / "channels", PROJECT_ROOT / "campaigns", PROJECT_ROOT / "keyaccounts"):
+    """Every package of an installed plug-in (or nested in one) that keeps a locale/ folder: the
+    plug-ins declare their catalogs by shipping them, the hub names none."""
+    from hub.plugin import plugin_folders
+
+    found: list[PackageCatalog] = []
+    for root in plugin_folders():
         for locale_dir in sorted(root.glob("**/locale")):
-            if locale_dir.is_dir() and (locale_dir.parent / "__init__.py").exists():
-                found.append(PackageCatalog(locale_dir.parent.name, locale_dir.parent))
+            package = locale_dir.parent
+            if locale_dir.is_dir() and (package / "__init__.py").exists() and all(p.folder != package for p in found):
+                found.append(PackageCatalog(package.name, package))
     return found
 
 
@@ -260,13 +266,16 @@ def _extract(sources: list[tuple[Path, str]], *, skip: tuple[Path, ...] = ()) ->
 
 
 def hub_messages() -> list[tuple[str | tuple[str, str], str, int, list[str]]]:
-    """What hub/web/locale holds: templates/ui, hub/web and the panels of channels without catalogs."""
+    """What hub/web/locale holds: templates/ui, hub/web and the plug-ins that keep no catalog of their own."""
+    from hub.plugin import plugin_folders
+
     packages = package_catalogs()
     owned = tuple(folder for p in packages for folder in [p.folder, *p.template_folders()])
-    panels = [(PROJECT_ROOT / "channels", "python")]
+    without = [(folder, "python") for folder in plugin_folders()
+               if not any(folder.is_relative_to(p.folder) for p in packages)]
     messages = _extract([(PROJECT_ROOT / "templates" / "ui", "jinja2"), (PROJECT_ROOT / "templates" / "public", "jinja2"),
                          (Path(__file__).resolve().parent, "python")], skip=owned)
-    messages += [m for m in _extract(panels, skip=owned) if m[1].endswith("/panel.py")]
+    messages += _extract(without, skip=owned)
     messages += [m for m in _extract([(PROJECT_ROOT / "hub", "python")]) if m[1] in CORE_MESSAGE_FILES]
     return messages
 

@@ -143,10 +143,37 @@ def require(scope: str) -> Callable[[Agent], Agent]:
     return check
 
 
+class _Templates(FileSystemLoader):
+    """The root's templates, then each installed plug-in's own templates/ folder (a plug-in shipped
+    as a wheel carries its templates): found on first use, since plug-ins import this module."""
+
+    def __init__(self) -> None:
+        super().__init__([str(TEMPLATES_DIR), str(TEMPLATES_DIR.parent)])
+        self._complete = False
+
+    def _with_plugins(self) -> None:
+        if self._complete:
+            return
+        from hub.plugin import plugin_folders
+
+        for folder in plugin_folders():
+            if (folder / "templates").is_dir():
+                self.searchpath += [str(folder / "templates" / "ui"), str(folder / "templates")]
+        self._complete = True
+
+    def get_source(self, environment: Environment, template: str) -> tuple[str, str, Callable[[], bool]]:
+        self._with_plugins()
+        return super().get_source(environment, template)
+
+    def list_templates(self) -> list[str]:
+        self._with_plugins()
+        return super().list_templates()
+
+
 def _environment() -> Environment:
     env = Environment(
         # "compose/email.html" for the workspace; "public/…" and "messages/…" by their folder.
-        loader=FileSystemLoader([str(TEMPLATES_DIR), str(TEMPLATES_DIR.parent)]),
+        loader=_Templates(),
         autoescape=select_autoescape(["html"], default_for_string=True, default=True),
         undefined=StrictUndefined,
         trim_blocks=True,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+from functools import lru_cache
 from html import escape
 
 import nh3
@@ -93,15 +94,19 @@ def email_document(html: str, *, lang: str = "") -> str:
     )
 
 
-# Pages come from the workspace and from the packages that add pages to it (channels' and
-# extensions' views); FastAPI's own API docs are left alone.
-_PAGE_MODULES = ("hub.web", "campaigns.", "channels.", "keyaccounts.")
+# Pages come from the workspace and from the installed plug-ins (whatever routers they mount);
+# FastAPI's own API docs are left alone.
+@lru_cache(maxsize=1)
+def _page_modules() -> tuple[str, ...]:
+    from hub.plugin import plugin_modules
+
+    return ("hub.web.", *(f"{module}." for module in plugin_modules()))
 
 
 def _is_page(scope: Scope) -> bool:
     endpoint = scope.get("endpoint")
-    module = getattr(endpoint, "__module__", "") or ""
-    return module.startswith(_PAGE_MODULES) or scope.get("path", "").startswith("/static/")
+    module = (getattr(endpoint, "__module__", "") or "") + "."
+    return module.startswith(_page_modules()) or scope.get("path", "").startswith("/static/")
 
 
 class SecurityHeaders:

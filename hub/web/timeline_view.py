@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -12,23 +12,50 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from hub.models import TimelineEvent
+from hub.plugin import Plugin, installed
 from hub.timeline import Page, TimelineFilter, timeline_page
 from hub.web.i18n import N_, Formatter
 
 PAGE_SIZE = 30
 PREVIEW_CHARS = 600
 
-# Icons in static/icons.svg by channel; unknown channels get a generic one.
-CHANNEL_ICONS = {
-    "email": "email", "sms": "sms", "phone": "phone", "call": "phone", "note": "note", "task": "task",
-    "commerce": "cart", "forms": "form", "meetings": "calendar", "campaign": "megaphone",
-    "campaigns": "megaphone", "survey": "star", "surveys": "star", "whatsapp": "chat", "telegram": "chat",
-}
-CHANNEL_LABELS = {
-    "email": N_("Email"), "sms": N_("SMS"), "phone": N_("Phone"), "note": N_("Note"), "task": N_("Task"),
-    "commerce": N_("Orders"), "forms": N_("Web form"), "meetings": N_("Meeting"), "campaigns": N_("Campaign"),
-    "surveys": N_("Survey"),
-}
+
+
+class _WithPlugins(Mapping[str, str]):
+    """The core's own entries, then what the installed plug-ins declare (hub.plugin: timeline
+    channels and event kinds), read on first use since plug-ins import this module."""
+
+    def __init__(self, core: dict[str, str], declared: Callable[[type[Plugin]], Iterable[tuple[str, str]]]) -> None:
+        self._core, self._declared = core, declared
+        self._merged: dict[str, str] | None = None
+
+    def _all(self) -> dict[str, str]:
+        if self._merged is None:
+            merged = dict(self._core)
+            for cls in installed():
+                for key, value in self._declared(cls):
+                    merged.setdefault(key, value)
+            self._merged = merged
+        return self._merged
+
+    def __getitem__(self, key: str) -> str:
+        return self._all()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._all())
+
+    def __len__(self) -> int:
+        return len(self._all())
+
+
+# The core's own timeline channels and kinds (tasks, orders, erasure); plug-ins declare theirs.
+# Icons are symbols of templates/ui/_icons.html; unknown channels get a generic one.
+CHANNEL_ICONS: Mapping[str, str] = _WithPlugins(
+    {"task": "task", "commerce": "cart"},
+    lambda cls: ((c.name, c.icon) for c in cls.timeline_channels))
+CHANNEL_LABELS: Mapping[str, str] = _WithPlugins(
+    {"task": N_("Task"), "commerce": N_("Orders")},
+    lambda cls: ((c.name, c.label) for c in cls.timeline_channels))
 DIRECTION_LABELS = {"in": N_("Inbound"), "out": N_("Outbound"), "internal": N_("Internal")}
 STATUS_LABELS = {
     "queued": N_("Queued"), "sending": N_("Sending"), "sent": N_("Sent"), "delivered": N_("Delivered"),
@@ -39,21 +66,15 @@ STATUS_TONES = {
     "queued": "neutral", "sending": "neutral", "sent": "info", "delivered": "ok", "read": "ok",
     "failed": "bad", "undelivered": "bad", "bounced": "bad", "dead": "bad", "cancelled": "neutral",
 }
-KIND_LABELS = {
-    "note": N_("Note"), "task.created": N_("Task created"), "task.completed": N_("Task completed"),
-    "call": N_("Call"), "call.incoming": N_("Incoming call"), "call.completed": N_("Call"),
-    "call.missed": N_("Missed call"),
-    "order.completed": N_("Order"), "order.refunded": N_("Refund"), "message": N_("Message"),
-    "email": N_("Email"), "sms": N_("SMS"), "survey.answered": N_("Survey answered"),
-    "survey.response": N_("Survey answered"), "survey.invited": N_("Survey sent"),
-    "meeting.booked": N_("Meeting booked"), "meeting.cancelled": N_("Meeting cancelled"),
-    "form.submitted": N_("Form submitted"), "email.bounced": N_("Bounced"), "unsubscribed": N_("Unsubscribed"),
-    "meeting.rescheduled": N_("Meeting rescheduled"), "meeting.completed": N_("Meeting completed"),
-    "meeting.no_show": N_("Meeting missed"), "meeting.reminder": N_("Meeting reminder"),
-    "campaign.message": N_("Campaign message"), "campaign.opened": N_("Opened"), "campaign.clicked": N_("Clicked"),
-    "campaign.unsubscribed": N_("Unsubscribed"), "preferences.updated": N_("Preferences updated"),
-    "survey.reminded": N_("Survey reminder"), "privacy.erased": N_("Personal data erased"),
-}
+KIND_LABELS: Mapping[str, str] = _WithPlugins(
+    {"task.created": N_("Task created"), "task.completed": N_("Task completed"), "order.completed": N_("Order"),
+     "order.refunded": N_("Refund"), "message": N_("Message"), "privacy.erased": N_("Personal data erased")},
+    lambda cls: ((k.kind, k.label) for k in cls.event_kinds))
+
+
+def score_kinds() -> tuple[str, ...]:
+    """Kinds whose data carries a numeric "score" (survey answers), as plug-ins declare them."""
+    return tuple(sorted({k.kind for cls in installed() for k in cls.event_kinds if k.score}))
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from typing import Any, ClassVar
 
 from fastapi import APIRouter, Request
 
-from channels.base import (
+from hub.channel import (
     Capability,
     Channel,
     ChannelLimits,

@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import select
 
-from channels.base import OutboundMessage
+from hub.channel import OutboundMessage
 from hub import outbox, sending
 from hub.auth import SYSTEM
 from hub.contacts import record_consent

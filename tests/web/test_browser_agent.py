@@ -268,7 +268,7 @@ def test_password_change_signs_out_other_browsers(live_server, new_page):
 
 
 def test_delivery_status_moves_on_while_the_page_is_open(live_server, agent_page):
-    from channels.base import StatusUpdate
+    from hub.channel import StatusUpdate
     from hub.models import DeliveryStatus
     from hub.outbox import apply_status, enqueue
     from hub.worker import Worker

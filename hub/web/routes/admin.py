@@ -12,7 +12,7 @@ from fastapi import APIRouter, Depends, Form, Request
 from sqlalchemy import select
 from starlette.responses import Response
 
-from channels.base import Capability, Channel, SendError
+from hub.channel import Capability, Channel, SendError
 from hub import audit
 from hub.auth import SCOPES, create_api_key, create_user, revoke_api_key
 from hub.models import ApiKey, AuditEntry, Delivery, Role, User

@@ -9,7 +9,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from channels.base import OutboundMessage
+from hub.channel import OutboundMessage
 from channels.email.compose import EmailDraft, compose_email
 from channels.email.mime import message_token
 from channels.email.suppression import suppress

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from twilio.request_validator import RequestValidator
 
-from channels.base import SignatureError
+from hub.channel import SignatureError
 from channels.twilio_common.signature import (
     FormParams,
     check_signature,
