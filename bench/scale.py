@@ -7,7 +7,7 @@ webhooks and agents' timeline reads hit the API; what arrives is counted at the 
 One run, on a PostgreSQL database of its own (dropped and created again):
 
 1. receivers: an SMTP sink (aiosmtpd, its own process) that writes the Message-ID of every message it
-   accepts, and the local Twilio-compatible server (channels.twilio_local) that records every SMS;
+   accepts, and the local Twilio-compatible server (standins.twilio_local) that records every SMS;
 2. one worker alone: a campaign to `--solo` contacts sent by ONE `hub worker` process: the baseline;
 3. the scale run: `hub serve --no-worker` twice (two API processes on two ports) and `hub worker`
    twice; an email campaign to `--recipients` contacts and an SMS campaign to `--sms` contacts go out
@@ -341,7 +341,7 @@ class Figures:
 
 
 def run(url: str, *, recipients: int, sms: int, solo: int, webhook_rate: float, read_rate: float) -> Figures:
-    from channels.twilio_local.server import LocalTwilio
+    from standins.twilio_local.server import LocalTwilio
 
     folder = Path(tempfile.mkdtemp(prefix="hub-bench-scale-"))
     smtp_port = cb.free_port()

@@ -210,7 +210,7 @@ def render_message(template_or_variants: Any, *, contact_context: Mapping[str, A
 
 
 def _text_of(html: str) -> str:
-    from channels.email.html import html_to_text
+    from hub.html import html_to_text
 
     return html_to_text(html, links=True)  # the text part of a message we send: links keep their address
 

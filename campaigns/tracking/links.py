@@ -17,7 +17,7 @@ from itertools import accumulate
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from channels.email.html import TextExtractor
+from hub.html import TextExtractor
 from hub.signing import BadLink, sign, unsign
 
 if TYPE_CHECKING:
@@ -159,7 +159,7 @@ def instrument_html(settings: Settings, html: str, *, delivery_key: str) -> str:
 
 
 def instrument_html_and_text(settings: Settings, html: str, *, delivery_key: str) -> tuple[str, str]:
-    """instrument_html, and the plain text of `html` as channels.email.html.html_to_text reads it
+    """instrument_html, and the plain text of `html` as hub.html.html_to_text reads it
     with links, from the same parse (a tracked link's address in the text is its click redirect)."""
     return _instrument(settings, html, delivery_key=delivery_key, read_text=True)
 

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from channels.email.html import sanitize_html
+from hub.html import sanitize_html
 from channels.email.mime import EmailContent, message_id_for, normalize_message_id
 from channels.email.models import EmailAttachment
 from channels.email.parse import safe_filename

@@ -27,7 +27,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
-from channels.email.html import html_to_text
+from hub.html import html_to_text
 from channels.email.settings import EmailSettings
 
 CRLF = "\r\n"

@@ -23,7 +23,7 @@ from email.utils import getaddresses, parsedate_to_datetime
 from typing import Any
 
 from channels.email import dsn, quotes
-from channels.email.html import html_to_text, sanitize_html
+from hub.html import html_to_text, sanitize_html
 from channels.email.mime import normalize_message_id, one_line
 from hub.identities import InvalidIdentity, normalize_email
 from hub.ingest import IdentityRef, InboundEvent

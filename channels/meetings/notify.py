@@ -84,7 +84,7 @@ def render(template: str, ctx: dict[str, Any]) -> str:
 
 
 def _plain(html: str) -> str:
-    from channels.email.html import html_to_text
+    from hub.html import html_to_text
 
     return html_to_text(html, links=True)  # the text part of a message we send: links keep their address
 

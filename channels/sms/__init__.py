@@ -18,7 +18,7 @@ from hub.channel import (
     SendResult,
 )
 from channels.sms.parsing import parse_message
-from channels.sms.segments import MAX_BODY_CHARS, count_segments
+from channels.twilio_common.segments import MAX_BODY_CHARS, count_segments
 from channels.sms.settings import SmsSettings
 from channels.twilio_common import TwilioChannel
 from channels.twilio_common.api import OPTED_OUT, send_error

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from channels.twilio_common.numbers import NumberRefused, choose_number
 from channels.sms.optout import is_opted_out
 from channels.sms.parsing import thread_key
-from channels.sms.segments import MAX_BODY_CHARS, SegmentCount, count_segments
+from channels.twilio_common.segments import MAX_BODY_CHARS, SegmentCount, count_segments
 from hub.auth import Principal
 from hub.identities import InvalidIdentity
 from hub.ingest import get_contact

@@ -19,7 +19,7 @@ import unicodedata
 from dataclasses import dataclass
 from enum import StrEnum
 
-from channels.sms.keywords import KEYWORDS, Keyword
+from channels.twilio_common.keywords import KEYWORDS, Keyword
 
 
 class Intent(StrEnum):

@@ -15,7 +15,7 @@ import logging
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from channels.sms.keywords import Keyword
+from channels.twilio_common.keywords import Keyword
 from hub.auth import SYSTEM
 from hub.contacts import consent_status, record_consent
 from hub.ingest import get_contact

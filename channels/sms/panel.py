@@ -10,7 +10,7 @@ from starlette.responses import Response
 from channels.sms.compose import SmsDraft, SmsRefused, compose_sms
 from channels.twilio_common.numbers import phone_numbers
 from channels.sms.optout import is_opted_out
-from channels.sms.segments import MAX_BODY_CHARS, count_segments
+from channels.twilio_common.segments import MAX_BODY_CHARS, count_segments
 from hub.web.card import display_phone
 from hub.web.i18n import N_
 from hub.web.pages import Agent, get_hub, render

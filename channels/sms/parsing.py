@@ -13,7 +13,7 @@ from typing import Any
 
 from hub.channel import StatusUpdate
 from channels.sms.intent import Intent, classify
-from channels.sms.keywords import Keyword, keyword
+from channels.twilio_common.keywords import Keyword, keyword
 from hub.ingest import IdentityRef, InboundEvent
 from hub.models import DeliveryStatus, Direction, IdentityKind
 

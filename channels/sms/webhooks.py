@@ -15,10 +15,10 @@ from twilio.twiml.messaging_response import MessagingResponse
 
 from channels.sms.compose import SmsDraft, SmsRefused, compose_sms
 from channels.sms.intent import CONFIRMATIONS, Intent
-from channels.sms.keywords import Keyword
+from channels.twilio_common.keywords import Keyword
 from channels.sms.optout import apply_keyword, open_opt_out_review, opted_out_by_provider
 from channels.sms.parsing import E164, error_code, parse_message, parse_status
-from channels.sms.segments import count_segments
+from channels.twilio_common.segments import count_segments
 from channels.twilio_common.api import OPTED_OUT
 from channels.twilio_common.signature import FormParams
 from hub.api.deps import CurrentPrincipal, HubDep, SessionDep, require

@@ -14,7 +14,7 @@ class TwilioSettings(ChannelSettings):
 
     account_sid: str = Field("", pattern=r"^(AC[0-9a-fA-F]{32})?$", description="AC… from the Twilio console")
     auth_token: SecretStr | None = Field(None, description="Signs the API calls and every webhook")
-    # Tests and the demo point this at the local Twilio-compatible server (channels.twilio_local).
+    # Tests and the demo point this at the local Twilio-compatible server (standins.twilio_local).
     api_base_url: str = TWILIO_API
     # Reverse proxies whose X-Forwarded-Proto/Host are believed when rebuilding the signed URL.
     trusted_proxies: list[IPvAnyNetwork] = Field(default_factory=list)

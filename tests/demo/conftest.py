@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from channels.twilio_local.runner import ServerThread, bound_socket
+from standins.twilio_local.runner import ServerThread, bound_socket
 from hub.demo_standins import StandIn, environment, start_stand_ins, stop_stand_ins
 from hub.runtime import Hub
 from hub.settings import load_settings

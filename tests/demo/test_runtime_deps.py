@@ -61,8 +61,8 @@ _GUARD = textwrap.dedent("""
                 raise ModuleNotFoundError(f"No module named {name!r} (only a test dependency)")
             return None
     sys.meta_path.insert(0, Blocker())
-    sys.argv = ["channels.twilio_local"] + sys.argv[3:]
-    runpy.run_module("channels.twilio_local", run_name="__main__")
+    sys.argv = ["standins.twilio_local"] + sys.argv[3:]
+    runpy.run_module("standins.twilio_local", run_name="__main__")
 """)
 
 
@@ -82,7 +82,7 @@ def test_the_readme_twilio_local_commands_import_with_runtime_dependencies_only(
 
 def test_the_guard_does_refuse_a_test_only_module() -> None:
     """The check above would catch a test dependency (playwright is one)."""
-    done = subprocess.run([sys.executable, "-c", _GUARD.replace('runpy.run_module("channels.twilio_local", '
+    done = subprocess.run([sys.executable, "-c", _GUARD.replace('runpy.run_module("standins.twilio_local", '
                                                                  'run_name="__main__")', "import playwright"),
                            json.dumps(sorted(runtime_closure())),
                            json.dumps({t: sorted(_key(d) for d in ds) for t, ds in packages_distributions().items()})],

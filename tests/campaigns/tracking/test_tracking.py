@@ -161,7 +161,7 @@ def test_a_delivery_without_a_contact_still_serves_and_redirects_but_writes_noth
 ])
 def test_the_text_read_while_tracking_links_is_the_text_html_to_text_gives(hub, html):
     from campaigns.tracking.links import instrument_html_and_text
-    from channels.email.html import html_to_text
+    from hub.html import html_to_text
 
     tracked, text = instrument_html_and_text(hub.settings, html, delivery_key="k1")
     assert tracked == instrument_html(hub.settings, html, delivery_key="k1")

@@ -105,7 +105,7 @@ def test_an_html_only_message_gets_a_text_part_that_keeps_each_links_address():
 
 
 def test_inbound_text_derived_from_html_is_left_without_addresses():
-    from channels.email.html import html_to_text
+    from hub.html import html_to_text
 
     html = "<p><a href='https://tracker.example.net/very/long/redirect'>Read more</a></p>"
     assert html_to_text(html) == "Read more"

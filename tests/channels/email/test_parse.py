@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from channels.email import EmailChannel
-from channels.email.html import sanitize_html
+from hub.html import sanitize_html
 from channels.email.parse import UNKNOWN_SENDER, ParseLimits, parse_message, safe_filename, salvage_header_block
 from channels.email.quotes import fold
 from tests.channels.email.conftest import CORPUS, FIXTURES

@@ -6,7 +6,7 @@ import pytest
 from pydantic import ValidationError
 
 from channels.email import EmailChannel
-from channels.email.html import sanitize_html
+from hub.html import sanitize_html
 from channels.email.settings import EmailSettings
 from hub.registry import ChannelLoadError
 from hub.runtime import Hub

@@ -13,8 +13,8 @@ from typing import Any
 import httpx
 
 from channels.twilio_common.signature import sign
-from channels.twilio_local import LocalTwilio
-from channels.twilio_local.runner import ServerThread, bound_socket
+from standins.twilio_local import LocalTwilio
+from standins.twilio_local.runner import ServerThread, bound_socket
 from hub.live import MemoryBroker
 from hub.runtime import Hub
 from hub.triggers import TriggerRegistry

@@ -11,8 +11,8 @@ import pytest
 from twilio.base.exceptions import TwilioRestException
 from twilio.rest import Client
 
-from channels.twilio_local import LocalTwilio
-from channels.twilio_local.contract import DEFAULT_CONTRACT
+from standins.twilio_local import LocalTwilio
+from standins.twilio_local.contract import DEFAULT_CONTRACT
 
 ACCOUNT = "AC" + "fedcba9876543210" * 2
 TOKEN = "local-server-test-token"

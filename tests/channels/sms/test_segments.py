@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from channels.sms.segments import MAX_BODY_CHARS, Encoding, count_segments
+from channels.twilio_common.segments import MAX_BODY_CHARS, Encoding, count_segments
 
 
 @pytest.mark.parametrize(

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from channels.sms import SmsChannel
-from channels.sms.keywords import Keyword, keyword
+from channels.twilio_common.keywords import Keyword, keyword
 from channels.sms.parsing import parse_message, parse_status, webhook_kind
 from hub.models import DeliveryStatus, IdentityKind
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from channels.twilio_local.server import DEMO_ACCOUNT_SID, DEMO_AUTH_TOKEN, LocalTwilio
+from standins.twilio_local.server import DEMO_ACCOUNT_SID, DEMO_AUTH_TOKEN, LocalTwilio
 
 if TYPE_CHECKING:
     from hub.demo_standins import StandIn
@@ -36,7 +36,7 @@ def stand_in(settings: Settings, *, hub_url: str) -> StandIn:
     server.add_number(DEMO_NUMBER, sms_url=f"{hub_url}/channels/sms/inbound", voice_url=f"{hub_url}/channels/phone/voice",
                       voice_status_callback=f"{hub_url}/channels/phone/status")
     try:
-        # The port `python -m channels.twilio_local sms|call` talk to by default, when it is free.
+        # The port `python -m standins.twilio_local sms|call` talk to by default, when it is free.
         server.start("127.0.0.1", DEFAULT_PORT)
     except OSError:
         server.start("127.0.0.1", 0)

@@ -12,7 +12,7 @@ import httpx
 
 from channels.twilio_common.signature import sign
 
-log = logging.getLogger("channels.twilio_local")
+log = logging.getLogger("standins.twilio_local")
 
 # Twilio gives up on a webhook after 15 seconds (error 11205); the hub must answer sooner.
 WEBHOOK_TIMEOUT = 15.0

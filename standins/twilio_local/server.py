@@ -28,21 +28,21 @@ from typing import Any, Literal
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 
-from channels.sms.keywords import Keyword, keyword
-from channels.sms.segments import MAX_BODY_CHARS, count_segments
+from channels.twilio_common.keywords import Keyword, keyword
+from channels.twilio_common.segments import MAX_BODY_CHARS, count_segments
 from channels.twilio_common.signature import parse_form
-from channels.twilio_local.callbacks import Callback, Delivered, Signer
-from channels.twilio_local.contract import (
+from standins.twilio_local.callbacks import Callback, Delivered, Signer
+from standins.twilio_local.contract import (
     DEFAULT_CONTRACT,
     Contract,
     ContractRequest,
     ContractResponse,
 )
-from channels.twilio_local.demo_page import demo_page, silence_wav
-from channels.twilio_local.runner import ServerThread, bound_socket
-from channels.twilio_local.voice import CallResult, CallRun, new_sid
+from standins.twilio_local.demo_page import demo_page, silence_wav
+from standins.twilio_local.runner import ServerThread, bound_socket
+from standins.twilio_local.voice import CallResult, CallRun, new_sid
 
-log = logging.getLogger("channels.twilio_local")
+log = logging.getLogger("standins.twilio_local")
 
 DEMO_ACCOUNT_SID = "AC" + "0123456789abcdef" * 2
 DEMO_AUTH_TOKEN = "local-twilio-demo-token"

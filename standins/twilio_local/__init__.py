@@ -1,6 +1,6 @@
-"""A local Twilio-compatible server for tests and the demo (`python -m channels.twilio_local`)."""
+"""A local Twilio-compatible server for tests and the demo (`python -m standins.twilio_local`)."""
 
-from channels.twilio_local.server import (
+from standins.twilio_local.server import (
     DEMO_ACCOUNT_SID,
     DEMO_AUTH_TOKEN,
     LocalNumber,

@@ -9,7 +9,7 @@ from html import escape
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from channels.twilio_local.server import LocalTwilio
+    from standins.twilio_local.server import LocalTwilio
 
 
 @lru_cache(maxsize=1)

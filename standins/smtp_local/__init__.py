@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from hub.demo_standins import StandIn
     from hub.settings import Settings
 
-log = logging.getLogger("channels.smtp_local")
+log = logging.getLogger("standins.smtp_local")
 
 DEMO_FROM = "support@example.com"
 DEMO_FROM_NAME = "Demo shop"

@@ -9,7 +9,7 @@ import httpx
 import typer
 from rich.console import Console
 
-from channels.twilio_local.server import DEMO_ACCOUNT_SID, DEMO_AUTH_TOKEN, LocalTwilio
+from standins.twilio_local.server import DEMO_ACCOUNT_SID, DEMO_AUTH_TOKEN, LocalTwilio
 
 app = typer.Typer(help="A local stand-in for Twilio: try the hub's SMS and phone channels without an account.",
                   no_args_is_help=True)

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urljoin
 
 if TYPE_CHECKING:
-    from channels.twilio_local.server import LocalTwilio
+    from standins.twilio_local.server import LocalTwilio
 
 MAX_DOCUMENTS = 30  # a loop of Redirects ends the call, as Twilio's own limit does
 
