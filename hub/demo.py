@@ -13,7 +13,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
-from importlib.metadata import entry_points
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
@@ -25,6 +24,7 @@ from hub import clock
 from hub.auth import create_user
 from hub.ingest import IdentityRef, InboundEvent, post_event, survivor
 from hub.models import ConsentRecord, ConsentStatus, Contact, Direction, IdentityKind, Purpose, Role, Task, TaskStatus, User
+from hub.plugin import load_group
 from hub.triggers import TriggerRegistry
 
 if TYPE_CHECKING:
@@ -534,11 +534,11 @@ def _package_demos(hub: Hub, *, seed: int) -> list[str]:
     saying what it added (or found already there).
     """
     lines = []
-    for ep in sorted(entry_points(group="hub.demo"), key=lambda ep: ep.name):
+    for name, demo in load_group("hub.demo", what="demo data").items():
         try:
-            lines.append(f"{ep.name}: {ep.load()(hub, seed=seed)}")
+            lines.append(f"{name}: {demo(hub, seed=seed)}")
         except Exception as exc:
-            raise RuntimeError(f"demo data of {ep.name!r} ({ep.value}) failed: {exc}") from exc
+            raise RuntimeError(f"demo data of {name!r} failed: {exc}") from exc
     return lines
 
 

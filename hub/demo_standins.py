@@ -11,8 +11,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from importlib.metadata import entry_points
 from typing import TYPE_CHECKING
+
+from hub.plugin import load_group
 
 if TYPE_CHECKING:
     from hub.settings import Settings
@@ -37,12 +38,12 @@ class StandIn:
 def start_stand_ins(settings: Settings, *, hub_url: str) -> list[StandIn]:
     """Start every installed stand-in; if one fails, stop those already started and raise."""
     started: list[StandIn] = []
-    for ep in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda ep: ep.name):
+    for name, start in load_group(ENTRY_POINT_GROUP, what="stand-in").items():
         try:
-            started.append(ep.load()(settings, hub_url=hub_url))
+            started.append(start(settings, hub_url=hub_url))
         except Exception as exc:
             stop_stand_ins(started)
-            raise RuntimeError(f"the demo's stand-in {ep.name!r} ({ep.value}) did not start: {exc}") from exc
+            raise RuntimeError(f"the demo's stand-in {name!r} did not start: {exc}") from exc
     return started
 
 

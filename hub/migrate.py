@@ -11,7 +11,6 @@ chain never has to know it. Revisions are therefore compared as sets of heads.
 from __future__ import annotations
 
 import os
-from importlib.metadata import entry_points
 from pathlib import Path
 
 from alembic import command
@@ -21,6 +20,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Engine
 
 from hub.db import MIGRATIONS_DIR
+from hub.plugin import load_group
 
 ENTRY_POINT_GROUP = "hub.migrations"
 
@@ -31,11 +31,8 @@ class SchemaBehind(RuntimeError):
 
 def plugin_locations() -> dict[str, Path]:
     """Each installed plug-in's folder of revisions, by entry-point name."""
-    found: dict[str, Path] = {}
-    for ep in entry_points(group=ENTRY_POINT_GROUP):
-        module = ep.load()
-        found[ep.name] = Path(module.__file__).resolve().parent
-    return found
+    return {name: Path(module.__file__).resolve().parent
+            for name, module in load_group(ENTRY_POINT_GROUP, what="migrations of").items()}
 
 
 def _config() -> Config:

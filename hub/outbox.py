@@ -9,7 +9,6 @@ dies can go out twice.
 
 from __future__ import annotations
 
-import json
 import logging
 import random
 import threading
@@ -19,10 +18,10 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import and_, bindparam, delete, literal, select, text, true, tuple_, update
+from sqlalchemy import and_, bindparam, delete, literal, select, true, tuple_, update
 from sqlalchemy.orm import Session
 
-from hub import clock, live
+from hub import clock
 from hub.channel import (
     Capability,
     OutboundMessage,
@@ -32,7 +31,8 @@ from hub.channel import (
     StatusUpdate,
     TransientSendError,
 )
-from hub.db import after_commit, among, insert_ignore, insert_ignore_many, is_postgres
+from hub.db import after_commit, among, insert_ignore, insert_ignore_many
+from hub.event_updates import EventChange, update_events
 from hub.ingest import InboundEvent, post_events, survivors
 from hub.locks import xact_lock, xact_locks
 from hub.models import Delivery, DeliveryStatus, Direction, PendingStatus, Purpose, TimelineEvent
@@ -651,43 +651,9 @@ def _mirror(session: Session, hub: Hub, *, delivery_id: int, event_id: int | Non
 
 
 def _mirror_many(session: Session, hub: Hub, items: Sequence[tuple[int, int | None, str, dict[str, Any] | None]]) -> None:
-    """_mirror for (delivery_id, event_id, status, data) items: one read and one batched write."""
-    wanted = {event_id: (delivery_id, str(status), data) for delivery_id, event_id, status, data in items
-              if event_id is not None}
-    if not wanted:
-        return
-    E = TimelineEvent.__table__
-    if is_postgres(session):
-        # One statement for the batch: the rows as one JSON parameter, the data merged by the server.
-        payload = json.dumps([{"id": event_id, "status": status, "data": data}
-                              for event_id, (_d, status, data) in wanted.items()])
-        updated = session.execute(_MIRROR_BATCH, {"rows": payload}).all()
-    else:
-        rows = session.execute(select(E.c.id, E.c.contact_id, E.c.data).where(among(session, E.c.id, wanted))).all()
-        changes = []
-        for row in rows:
-            _delivery_id, status, data = wanted[row.id]
-            changes.append({"event": row.id, "new_status": status,
-                            "new_data": {**(row.data or {}), **data} if data else row.data})
-        if changes:
-            session.execute(update(E).where(E.c.id == bindparam("event")).values(
-                status=bindparam("new_status"), data=bindparam("new_data")), changes)
-        updated = [(row.id, row.contact_id) for row in rows]
-    for event_id, contact_id in updated:
-        delivery_id, status, _data = wanted[event_id]
-        message = {"type": "event.updated", "contact_id": contact_id, "event_id": event_id,
-                   "delivery_id": delivery_id, "status": status}
-        topic = live.contact_topic(contact_id)
-        after_commit(session, lambda topic=topic, message=message: hub.broker.publish(topic, message))
-
-
-# The events' status set and their data merged (jsonb ||: top-level keys, the new ones win, as
-# {**old, **new} does) for a batch given as one JSON array of {"id", "status", "data"}.
-_MIRROR_BATCH = text(
-    "UPDATE timeline_event AS e SET status = v.status, "
-    "data = e.data || COALESCE(v.data, '{}'::jsonb) "
-    "FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS v(id bigint, status text, data jsonb) "
-    "WHERE e.id = v.id RETURNING e.id, e.contact_id")
+    """_mirror for (delivery_id, event_id, status, data) items, in one batched write (hub.event_updates)."""
+    update_events(session, [EventChange(event_id, status=str(status), data=data, live={"delivery_id": delivery_id})
+                            for delivery_id, event_id, status, data in items if event_id is not None])
 
 
 def _runtime(session: Session) -> Hub:

@@ -12,7 +12,6 @@ import logging
 import re
 from collections.abc import Iterable
 from datetime import datetime, timedelta, timezone
-from importlib.metadata import entry_points
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
@@ -22,7 +21,7 @@ from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
-from hub.plugin import PeriodicJob
+from hub.plugin import PeriodicJob, PluginLoadError, load_group
 from hub import outbox
 from hub.locks import once_lock
 
@@ -67,15 +66,18 @@ def outbox_jobs(hub: Hub, worker: Worker) -> list[PeriodicJob]:
 def entry_point_jobs() -> list[PeriodicJob]:
     """Jobs of installed packages: each `hub.jobs` entry point is a callable returning PeriodicJobs."""
     jobs: list[PeriodicJob] = []
-    for ep in entry_points(group=ENTRY_POINT_GROUP):
+    try:
+        factories = load_group(ENTRY_POINT_GROUP, what="job package")
+    except PluginLoadError as exc:
+        raise JobError(str(exc)) from exc
+    for name, factory in factories.items():
         try:
-            factory = ep.load()
             found = list(factory())
         except Exception as exc:
-            raise JobError(f"job package {ep.name!r} ({ep.value}) failed to load: {exc}") from exc
+            raise JobError(f"job package {name!r} failed to list its jobs: {exc}") from exc
         for job in found:
             if not isinstance(job, PeriodicJob):
-                raise JobError(f"job package {ep.name!r} returned {job!r}, not a hub.plugin.PeriodicJob")
+                raise JobError(f"job package {name!r} returned {job!r}, not a hub.plugin.PeriodicJob")
         jobs.extend(found)
     return jobs
 

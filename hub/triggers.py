@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from importlib.metadata import entry_points
 from typing import TYPE_CHECKING, Callable, Protocol
 
 from hub.models import Direction
+from hub.plugin import load_group
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -59,9 +59,5 @@ class TriggerRegistry:
 
     def load_entry_points(self) -> None:
         """Let installed packages register triggers: each entry point is `setup(registry)`."""
-        for ep in entry_points(group=ENTRY_POINT_GROUP):
-            try:
-                setup = ep.load()
-            except Exception as exc:
-                raise RuntimeError(f"trigger package {ep.name!r} ({ep.value}) failed to load: {exc}") from exc
+        for setup in load_group(ENTRY_POINT_GROUP, what="trigger package").values():
             setup(self)

@@ -149,8 +149,9 @@ def test_claim_send_records_sent_with_the_provider_id_and_mirrors_the_event(hub,
     event = event_of(hub, delivery_id)
     assert event.status == "sent" and event.data["provider_id"] == f"fake-{delivery_id}-1"
     updates = [m for topic, m in hub.broker.published if m["type"] == "event.updated"]
-    assert updates == [{"type": "event.updated", "contact_id": contact, "event_id": event.id,
-                        "delivery_id": delivery_id, "status": "sent"}]
+    # The one shape of an event's change (hub.event_updates), with the delivery it mirrors.
+    assert updates == [{"type": "event.updated", "contact_id": contact, "event_id": event.id, "channel": "fake",
+                        "kind": event.kind, "delivery_id": delivery_id, "status": "sent"}]
     assert hub.broker.published[-1][0] == f"contact:{contact}"
     assert Worker(hub, "w2").tick() == 0  # nothing left
 

@@ -27,6 +27,7 @@ from campaigns.surveys.questions import Question, clean_answers, describe, headl
 from campaigns.surveys.service import SURVEYS_CHANNEL, is_open
 from hub import clock
 from hub.auth import SYSTEM
+from hub.event_updates import publish_updated, update_event
 from hub.ingest import InboundEvent, post_event
 from hub.models import Contact, Direction, Task, TimelineEvent, User
 from hub.signing import BadLink
@@ -75,8 +76,6 @@ _LINK = (
 )
 _MARK_ANSWERED = (update(_INVITATION).where(_INVITATION.c.id == bindparam("invitation_id"))
                   .values(status=InvitationStatus.ANSWERED.value))
-_EDIT_EVENT = (update(_EVENT).where(_EVENT.c.id == bindparam("event_id"))
-               .values(text=bindparam("summary"), data=bindparam("event_data", type_=_EVENT.c.data.type)))
 _LINK_RESPONSE = (update(_RESPONSE).where(_RESPONSE.c.id == bindparam("response_id"))
                   .values(event_id=bindparam("new_event_id"), follow_up_task_id=bindparam("task_id")))
 _TASK_SOURCE = (update(Task.__table__).where(Task.__table__.c.id == bindparam("task_id"))
@@ -279,7 +278,11 @@ def _close_the_loop(session: Session, *, link: Link, response: SavedResponse, su
         response.event_id = result.event.id
     elif response.event_id != edited_event_id:
         # An edit replaces the answer in force on the same event (see the module's docstring).
-        session.execute(_EDIT_EVENT, {"event_id": response.event_id, "summary": summary, "event_data": data})
+        update_event(session, event_id=response.event_id, text=summary, data=data)
+    else:
+        # The save's own statement changed the event (PostgreSQL); agents' open pages still hear of it.
+        publish_updated(session, event_id=response.event_id, contact_id=link.invitation.contact_id,
+                        channel=SURVEYS_CHANNEL, kind="survey.answered", status=None)
     task = None
     if response.follow_up_task_id is None and is_detractor(link.survey, response):
         task = _open_follow_up(session, link=link, response=response, summary=summary, locale=locale)

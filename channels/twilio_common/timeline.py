@@ -8,8 +8,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from hub import live
-from hub.db import after_commit
+from hub.event_updates import publish_event_updated
 from hub.models import TimelineEvent
 
 
@@ -39,24 +38,10 @@ def update_event(
         return None
     if change(event):
         session.flush()
-        publish_updated(session, event)
+        publish_event_updated(session, event)
     return event
 
 
 def merged(data: dict[str, Any] | None, **changes: Any) -> dict[str, Any]:
     """A new dict (JSON columns only notice reassignment, not mutation in place)."""
     return {**(data or {}), **changes}
-
-
-def publish_updated(session: Session, event: TimelineEvent) -> None:
-    hub = session.info["hub"]
-    message = {
-        "type": "event.updated",
-        "contact_id": event.contact_id,
-        "event_id": event.id,
-        "channel": event.channel,
-        "kind": event.kind,
-        "status": event.status,
-    }
-    topic = live.contact_topic(event.contact_id)
-    after_commit(session, lambda: hub.broker.publish(topic, message))

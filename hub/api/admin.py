@@ -103,7 +103,10 @@ class ApiKeyCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(min_length=1, max_length=200)
-    scopes: list[str] = Field(min_length=1, max_length=len(SCOPES), description=f"Any of: {', '.join(SCOPES)}")
+    # The scopes are the core's and the installed plug-ins': listed when the schema is built, not at
+    # import (plug-ins import this module while they load).
+    scopes: list[str] = Field(min_length=1, max_length=100, json_schema_extra=lambda schema: schema.update(
+        description=f"Any of: {', '.join(SCOPES)}", maxItems=len(SCOPES)))
 
     @field_validator("scopes")
     @classmethod

@@ -174,7 +174,7 @@ def main() -> None:
 
 
 def _add_groups() -> None:
-    from importlib.metadata import entry_points
+    from hub.plugin import load_group
 
     from hub.cli import contacts, demo, privacy, store, users
 
@@ -186,12 +186,8 @@ def _add_groups() -> None:
     app.add_typer(store.app, name="store")
     # Packages add their own command groups (the phone adapter's `hub calls …`) through entry points,
     # so the hub imports no channel.
-    for ep in entry_points(group="hub.commands"):
-        try:
-            group = ep.load()
-        except Exception as exc:
-            raise RuntimeError(f"command group {ep.name!r} ({ep.value}) failed to load: {exc}") from exc
-        app.add_typer(group, name=ep.name)
+    for name, group in load_group("hub.commands", what="command group").items():
+        app.add_typer(group, name=name)
 
 
 _add_groups()

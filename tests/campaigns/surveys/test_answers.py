@@ -182,3 +182,17 @@ def test_the_agents_card_shows_the_answer_in_force(hub, email_ready):
     with hub.session(read_only=True) as session:
         found = last_survey_score(session, contact_id=other.id)
     assert found is not None and (found.score, found.scale, found.tone) == (4.0, 5, "ok")
+
+
+def test_an_edited_answer_reaches_the_agents_open_page(hub, email_ready, monkeypatch):
+    survey = make_survey(hub, delay_minutes=0)
+    contact = make_contact(hub)
+    _invitation, token = invite_now(hub, survey, contact)
+    answer(hub, token, {"q_nps": ["3"]})
+    seen: list[dict] = []
+    monkeypatch.setattr(hub.broker, "publish", lambda topic, message: seen.append({"topic": topic, **message}))
+    answer(hub, token, {"q_nps": ["9"]})
+    with hub.session(read_only=True) as session:
+        event = session.scalars(select(TimelineEvent).where(TimelineEvent.kind == "survey.answered")).one()
+    assert [(m["topic"], m["type"], m["event_id"]) for m in seen if m["type"] == "event.updated"] == \
+        [(f"contact:{contact.id}", "event.updated", event.id)]
