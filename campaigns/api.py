@@ -12,7 +12,7 @@ from sqlalchemy import select
 from campaigns import service
 from campaigns.ab import variants as ab_variants
 from campaigns.ab.decide import choose, default_at, thresholds
-from campaigns.ab.results import test_results
+from campaigns.ab.results import ab_results
 from campaigns.ab.variants import ABTestIn
 from campaigns.models import Campaign, CampaignRun, CampaignStatus
 from campaigns.results import campaign_results
@@ -218,7 +218,7 @@ def results(campaign_id: int, session: SessionDep, _: Reader,
     campaign = _get(session, campaign_id)
     found = campaign_results(session, campaign_id=campaign_id, bucket=bucket).as_dict()
     alpha, min_sent, _hours = thresholds(session.info["hub"])
-    test = test_results(session, campaign=campaign, alpha=alpha, min_sent=min_sent)
+    test = ab_results(session, campaign=campaign, alpha=alpha, min_sent=min_sent)
     found["ab_test"] = None if test is None else {**test.as_dict(), "outcome": campaign.ab_outcome,
                                                   "p_value": campaign.ab_p_value, "winner": campaign.ab_winner,
                                                   "winner_by": campaign.ab_winner_by}

@@ -19,7 +19,7 @@ from campaigns.results import campaign_results, chart_svg
 from campaigns.runs import progress, steps_of
 from campaigns.scheduling import REPEATS, WEEKDAY_NAMES, Picked, cron_of, in_words, picked
 from campaigns.ab import decide as ab_decide
-from campaigns.ab.results import test_results
+from campaigns.ab.results import ab_results
 from campaigns.ab.split import LABELS
 from campaigns.ab.variants import variants_of
 from campaigns.waiting import waiting
@@ -318,7 +318,7 @@ def _detail_values(request: Request, agent: Agent, campaign_id: int) -> dict[str
                           .order_by(CampaignRun.scheduled_for.desc(), CampaignRun.id.desc()).limit(20)).all()
         waits, skips = waiting(db, hub, campaign=campaign, fmt_time=agent.fmt.short_datetime)
         alpha, min_sent, _hours = ab_decide.thresholds(hub)
-        ab = test_results(db, campaign=campaign, alpha=alpha, min_sent=min_sent)
+        ab = ab_results(db, campaign=campaign, alpha=alpha, min_sent=min_sent)
         ab_variants = variants_of(db, campaign_id) if ab else []
         not_ready = None
         if campaign.status == CampaignStatus.DRAFT:

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from campaigns.ab.results import test_results
+from campaigns.ab.results import ab_results
 from campaigns.ab.variants import variants_of
 from campaigns.models import (
     ACTIVE,
@@ -76,7 +76,7 @@ def decide_due(hub: Hub, *, now: datetime | None = None) -> list[int]:
             Campaign.ab_decide_at.is_not(None), Campaign.ab_decide_at <= now, Campaign.ab_decided_at.is_(None),
             Campaign.status.not_in(OVER)).with_for_update(skip_locked=True)).all()
         for campaign in due:
-            found = test_results(session, campaign=campaign, now=now, alpha=alpha, min_sent=min_sent)
+            found = ab_results(session, campaign=campaign, now=now, alpha=alpha, min_sent=min_sent)
             assert found is not None
             v = found.verdict
             campaign.ab_outcome, campaign.ab_p_value, campaign.ab_decided_at = v.outcome, v.p_value, now

@@ -51,7 +51,7 @@ class VariantFigures:
 
 
 @dataclass
-class TestResults:
+class ABResults:
     metric: str
     variants: list[VariantFigures]
     rest: VariantFigures
@@ -95,8 +95,8 @@ def _cells(session: Session, campaign_id: int, cutoff: datetime) -> dict[tuple[s
     return out
 
 
-def test_results(session: Session, *, campaign: Campaign, now: datetime | None = None, alpha: float = 0.05,
-                 min_sent: int = 30) -> TestResults | None:
+def ab_results(session: Session, *, campaign: Campaign, now: datetime | None = None, alpha: float = 0.05,
+                 min_sent: int = 30) -> ABResults | None:
     """The test's figures per variant and the verdict they give; None for a campaign without a test."""
     if campaign.ab_share_percent is None:
         return None
@@ -113,8 +113,8 @@ def test_results(session: Session, *, campaign: Campaign, now: datetime | None =
                 setattr(rest, name, getattr(rest, name) + value)
     count = METRIC_COUNT[campaign.ab_metric or "open"]
     arms = [Arm(f.label, f.sent, getattr(f, count)) for f in variants]
-    return TestResults(metric=campaign.ab_metric or "open", variants=variants, rest=rest, cutoff=cutoff,
+    return ABResults(metric=campaign.ab_metric or "open", variants=variants, rest=rest, cutoff=cutoff,
                        verdict=verdict(arms, alpha=alpha, min_sent=min_sent))
 
 
-__all__ = ["TestResults", "VariantFigures", "test_results"]
+__all__ = ["ABResults", "VariantFigures", "ab_results"]
