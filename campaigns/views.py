@@ -220,7 +220,8 @@ def _ab_rows(test: Any) -> dict[str, Any] | None:
     if not test:
         return None
     variants = list(test.get("variants") or [])
-    rows = {label: (variants[i] if i < len(variants) else {}) for i, label in enumerate(LABELS)}
+    blank = {"template_id": None, "subject": None, "send_time": None}
+    rows = {label: {**blank, **(variants[i] if i < len(variants) else {})} for i, label in enumerate(LABELS)}
     wait = test.get("wait_minutes")
     return {**test, "rows": rows, "wait_hours": (wait / 60 if isinstance(wait, int | float) else wait)}
 

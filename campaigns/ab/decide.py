@@ -114,7 +114,7 @@ def choose(session: Session, *, campaign: Campaign, label: str, actor: Principal
     if label not in labels:
         raise CampaignError(N_("There is no variant “%(label)s”; this test has %(labels)s."), field="variant",
                             label=label, labels=", ".join(labels))
-    if campaign.status in (*OVER, CampaignStatus.COMPLETED):
+    if campaign.status in (CampaignStatus.CANCELLED, CampaignStatus.COMPLETED):
         raise CampaignError(N_("This campaign is %(state)s; its rest cannot get a variant."), status=409,
                             state=campaign.status)
     has_run = session.scalar(select(CampaignRun.id).where(CampaignRun.campaign_id == campaign.id).limit(1))
