@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from functools import lru_cache
 from typing import Any
 
@@ -424,6 +424,9 @@ def resume(session: Session, *, campaign: Campaign) -> int:
             campaign.next_run_at = next_cron_time(campaign.cron or "", campaign.time_zone, after=now)
         if open_runs is None and campaign.next_run_at is None and not recurring:
             campaign.next_run_at = now  # paused before its first run came due
+    if campaign.ab_decide_at is not None and campaign.ab_decided_at is None:
+        # The test's messages were held: its wait starts again from the resume.
+        campaign.ab_decide_at = max(campaign.ab_decide_at, now + timedelta(minutes=campaign.ab_wait_minutes or 0))
     campaign.updated_at = now
     d = Delivery.__table__
     released = session.execute(

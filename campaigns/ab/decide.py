@@ -48,7 +48,11 @@ OVER = (CampaignStatus.CANCELLED, CampaignStatus.DRAFT)
 
 def decision_time(session: Session, *, campaign: Campaign, run_id: int, now: datetime) -> datetime:
     """When the winner is picked: the wait after the last test message may go (a variant's send time)."""
-    latest = session.scalar(select(func.max(Delivery.send_after)).where(Delivery.campaign_run_id == run_id))
+    from campaigns.service import HOLD_UNTIL
+
+    # Messages a pause holds are not counted: resuming restarts the wait (campaigns.service.resume).
+    latest = session.scalar(select(func.max(Delivery.send_after)).where(Delivery.campaign_run_id == run_id,
+                                                                        Delivery.send_after < HOLD_UNTIL))
     if latest is not None and latest.tzinfo is None:
         from datetime import timezone
 
@@ -72,9 +76,10 @@ def decide_due(hub: Hub, *, now: datetime | None = None) -> list[int]:
     alpha, min_sent, default_after = thresholds(hub)
     decided: list[int] = []
     with hub.session() as session, session.begin():
+        # A paused test waits: its messages are held, so its figures would judge nothing.
         due = session.scalars(select(Campaign).where(
             Campaign.ab_decide_at.is_not(None), Campaign.ab_decide_at <= now, Campaign.ab_decided_at.is_(None),
-            Campaign.status.not_in(OVER)).with_for_update(skip_locked=True)).all()
+            Campaign.status.not_in([*OVER, CampaignStatus.PAUSED])).with_for_update(skip_locked=True)).all()
         for campaign in due:
             found = ab_results(session, campaign=campaign, now=now, alpha=alpha, min_sent=min_sent)
             assert found is not None

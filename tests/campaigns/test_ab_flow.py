@@ -169,3 +169,21 @@ def test_variants_with_their_own_template_and_send_time(hub, frozen_clock):
             assert d.content["subject"].startswith("Hello ") and d.send_after == late
     # The wait counts from the last variant's send time.
     assert campaign(hub, cid).ab_decide_at == datetime(2026, 3, 2, 17, 30, tzinfo=timezone.utc)
+
+
+def test_a_pause_before_the_decision_holds_it_and_the_wait_restarts_on_resume(hub, frozen_clock):
+    from datetime import timedelta
+
+    start(frozen_clock)
+    cid = ab_campaign(hub, 20, share=50, wait=60)
+    tick(hub)
+    assert campaign(hub, cid).ab_decide_at == frozen_clock.current + timedelta(minutes=60)
+    act(hub, cid, "pause")
+    frozen_clock.advance(minutes=90)
+    tick(hub)
+    assert campaign(hub, cid).ab_decided_at is None  # its messages were held: nothing to judge yet
+    act(hub, cid, "resume")
+    assert campaign(hub, cid).ab_decide_at == frozen_clock.current + timedelta(minutes=60)
+    frozen_clock.advance(minutes=61)
+    tick(hub)
+    assert campaign(hub, cid).ab_outcome == "too_few"
