@@ -6,10 +6,14 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
 from campaigns import service
+from campaigns.ab import variants as ab_variants
+from campaigns.ab.decide import choose, default_at, thresholds
+from campaigns.ab.results import ab_results
+from campaigns.ab.variants import ABTestIn
 from campaigns.models import Campaign, CampaignRun, CampaignStatus
 from campaigns.results import campaign_results
 from campaigns.runs import progress, steps_of
@@ -28,6 +32,24 @@ class StepPublic(BaseModel):
     template_id: int
     delay_minutes: int
     skip_if_replied: bool
+
+
+class ABTestPublic(ABTestIn):
+    """The test as submitted, and where it stands: when the winner is picked, the verdict, the winner."""
+
+    decide_at: datetime | None = Field(None, description="When the winner is picked (set once the test messages are queued)")
+    outcome: str | None = Field(None, description="The verdict: winner, no_difference or too_few")
+    p_value: float | None = None
+    winner: str | None = Field(None, description="The variant the rest of the audience gets")
+    winner_by: str | None = Field(None, description="test (significant), marketer (chosen) or default (A, nobody chose)")
+    decided_at: datetime | None = None
+    default_at: datetime | None = Field(None, description="When A goes by default if nobody chooses")
+
+
+class WinnerIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    variant: str = Field(min_length=1, max_length=1, description="A, B, C or D")
 
 
 class CampaignPublic(BaseModel):
@@ -52,6 +74,7 @@ class CampaignPublic(BaseModel):
     created_at: datetime
     updated_at: datetime
     steps: list[StepPublic]
+    ab_test: ABTestPublic | None = None
 
 
 class RunPublic(BaseModel):
@@ -74,7 +97,17 @@ class ActionResult(BaseModel):
 def to_public(session: Any, campaign: Campaign) -> CampaignPublic:
     steps = [StepPublic(position=s.position, template_id=s.template_id, delay_minutes=s.delay_minutes,
                         skip_if_replied=s.skip_if_replied) for s in steps_of(session, campaign.id)]  # type: ignore[arg-type]
-    return CampaignPublic(**campaign.model_dump(include=set(CampaignPublic.model_fields) - {"steps"}), steps=steps)
+    return CampaignPublic(**campaign.model_dump(include=set(CampaignPublic.model_fields) - {"steps", "ab_test"}),
+                          steps=steps, ab_test=_ab_public(session, campaign))
+
+
+def _ab_public(session: Any, campaign: Campaign) -> ABTestPublic | None:
+    test = ab_variants.read(session, campaign)
+    if test is None:
+        return None
+    return ABTestPublic(**test.model_dump(), decide_at=campaign.ab_decide_at, outcome=campaign.ab_outcome,
+                        p_value=campaign.ab_p_value, winner=campaign.ab_winner, winner_by=campaign.ab_winner_by,
+                        decided_at=campaign.ab_decided_at, default_at=default_at(campaign, session.info["hub"]))
 
 
 def _get(session: Any, campaign_id: int) -> Campaign:
@@ -178,9 +211,27 @@ def read_progress(campaign_id: int, session: SessionDep, _: Reader) -> dict[str,
 
 
 @router.get("/{campaign_id}/results",
-            summary="Targeted, sent, delivered, bounced, opened, clicked, replied, unsubscribed, failed; per step "
-                    "and over time")
+            summary="Targeted, sent, delivered, bounced, opened, clicked, replied, unsubscribed, failed; per step, "
+                    "over time, and per A/B variant with the test's significance")
 def results(campaign_id: int, session: SessionDep, _: Reader,
             bucket: Annotated[str | None, Query(pattern="^(hour|day)$")] = None) -> dict[str, Any]:
-    _get(session, campaign_id)
-    return campaign_results(session, campaign_id=campaign_id, bucket=bucket).as_dict()
+    campaign = _get(session, campaign_id)
+    found = campaign_results(session, campaign_id=campaign_id, bucket=bucket).as_dict()
+    alpha, min_sent, _hours = thresholds(session.info["hub"])
+    test = ab_results(session, campaign=campaign, alpha=alpha, min_sent=min_sent)
+    found["ab_test"] = None if test is None else {**test.as_dict(), "outcome": campaign.ab_outcome,
+                                                  "p_value": campaign.ab_p_value, "winner": campaign.ab_winner,
+                                                  "winner_by": campaign.ab_winner_by}
+    return found
+
+
+@router.post("/{campaign_id}/ab-winner", summary="Choose the A/B variant the rest of the audience gets")
+def choose_winner(campaign_id: int, body: WinnerIn, session: SessionDep, principal: Writer) -> CampaignPublic:
+    """For a test that could not tell (or before it decides): the rest gets this variant from the next tick."""
+    campaign = _get(session, campaign_id)
+    try:
+        choose(session, campaign=campaign, label=body.variant.upper(), actor=principal)
+    except service.CampaignError as exc:
+        raise _fail(exc) from None
+    session.commit()
+    return to_public(session, campaign)

@@ -36,6 +36,11 @@ class CampaignsSettings(ExtensionSettings):
     batch_size: int = Field(500, ge=1, le=10_000)
     # SQLite only: how long a crashed holder keeps the tick's lock (one process per SQLite store).
     lock_lease_seconds: float = Field(60.0, ge=1, le=3600)
+    # A/B tests: the significance level of the winner rule, the fewest messages each variant must have
+    # sent before it is trusted, and how long after an inconclusive verdict variant A goes by default.
+    ab_alpha: float = Field(0.05, gt=0, lt=0.5)
+    ab_min_sent: int = Field(30, ge=5, le=100_000)
+    ab_default_after_hours: float = Field(24.0, ge=1, le=24 * 30)
 
 
 class CampaignsExtension(Extension):
@@ -98,6 +103,7 @@ class CampaignsExtension(Extension):
 
         def tick(hub: Any) -> None:
             from campaigns import runs
+            from campaigns.ab import decide
             from hub.locks import once_lock
 
             # Cluster-wide: two processes materialising one run would only waste work (the unique
@@ -110,6 +116,8 @@ class CampaignsExtension(Extension):
                     return
                 runs.dispatch_due(hub)
                 runs.materialise_due(hub, batch_size=settings.batch_size)
+                decide.decide_due(hub)
+                decide.send_winner(hub, batch_size=settings.batch_size)
                 runs.advance_drips(hub, batch_size=settings.batch_size)
                 runs.finish_runs(hub)
 

@@ -52,6 +52,7 @@ class RecipientStatus(StrEnum):
     REPLIED = "replied"  # a later step was skipped because the contact replied
     NO_ADDRESS = "no_address"  # the contact has no address on the campaign's channel
     FAILED = "failed"  # their message could not be rendered
+    HELD = "held"  # the rest of an A/B test's audience: waits for the winner (campaigns/ab/)
 
 
 class Campaign(SQLModel, table=True):
@@ -76,6 +77,19 @@ class Campaign(SQLModel, table=True):
     quiet_hours_end: str | None = Field(default=None, max_length=5)
     frequency_cap_max: int | None = None
     frequency_cap_days: int | None = None
+    # An A/B test of the first step (campaigns/ab/): the share of the audience that gets the variants
+    # at random (None: no test), the metric that picks the winner and how long after the test messages
+    # went out it is picked. The seed makes the split reproducible; the outcome is recorded once.
+    ab_share_percent: int | None = None
+    ab_metric: str | None = Field(default=None, max_length=10)
+    ab_wait_minutes: int | None = None
+    ab_seed: int | None = Field(default=None, sa_column=sa.Column(BigId, nullable=True))
+    ab_decide_at: datetime | None = _time(nullable=True, default_now=False)
+    ab_outcome: str | None = Field(default=None, max_length=20)  # the verdict: winner / no_difference / too_few
+    ab_p_value: float | None = None
+    ab_winner: str | None = Field(default=None, max_length=1)
+    ab_winner_by: str | None = Field(default=None, max_length=10)  # test / marketer / default
+    ab_decided_at: datetime | None = _time(nullable=True, default_now=False)
     status: str = Field(default=CampaignStatus.DRAFT, max_length=20)
     next_run_at: datetime | None = _time(nullable=True, default_now=False)
     last_run_at: datetime | None = _time(nullable=True, default_now=False)
@@ -139,8 +153,27 @@ class CampaignRecipient(SQLModel, table=True):
     status: str = Field(default=RecipientStatus.ACTIVE, max_length=20)
     next_step_at: datetime | None = _time(nullable=True, default_now=False)
     error: str | None = Field(default=None, max_length=500)
+    # A/B test: "test" (got `variant` at random) or "rest" (held, then gets the winner, written
+    # into `variant` when it is queued). Written with the row, before anything is sent.
+    ab_role: str | None = Field(default=None, max_length=4)
+    variant: str | None = Field(default=None, max_length=1)
     created_at: datetime = _time()
     updated_at: datetime = _time()
+
+
+class CampaignVariant(SQLModel, table=True):
+    """One variant of an A/B-tested campaign's first step: its own template, subject or send time
+    (each blank: as the step has it). Labelled A, B, C, D in order; A is the default."""
+
+    __tablename__ = "campaign_variant"
+    __table_args__ = (sa.UniqueConstraint("campaign_id", "label", name="uq_campaign_variant_label"),)
+
+    id: int | None = _id()
+    campaign_id: int = _fk("campaign.id", nullable=False, index=False, ondelete="CASCADE")
+    label: str = Field(max_length=1)
+    template_id: int | None = Field(default=None, sa_column=sa.Column(BigId, nullable=True))
+    subject: str | None = Field(default=None, max_length=300)
+    send_time: str | None = Field(default=None, max_length=5)  # "HH:MM" in the campaign's zone
 
 
 class CampaignMessage(SQLModel, table=True):

@@ -23,6 +23,8 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.orm import Session
 
+from campaigns.ab import variants as ab_variants
+from campaigns.ab.split import assign
 from campaigns.models import (
     ACTIVE,
     Campaign,
@@ -31,6 +33,7 @@ from campaigns.models import (
     CampaignRun,
     CampaignStatus,
     CampaignStep,
+    CampaignVariant,
     RecipientStatus,
     RunStatus,
     ScheduleKind,
@@ -221,6 +224,11 @@ def _finish_materialising(hub: Hub, *, run_id: int) -> None:
             return
         run.status = RunStatus.SENDING
         run.materialised_at = clock.now()
+        campaign = session.get(Campaign, run.campaign_id)
+        if campaign is not None and campaign.ab_share_percent is not None and campaign.ab_decide_at is None:
+            from campaigns.ab.decide import decision_time
+
+            campaign.ab_decide_at = decision_time(session, campaign=campaign, run_id=run_id, now=run.materialised_at)
 
 
 def steps_of(session: Session, campaign_id: int) -> list[CampaignStep]:
@@ -236,6 +244,8 @@ def _add_recipients(session: Session, hub: Hub, *, campaign: Campaign, run: Camp
     following = steps[1] if len(steps) > 1 else None
     contacts = {c.id: c for c in session.scalars(select(Contact).where(among(session, Contact.id, contact_ids))).all()}
     addresses = addresses_for(session, channel=campaign.channel, contact_ids=list(contacts))
+    variants = {v.label: v for v in ab_variants.variants_of(session, campaign.id)} \
+        if campaign.ab_share_percent is not None else {}  # type: ignore[arg-type]
     now = clock.now()
     rows: list[dict[str, Any]] = []
     for cid in contact_ids:
@@ -243,24 +253,36 @@ def _add_recipients(session: Session, hub: Hub, *, campaign: Campaign, run: Camp
         if contact is None or contact.merged_into is not None:
             continue  # gone or merged since the segment was read; the survivor is in the segment itself
         address = addresses.get(cid)
+        # The A/B draw is written with the row, in the transaction that queues the message: a
+        # restart finds the row and never draws again (and the seeded draw would agree anyway).
+        label = assign(campaign.ab_seed or 0, cid, share_percent=campaign.ab_share_percent,
+                       labels=list(variants)) if variants else None
+        held = bool(variants) and label is None and address is not None
         # Written as it will stand once step 1 is queued (one statement, not insert-then-update);
         # corrected below in the rare case the message cannot be made.
-        rows.append(dict(run_id=run.id, contact_id=cid, address=address, step=1 if address else 0,
-                         status=(RecipientStatus.NO_ADDRESS if address is None else
+        rows.append(dict(run_id=run.id, contact_id=cid, address=address, step=1 if address and not held else 0,
+                         status=(RecipientStatus.NO_ADDRESS if address is None else RecipientStatus.HELD if held else
                                  RecipientStatus.ACTIVE if following is not None else RecipientStatus.DONE).value,
-                         next_step_at=now + timedelta(minutes=following.delay_minutes) if following and address else None,
+                         next_step_at=(now + timedelta(minutes=following.delay_minutes)
+                                       if following and address and not held else None),
+                         ab_role=None if not variants else "rest" if label is None else "test", variant=label,
                          created_at=now, updated_at=now))
     added = {r.contact_id: r.id for r in insert_ignore_many(session, R, rows, ["run_id", "contact_id"],
                                                             ["id", "contact_id"])}
-    targets = [(contacts[r["contact_id"]], r["address"]) for r in rows if r["contact_id"] in added and r["address"]]
-    messages: list[dict[str, Any]] = []
-    failed: list[dict[str, Any]] = []
-    for (contact, _address), sent in zip(targets, send_steps(session, hub, campaign=campaign, run_id=run.id,  # type: ignore[arg-type]
-                                                                step=first, targets=targets)):
-        if isinstance(sent, str):
-            failed.append({"recipient": added[contact.id], "reason": sent[:500]})
-        else:
-            messages.append(sent)
+    groups: dict[str | None, list[tuple[Contact, str]]] = {}
+    for r in rows:
+        if r["contact_id"] in added and r["address"] and r["status"] != RecipientStatus.HELD:
+            groups.setdefault(r["variant"], []).append((contacts[r["contact_id"]], r["address"]))
+    messages, failed = [], []
+    for label, targets in groups.items():
+        variant = variants.get(label) if label else None
+        sent_list = send_steps(session, hub, campaign=campaign, run_id=run.id, step=first, targets=targets,  # type: ignore[arg-type]
+                               variant=variant)
+        for (contact, _address), sent in zip(targets, sent_list):
+            if isinstance(sent, str):
+                failed.append({"recipient": added[contact.id], "reason": sent[:500]})
+            else:
+                messages.append(sent)
     if failed:
         session.execute(update(R).where(R.c.id == bindparam("recipient")).values(
             status=RecipientStatus.FAILED, step=0, next_step_at=None, error=bindparam("reason")), failed)
@@ -297,27 +319,33 @@ def send_step(session: Session, hub: Hub, *, campaign: Campaign, run_id: int, st
 
 
 def send_steps(session: Session, hub: Hub, *, campaign: Campaign, run_id: int, step: CampaignStep,
-               targets: Sequence[tuple[Contact, str]]) -> list[str | dict[str, Any]]:
-    """Render `step` for each (contact, address) and enqueue the lot together: per target, the
-    campaign_message row to insert, or why its message cannot be sent."""
+               targets: Sequence[tuple[Contact, str]], variant: CampaignVariant | None = None) -> list[str | dict[str, Any]]:
+    """Render `step` (as A/B `variant` has it, if given) for each (contact, address) and enqueue the
+    lot together: per target, the campaign_message row to insert, or why its message cannot be sent."""
     from campaigns.message_templates.models import MessageTemplate
     from campaigns.message_templates.rendering import TemplateRenderError, contact_contexts, render_message
     from hub import outbox
 
-    template = session.get(MessageTemplate, step.template_id)
+    template_id = ab_variants.step_template_id(step, variant)
+    template = session.get(MessageTemplate, template_id)
     if template is None:
-        return [f"template {step.template_id} no longer exists"] * len(targets)
+        return [f"template {template_id} no longer exists"] * len(targets)
+    source = ab_variants.source(template, variant.subject if variant else None)
+    send_after = ab_variants.send_after(variant, zone=campaign.time_zone, now=clock.now())
     contexts = contact_contexts(session, [contact for contact, _ in targets])
     extra = {"campaign": {"id": campaign.id, "name": campaign.name}}
     rules = rules_of(campaign)
-    event_data = {"campaign_id": campaign.id, "campaign_run_id": run_id, "step": step.position}
+    event_data: dict[str, Any] = {"campaign_id": campaign.id, "campaign_run_id": run_id, "step": step.position}
+    if variant is not None:
+        event_data["variant"] = variant.label
     results: list[str | int] = []
     outgoing: list[outbox.Outgoing] = []
     for contact, address in targets:
         key = delivery_key(run_id, step.position, contact.id)  # type: ignore[arg-type]
         try:
-            content = dict(render_message(template, contact_context=contexts[contact.id],  # type: ignore[index]
+            content = dict(render_message(source, contact_context=contexts[contact.id],  # type: ignore[index]
                                           locale=contact.locale or hub.settings.default_locale, extra=extra,
+                                          channel=template.channel, default_locale=template.default_locale,
                                           text_from_html=False))
         except TemplateRenderError as exc:
             results.append(f"the template could not be rendered: {exc}")
@@ -327,7 +355,7 @@ def send_steps(session: Session, hub: Hub, *, campaign: Campaign, run_id: int, s
             channel=campaign.channel, address=address, idempotency_key=key, contact_id=contact.id,
             content=decorate(hub, campaign=campaign, contact=contact, content=content, key=key),
             purpose=Purpose.MARKETING, campaign_run_id=run_id, rules=rules, event_kind="campaign.message",
-            event_data=event_data))
+            event_data=event_data, send_after=send_after))
     queued = outbox.enqueue_many(session, outgoing)
     now = clock.now()
     out: list[str | dict[str, Any]] = []
@@ -459,8 +487,9 @@ def finish_runs(hub: Hub, *, now: datetime | None = None) -> int:
     with hub.session() as session, session.begin():
         runs = session.scalars(select(CampaignRun).where(CampaignRun.status == RunStatus.SENDING)).all()
         for run in runs:
-            pending = session.scalar(
-                select(R.c.id).where(R.c.run_id == run.id, R.c.status == RecipientStatus.ACTIVE).limit(1)
+            pending = session.scalar(  # a drip step to come, or the rest of an A/B test awaiting its winner
+                select(R.c.id).where(R.c.run_id == run.id,
+                                     R.c.status.in_([RecipientStatus.ACTIVE, RecipientStatus.HELD])).limit(1)
             )
             if pending is not None:
                 continue

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from functools import lru_cache
 from typing import Any
 
@@ -27,6 +27,8 @@ from campaigns.models import (
     RunStatus,
     ScheduleKind,
 )
+from campaigns.ab import variants as ab_variants
+from campaigns.ab.variants import ABTestIn
 from campaigns.runs import steps_of
 from campaigns.scheduling import ScheduleError, cron_trigger, next_cron_time, zone_of
 from hub import clock
@@ -123,6 +125,8 @@ class CampaignIn(BaseModel):
     frequency_cap_max: int | None = Field(None, ge=1, le=1000)
     frequency_cap_days: int | None = Field(None, ge=1, le=366)
     steps: list[StepIn] = Field(min_length=1, max_length=20)
+    # Variants of the first step sent to a random share of the audience; the winner goes to the rest.
+    ab_test: ABTestIn | None = None
 
     @field_validator("name")
     @classmethod
@@ -216,6 +220,7 @@ def _check(session: Session, hub: Any, data: CampaignIn, *, future_from: datetim
             raise CampaignError(N_("Template %(id)s is for %(template_channel)s, not %(channel)s."),
                                 field=f"steps.{i}.template_id", id=step.template_id,
                                 template_channel=template_channel, channel=data.channel)
+    ab_variants.check(session, data)
 
 
 def channel_can_send(hub: Any, channel: str) -> bool:
@@ -255,6 +260,7 @@ def _check_templates_render(session: Session, data: CampaignIn) -> None:
             raise CampaignError(N_("Step %(step)s's template “%(name)s” cannot be rendered (%(reason)s); fix the "
                                    "template first."), field=f"steps.{i}.template_id", step=i + 1, name=template.name,
                                 reason=exc) from None
+    ab_variants.check_renders(session, data)
 
 
 _FIELDS = ("name", "channel", "segment_id", "sender", "schedule_kind", "send_at", "cron", "time_zone", "trigger_kind",
@@ -270,6 +276,7 @@ def create_campaign(session: Session, *, data: CampaignIn, created_by: int | Non
     session.add(campaign)
     session.flush()
     _write_steps(session, campaign, data.steps)
+    ab_variants.write(session, campaign, data.ab_test)
     return campaign
 
 
@@ -285,6 +292,9 @@ def update_campaign(session: Session, *, campaign: Campaign, data: CampaignIn) -
     if has_runs is not None and (data.channel != campaign.channel or len(data.steps) < len(steps_of(session, campaign.id))):
         raise CampaignError(N_("A campaign that has sent cannot change its channel or drop steps; duplicate it instead."),
                             status=409)
+    if has_runs is not None and _test_shape(data.ab_test) != _test_shape(ab_variants.read(session, campaign)):
+        raise CampaignError(N_("A campaign whose A/B test has started cannot change the test; duplicate it instead."),
+                            field="ab_test", status=409)
     for f in _FIELDS:
         setattr(campaign, f, getattr(data, f))
     campaign.updated_at = clock.now()
@@ -292,9 +302,15 @@ def update_campaign(session: Session, *, campaign: Campaign, data: CampaignIn) -
         session.delete(step)
     session.flush()
     _write_steps(session, campaign, data.steps)
+    ab_variants.write(session, campaign, data.ab_test)
     if campaign.status == CampaignStatus.SCHEDULED:
         campaign.next_run_at = first_run_at(campaign, now=clock.now())
     return campaign
+
+
+def _test_shape(test: ABTestIn | None) -> Any:
+    # The seed is kept when a form leaves it out, so it does not count as a change.
+    return None if test is None else test.model_dump(exclude={"seed"})
 
 
 def _write_steps(session: Session, campaign: Campaign, steps: list[StepIn]) -> None:
@@ -309,7 +325,8 @@ def as_input(session: Session, campaign: Campaign) -> CampaignIn:
     """The campaign's settings in the shape the editor and the API submit."""
     steps = [StepIn(template_id=s.template_id, delay_minutes=s.delay_minutes, skip_if_replied=s.skip_if_replied)
              for s in steps_of(session, campaign.id)]  # type: ignore[arg-type]
-    return CampaignIn(**{f: getattr(campaign, f) for f in _FIELDS}, steps=steps)
+    return CampaignIn(**{f: getattr(campaign, f) for f in _FIELDS}, steps=steps,
+                      ab_test=ab_variants.read(session, campaign))
 
 
 def first_run_at(campaign: Campaign, *, now: datetime) -> datetime | None:
@@ -407,6 +424,9 @@ def resume(session: Session, *, campaign: Campaign) -> int:
             campaign.next_run_at = next_cron_time(campaign.cron or "", campaign.time_zone, after=now)
         if open_runs is None and campaign.next_run_at is None and not recurring:
             campaign.next_run_at = now  # paused before its first run came due
+    if campaign.ab_decide_at is not None and campaign.ab_decided_at is None:
+        # The test's messages were held: its wait starts again from the resume.
+        campaign.ab_decide_at = max(campaign.ab_decide_at, now + timedelta(minutes=campaign.ab_wait_minutes or 0))
     campaign.updated_at = now
     d = Delivery.__table__
     released = session.execute(
@@ -446,6 +466,9 @@ def duplicate(session: Session, *, campaign: Campaign, created_by: int | None = 
     session.add(copy)
     session.flush()
     _write_steps(session, copy, data.steps)
+    if data.ab_test is not None:
+        data.ab_test.seed = None  # a copy is a new test: a new split
+    ab_variants.write(session, copy, data.ab_test)
     return copy
 
 

@@ -18,6 +18,10 @@ from campaigns.models import Campaign, CampaignRun, CampaignStatus
 from campaigns.results import campaign_results, chart_svg
 from campaigns.runs import progress, steps_of
 from campaigns.scheduling import REPEATS, WEEKDAY_NAMES, Picked, cron_of, in_words, picked
+from campaigns.ab import decide as ab_decide
+from campaigns.ab.results import ab_results
+from campaigns.ab.split import LABELS
+from campaigns.ab.variants import variants_of
 from campaigns.waiting import waiting
 from hub.web import confirm
 from hub.web.i18n import N_
@@ -39,6 +43,7 @@ METRIC_LABELS = {
     "opened": N_("Opened"), "clicked": N_("Clicked"), "replied": N_("Replied"), "unsubscribed": N_("Unsubscribed"),
     "failed": N_("Failed"),
 }
+AB_METRICS = {"open": N_("Open rate"), "click": N_("Click rate"), "reply": N_("Reply rate"), "order": N_("Order rate")}
 STATUS_TONES = {"draft": "neutral", "scheduled": "info", "running": "info", "paused": "warn", "completed": "ok",
                 "cancelled": "neutral"}
 RUN_STATUS_LABELS = {
@@ -134,7 +139,22 @@ def _form_values(form: Any) -> dict[str, Any]:
                       "delay_minutes": int(float(days) * 24 * 60) if _number(days) else days,
                       "skip_if_replied": form.get(f"step{i}_skip_if_replied") == "on"})
     values["steps"] = steps
+    values["ab_test"] = _ab_form_values(form, text) if form.get("ab_enabled") == "on" else None
     return values
+
+
+def _ab_form_values(form: Any, text: Any) -> dict[str, Any]:
+    """The A/B fieldset in ABTestIn's shape: variant A always, B–D when any of their fields is filled."""
+    hours = text("ab_wait_hours") or "24"
+    variants = []
+    for label in LABELS:
+        row = {"template_id": text(f"ab_{label}_template_id"), "subject": text(f"ab_{label}_subject"),
+               "send_time": text(f"ab_{label}_send_time")}
+        if label == "A" or any(row.values()):
+            variants.append(row)
+    return {"share_percent": text("ab_share_percent") or "20", "metric": text("ab_metric") or "open",
+            "wait_minutes": round(float(hours) * 60) if _number(hours) else hours, "seed": text("ab_seed"),
+            "variants": variants}
 
 
 def _int(value: str | None, default: int) -> int:
@@ -155,6 +175,8 @@ def _errors(exc: ValidationError, agent: Agent) -> dict[str, str]:
     for err in exc.errors():
         loc = [str(p) for p in err.get("loc", ())]
         key = "steps" if loc and loc[0] == "steps" else (loc[0] if loc else "form")
+        if key == "ab_test" and len(loc) > 1:  # the fieldset shows them all, each named by its field
+            key = ".".join(loc[:4])
         cause = (err.get("ctx") or {}).get("error")
         out.setdefault(key, cause.translated(agent.package_gettext("campaigns")) if isinstance(cause, service.CampaignError)
                        else err.get("msg", ""))
@@ -189,7 +211,19 @@ def _editor(request: Request, agent: Agent, *, values: dict[str, Any], errors: d
                   schedule_labels=SCHEDULE_LABELS, step_rows=STEP_ROWS, repeat=picked(values["cron"]) if values.get("cron") else Picked("weekly"),
                   repeats=REPEATS, weekday_names=WEEKDAY_NAMES, trigger_kinds=trigger_kinds,
                   common_zones=COMMON_ZONES, all_zones=_zones(), zone=zone, send_at_local=send_at or "",
-                  cron_words=words)
+                  cron_words=words, ab=_ab_rows(values.get("ab_test")), ab_labels=LABELS, ab_metrics=AB_METRICS,
+                  ab_errors={k: v for k, v in errors.items() if k.startswith("ab_test")})
+
+
+def _ab_rows(test: Any) -> dict[str, Any] | None:
+    """The A/B fieldset's values, each variant row by its label (blank rows for the ones not in use)."""
+    if not test:
+        return None
+    variants = list(test.get("variants") or [])
+    blank = {"template_id": None, "subject": None, "send_time": None}
+    rows = {label: {**blank, **(variants[i] if i < len(variants) else {})} for i, label in enumerate(LABELS)}
+    wait = test.get("wait_minutes")
+    return {**test, "rows": rows, "wait_hours": (wait / 60 if isinstance(wait, int | float) else wait)}
 
 
 @lru_cache(maxsize=1)
@@ -201,7 +235,7 @@ def _blank() -> dict[str, Any]:
     return {"name": "", "channel": "email", "segment_id": None, "sender": "", "schedule_kind": "now", "send_at": None,
             "cron": "", "time_zone": "UTC", "trigger_kind": "order.completed", "trigger_delay_minutes": 0,
             "quiet_hours_start": None, "quiet_hours_end": None, "frequency_cap_max": None, "frequency_cap_days": None,
-            "steps": []}
+            "steps": [], "ab_test": None}
 
 
 @router.get("/campaigns/new")
@@ -284,6 +318,9 @@ def _detail_values(request: Request, agent: Agent, campaign_id: int) -> dict[str
         runs = db.scalars(select(CampaignRun).where(CampaignRun.campaign_id == campaign_id)
                           .order_by(CampaignRun.scheduled_for.desc(), CampaignRun.id.desc()).limit(20)).all()
         waits, skips = waiting(db, hub, campaign=campaign, fmt_time=agent.fmt.short_datetime)
+        alpha, min_sent, _hours = ab_decide.thresholds(hub)
+        ab = ab_results(db, campaign=campaign, alpha=alpha, min_sent=min_sent)
+        ab_variants = variants_of(db, campaign_id) if ab else []
         not_ready = None
         if campaign.status == CampaignStatus.DRAFT:
             try:
@@ -299,7 +336,9 @@ def _detail_values(request: Request, agent: Agent, campaign_id: int) -> dict[str
                 template_names={t.id: getattr(t, "name", f"#{t.id}") for t in templates}, results=results,
                 figures=figures, runs=runs, chart=chart_svg(results.series, labels=labels, fmt_time=agent.fmt.short_datetime),
                 metric_labels=METRIC_LABELS, status_labels=STATUS_LABELS, schedule_labels=SCHEDULE_LABELS,
-                live=campaign.status in (CampaignStatus.RUNNING, CampaignStatus.SCHEDULED) or figures["pending"] > 0)
+                live=campaign.status in (CampaignStatus.RUNNING, CampaignStatus.SCHEDULED) or figures["pending"] > 0,
+                ab=ab, ab_variants=ab_variants, ab_metrics=AB_METRICS, ab_alpha=alpha, ab_min_sent=min_sent,
+                ab_default_at=ab_decide.default_at(campaign, hub))
 
 
 @router.get("/campaigns/{campaign_id}")
@@ -323,6 +362,24 @@ def duplicate(request: Request, campaign_id: int, agent: Writer) -> Response:
         db.commit()
         new_id = copy.id
     return redirect(request, f"/campaigns/{new_id}/edit")
+
+
+@router.post("/campaigns/{campaign_id}/ab-winner")
+async def choose_winner(request: Request, campaign_id: int, agent: Writer) -> Response:
+    """The marketer's choice of the variant the rest gets (a test that could not tell, or before it decides)."""
+    form = await request.form()
+    hub = get_hub(request)
+    with hub.session() as db:
+        campaign = _load(db, campaign_id)
+        try:
+            ab_decide.choose(db, campaign=campaign, label=str(form.get("variant") or "").upper(), actor=agent.principal)
+        except service.CampaignError as exc:
+            db.rollback()
+            return render(request, agent, "campaigns/detail.html", status=exc.status,
+                          problem=exc.translated(agent.package_gettext("campaigns")),
+                          **_detail_values(request, agent, campaign_id))
+        db.commit()
+    return redirect(request, f"/campaigns/{campaign_id}")
 
 
 @router.post("/campaigns/{campaign_id}/{action}")

@@ -40,6 +40,47 @@
     return `${minute} ${hour} ${form.querySelector('[name="repeat_monthday"]').value} * *`;
   }
 
+  // The A/B fieldset: its fields only when the test is on; variants C and D only when in use, with
+  // "Add variant" and "Remove variant" (which clears the row: a blank row is left out on save).
+  const abToggle = document.getElementById("f-ab-enabled");
+  const abBody = document.getElementById("cp-ab-body");
+  const addVariant = document.getElementById("cp-ab-add");
+  const optional = Array.from(form.querySelectorAll('.cp-ab-variant[data-variant="C"], .cp-ab-variant[data-variant="D"]'));
+
+  function filled(row) {
+    return Array.from(row.querySelectorAll("input, select")).some((field) => field.value !== "");
+  }
+
+  function updateVariants() {
+    if (abBody && abToggle) abBody.hidden = !abToggle.checked;
+    if (addVariant) addVariant.hidden = optional.every((row) => !row.hidden);
+  }
+
+  optional.forEach((row) => {
+    row.hidden = !filled(row);
+    const remove = row.querySelector(".cp-ab-remove");
+    if (!remove) return;
+    remove.hidden = false;
+    remove.addEventListener("click", () => {
+      row.querySelectorAll("input, select").forEach((field) => { field.value = ""; });
+      row.hidden = true;
+      updateVariants();
+      if (addVariant) addVariant.focus();
+    });
+  });
+  if (addVariant) {
+    addVariant.addEventListener("click", () => {
+      const next = optional.find((row) => row.hidden);
+      if (next) {
+        next.hidden = false;
+        next.querySelector("select").focus();
+      }
+      updateVariants();
+    });
+  }
+  if (abToggle) abToggle.addEventListener("change", updateVariants);
+  updateVariants();
+
   form.dataset.cron = currentCron();  // the saved schedule, which the words under the picker describe
   form.addEventListener("change", update);
   form.addEventListener("input", update);

@@ -12,6 +12,7 @@ import pytest
 from sqlalchemy import func, select, update
 
 from campaigns import runs, service
+from campaigns.ab import decide
 from campaigns.models import Campaign, CampaignRecipient, CampaignRun
 from hub.auth import SYSTEM
 from hub.contacts import create_contact
@@ -145,6 +146,8 @@ def act(hub: Hub, campaign_id: int, action: str) -> int:
 def tick(hub: Hub, now: datetime | None = None) -> None:
     runs.dispatch_due(hub, now=now)
     runs.materialise_due(hub, now=now, batch_size=7)
+    decide.decide_due(hub, now=now)
+    decide.send_winner(hub, now=now, batch_size=7)
     runs.advance_drips(hub, now=now)
     runs.finish_runs(hub, now=now)
 
