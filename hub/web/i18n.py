@@ -8,6 +8,7 @@ templates and this package and merges them into the catalogs.
 
 from __future__ import annotations
 
+import importlib.util
 import io
 import re
 from dataclasses import dataclass
@@ -16,6 +17,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from functools import lru_cache
 from gettext import GNUTranslations
+from importlib.metadata import entry_points
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -64,9 +66,23 @@ class PackageCatalog:
         return [PROJECT_ROOT / "templates" / kind / self.name for kind in ("ui", "public", "messages")]
 
 
+@lru_cache(maxsize=1)
+def asset_packages() -> dict[str, Path]:
+    """Folders of the packages named under the entry-point group `hub.assets` (a plug-in installed as
+    a wheel of its own): their templates/ join the workspace's, their locale/ the catalogs."""
+    found = {}
+    for ep in entry_points(group="hub.assets"):
+        spec = importlib.util.find_spec(ep.value)
+        if spec is not None and spec.origin is not None:
+            found[ep.name] = Path(spec.origin).resolve().parent
+    return found
+
+
 def package_catalogs() -> list[PackageCatalog]:
-    """Every package under channels/, campaigns/ and keyaccounts/ that keeps a locale/ folder."""
-    found = []
+    """Every package under channels/, campaigns/ and keyaccounts/ that keeps a locale/ folder, and
+    every `hub.assets` package that does."""
+    found = [PackageCatalog(folder.name, folder) for folder in asset_packages().values()
+             if (folder / "locale").is_dir()]
     for root in (PROJECT_ROOT / "channels", PROJECT_ROOT / "campaigns", PROJECT_ROOT / "keyaccounts"):
         for locale_dir in sorted(root.glob("**/locale")):
             if locale_dir.is_dir() and (locale_dir.parent / "__init__.py").exists():

@@ -146,7 +146,8 @@ def require(scope: str) -> Callable[[Agent], Agent]:
 def _environment() -> Environment:
     env = Environment(
         # "compose/email.html" for the workspace; "public/…" and "messages/…" by their folder.
-        loader=FileSystemLoader([str(TEMPLATES_DIR), str(TEMPLATES_DIR.parent)]),
+        loader=FileSystemLoader([str(TEMPLATES_DIR), str(TEMPLATES_DIR.parent),
+                                 *(str(folder / "templates") for folder in i18n.asset_packages().values())]),
         autoescape=select_autoescape(["html"], default_for_string=True, default=True),
         undefined=StrictUndefined,
         trim_blocks=True,
