@@ -78,7 +78,7 @@ def remove(
     if dist is None:
         return
     if not uninstall:
-        out.print(f"Now uninstall it: {sys.executable} -m pip uninstall -y {dist}")
+        typer.echo(f"Now uninstall it: {sys.executable} -m pip uninstall -y {dist}")
         return
     subprocess.run([sys.executable, "-m", "pip", "uninstall", "-y", dist], check=True)
     out.print(f"Uninstalled {dist}.")
