@@ -246,3 +246,29 @@ def test_the_local_api_refuses_calls_the_library_does_not_model(world: World) ->
     markup = world.http.post(f"{base}/sendMessage", json={"chat_id": 1, "text": "x", "reply_markup": {"rows": []}})
     assert markup.status_code == 400 and "InlineKeyboardMarkup" in world.api.violations[-1]
     assert world.http.post(f"{base}/getMe").json()["result"]["is_bot"] is True
+
+
+def test_an_agent_replies_from_the_contact_page(world: World) -> None:
+    from fastapi.testclient import TestClient
+
+    from hub.app import create_app
+    from tests.web.conftest import ORIGIN, login
+
+    world.api.say(USER, "Где мой заказ?")
+    contact_id = contact_of(world, USER).id
+    with TestClient(create_app(world.hub, check_schema=False, start_worker=False), base_url=ORIGIN) as web:
+        token = login(web, world.hub, locale="ru")
+        page = web.get(f"/contacts/{contact_id}")
+        assert page.status_code == 200 and 'id="tab-telegram"' in page.text
+        form = web.get(f"/contacts/{contact_id}/compose/telegram", headers={"HX-Request": "true"})
+        assert form.status_code == 200 and "Отправить в Telegram" in form.text
+        headers = {"Origin": ORIGIN, "HX-Request": "true"}
+        empty = web.post(f"/contacts/{contact_id}/compose/telegram", data={"text": " ", "csrf_token": token},
+                         headers=headers)
+        assert empty.status_code == 422 and "Сначала напишите сообщение" in empty.text
+        sent = web.post(f"/contacts/{contact_id}/compose/telegram",
+                        data={"text": "Сегодня привезём.", "client_id": "tg-1", "csrf_token": token}, headers=headers)
+        assert sent.status_code == 200 and "поставлено в очередь" in sent.text
+        assert "timeline-refresh" in sent.headers["HX-Trigger"]
+    Worker(world.hub).tick()
+    assert world.api.sent[-1].message.text == "Сегодня привезём."
