@@ -13,7 +13,7 @@ the provider (TwiML voice menus) stay hand-written.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -125,10 +125,3 @@ def mount(router: APIRouter, channel: Receiver, webhook: Webhook) -> None:
     router.add_api_route(webhook.path, route, methods=["POST"], summary=webhook.summary,
                          response_class=webhook.response_class)
 
-
-def header(headers: Mapping[str, str], name: str) -> str | None:
-    """A request header by case-insensitive name (Starlette's headers are; a plain dict is not)."""
-    value = headers.get(name)
-    if value is None:
-        value = next((v for k, v in headers.items() if k.lower() == name.lower()), None)
-    return value
