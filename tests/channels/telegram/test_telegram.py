@@ -272,3 +272,24 @@ def test_an_agent_replies_from_the_contact_page(world: World) -> None:
         assert "timeline-refresh" in sent.headers["HX-Trigger"]
     Worker(world.hub).tick()
     assert world.api.sent[-1].message.text == "Сегодня привезём."
+
+
+def test_survey_invitations_go_over_telegram_with_the_stop_wording(world: World) -> None:
+    from campaigns.surveys.models import Survey
+    from campaigns.surveys.service import send_due, send_to_contacts
+    from tests.campaigns.surveys.conftest import make_survey
+
+    world.api.say(USER, "Спасибо за заказ")
+    contact = contact_of(world, USER)
+    survey = make_survey(world.hub, delay_minutes=0, channels=["telegram", "email"])
+    with world.hub.session() as s, s.begin():
+        send_to_contacts(s, survey=s.get(Survey, survey.id), contact_ids=[contact.id], batch="tg")
+    assert send_due(world.hub) == 1
+    with world.hub.session(read_only=True) as s:
+        [queued] = s.scalars(select(Delivery)).all()
+    assert (queued.channel, queued.address) == ("telegram", str(USER))
+    assert "/s/" in queued.content["text"] and queued.content["text"].endswith("отправьте /stop.")
+    assert queued.content["buttons"][0]["callback_data"] == STOP_BUTTON
+    Worker(world.hub).tick()
+    assert world.api.sent[-1].message.reply_markup.inline_keyboard[0][0].callback_data == STOP_BUTTON
+    assert world.api.violations == []
