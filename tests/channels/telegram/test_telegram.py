@@ -28,7 +28,6 @@ from hub_telegram.polling import poll
 from hub_telegram.updates import STOP_BUTTON
 from tests.channels.telegram.harness import World, make_world
 
-pytestmark = pytest.mark.any_store
 FIXTURES = Path(hub_telegram.__file__).parent / "fixtures"
 USER = 123456789
 
@@ -63,6 +62,7 @@ def delivery(world: World, delivery_id: int) -> Delivery:
 
 # --- the webhook -------------------------------------------------------------------------------
 
+@pytest.mark.any_store
 def test_missing_or_wrong_secret_is_refused_and_changes_nothing(world: World) -> None:
     body = (FIXTURES / "text_message.json").read_bytes()
     for secret in (None, "", "wrong-secret-0123456789", "test-webhook-secret-012345678"):
@@ -72,6 +72,7 @@ def test_missing_or_wrong_secret_is_refused_and_changes_nothing(world: World) ->
     assert count(world, TimelineEvent) == 0 and count(world, Contact) == 0
 
 
+@pytest.mark.any_store
 def test_a_replayed_update_is_one_event(world: World) -> None:
     body = json.loads((FIXTURES / "text_message.json").read_text())
     first, again = world.post(body), world.post(body)
@@ -85,6 +86,7 @@ def test_a_replayed_update_is_one_event(world: World) -> None:
     assert (identity.kind, identity.value) == ("telegram", str(USER))
 
 
+@pytest.mark.any_store
 def test_bad_payloads_get_clear_4xx_and_other_updates_are_acknowledged(world: World) -> None:
     assert world.post(b"{not json").status_code == 400
     unprocessable = world.post({"message": {"text": "no update_id"}})
@@ -96,6 +98,7 @@ def test_bad_payloads_get_clear_4xx_and_other_updates_are_acknowledged(world: Wo
     assert count(world, TimelineEvent) == 0
 
 
+@pytest.mark.any_store
 def test_messages_from_the_local_api_reach_the_timeline(world: World) -> None:
     world.api.say(777, "Добрый день", first_name="Пётр")
     assert world.api.delivered[-1][1] == 200
@@ -120,6 +123,7 @@ def test_sharing_a_phone_links_the_telegram_user_to_the_contact_who_has_it(world
     assert set(events) == {known} and merged.merged_into == known
 
 
+@pytest.mark.any_store
 def test_a_shared_phone_nobody_has_joins_the_contact(world: World) -> None:
     world.api.say(USER, "Hi")
     world.api.share_phone(USER, "+7 903 555-12-12")
@@ -145,6 +149,7 @@ def test_stop_withdraws_marketing_and_start_grants_it_again(world: World) -> Non
     assert consent(world, contact_id) == "granted"
 
 
+@pytest.mark.any_store
 def test_the_stop_button_withdraws_marketing(world: World) -> None:
     world.api.say(USER, "Hello")
     world.api.press(USER, STOP_BUTTON)
@@ -155,6 +160,7 @@ def test_the_stop_button_withdraws_marketing(world: World) -> None:
 
 # --- sending -----------------------------------------------------------------------------------
 
+@pytest.mark.any_store
 def test_an_agent_reply_reaches_the_bot_api(world: World, api_key: Any) -> None:
     world.api.say(USER, "Когда доставка?")
     contact_id = contact_of(world, USER).id
@@ -168,6 +174,7 @@ def test_an_agent_reply_reaches_the_bot_api(world: World, api_key: Any) -> None:
     assert world.api.violations == []
 
 
+@pytest.mark.any_store
 def test_replies_are_refused_without_a_chat_or_with_bad_input(world: World, api_key: Any) -> None:
     with world.hub.session() as s, s.begin():
         no_chat = create_contact(s, actor=SYSTEM, region="RU", display_name="Без Telegram").id
@@ -197,6 +204,7 @@ def test_a_blocked_bot_withdraws_consent_and_is_never_retried(world: World, api_
     assert reply(world, api_key, contact_id).status_code == 202
 
 
+@pytest.mark.any_store
 def test_campaign_messages_carry_the_stop_wording_and_button(world: World) -> None:
     from campaigns.models import Campaign
     from campaigns.runs import addresses_for, decorate
@@ -239,6 +247,7 @@ def test_long_polling_takes_each_update_once(hub: Any) -> None:
         assert [job.id for job in world.hub.channels["telegram"].jobs()] == ["telegram.poll"]
 
 
+@pytest.mark.any_store
 def test_the_local_api_refuses_calls_the_library_does_not_model(world: World) -> None:
     base = world.api.api_base + world.api.token
     bad = world.http.post(f"{base}/sendMessage", json={"chat_id": 1, "text": "x", "colour": "red"})
@@ -248,6 +257,7 @@ def test_the_local_api_refuses_calls_the_library_does_not_model(world: World) ->
     assert world.http.post(f"{base}/getMe").json()["result"]["is_bot"] is True
 
 
+@pytest.mark.any_store
 def test_an_agent_replies_from_the_contact_page(world: World) -> None:
     from fastapi.testclient import TestClient
 
@@ -274,6 +284,7 @@ def test_an_agent_replies_from_the_contact_page(world: World) -> None:
     assert world.api.sent[-1].message.text == "Сегодня привезём."
 
 
+@pytest.mark.any_store
 def test_survey_invitations_go_over_telegram_with_the_stop_wording(world: World) -> None:
     from campaigns.surveys.models import Survey
     from campaigns.surveys.service import send_due, send_to_contacts
