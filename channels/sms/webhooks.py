@@ -32,7 +32,6 @@ if TYPE_CHECKING:
     from channels.sms import SmsChannel
 
 
-
 def keywords(session: Session, received: Received) -> str | None:
     """After an inbound SMS is written, in its transaction: an opt-out or opt-in updates consent.
 
