@@ -13,12 +13,18 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 
-$(VENV)/.installed: pyproject.toml | $(BIN)/python
+# Plug-ins shipped as distributions of their own (plugins/<name>/pyproject.toml) install after the
+# hub, as a third-party plug-in would: the hub finds them through their entry points only.
+PLUGINS = plugins/telegram
+
+$(VENV)/.installed: pyproject.toml $(PLUGINS:%=%/pyproject.toml) | $(BIN)/python
 	$(BIN)/pip install --quiet -e .
+	$(foreach plugin,$(PLUGINS),$(BIN)/pip install --quiet -e $(plugin) &&) true
 	touch $@
 
-$(VENV)/.installed-test: pyproject.toml | $(BIN)/python
+$(VENV)/.installed-test: pyproject.toml $(PLUGINS:%=%/pyproject.toml) | $(BIN)/python
 	$(BIN)/pip install --quiet -e '.[test]'
+	$(foreach plugin,$(PLUGINS),$(BIN)/pip install --quiet -e $(plugin) &&) true
 	touch $@ $(VENV)/.installed
 
 install: $(VENV)/.installed

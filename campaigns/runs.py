@@ -41,6 +41,7 @@ from campaigns.models import (
 from campaigns.scheduling import next_cron_time, run_key
 from hub import clock
 from hub.db import after_commit, among, insert_ignore, insert_ignore_many
+from hub.channel_hooks import DecoratesMarketing, identity_kind_of
 from hub.models import Contact, Delivery, DeliveryStatus, Direction, Identity, IdentityKind, Purpose, TimelineEvent
 
 if TYPE_CHECKING:
@@ -293,7 +294,9 @@ def _add_recipients(session: Session, hub: Hub, *, campaign: Campaign, run: Camp
 
 def addresses_for(session: Session, *, channel: str, contact_ids: Sequence[int]) -> dict[int, str]:
     """Each contact's address on `channel`: the primary email or phone first, then the oldest."""
-    kind = IdentityKind.EMAIL if channel == "email" else IdentityKind.PHONE
+    hub = session.info.get("hub")
+    kind = identity_kind_of(hub.channels.get(channel) if hub is not None else None,
+                            IdentityKind.EMAIL if channel == "email" else IdentityKind.PHONE)
     if not contact_ids:
         return {}
     rows = session.execute(
@@ -392,6 +395,8 @@ def decorate(hub: Hub, *, campaign: Campaign, contact: Contact, content: dict[st
             content["html"] = html
             if content.get("text") is None:
                 content["text"] = text
+    elif isinstance(adapter := hub.channels.get(campaign.channel), DecoratesMarketing):
+        content = adapter.decorate_marketing(content, locale=contact.locale or hub.settings.default_locale)
     else:
         from campaigns.unsubscribe import sms_opt_out_text
 

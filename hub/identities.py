@@ -58,6 +58,11 @@ def normalize(kind: str, value: str, *, region: str) -> str:
         return normalize_email(value)
     if kind == IdentityKind.PHONE:
         return normalize_phone(value, region)
+    if kind == IdentityKind.TELEGRAM:
+        value = value.strip()
+        if not value.isdigit() or len(value) > 20:
+            raise InvalidIdentity(N_("A Telegram user id is a number, like 123456789."))
+        return str(int(value))
     if kind == IdentityKind.EXTERNAL:
         value = value.strip()
         if not value or len(value) > 320:

@@ -56,9 +56,23 @@ def head_revision() -> str | None:
 
 
 def current_revision(engine: Engine) -> str | None:
-    """The database's heads, in the same form as `head_revision()`."""
+    """The code's heads the database has reached, in the same form as `head_revision()`.
+
+    A plug-in's first revision `depends_on` a core one, and Alembic then keeps only the plug-in's
+    revision in alembic_version (the core one is implied): so what the database holds is read as
+    every head among its revisions and their ancestors. A revision the code does not know (a
+    plug-in uninstalled without `hub plugins remove`) is kept as it is, so the check names it.
+    """
     with engine.connect() as conn:
-        return _joined(MigrationContext.configure(conn).get_current_heads())
+        current = MigrationContext.configure(conn).get_current_heads()
+    if not current:
+        return None
+    script = ScriptDirectory.from_config(_config())
+    try:
+        reached = {r.revision for r in script.revision_map.iterate_revisions(current, "base")}
+    except Exception:  # noqa: BLE001 - alembic's ResolutionError and friends: an unknown revision
+        return _joined(current)
+    return _joined((reached & set(script.get_heads())) | (set(current) - reached))
 
 
 def upgrade(engine: Engine, revision: str = "heads") -> None:

@@ -73,6 +73,8 @@ class IdentityKind(StrEnum):
     EMAIL = "email"
     PHONE = "phone"
     EXTERNAL = "external"
+    # A Telegram user id (the hub-telegram plug-in): digits, the same number as the user's private chat.
+    TELEGRAM = "telegram"
 
 
 class ConsentStatus(StrEnum):

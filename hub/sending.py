@@ -156,8 +156,14 @@ def _is_marketing(message: OutboundMessage) -> bool:
     return message.purpose == Purpose.MARKETING
 
 
+_IDENTITY_KINDS = frozenset(kind.value for kind in IdentityKind)
+
+
 def address_kind(channel: str, address: str) -> str:
-    """Which identity kind a channel's address is (email for email, phone for SMS, voice, WhatsApp…)."""
+    """Which identity kind a channel's address is (email for email, phone for SMS, voice, WhatsApp…;
+    a channel named after an identity kind, such as telegram, addresses by that kind)."""
+    if channel in _IDENTITY_KINDS:
+        return channel
     if channel == "email" or "@" in address:
         return IdentityKind.EMAIL.value
     return IdentityKind.PHONE.value

@@ -12,6 +12,8 @@ import logging
 import secrets
 from collections.abc import Iterable
 from datetime import datetime, timedelta
+from functools import lru_cache
+from importlib.metadata import entry_points
 from typing import TYPE_CHECKING, Any
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
@@ -23,6 +25,7 @@ from campaigns.surveys.models import InvitationStatus, Survey, SurveyInvitation,
 from campaigns.surveys.questions import Question, Texts, parse_questions
 from hub import audit, clock, outbox
 from hub.auth import Principal
+from hub.channel_hooks import DecoratesMarketing
 from hub.contacts import consent_status, identities_of
 from hub.db import insert_ignore, is_postgres
 from hub.ingest import ContactNotFound, get_contact
@@ -36,6 +39,22 @@ log = logging.getLogger("campaigns.surveys")
 SURVEYS_CHANNEL = "surveys"
 TRIGGER_KINDS = ("order.completed", "meeting.completed", "task.completed")
 SEND_CHANNELS = {"email": IdentityKind.EMAIL, "sms": IdentityKind.PHONE}
+
+
+@lru_cache(maxsize=1)
+def _declared_send_channels() -> dict[str, str]:
+    """Installed channels that name the identity they address (hub.channel_hooks), such as telegram."""
+    found = {}
+    for ep in entry_points(group="hub.channels"):
+        kind = getattr(ep.load(), "identity_kind", None)
+        if isinstance(kind, str):
+            found[ep.name] = kind
+    return found
+
+
+def send_kind(channel: str) -> str | None:
+    """The identity kind a survey invitation on `channel` goes to; None for a channel that cannot invite."""
+    return SEND_CHANNELS.get(channel) or _declared_send_channels().get(channel)
 BATCH = 200
 
 
@@ -73,8 +92,9 @@ class SurveyIn(BaseModel):
     @field_validator("channels")
     @classmethod
     def _channels(cls, value: list[str]) -> list[str]:
-        if any(v not in SEND_CHANNELS for v in value) or len(set(value)) != len(value):
-            raise ValueError("channels are 'email' and/or 'sms', each once, in order of preference")
+        if any(send_kind(v) is None for v in value) or len(set(value)) != len(value):
+            raise ValueError("channels are 'email', 'sms' or another installed channel that sends to a contact "
+                             "identity (telegram), each once, in order of preference")
         return value
 
     @field_validator("questions")
@@ -239,9 +259,10 @@ def choose_channel(session: Session, hub: Hub, *, survey: Survey, contact_id: in
     candidates: list[tuple[bool, int, str, str]] = []
     for position, name in enumerate(survey.channels or []):
         channel = hub.channels.get(name)
-        if channel is None or not channel.configured or name not in SEND_CHANNELS:
+        kind = send_kind(name)
+        if channel is None or not channel.configured or kind is None:
             continue
-        address = next((i.value for i in idents if i.kind == SEND_CHANNELS[name]), None)
+        address = next((i.value for i in idents if i.kind == kind), None)
         if address is None:
             continue
         consent = consent_status(session, contact_id=contact_id, channel=name, purpose=Purpose.MARKETING)
@@ -271,12 +292,16 @@ def _send(session: Session, hub: Hub, *, invitation: SurveyInvitation, survey: S
             content.update(email_unsubscribe_fields(hub.settings, contact_id=contact.id))
     else:
         content = messages.sms_content(hub.settings, survey, invitation, locale=locale, name=name, reminder=reminder)
-        try:
-            from campaigns.unsubscribe import sms_opt_out_text
-        except ImportError:
-            pass
+        adapter = hub.channels.get(invitation.channel)
+        if isinstance(adapter, DecoratesMarketing):  # the channel words its own opt-out (Telegram's /stop)
+            content = adapter.decorate_marketing(content, locale=locale)
         else:
-            content["text"] = f"{content['text']} {sms_opt_out_text(locale)}".strip()
+            try:
+                from campaigns.unsubscribe import sms_opt_out_text
+            except ImportError:
+                pass
+            else:
+                content["text"] = f"{content['text']} {sms_opt_out_text(locale)}".strip()
     # The delivery's own timeline event is the invitation's record: kind survey.invited (or
     # survey.reminded), carrying the survey and invitation ids. Quiet hours and the frequency cap
     # come from the hub's sending defaults, checked by the worker at send time.

@@ -59,18 +59,25 @@ class TwilioChannel(Channel):
         check_signature(token=self.settings.token(), url=url, params=params,
                         signature=header(headers, SIGNATURE_HEADER))
 
-    async def signed_params(self, request: Request) -> FormParams:
-        """The webhook's form parameters, or 403 (nothing read further, nothing written) if unsigned."""
-        body = await request.body()
+    def verified_form(self, request: Request, body: bytes) -> FormParams:
+        """The webhook's form parameters; SignatureError when Twilio did not sign them for this URL
+        (a body that is not a form cannot have been signed either). The `verify` of hub.inbound."""
         url = request_url(request, public_base_url=self.hub.settings.public_base_url,
                           trusted_proxies=self.settings.trusted_proxies)
         try:
             params = parse_form(body)
             self.verify(url=url, headers=request.headers, body=body, form=params)
         except (SignatureError, ValueError) as exc:
-            log.warning("refused a %s webhook to %s: %s", self.name, url, exc)
-            raise Problem(403, f"Twilio signature check failed: {exc}", slug="bad-signature") from None
+            raise SignatureError(f"Twilio signature check failed: {exc}") from None
         return params
+
+    async def signed_params(self, request: Request) -> FormParams:
+        """The webhook's form parameters, or 403 (nothing read further, nothing written) if unsigned."""
+        try:
+            return self.verified_form(request, await request.body())
+        except SignatureError as exc:
+            log.warning("refused a %s webhook to %s: %s", self.name, request.url.path, exc)
+            raise Problem(403, str(exc), slug="bad-signature") from None
 
     @staticmethod
     def twiml(xml: str = EMPTY_TWIML) -> Response:

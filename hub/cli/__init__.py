@@ -176,7 +176,7 @@ def main() -> None:
 def _add_groups() -> None:
     from hub.plugin import load_group
 
-    from hub.cli import contacts, demo, privacy, store, users
+    from hub.cli import contacts, demo, plugins, privacy, store, users
 
     app.add_typer(contacts.app, name="contacts")
     app.add_typer(users.app, name="users")
@@ -184,6 +184,7 @@ def _add_groups() -> None:
     app.add_typer(demo.app, name="demo")
     app.add_typer(privacy.app, name="privacy")
     app.add_typer(store.app, name="store")
+    app.add_typer(plugins.app, name="plugins")
     # Packages add their own command groups (the phone adapter's `hub calls …`) through entry points,
     # so the hub imports no channel.
     for name, group in load_group("hub.commands", what="command group").items():

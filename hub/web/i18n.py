@@ -8,6 +8,7 @@ templates and this package and merges them into the catalogs.
 
 from __future__ import annotations
 
+import importlib.util
 import io
 import re
 from dataclasses import dataclass
@@ -16,6 +17,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from functools import lru_cache
 from gettext import GNUTranslations
+from importlib.metadata import entry_points
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from sqlalchemy.orm import Session
 from starlette.responses import Response
 
+from hub.channel_hooks import ComposeSlot
 from hub.contacts import identities_of, search_contacts
 from hub.identities import fold
 from hub.ingest import survivor
@@ -139,7 +140,9 @@ def _compose_slots(request: Request) -> list[dict]:
     from hub.web.pages import ENV
 
     slots = []
-    for name, label, icon in COMPOSE_SLOTS:
+    declared = [(name, channel.compose_label, channel.compose_icon) for name, channel in sorted(hub.channels.items())
+                if isinstance(channel, ComposeSlot) and name not in {n for n, _l, _i in COMPOSE_SLOTS}]
+    for name, label, icon in (*COMPOSE_SLOTS, *declared):
         channel = hub.channels.get(name)
         template = f"compose/{name}.html"
         ready = channel is not None and channel.panel_ready and template in ENV.list_templates()

@@ -1,0 +1,1 @@
+"""Alembic revisions of hub-telegram: a branch of their own (label `telegram`), see hub/migrate.py."""
