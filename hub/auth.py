@@ -39,11 +39,14 @@ SCOPES = (
     "forms:write",
     "meetings:read",
     "meetings:write",
+    "conversations:read",
+    "conversations:write",
     "admin",
 )
 _AGENT = frozenset(
     {"contacts:read", "contacts:write", "timeline:read", "timeline:write", "deliveries:write", "tasks:read", "tasks:write",
-     "meetings:read", "meetings:write", "forms:read"}
+     "meetings:read", "meetings:write", "forms:read",
+     "conversations:read", "conversations:write"}
 )
 ROLE_SCOPES: dict[str, frozenset[str]] = {
     Role.AGENT: _AGENT,

@@ -58,6 +58,15 @@ class AccountPanel:
     scope: str
 
 
+@dataclass(frozen=True)
+class ContactPanel:
+    """A section of the contact page, loaded from `path` (with "{contact_id}" filled in) as a fragment."""
+
+    label: str  # an N_() message, translated where it is shown
+    path: str
+    scope: str
+
+
 class Extension:
     """Base class: every hook is optional and returns nothing by default."""
 
@@ -92,6 +101,10 @@ class Extension:
 
     def account_panels(self) -> list[AccountPanel]:
         """Sections of the account page this extension fills (profitability, temperature)."""
+        return []
+
+    def contact_panels(self) -> list[ContactPanel]:
+        """Sections of the contact page this extension fills (its conversations, say)."""
         return []
 
     def send_gates(self) -> list[SendGate]:

@@ -55,7 +55,14 @@ def _joined(revisions: object) -> str | None:
 
 def head_revision() -> str | None:
     """The code's heads, sorted and comma-joined (one per installed plug-in with tables, plus the core's)."""
-    return _joined(ScriptDirectory.from_config(_config()).get_heads())
+    script = ScriptDirectory.from_config(_config())
+    heads = script.get_heads()
+    # A plug-in's branch that `depends_on` a core revision makes it an ancestor: Alembic then keeps
+    # only the plug-in's head in alembic_version, so a head another head depends on is not counted.
+    below = {rev.revision for head in heads
+             for rev in script.revision_map.iterate_revisions(head, "base", select_for_downgrade=True)
+             if rev.revision != head}
+    return _joined([head for head in heads if head not in below])
 
 
 def current_revision(engine: Engine) -> str | None:
