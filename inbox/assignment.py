@@ -12,7 +12,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from hub import clock
-from hub.db import insert_ignore
+from hub.db import is_postgres
 from hub.models import Account, Contact, User
 from inbox.models import AgentState, Conversation, Presence, TeamMember
 
@@ -26,8 +26,15 @@ class AssignmentRefused(ValueError):
 
 
 def ensure_state(session: Session, user_id: int) -> None:
-    insert_ignore(session, AgentState, dict(user_id=user_id, presence=Presence.OFFLINE.value, open_count=0,
-                                             updated_at=clock.now()), ["user_id"])
+    """The agent's row, created offline with nothing assigned if missing (racing creators insert one)."""
+    if session.scalar(select(AgentState.user_id).where(AgentState.user_id == user_id)) is not None:
+        return
+    if is_postgres(session):
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    session.execute(insert(AgentState).values(user_id=user_id, presence=Presence.OFFLINE.value, open_count=0,
+                                              updated_at=clock.now()).on_conflict_do_nothing(index_elements=["user_id"]))
 
 
 def set_presence(session: Session, *, user_id: int, presence: Presence) -> None:
@@ -81,7 +88,8 @@ def round_robin_order(session: Session, team_id: int | None) -> list[int]:
     from datetime import datetime, timezone
 
     epoch = datetime(1970, 1, 1, tzinfo=timezone.utc)
-    query = query.order_by(func.coalesce(AgentState.last_assigned_at, epoch), AgentState.user_id)
+    # Ties (the same instant) go to the least loaded.
+    query = query.order_by(func.coalesce(AgentState.last_assigned_at, epoch), AgentState.open_count, AgentState.user_id)
     return list(session.scalars(query))
 
 
