@@ -79,8 +79,10 @@ def user(hub: Hub, email: str, *, name: str | None = None, presence: Presence | 
         if presence is not None:
             set_presence(session, user_id=row.id, presence=presence)  # type: ignore[arg-type]
         if cap is not None:
+            from inbox.assignment import ensure_state
             from inbox.models import AgentState
 
+            ensure_state(session, row.id)  # type: ignore[arg-type]
             session.get(AgentState, row.id).cap = cap  # type: ignore[union-attr]
         return row.id  # type: ignore[return-value]
 
