@@ -268,3 +268,40 @@ def canned_delete(request: Request, canned_id: int, agent: Writer) -> Response:
             raise PageError(404, N_("There is no such response of yours."))
         db.commit()
     return redirect(request, "/inbox/canned/manage")
+
+
+REPORT_DAYS = (7, 30, 90)
+GROUP_LABELS = {"agent": N_("Agent"), "team": N_("Team"), "channel": N_("Channel")}
+BACKLOG_TITLE = N_("Unresolved conversations at the end of each day")
+
+
+def _report(request: Request, agent: Agent, group: str, days: int) -> Any:
+    from datetime import timedelta
+
+    from inbox import reports
+
+    if group not in reports.GROUPS or days not in REPORT_DAYS:
+        raise PageError(400, N_("Choose a grouping (agent, team or channel) and a period of 7, 30 or 90 days."))
+    until = clock.now()
+    with get_hub(request).session(read_only=True) as db:
+        return reports.build(db, group=group, since=until - timedelta(days=days), until=until, zone=agent.fmt.tz)
+
+
+@router.get("/inbox/reports")
+def reports_page(request: Request, agent: Reader, group: str = "agent", days: int = 30) -> Response:
+    from inbox import reports
+
+    report = _report(request, agent, group, days)
+    _ = agent.package_gettext("inbox")
+    return render(request, agent, "inbox/reports.html", report=report, group=group, days=days, periods=REPORT_DAYS,
+                  group_labels=GROUP_LABELS, chart=reports.backlog_svg(report.backlog, title=_(BACKLOG_TITLE)))
+
+
+@router.get("/inbox/reports.csv")
+def reports_csv(request: Request, agent: Reader, group: str = "agent", days: int = 30) -> Response:
+    from inbox import reports
+
+    report = _report(request, agent, group, days)
+    return Response("\ufeff" + reports.to_csv(report), media_type="text/csv; charset=utf-8",
+                    headers={"content-disposition": f'attachment; filename="inbox-{group}-{days}d.csv"',
+                             "cache-control": "no-store"})
