@@ -44,7 +44,8 @@ class InboxExtension(Extension):
 
     def nav(self) -> list[NavEntry]:
         return [NavEntry(N_("Inbox"), "/inbox", "conversations:read", "chat"),
-                NavEntry(N_("Inbox reports"), "/inbox/reports", "conversations:read", "star")]
+                NavEntry(N_("Inbox reports"), "/inbox/reports", "conversations:read", "star"),
+                NavEntry(N_("Teams"), "/inbox/teams", "admin", "users")]
 
     def contact_panels(self) -> list[ContactPanel]:
         return [ContactPanel(N_("Conversations"), "/inbox/contacts/{contact_id}/conversations", "conversations:read")]

@@ -305,3 +305,55 @@ def reports_csv(request: Request, agent: Reader, group: str = "agent", days: int
     return Response("\ufeff" + reports.to_csv(report), media_type="text/csv; charset=utf-8",
                     headers={"content-disposition": f'attachment; filename="inbox-{group}-{days}d.csv"',
                              "cache-control": "no-store"})
+
+
+Admin = Annotated[Agent, Depends(require("admin"))]
+DAY_LABELS = {"mon": N_("Monday"), "tue": N_("Tuesday"), "wed": N_("Wednesday"), "thu": N_("Thursday"),
+              "fri": N_("Friday"), "sat": N_("Saturday"), "sun": N_("Sunday")}
+
+
+def _teams_page(request: Request, agent: Agent, *, status: int = 200, error: str | None = None,
+                values: dict[str, Any] | None = None) -> Response:
+    from hub.web.card import active_users
+    from inbox import teams as team_service
+
+    hub = get_hub(request)
+    with hub.session(read_only=True) as db:
+        rows = list(db.scalars(select(Team).order_by(Team.id)))
+        members = team_service.members(db)
+        users = active_users(db)
+    return render(request, agent, "inbox/teams.html", status=status, teams=rows, members=members, users=users,
+                  names={u.id: u.display_name for u in users}, hours_text=team_service.hours_text, error=error,
+                  values=values or {}, day_labels=DAY_LABELS, channels_installed=sorted(hub.channels))
+
+
+@router.get("/inbox/teams")
+def teams_page(request: Request, agent: Admin) -> Response:
+    return _teams_page(request, agent)
+
+
+@router.post("/inbox/teams")
+async def teams_save(request: Request, agent: Admin) -> Response:
+    from inbox import teams as team_service
+
+    form = await request.form()
+    raw_id = str(form.get("team_id") or "")
+    try:
+        data = team_service.TeamIn(
+            name=str(form.get("name") or "").strip(), time_zone=str(form.get("time_zone") or "").strip(),
+            hours={d: str(form.get(f"hours_{d}") or "") for d in DAY_LABELS},
+            holidays=str(form.get("holidays") or ""), channels=[str(c) for c in form.getlist("channels")],
+            lead_id=int(str(form.get("lead_id"))) if str(form.get("lead_id") or "").isdigit() else None,
+            member_ids=[int(str(m)) for m in form.getlist("member_ids") if str(m).isdigit()])
+    except ValidationError as exc:
+        problem = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
+        return _teams_page(request, agent, status=422, error=problem, values=dict(form))
+    hub = get_hub(request)
+    with hub.session() as db:
+        try:
+            team_service.save(db, data=data, actor=agent.principal, team_id=int(raw_id) if raw_id.isdigit() else None)
+        except team_service.TeamRefused as exc:
+            db.rollback()
+            return _teams_page(request, agent, status=422, error=str(exc), values=dict(form))
+        db.commit()
+    return redirect(request, "/inbox/teams")

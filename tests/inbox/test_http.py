@@ -177,3 +177,31 @@ def test_reports_page_and_csv(web, hub, frozen_clock):
     assert lines[0].startswith("channel,opened,resolved") and lines[1].startswith("sms,1,1,12.0,12.0,42.0,42.0,1.000")
     assert web.get("/inbox/reports?group=planet").status_code == 400
     assert re.search(r"\d{4}-\d{2}-\d{2},0", csv_text)
+
+
+def test_admins_set_up_teams_with_hours_and_bad_input_changes_nothing(web, hub):
+    from hub.models import Role
+    from inbox.models import Team, TeamMember
+
+    token = login(web, hub, "admin@example.com", role=Role.ADMIN)
+    anna = user(hub, "anna@example.com")
+    form = {"csrf_token": token, "name": "Поддержка", "time_zone": "Asia/Yekaterinburg", "hours_mon": "09:00-13:00, 14:00-18:00",
+            "hours_sat": "", "holidays": "2027-01-01, 2027-01-02", "channels": ["sms", "email"], "lead_id": str(anna),
+            "member_ids": [str(anna)]}
+    assert web.post("/inbox/teams", data=form, headers={"Origin": ORIGIN}, follow_redirects=False).status_code == 303
+    for bad in ({"time_zone": "Mars/Olympus"}, {"hours_mon": "18:00-09:00"}, {"holidays": "someday"},
+                {"member_ids": ["99999"]}, {"name": ""}):
+        answer = web.post("/inbox/teams", data={**form, "name": "Другая", **bad}, headers={"Origin": ORIGIN})
+        assert answer.status_code == 422, bad
+    with hub.session(read_only=True) as s:
+        [team] = s.scalars(select(Team)).all()
+        assert team.hours == {"mon": [["09:00", "13:00"], ["14:00", "18:00"]]} and team.holidays == ["2027-01-01", "2027-01-02"]
+        assert s.scalars(select(TeamMember.user_id)).all() == [anna]
+    page = web.get("/inbox/teams")
+    assert page.status_code == 200 and "Поддержка" in page.text
+    agent_web_forbidden = web.get("/inbox/teams")
+    assert agent_web_forbidden.status_code == 200
+    # an inbound SMS is now the team's, and its due time counts the team's hours
+    sms_in(hub)
+    [conv] = conversations(hub)
+    assert conv.team_id == team.id and conv.assignee_id == anna
