@@ -57,4 +57,5 @@ class InboxExtension(Extension):
         seconds = self.settings.tick_seconds  # type: ignore[attr-defined]
         return [PeriodicJob("inbox.escalate", jobs.escalate_due, seconds=seconds, once=True),
                 PeriodicJob("inbox.wake_snoozed", jobs.wake_snoozed, seconds=seconds, once=True),
-                PeriodicJob("inbox.missed_calls", jobs.missed_calls, seconds=seconds, once=True)]
+                PeriodicJob("inbox.missed_calls", jobs.missed_calls, seconds=seconds, once=True),
+                PeriodicJob("inbox.assign_waiting", jobs.assign_waiting, seconds=seconds, once=True)]

@@ -176,3 +176,24 @@ def missed_calls(hub: Hub, *, limit: int = BATCH) -> int:
                     service.inbound(session, event=event, contact=contact, settings=settings)  # type: ignore[arg-type]
                     opened += 1
     return opened
+
+
+def assign_waiting(hub: Hub, *, limit: int = BATCH) -> int:
+    """Give unassigned open conversations, due first, to agents now available (someone came online,
+    or a slot freed up); how many were assigned. Each is locked and checked again before it moves."""
+    from hub.models import Contact
+
+    settings = hub.extensions["inbox"].settings
+    assigned = 0
+    with hub.session() as session:
+        with session.begin():
+            ids = list(session.scalars(select(Conversation.id).where(
+                Conversation.status == Status.OPEN, Conversation.assignee_id.is_(None))
+                .order_by(Conversation.due_at, Conversation.id).limit(limit)))
+            for conv_id in ids:
+                conv = service.get(session, conv_id, lock=True)
+                if conv.assignee_id is not None or conv.status != Status.OPEN:
+                    continue
+                if service.auto_assign(session, conv, session.get(Contact, conv.contact_id), settings=settings):
+                    assigned += 1
+    return assigned

@@ -206,6 +206,10 @@ def set_presence(request: Request, agent: Reader, presence: Annotated[str, Form(
         audit.record(db, actor=agent.principal, action="agent.presence", entity="user", entity_id=agent.id,
                      changes={"presence": value.value})
         db.commit()
+    if value == Presence.ONLINE:  # what waited for someone to come online is handed out now
+        from inbox.jobs import assign_waiting
+
+        assign_waiting(hub)
     return redirect(request, "/inbox")
 
 

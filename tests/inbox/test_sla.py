@@ -153,3 +153,18 @@ def test_out_of_hours_auto_replies_are_never_answered(make_hub, clock_at):
     inbound(hub, data={"keyword": "opt_out"})
     with hub.session(read_only=True) as s:
         assert s.scalar(select(func.count()).select_from(Delivery)) == 0
+
+
+def test_conversations_waiting_for_an_agent_go_to_the_owner_when_they_come_online(ihub, clock_at):
+    owner = user(ihub, "owner@example.com", presence=None)
+    result = inbound(ihub)
+    with ihub.session() as s, s.begin():
+        from hub.models import Contact
+        s.get(Contact, result.contact.id).owner_id = owner
+    inbound(ihub, phone="+79998887766")
+    assert [c.assignee_id for c in conversations(ihub)] == [None, None]
+    assert jobs.assign_waiting(ihub) == 0  # nobody is online
+    with ihub.session() as s, s.begin():
+        service.assignment.set_presence(s, user_id=owner, presence=service.assignment.Presence.ONLINE)
+    assert jobs.assign_waiting(ihub) == 2 and jobs.assign_waiting(ihub) == 0
+    assert [c.assignee_id for c in conversations(ihub)] == [owner, owner]
