@@ -60,11 +60,16 @@ class AccountPanel:
 
 @dataclass(frozen=True)
 class ContactPanel:
-    """A section of the contact page, loaded from `path` (with "{contact_id}" filled in) as a fragment."""
+    """A section of the contact page, loaded from `path` (with "{contact_id}" filled in) as a fragment.
+
+    Fragments carry no scripts (htmx runs none: allowScriptTags is off), so a panel that needs one
+    names it in `script` (a same-origin URL) and the page loads it; `stylesheet` likewise."""
 
     label: str  # an N_() message, translated where it is shown
     path: str
     scope: str
+    script: str | None = None
+    stylesheet: str | None = None
 
 
 class Extension:

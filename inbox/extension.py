@@ -48,7 +48,8 @@ class InboxExtension(Extension):
                 NavEntry(N_("Teams"), "/inbox/teams", "admin", "users")]
 
     def contact_panels(self) -> list[ContactPanel]:
-        return [ContactPanel(N_("Conversations"), "/inbox/contacts/{contact_id}/conversations", "conversations:read")]
+        return [ContactPanel(N_("Conversations"), "/inbox/contacts/{contact_id}/conversations", "conversations:read",
+                             script="/inbox/inbox.js", stylesheet="/inbox/inbox.css")]
 
     def jobs(self) -> list[PeriodicJob]:
         from channels.base import PeriodicJob
