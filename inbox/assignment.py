@@ -17,14 +17,6 @@ from hub.models import Account, Contact, User
 from inbox.models import AgentState, Conversation, Presence, TeamMember
 
 
-class AssignmentRefused(ValueError):
-    """A manual assignment that cannot happen (no such agent, at the cap); `status` is the HTTP answer."""
-
-    def __init__(self, message: str, *, status: int = 409) -> None:
-        super().__init__(message)
-        self.status = status
-
-
 def ensure_state(session: Session, user_id: int) -> None:
     """The agent's row, created offline with nothing assigned if missing (racing creators insert one)."""
     if session.scalar(select(AgentState.user_id).where(AgentState.user_id == user_id)) is not None:

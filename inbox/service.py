@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from hub import audit, clock
 from hub.auth import SYSTEM, Principal
 from hub.models import Account, Contact, Direction, TimelineEvent, User
+from hub.translatable import N_, TranslatableError
 from inbox import assignment, events, sla
 from inbox.models import PRIORITY_RANK, Conversation, ConversationEvent, Priority, Status, Team
 
@@ -30,11 +31,12 @@ class ConversationNotFound(LookupError):
     pass
 
 
-class ChangeRefused(ValueError):
-    """A change that cannot be made in the conversation's state; `status` is the HTTP answer."""
+class ChangeRefused(TranslatableError):
+    """A change that cannot be made in the conversation's state; `status` is the HTTP answer.
+    Pages show it in the agent's language, the API in English (hub.translatable)."""
 
-    def __init__(self, message: str, *, status: int = 409) -> None:
-        super().__init__(message)
+    def __init__(self, message: str, *, status: int = 409, **params: Any) -> None:
+        super().__init__(message, **params)
         self.status = status
 
 
@@ -262,15 +264,15 @@ def assign(session: Session, *, conv_id: int, assignee_id: int | None, actor: Pr
     conv = get(session, conv_id, lock=True)
     _expect(conv, expected_version)
     if conv.status == Status.RESOLVED:
-        raise ChangeRefused("a resolved conversation cannot be assigned; reopen it first")
+        raise ChangeRefused(N_("A resolved conversation cannot be assigned; reopen it first."))
     if assignee_id == conv.assignee_id:
         return conv
     if assignee_id is not None:
         user = session.get(User, assignee_id)
         if user is None or not user.is_active:
-            raise ChangeRefused(f"there is no active user {assignee_id}", status=422)
+            raise ChangeRefused(N_("There is no active user %(id)s."), status=422, id=assignee_id)
         if not assignment.take_slot(session, assignee_id, default_cap=settings.default_cap, online_only=False):
-            raise ChangeRefused(f"{user.display_name} already has the most open conversations allowed")
+            raise ChangeRefused(N_("%(name)s already has the most open conversations allowed."), name=user.display_name)
     assignment.release_slot(session, conv.assignee_id)
     previous, conv.assignee_id = conv.assignee_id, assignee_id
     _touch(conv)
@@ -282,8 +284,8 @@ def assign(session: Session, *, conv_id: int, assignee_id: int | None, actor: Pr
 
 def _expect(conv: Conversation, expected_version: int | None) -> None:
     if expected_version is not None and expected_version != conv.version:
-        raise ChangeRefused(f"the conversation changed meanwhile (version {conv.version}, not {expected_version}); "
-                            "read it again", status=412)
+        raise ChangeRefused(N_("The conversation changed meanwhile (version %(now)s, not %(sent)s); read it again."),
+                            status=412, now=conv.version, sent=expected_version)
 
 
 def set_status(session: Session, *, conv_id: int, status: Status, actor: Principal, until: datetime | None = None,
@@ -296,7 +298,7 @@ def set_status(session: Session, *, conv_id: int, status: Status, actor: Princip
     changes: dict[str, Any] = {"status": [before, status.value]}
     if status == Status.SNOOZED:
         if until is None or until <= clock.now():
-            raise ChangeRefused("snooze needs a time in the future", status=422)
+            raise ChangeRefused(N_("Snooze needs a time in the future."), status=422)
         conv.snoozed_until = until
         changes["until"] = until.isoformat()
     elif status == before:
@@ -306,7 +308,7 @@ def set_status(session: Session, *, conv_id: int, status: Status, actor: Princip
     if before == Status.RESOLVED:  # reopening by hand
         key = _open_key(conv.contact_id, conv.channel)
         if _locked_open(session, key) is not None:
-            raise ChangeRefused("this contact already has an open conversation on this channel")
+            raise ChangeRefused(N_("This contact already has an open conversation on this channel."))
         conv.open_key, conv.resolved_at, conv.reopened = key, None, conv.reopened + 1
         if conv.assignee_id is not None and not assignment.take_slot(session, conv.assignee_id,
                                                                      default_cap=settings.default_cap, online_only=False):

@@ -141,16 +141,16 @@ def _back(request: Request, conv: Conversation) -> Response:
     return redirect(request, target)
 
 
-def _act(request: Request, change: Any) -> Response:
+def _act(request: Request, agent: Agent, change: Any) -> Response:
     hub = get_hub(request)
     with hub.session() as db:
         try:
             conv = change(db)
         except service.ConversationNotFound:
             raise PageError(404, NO_CONVERSATION) from None
-        except (service.ChangeRefused, assignment.AssignmentRefused) as exc:
+        except service.ChangeRefused as exc:
             db.rollback()
-            raise PageError(exc.status if exc.status < 500 else 409, str(exc)) from None
+            raise PageError(exc.status, exc.translated(agent.package_gettext("inbox"))) from None
         db.commit()
     return _back(request, conv)
 
@@ -161,7 +161,7 @@ def assign(request: Request, conv_id: int, agent: Writer,
     if assignee not in ("", "me", "none") and not assignee.isdigit():
         raise PageError(422, N_("Choose an agent."))
     target = agent.id if assignee == "me" else None if assignee in ("", "none") else int(assignee)
-    return _act(request, lambda db: service.assign(db, conv_id=conv_id, assignee_id=target, actor=agent.principal))
+    return _act(request, agent, lambda db: service.assign(db, conv_id=conv_id, assignee_id=target, actor=agent.principal))
 
 
 @router.post("/inbox/conversations/{conv_id}/status")
@@ -179,7 +179,7 @@ def change_status(request: Request, conv_id: int, agent: Writer, status: Annotat
                 when = when.replace(tzinfo=agent.fmt.tz)
         except ValueError:
             raise PageError(422, N_("Say until when to snooze.")) from None
-    return _act(request, lambda db: service.set_status(db, conv_id=conv_id, status=new, until=when, actor=agent.principal))
+    return _act(request, agent, lambda db: service.set_status(db, conv_id=conv_id, status=new, until=when, actor=agent.principal))
 
 
 @router.post("/inbox/conversations/{conv_id}/priority")
@@ -189,7 +189,7 @@ def change_priority(request: Request, conv_id: int, agent: Writer,
         new = Priority(priority)
     except ValueError:
         raise PageError(422, N_("Choose a priority.")) from None
-    return _act(request, lambda db: service.set_priority(db, conv_id=conv_id, priority=new, actor=agent.principal))
+    return _act(request, agent, lambda db: service.set_priority(db, conv_id=conv_id, priority=new, actor=agent.principal))
 
 
 @router.post("/inbox/presence")
