@@ -117,15 +117,16 @@ def page(session: Session, filters: Filters, *, user_id: int, now: datetime, war
     if cursor:
         due, last_id = decode_cursor(cursor)
         query = query.where(or_(Conversation.due_at > due, and_(Conversation.due_at == due, Conversation.id > last_id)))
-    rows = list(session.scalars(query.order_by(Conversation.due_at, Conversation.id).limit(limit + 1)))
-    more = len(rows) > limit
-    rows = rows[:limit]
-    contact_ids = {r.contact_id for r in rows}
-    user_ids = {r.assignee_id for r in rows if r.assignee_id is not None}
-    contacts = dict(session.execute(select(Contact.id, Contact.display_name).where(Contact.id.in_(contact_ids))).all()) \
-        if contact_ids else {}
-    users = dict(session.execute(select(User.id, User.display_name).where(User.id.in_(user_ids))).all()) \
-        if user_ids else {}
+    # The names come in the same statement (one round trip): the contact's and the assignee's.
+    query = (query.add_columns(Contact.display_name, User.display_name)
+             .join(Contact, Contact.id == Conversation.contact_id)
+             .outerjoin(User, User.id == Conversation.assignee_id))
+    found = session.execute(query.order_by(Conversation.due_at, Conversation.id).limit(limit + 1)).all()
+    more = len(found) > limit
+    found = found[:limit]
+    rows = [r[0] for r in found]
+    contacts = {r[0].contact_id: r[1] for r in found}
+    users = {r[0].assignee_id: r[2] for r in found if r[0].assignee_id is not None}
     return Page(rows, encode_cursor(rows[-1]) if more and rows else None, contacts, users)
 
 
