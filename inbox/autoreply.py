@@ -44,7 +44,7 @@ def _content(event: TimelineEvent, text: str, subject: str) -> dict[str, object]
 def maybe_reply(session: Session, *, conv: Conversation, event: TimelineEvent, contact: Contact,
                 settings: InboxSettings) -> str | None:
     """Queue the out-of-hours reply if one is due; its idempotency key, or None when none is sent."""
-    texts = settings.auto_reply.get(event.channel)
+    texts = settings.auto_reply.get(event.channel) if settings.auto_reply_enabled else None
     if not texts:
         return None
     calendar = sla.calendar_of(session, settings, conv.team_id)

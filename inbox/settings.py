@@ -62,7 +62,9 @@ class InboxSettings(ExtensionSettings):
     # assignee is not online.
     breach_raises_priority: bool = True
     breach_reassigns: bool = True
-    # Out-of-hours replies per channel and language (ru, en); a channel left out gets none.
+    # Out-of-hours replies: off until an admin turns them on; then per channel and language (ru, en),
+    # a channel left out gets none.
+    auto_reply_enabled: bool = False
     auto_reply: dict[str, dict[str, str]] = Field(default_factory=_default_replies)
     auto_reply_subject: dict[str, str] = Field(default_factory=lambda: {"ru": "Мы получили ваше письмо",
                                                                         "en": "We have your message"})

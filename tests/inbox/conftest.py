@@ -62,6 +62,7 @@ def make_hub(database: Database, tmp_path: Path) -> Iterator[Callable[..., Hub]]
 FAKE_SETTINGS: dict[str, Any] = {
     "answerable": [["email", "message"], ["sms", "message"], ["fake", "message"], ["forms", "form.submitted"],
                    ["phone", "call"]],
+    "auto_reply_enabled": True,
     "auto_reply": {"fake": {"ru": "Нерабочее время", "en": "Out of hours"}},
 }
 

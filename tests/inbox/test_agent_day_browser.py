@@ -35,7 +35,7 @@ def hub(hub: Hub) -> Iterator[Hub]:
     settings = hub.settings.model_copy(update={"channels": {
         "email": {"smtp_host": "127.0.0.1", "smtp_port": 9, "from_address": "support@hub.example.com"},
         "sms": {**TWILIO, "from_number": "+15005550006"},
-    }})
+    }, "extensions": {"inbox": {"auto_reply_enabled": True}}})
     configured = Hub(settings, registry=test_registry(), triggers=TriggerRegistry(), db=hub.db)
     yield configured
     configured.broker.stop()

@@ -168,3 +168,21 @@ def test_conversations_waiting_for_an_agent_go_to_the_owner_when_they_come_onlin
         service.assignment.set_presence(s, user_id=owner, presence=service.assignment.Presence.ONLINE)
     assert jobs.assign_waiting(ihub) == 2 and jobs.assign_waiting(ihub) == 0
     assert [c.assignee_id for c in conversations(ihub)] == [owner, owner]
+
+
+def test_a_call_that_rang_out_unanswered_is_swept_into_a_conversation_once(ihub, clock_at):
+    from hub.models import TimelineEvent
+
+    ringing = inbound(ihub, channel="phone", kind="call", data={"call_status": "ringing"})
+    assert conversations(ihub) == []  # while it rings nobody knows it will be missed
+    with ihub.session() as s, s.begin():  # what the voice callbacks do (channels.phone.calls.record_facts)
+        event = s.get(TimelineEvent, ringing.event.id)
+        event.data = {**event.data, "call_status": "no-answer", "outcome": "missed"}
+        event.status = "no-answer"
+    answered = inbound(ihub, channel="phone", kind="call", phone="+79160009999", data={"call_status": "ringing"})
+    with ihub.session() as s, s.begin():
+        event = s.get(TimelineEvent, answered.event.id)
+        event.data = {**event.data, "answered": True, "outcome": "answered"}
+    assert jobs.missed_calls(ihub) == 1 and jobs.missed_calls(ihub) == 0
+    [conv] = conversations(ihub)
+    assert conv.channel == "phone" and conv.contact_id == ringing.contact.id
