@@ -66,8 +66,8 @@ def fill(url: str, *, contacts: int, events: int, open_count: int) -> None:
                             key_account, subject, opened_at, last_inbound_at, due_at, first_response_due_at,
                             resolution_due_at, check_at, policy, breached, reopened, version, updated_at)
                         SELECT 1 + (g %% %(contacts)s), (ARRAY['email','sms'])[1 + (g / %(contacts)s) %% 2],
-                               CASE WHEN g <= %(open)s THEN (1 + (g %% %(contacts)s)) || ':' || g END,
-                               CASE WHEN g <= %(open)s THEN 'open' ELSE 'resolved' END,
+                               CASE WHEN g <= %(open)s AND g <= %(contacts)s * 2 THEN (ARRAY['email','sms'])[1 + (g / %(contacts)s) %% 2] END,
+                               CASE WHEN g <= %(open)s AND g <= %(contacts)s * 2 THEN 'open' ELSE 'resolved' END,
                                (ARRAY['low','normal','high','urgent'])[1 + g %% 4],
                                CASE WHEN g %% 3 = 0 THEN 1 WHEN g %% 3 = 1 THEN NULL ELSE 2 + g %% %(colleagues)s END,
                                false, 'Вопрос по заказу ' || g, now() - (g || ' minutes')::interval, now(),

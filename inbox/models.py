@@ -89,9 +89,10 @@ class AgentState(SQLModel, table=True):
 class Conversation(SQLModel, table=True):
     """What an agent answers: one contact on one channel, from the first inbound message to resolved.
 
-    `open_key` is "<contact>:<channel>" until the conversation is resolved and NULL after: its
-    unique constraint keeps one unresolved conversation per contact and channel on both stores, so
-    two messages arriving at once join the same one."""
+    `open_key` is the channel until the conversation is resolved and NULL after: the unique
+    (contact_id, open_key) keeps one unresolved conversation per contact and channel on both stores
+    (NULLs never clash), so two messages arriving at once join the same one, and a merge of two
+    contacts (hub.merge moves rows unless a unique key would clash) never makes two."""
 
     __tablename__ = "inbox_conversation"
     __table_args__ = (
@@ -103,12 +104,13 @@ class Conversation(SQLModel, table=True):
         sa.Index("ix_inbox_conv_check", "check_at"),
         sa.Index("ix_inbox_conv_snoozed", "status", "snoozed_until"),
         sa.Index("ix_inbox_conv_contact", "contact_id", "opened_at"),
+        sa.UniqueConstraint("contact_id", "open_key", name="uq_inbox_conv_open"),
     )
 
     id: int | None = _id()
     contact_id: int = Field(sa_column=sa.Column(BigId, sa.ForeignKey("contact.id", ondelete="CASCADE"), nullable=False))
     channel: str = Field(max_length=40)
-    open_key: str | None = Field(default=None, sa_column=sa.Column(sa.String(100), nullable=True, unique=True))
+    open_key: str | None = Field(default=None, sa_column=sa.Column(sa.String(40), nullable=True))
     status: str = Field(default=Status.OPEN, max_length=10)
     priority: str = Field(default=Priority.NORMAL, max_length=10)
     assignee_id: int | None = _user_fk(index=False)

@@ -78,12 +78,10 @@ def get(session: Session, conv_id: int, *, lock: bool = False) -> Conversation:
     return conv
 
 
-def _open_key(contact_id: int, channel: str) -> str:
-    return f"{contact_id}:{channel}"
-
-
-def _locked_open(session: Session, key: str) -> Conversation | None:
-    conv = session.scalars(select(Conversation).where(Conversation.open_key == key).with_for_update()).first()
+def _locked_open(session: Session, contact_id: int, channel: str) -> Conversation | None:
+    """The contact's unresolved conversation on this channel, row-locked until commit."""
+    conv = session.scalars(select(Conversation).where(Conversation.contact_id == contact_id,
+                                                      Conversation.open_key == channel).with_for_update()).first()
     if conv is not None:
         session.refresh(conv)
     return conv
@@ -116,9 +114,9 @@ def _link(session: Session, conv: Conversation, event: TimelineEvent) -> None:
 
 def inbound(session: Session, *, event: TimelineEvent, contact: Contact, settings: InboxSettings) -> Conversation:
     """Join the contact's unresolved conversation on this channel, reopen a recent one, or open one."""
-    key = _open_key(contact.id, event.channel)  # type: ignore[arg-type]
+    key = event.channel
     at = event.occurred_at
-    conv = _locked_open(session, key)
+    conv = _locked_open(session, contact.id, key)  # type: ignore[arg-type]
     if conv is not None:
         _link(session, conv, event)
         woke = conv.status in (Status.WAITING, Status.SNOOZED)
@@ -180,7 +178,7 @@ def _create(session: Session, *, key: str, contact: Contact, event: TimelineEven
         savepoint.commit()
     except IntegrityError:
         savepoint.rollback()
-        winner = _locked_open(session, key)
+        winner = _locked_open(session, contact.id, key)  # type: ignore[arg-type]
         if winner is None:
             raise
         return winner
@@ -198,7 +196,7 @@ def _reopen(session: Session, *, key: str, contact: Contact, channel: str, setti
         return None
     session.refresh(conv)
     if conv.status != Status.RESOLVED:  # a concurrent message reopened it while we waited
-        return _locked_open(session, key)
+        return _locked_open(session, contact.id, key)  # type: ignore[arg-type]
     savepoint = session.begin_nested()
     try:
         conv.open_key, conv.status, conv.resolved_at, conv.reopened = key, Status.OPEN.value, None, conv.reopened + 1
@@ -208,7 +206,7 @@ def _reopen(session: Session, *, key: str, contact: Contact, channel: str, setti
     except IntegrityError:
         savepoint.rollback()
         session.refresh(conv)
-        return _locked_open(session, key)
+        return _locked_open(session, contact.id, key)  # type: ignore[arg-type]
     return conv
 
 
@@ -216,7 +214,7 @@ def agent_reply(session: Session, *, event: TimelineEvent, contact: Contact, set
     """An agent's message on the conversation's channel: its first (or next) response."""
     if (event.data or {}).get("auto_reply"):
         return None
-    conv = _locked_open(session, _open_key(contact.id, event.channel))  # type: ignore[arg-type]
+    conv = _locked_open(session, contact.id, event.channel)  # type: ignore[arg-type]
     if conv is None:
         return None
     _link(session, conv, event)
@@ -306,8 +304,8 @@ def set_status(session: Session, *, conv_id: int, status: Status, actor: Princip
     else:
         conv.snoozed_until = None
     if before == Status.RESOLVED:  # reopening by hand
-        key = _open_key(conv.contact_id, conv.channel)
-        if _locked_open(session, key) is not None:
+        key = conv.channel
+        if _locked_open(session, conv.contact_id, key) is not None:
             raise ChangeRefused(N_("This contact already has an open conversation on this channel."))
         conv.open_key, conv.resolved_at, conv.reopened = key, None, conv.reopened + 1
         if conv.assignee_id is not None and not assignment.take_slot(session, conv.assignee_id,

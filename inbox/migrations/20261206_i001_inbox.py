@@ -72,7 +72,7 @@ def upgrade() -> None:
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
     sa.Column('contact_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
     sa.Column('channel', sqlmodel.sql.sqltypes.AutoString(length=40), nullable=False),
-    sa.Column('open_key', sa.String(length=100), nullable=True),
+    sa.Column('open_key', sa.String(length=40), nullable=True),
     sa.Column('status', sqlmodel.sql.sqltypes.AutoString(length=10), nullable=False),
     sa.Column('priority', sqlmodel.sql.sqltypes.AutoString(length=10), nullable=False),
     sa.Column('assignee_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
@@ -99,7 +99,7 @@ def upgrade() -> None:
     sa.ForeignKeyConstraint(['contact_id'], ['contact.id'], ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['team_id'], ['inbox_team.id'], ondelete='SET NULL'),
     sa.PrimaryKeyConstraint('id'),
-    sa.UniqueConstraint('open_key')
+    sa.UniqueConstraint('contact_id', 'open_key', name='uq_inbox_conv_open')
     )
     op.create_index('ix_inbox_conv_assignee', 'inbox_conversation', ['status', 'assignee_id', 'due_at', 'id'], unique=False)
     op.create_index('ix_inbox_conv_check', 'inbox_conversation', ['check_at'], unique=False)

@@ -20,7 +20,7 @@ def test_an_inbound_message_opens_a_conversation_that_later_messages_join(ihub, 
     second = inbound(ihub, text="Ау?")
     [conv] = conversations(ihub)
     assert conv.contact_id == first.contact.id == second.contact.id and conv.channel == "fake"
-    assert conv.status == Status.OPEN and conv.open_key == f"{conv.contact_id}:fake"
+    assert conv.status == Status.OPEN and conv.open_key == "fake"
     # the default policy: first response within 60 business minutes of the first message (Monday 10:00)
     assert conv.first_response_due_at == first.event.occurred_at + timedelta(minutes=60)
     with ihub.session(read_only=True) as s:
@@ -121,3 +121,17 @@ def test_the_contact_timeline_keeps_every_event(ihub, clock_at):
     with ihub.session(read_only=True) as s:
         assert s.scalar(select(func.count()).select_from(TimelineEvent)
                         .where(TimelineEvent.contact_id == result.contact.id)) == 2
+
+
+def test_merging_two_contacts_never_leaves_two_open_conversations_on_a_channel(ihub, clock_at):
+    from hub.merge import merge_contacts
+
+    a = inbound(ihub, phone="+79160000011").contact.id
+    b = inbound(ihub, phone="+79160000012").contact.id
+    inbound(ihub, channel="email", email="b@example.com", contact_id=None)
+    with ihub.session() as s, s.begin():
+        merge_contacts(s, survivor_id=a, merged_id=b, actor=SYSTEM)
+    survivor_open = [c for c in conversations(ihub, a) if c.status == Status.OPEN]
+    assert sorted(c.channel for c in survivor_open) == ["fake"]  # b's fake one stayed behind
+    inbound(ihub, contact_id=a)
+    assert len([c for c in conversations(ihub, a) if c.channel == "fake" and c.status == Status.OPEN]) == 1
