@@ -43,9 +43,9 @@ class InboxExtension(Extension):
         return router
 
     def nav(self) -> list[NavEntry]:
-        return [NavEntry(N_("Inbox"), "/inbox", "conversations:read", "chat"),
-                NavEntry(N_("Inbox reports"), "/inbox/reports", "conversations:read", "star"),
-                NavEntry(N_("Teams"), "/inbox/teams", "admin", "users")]
+        return [NavEntry(N_("Inbox"), "/inbox", "conversations:read", "inbox"),
+                NavEntry(N_("Inbox reports"), "/inbox/reports", "conversations:read", "chart"),
+                NavEntry(N_("Teams"), "/inbox/teams", "admin", "globe")]
 
     def contact_panels(self) -> list[ContactPanel]:
         return [ContactPanel(N_("Conversations"), "/inbox/contacts/{contact_id}/conversations", "conversations:read",
