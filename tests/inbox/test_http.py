@@ -199,9 +199,18 @@ def test_admins_set_up_teams_with_hours_and_bad_input_changes_nothing(web, hub):
         assert s.scalars(select(TeamMember.user_id)).all() == [anna]
     page = web.get("/inbox/teams")
     assert page.status_code == 200 and "Поддержка" in page.text
-    agent_web_forbidden = web.get("/inbox/teams")
-    assert agent_web_forbidden.status_code == 200
     # an inbound SMS is now the team's, and its due time counts the team's hours
     sms_in(hub)
     [conv] = conversations(hub)
     assert conv.team_id == team.id and conv.assignee_id == anna
+
+
+def test_agents_cannot_change_teams(web, hub):
+    token = login(web, hub)
+    assert web.get("/inbox/teams").status_code == 403
+    answer = web.post("/inbox/teams", data={"csrf_token": token, "name": "X", "time_zone": "UTC"},
+                      headers={"Origin": ORIGIN})
+    assert answer.status_code == 403
+    from inbox.models import Team
+    with hub.session(read_only=True) as s:
+        assert s.scalars(select(Team)).all() == []
