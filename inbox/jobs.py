@@ -15,6 +15,8 @@ from hub import audit, clock
 from hub.auth import SYSTEM
 from hub.db import insert_ignore
 from hub.models import Task
+from hub.translatable import N_
+from hub.web.i18n import package_translations
 from inbox import events, service, sla
 from inbox.models import Conversation, Escalation, Presence, Status, Team
 
@@ -24,7 +26,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("inbox.jobs")
 BATCH = 200
-TARGET_LABELS = {"first_response": "first response", "next_response": "next response", "resolution": "resolution"}
+TARGET_LABELS = {"first_response": N_("first response"), "next_response": N_("next response"),
+                 "resolution": N_("resolution")}
+BREACH_TITLE = N_("SLA breached (%(target)s): conversation #%(id)s")
+WARNING_TITLE = N_("SLA about to be breached (%(target)s): conversation #%(id)s")
 
 
 def escalate_due(hub: Hub, *, limit: int = BATCH) -> int:
@@ -79,10 +84,11 @@ def _act(session: Session, conv: Conversation, *, target: str, level: str, due: 
     actions: dict[str, Any] = {}
     lead = _lead_of(session, conv)
     notify = lead or conv.assignee_id
-    what = TARGET_LABELS[target]
     if notify is not None:
-        title = (f"SLA breached ({what}): conversation #{conv.id}" if level == "breach"
-                 else f"SLA about to be breached ({what}): conversation #{conv.id}")
+        # The task is written once, in the language of the person it is for.
+        _ = package_translations(_locale_of(session, notify), "inbox").gettext
+        wording = BREACH_TITLE if level == "breach" else WARNING_TITLE
+        title = _(wording) % {"target": _(TARGET_LABELS[target]), "id": conv.id}
         task = Task(contact_id=conv.contact_id, title=title[:500], assignee_id=notify, created_by="inbox", due_at=due)
         session.add(task)
         session.flush()
@@ -111,6 +117,14 @@ def _act(session: Session, conv: Conversation, *, target: str, level: str, due: 
         events.changed(session, conv, what="sla_warning")
     conv.version += 1
     return actions
+
+
+def _locale_of(session: Session, user_id: int) -> str:
+    from hub.models import User
+
+    locale = session.scalar(select(User.locale).where(User.id == user_id))
+    default = session.info["hub"].settings.default_locale if "hub" in session.info else "ru"
+    return locale if locale in ("ru", "en") else default
 
 
 def _online(session: Session, user_id: int | None) -> bool:
