@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 
 from hub import clock
 from hub.models import AuditEntry, Contact
-from inbox.models import CannedResponse, Conversation, Status
+from inbox.models import CannedResponse, Status
 from tests.inbox.conftest import conversations, one, user
 from tests.inbox.test_races import sms_in
 from tests.web.conftest import ORIGIN, login
