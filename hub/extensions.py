@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from hub.plugin import (  # noqa: F401 - NavEntry, AccountPanel and PeriodicJob are part of this API
     EXTENSIONS_GROUP,
     AccountPanel,
+    ContactPanel,
     NavEntry,
     PeriodicJob,
     Plugin,
@@ -56,6 +57,10 @@ class Extension(Plugin):
         """Pages and endpoints for customers (survey, unsubscribe, tracking), mounted at the site root
         with no session and no CSRF check: they authenticate by signed tokens (hub.signing)."""
         return None
+
+    def contact_panels(self) -> list[ContactPanel]:
+        """Sections of the contact page this extension fills (its conversations, say)."""
+        return []
 
     def account_panels(self) -> list[AccountPanel]:
         """Sections of the account page this extension fills (profitability, temperature)."""

@@ -92,6 +92,20 @@ class AccountPanel:
 
 
 @dataclass(frozen=True)
+class ContactPanel:
+    """A section of the contact page, loaded from `path` (with "{contact_id}" filled in) as a fragment.
+
+    Fragments carry no scripts (htmx runs none: allowScriptTags is off), so a panel that needs one
+    names it in `script` (a same-origin URL) and the page loads it; `stylesheet` likewise."""
+
+    label: str  # an N_() message, translated where it is shown
+    path: str
+    scope: str
+    script: str | None = None
+    stylesheet: str | None = None
+
+
+@dataclass(frozen=True)
 class TimelineChannel:
     """How rows of one timeline channel ("meetings", "campaigns") are drawn: a label and an icon
     of static/icons.svg."""

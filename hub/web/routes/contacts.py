@@ -126,6 +126,8 @@ def contact_page(request: Request, contact_id: int, agent: Reader, channel: Chan
         request, agent, "contact.html", contact=contact, data=data, card=data.card,
         channels_present=channels_present, kinds_present=kinds_present, merges=merges, just_merged=just_merged,
         undone=undone, merged_names=merged_names, compose=_compose_slots(request), **timeline,
+        panels=[panel for _name, ext in sorted(hub.extensions.items())
+                for panel in (ext.contact_panels() if hasattr(ext, "contact_panels") else []) if agent.allows(panel.scope)],
     )
 
 
