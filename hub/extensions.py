@@ -20,6 +20,7 @@ from hub.settings import section_problems
 
 if TYPE_CHECKING:
     from fastapi import APIRouter
+    from sqlalchemy.orm import Session
 
     from channels.base import PeriodicJob
     from hub.runtime import Hub
@@ -58,6 +59,18 @@ class AccountPanel:
     scope: str
 
 
+@dataclass(frozen=True)
+class CardBadge:
+    """A fact shown at a glance on the contact card and in the incoming-call screen pop, beside the
+    contact's account (a key account's temperature, say). Texts are in the agent's language."""
+
+    label: str
+    value: str
+    tone: str = ""  # "ok", "warn" or "bad": the colour it is drawn in
+    hint: str = ""  # why, shown as the badge's title ("silent 37 days against a usual 7")
+    href: str | None = None
+
+
 class Extension:
     """Base class: every hook is optional and returns nothing by default."""
 
@@ -92,6 +105,11 @@ class Extension:
 
     def account_panels(self) -> list[AccountPanel]:
         """Sections of the account page this extension fills (profitability, temperature)."""
+        return []
+
+    def card_badges(self, session: Session, *, contact_id: int, account_id: int | None,
+                    locale: str) -> list[CardBadge]:
+        """Facts about this contact (or its account) for its card and the screen pop; one cheap query."""
         return []
 
     def send_gates(self) -> list[SendGate]:

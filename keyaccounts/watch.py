@@ -13,6 +13,7 @@ cooling opens a new one.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import statistics
 from dataclasses import dataclass, field
@@ -30,7 +31,7 @@ from hub.ingest import InboundEvent, post_event
 from hub.models import Account, Direction, User
 from hub.tasks import InvalidTask, create_task
 from hub.web.i18n import N_, package_translations
-from keyaccounts.models import CoolingEpisode, TemperatureSnapshot
+from keyaccounts.models import AccountThreshold, CoolingEpisode, TemperatureSnapshot
 from keyaccounts.temperature import WARM_PART, Part, Signals, parts_json, score, signals_of
 
 log = logging.getLogger("keyaccounts.watch")
@@ -55,6 +56,15 @@ class Thresholds:
     silence_factor: float = 2.0
     min_silence_days: int = 7
     recovery_margin: int = 5
+
+
+def thresholds_for(session: Session, *, account_id: int, base: Thresholds) -> Thresholds:
+    """The account's own thresholds: its override (`account_threshold`) where set, else the settings'."""
+    own = session.get(AccountThreshold, account_id)
+    if own is None:
+        return base
+    return dataclasses.replace(base, **{name: value for name in ("cold_below", "sharp_drop")
+                                        if (value := getattr(own, name)) is not None})
 
 
 @dataclass
@@ -97,8 +107,22 @@ def run(hub: Any, *, thresholds: Thresholds) -> RunResult:
     return result
 
 
+WATCHING = "keyaccounts.watching"  # session.info key: the account whose alert is being written
+
+
 def watch_one(session: Session, *, account_id: int, now: datetime, thresholds: Thresholds, result: RunResult,
               default_locale: str = "ru") -> TemperatureSnapshot:
+    """Take one key account's temperature under its row lock, and open or end its cooling episode."""
+    session.info[WATCHING] = account_id  # the alert's own event and task do not make it due again
+    try:
+        return _watch_one(session, account_id=account_id, now=now, thresholds=thresholds, result=result,
+                          default_locale=default_locale)
+    finally:
+        session.info.pop(WATCHING, None)
+
+
+def _watch_one(session: Session, *, account_id: int, now: datetime, thresholds: Thresholds, result: RunResult,
+               default_locale: str) -> TemperatureSnapshot:
     account = session.get(Account, account_id, with_for_update=True)
     assert account is not None
     signals = signals_of(session, account_id=account_id, now=now)
@@ -106,10 +130,11 @@ def watch_one(session: Session, *, account_id: int, now: datetime, thresholds: T
     since = now - timedelta(days=thresholds.drop_window_days)
     best = max(session.scalars(select(TemperatureSnapshot.score).where(
         TemperatureSnapshot.account_id == account_id, TemperatureSnapshot.computed_at >= since)), default=None)
-    snapshot = TemperatureSnapshot(account_id=account_id, computed_at=now, score=current, signals=parts_json(parts),
-                                   explanation=explanation)
-    session.add(snapshot)
+    snapshot = _snapshot(session, account_id=account_id, now=now)
+    snapshot.computed_at, snapshot.score, snapshot.signals, snapshot.explanation = (
+        now, current, parts_json(parts), explanation)
     result.scored += 1
+    thresholds = thresholds_for(session, account_id=account_id, base=thresholds)
     reasons = reasons_for(signals, current, best, thresholds)
     episode = session.scalars(select(CoolingEpisode).where(CoolingEpisode.open_account_id == account_id)).first()
     if episode is None and reasons:
@@ -121,6 +146,21 @@ def watch_one(session: Session, *, account_id: int, now: datetime, thresholds: T
         episode.open_account_id = None
         result.recovered.append(account_id)
     session.flush()
+    return snapshot
+
+
+def _snapshot(session: Session, *, account_id: int, now: datetime) -> TemperatureSnapshot:
+    """The snapshot to write: the account's latest when it is of the same hour (recomputes on new
+    events then refresh one point instead of adding dozens), else a new one. The caller holds the
+    account's row lock, so two concurrent recomputes write one row, the second after the first."""
+    latest = session.scalars(select(TemperatureSnapshot).where(TemperatureSnapshot.account_id == account_id)
+                             .order_by(TemperatureSnapshot.computed_at.desc(), TemperatureSnapshot.id.desc())
+                             .limit(1)).first()
+    hour = now.replace(minute=0, second=0, microsecond=0)
+    if latest is not None and hour <= latest.computed_at <= now:
+        return latest
+    snapshot = TemperatureSnapshot(account_id=account_id, computed_at=now, score=0)
+    session.add(snapshot)
     return snapshot
 
 
