@@ -9,7 +9,7 @@ navigation. Importing the extension's module must register its tables (as an ada
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from importlib.metadata import entry_points
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -71,6 +71,11 @@ class CardBadge:
     href: str | None = None
 
 
+# rule(session, account, changed): `changed` names the fields this change touched; the account is
+# flushed, as it will be saved. Raise hub.accounts.AccountRefused to refuse the change.
+AccountRule = Callable[[Any, Any, frozenset[str]], None]
+
+
 class Extension:
     """Base class: every hook is optional and returns nothing by default."""
 
@@ -105,6 +110,11 @@ class Extension:
 
     def account_panels(self) -> list[AccountPanel]:
         """Sections of the account page this extension fills (profitability, temperature)."""
+        return []
+
+    def account_rules(self) -> list[AccountRule]:
+        """Rules an account must keep when it is created or its fields change (a manager's cap on key
+        accounts, say): each raises `hub.accounts.AccountRefused`; see `hub.accounts.enforce_rules`."""
         return []
 
     def card_badges(self, session: Session, *, contact_id: int, account_id: int | None,

@@ -6,7 +6,7 @@ choose and watch the key ones. Its settings are `[extensions.keyaccounts]`."""
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pydantic import Field
 
@@ -89,6 +89,12 @@ class KeyAccountsExtension(Extension):
     def account_panels(self) -> list[AccountPanel]:
         return [AccountPanel(N_("Temperature"), "/key-accounts/accounts/{account_id}/temperature", "contacts:read"),
                 AccountPanel(N_("Profitability"), "/key-accounts/accounts/{account_id}/profit", "contacts:read")]
+
+    def account_rules(self) -> list[Any]:
+        """No manager gets more than `max_key_accounts_per_manager` key accounts without an override."""
+        from keyaccounts.caps import cap_rule
+
+        return [cap_rule(self.settings.max_key_accounts_per_manager)]  # type: ignore[attr-defined]
 
     def card_badges(self, session: Session, *, contact_id: int, account_id: int | None,
                     locale: str) -> list[CardBadge]:

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from hub.accounts import (
     AccountIn,
+    AccountRefused,
     AccountNotFound,
     AccountPatch,
     AccountPublic,
@@ -42,6 +43,10 @@ ReadTimeline = Annotated[Principal, Depends(require("timeline:read"))]
 
 _PROBLEM = {"content": {"application/problem+json": {}}}
 _MISSING = {404: {"description": "No such account", **_PROBLEM}}
+_REFUSED = {409: {"description": "A rule refuses it (a manager past the cap of key accounts): `detail` says "
+                                 "which and why; `?override=true` goes over it, audited", **_PROBLEM}}
+Override = Annotated[bool, Query(description="Go over a rule that refuses the change (a manager's cap of key "
+                                             "accounts); recorded on the audit log as `account.override`")]
 
 
 class AccountPage(BaseModel):
@@ -60,6 +65,9 @@ def _service_errors() -> Iterator[None]:
         raise Problem(404, str(exc)) from None
     except InvalidCursor as exc:
         raise Problem(400, str(exc), slug="invalid-cursor") from None
+    except AccountRefused as exc:
+        raise Problem(409, str(exc), slug="account-rule", rule=exc.rule, override="repeat with ?override=true "
+                      "to go over it; the override is recorded on the audit log") from None
 
 
 def _account(session: Session, account_id: int, *, lock: bool = False) -> Account:
@@ -87,10 +95,11 @@ def search(
 
 
 @router.post("/accounts", status_code=201, summary="Create an account", response_model=AccountPublic,
-             responses={422: {"description": "Invalid fields, named in `errors`", **_PROBLEM}})
-def create(body: AccountIn, response: Response, session: SessionDep, principal: WriteAccounts) -> AccountPublic:
+             responses={422: {"description": "Invalid fields, named in `errors`", **_PROBLEM}, **_REFUSED})
+def create(body: AccountIn, response: Response, session: SessionDep, principal: WriteAccounts,
+           override: Override = False) -> AccountPublic:
     with _service_errors():
-        account = create_account(session, actor=principal, **body.model_dump())
+        account = create_account(session, actor=principal, override=override, **body.model_dump())
     session.commit()
     response.headers["Location"] = f"/api/v1/accounts/{account.id}"
     return _public(session, account)
@@ -103,11 +112,13 @@ def read(account_id: int, session: SessionDep, _: ReadAccounts) -> AccountPublic
 
 @router.patch("/accounts/{account_id}", summary="Edit an account", response_model=AccountPublic,
               description="Only the fields sent change. Changing `is_key` is recorded on the audit log as "
-                          "`account.key`, so the flag's history is kept.", responses=_MISSING)
-def edit(account_id: int, body: AccountPatch, session: SessionDep, principal: WriteAccounts) -> AccountPublic:
+                          "`account.key`, so the flag's history is kept.", responses={**_MISSING, **_REFUSED})
+def edit(account_id: int, body: AccountPatch, session: SessionDep, principal: WriteAccounts,
+         override: Override = False) -> AccountPublic:
     account = _account(session, account_id, lock=True)
     with _service_errors():
-        update_account(session, account=account, actor=principal, changes=body.model_dump(exclude_unset=True))
+        update_account(session, account=account, actor=principal, changes=body.model_dump(exclude_unset=True),
+                       override=override)
     session.commit()
     return _public(session, account)
 
