@@ -48,6 +48,8 @@ class KeyAccountsSettings(ExtensionSettings):
     temperature_minutes: float = Field(60, ge=1, le=24 * 60)
     # How soon after new events a key account's temperature is taken again (keyaccounts.due).
     recompute_due_seconds: float = Field(60, ge=5, le=3600)
+    # How often every account's profit and its band (segments select by them) are recomputed.
+    figures_minutes: float = Field(360, ge=5, le=7 * 24 * 60)
     # Cooling alerts (keyaccounts.watch): below this score, a drop of this many points within
     # drop_window_days, or silent for silence_factor × the usual gap (at least min_silence_days).
     cold_below: int = Field(40, ge=0, le=100)
@@ -112,11 +114,16 @@ class KeyAccountsExtension(Extension):
 
     def jobs(self) -> list[PeriodicJob]:
         from channels.base import PeriodicJob
-        from keyaccounts import due, watch
+        from keyaccounts import due, figures, watch
 
         settings = self.settings
         thresholds = settings.thresholds()  # type: ignore[attr-defined]
         return [PeriodicJob("keyaccounts.temperature", lambda hub: watch.run(hub, thresholds=thresholds),
                             seconds=settings.temperature_minutes * 60, once=True),  # type: ignore[attr-defined]
+                PeriodicJob("keyaccounts.figures",
+                            lambda hub: figures.refresh_figures(hub, rates=settings.rates(),  # type: ignore[attr-defined]
+                                                                period_days=settings.period_days,  # type: ignore[attr-defined]
+                                                                key_share=settings.key_share),  # type: ignore[attr-defined]
+                            seconds=settings.figures_minutes * 60, once=True),  # type: ignore[attr-defined]
                 PeriodicJob("keyaccounts.recompute_due", lambda hub: due.recompute_due(hub, thresholds=thresholds),
                             seconds=settings.recompute_due_seconds, once=True)]  # type: ignore[attr-defined]

@@ -130,6 +130,7 @@ def _watch_one(session: Session, *, account_id: int, now: datetime, thresholds: 
     since = now - timedelta(days=thresholds.drop_window_days)
     best = max(session.scalars(select(TemperatureSnapshot.score).where(
         TemperatureSnapshot.account_id == account_id, TemperatureSnapshot.computed_at >= since)), default=None)
+    account.temperature = current  # what segments select by (hub.models.Account)
     snapshot = _snapshot(session, account_id=account_id, now=now)
     snapshot.computed_at, snapshot.score, snapshot.signals, snapshot.explanation = (
         now, current, parts_json(parts), explanation)
