@@ -117,6 +117,10 @@ class Extension:
         accounts, say): each raises `hub.accounts.AccountRefused`; see `hub.accounts.enforce_rules`."""
         return []
 
+    def merge_accounts(self, session: Session, *, survivor_id: int, duplicate_id: int) -> None:
+        """Move this extension's rows of the duplicate account to the survivor (hub.accounts_merge),
+        before the duplicate's row is deleted; in the merge's transaction."""
+
     def card_badges(self, session: Session, *, contact_id: int, account_id: int | None,
                     locale: str) -> list[CardBadge]:
         """Facts about this contact (or its account) for its card and the screen pop; one cheap query."""

@@ -98,6 +98,12 @@ class KeyAccountsExtension(Extension):
 
         return [cap_rule(self.settings.max_key_accounts_per_manager)]  # type: ignore[attr-defined]
 
+    def merge_accounts(self, session: Session, *, survivor_id: int, duplicate_id: int) -> None:
+        """The duplicate's temperature history, cooling episodes and thresholds move to the survivor."""
+        from keyaccounts.merging import merge_rows
+
+        merge_rows(session, survivor_id=survivor_id, duplicate_id=duplicate_id)
+
     def card_badges(self, session: Session, *, contact_id: int, account_id: int | None,
                     locale: str) -> list[CardBadge]:
         """The key account's temperature on the contact card and in the screen pop."""

@@ -4,12 +4,15 @@ Link a contact to an account with PATCH /contacts/{id} {"account_id": …} (audi
 
 from __future__ import annotations
 
+import io
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import asdict
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Response
-from pydantic import AwareDatetime, BaseModel
+from fastapi import APIRouter, Depends, File, Query, Response, UploadFile
+from fastapi.responses import StreamingResponse
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session
 
 from hub.accounts import (
@@ -27,6 +30,8 @@ from hub.accounts import (
     to_public,
     update_account,
 )
+from hub.accounts_csv import export_accounts, import_accounts
+from hub.accounts_merge import AccountMergeRefused, merge_accounts
 from hub.api.contacts import TimelineEventPublic, TimelinePage
 from hub.api.deps import HubDep, SessionDep, page_size, require
 from hub.api.problems import Problem
@@ -92,6 +97,79 @@ def search(
         page = search_accounts(session, query=q, owner_id=owner_id, key_only=key, limit=page_size(hub, limit),
                                cursor=cursor)
     return AccountPage(items=to_public(session, page.items), next_cursor=page.next_cursor)
+
+
+@router.get("/accounts/export.csv", summary="Export every account as CSV (streamed)", response_class=StreamingResponse,
+            responses={200: {"content": {"text/csv": {}}, "description": "The same columns the import takes"}})
+def export_csv(hub: HubDep, _: ReadAccounts,
+               excel: Annotated[bool, Query(description="';', a BOM and formula guards for spreadsheets")] = False,
+               ) -> StreamingResponse:
+    def chunks() -> Iterator[str]:
+        with hub.session(read_only=True) as session:
+            yield from export_accounts(session, excel=excel)
+
+    return StreamingResponse(chunks(), media_type="text/csv; charset=utf-8",
+                             headers={"Content-Disposition": 'attachment; filename="accounts.csv"'})
+
+
+class AccountImportSummary(BaseModel):
+    rows: int
+    created: int
+    updated: int
+    unchanged: int
+
+
+@router.post("/accounts/import", summary="Import accounts from CSV", response_model=AccountImportSummary,
+             description="Columns: id, name, kind, is_key (yes/no), owner_email, deputy_email, expected_profit, "
+                         "cooperation_until (YYYY-MM-DD), fallback_plan, interaction_notes, attr:<key>. A row with "
+                         "an id updates that account; without one, the one account of that name, else a new one. "
+                         "If any row is invalid nothing is imported and the 422 answer lists every error with its line.",
+             responses={422: {"description": "Rejected rows in `errors` ({line, column, message}); nothing written",
+                              **_PROBLEM},
+                        413: {"description": "The file is larger than the upload limit", **_PROBLEM}})
+def import_csv(file: Annotated[UploadFile, File(description="A UTF-8 CSV file with a header row")],
+               hub: HubDep, session: SessionDep, principal: WriteAccounts) -> AccountImportSummary:
+    limit = hub.settings.api.max_body_bytes
+    if file.size is not None and file.size > limit:
+        raise Problem(413, f"the file is larger than {limit} bytes")
+    text = io.TextIOWrapper(file.file, encoding="utf-8-sig", newline="")
+    try:
+        result = import_accounts(session, stream=text, actor=principal, source=file.filename or "upload")
+    finally:
+        text.detach()
+    if not result.ok:
+        session.rollback()
+        raise Problem(422, f"{result.rejected} of {result.rows} rows are invalid; nothing was imported. "
+                           "Fix the lines listed in `errors` and upload the file again.",
+                      slug="invalid-csv", errors=[asdict(e) for e in result.errors], rows=result.rows,
+                      rejected=result.rejected)
+    session.commit()
+    return AccountImportSummary(rows=result.rows, created=result.created, updated=result.updated,
+                                unchanged=result.unchanged)
+
+
+class AccountMergeIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    duplicate_id: int = Field(description="The account merged into this one, then deleted")
+
+
+@router.post("/accounts/{account_id}/merge", summary="Merge another account of the same company into this one",
+             response_model=AccountPublic,
+             description="The duplicate's contacts (with their timelines), its temperature history, cooling episodes "
+                         "and thresholds move here; empty fields here take the duplicate's; the duplicate is deleted. "
+                         "One `account.merge` audit entry keeps what it was.",
+             responses={**_MISSING, **_REFUSED, 422: {"description": "The same account twice", **_PROBLEM}})
+def merge(account_id: int, body: AccountMergeIn, session: SessionDep, principal: WriteAccounts,
+          override: Override = False) -> AccountPublic:
+    with _service_errors():
+        try:
+            done = merge_accounts(session, survivor_id=account_id, duplicate_id=body.duplicate_id, actor=principal,
+                                  override=override)
+        except AccountMergeRefused as exc:
+            raise Problem(422, str(exc), slug="validation") from None
+    session.commit()
+    return _public(session, done.survivor)
 
 
 @router.post("/accounts", status_code=201, summary="Create an account", response_model=AccountPublic,
