@@ -27,6 +27,7 @@ from hub.contacts import InvalidField, clean_attributes, clean_owner
 from hub.db import contains_folded
 from hub.identities import fold
 from hub.models import Account, AccountKind, AuditEntry, Contact
+from hub.translatable import Translatable
 from hub.timeline import InvalidCursor, Page, TimelineFilter, decode_cursor, encode_cursor, timeline_page
 
 EDITABLE = ("name", "kind", "attributes", "owner_id", "deputy_id", "expected_profit", "cooperation_until",
@@ -37,6 +38,42 @@ MAX_TEXT = 20_000
 
 class AccountNotFound(LookupError):
     pass
+
+
+class AccountRefused(Translatable, ValueError):
+    """A change an extension's rule refuses (`Extension.account_rules`): a manager past the cap of key
+    accounts, say. `rule` names it; the same change with `override=True` goes through, audited."""
+
+    def __init__(self, message: str, *, rule: str, **params: Any) -> None:
+        self.rule = rule
+        super().__init__(message, **params)
+
+
+OVERRIDE_ACTION = "account.override"
+RULED = frozenset({"is_key", "owner_id"})
+
+
+def enforce_rules(session: Session, *, account: Account, actor: Principal, changed: set[str] | frozenset[str],
+                  override: bool = False) -> list[str]:
+    """Run the installed extensions' account rules on the account as it now stands. A refusal is
+    raised, unless `override`: then each rule let through is one `account.override` audit entry
+    (who, which rule, what it said). The rules overridden, by name."""
+    hub = session.info.get("hub")  # a session from Hub.session(); a bare one has no extensions to ask
+    if hub is None or not changed:
+        return []
+    session.flush()
+    overridden = []
+    for _name, extension in sorted(hub.extensions.items()):
+        for rule in extension.account_rules():
+            try:
+                rule(session, account, frozenset(changed))
+            except AccountRefused as exc:
+                if not override:
+                    raise
+                audit.record(session, actor=actor, action=OVERRIDE_ACTION, entity="account", entity_id=account.id,
+                             changes={"rule": exc.rule, "refused": str(exc)})
+                overridden.append(exc.rule)
+    return overridden
 
 
 class AccountIn(BaseModel):
@@ -127,9 +164,10 @@ def fields_of(account: Account) -> dict[str, Any]:
     return out
 
 
-def create_account(session: Session, *, actor: Principal, name: str, is_key: bool = False,
+def create_account(session: Session, *, actor: Principal, name: str, is_key: bool = False, override: bool = False,
                    **fields: Any) -> Account:
-    """A new account (audited; flagged key with its own `account.key` entry when asked)."""
+    """A new account (audited; flagged key with its own `account.key` entry when asked; the
+    extensions' rules checked, `override` lets a refusal through on the audit log)."""
     cleaned = {n: _clean(session, n, v) for n, v in {"name": name, **fields}.items()}
     account = Account(**cleaned)
     account.search_name = fold(account.name)
@@ -138,12 +176,16 @@ def create_account(session: Session, *, actor: Principal, name: str, is_key: boo
     audit.record(session, actor=actor, action="account.create", entity="account", entity_id=account.id,
                  changes={k: [None, v] for k, v in fields_of(account).items() if v not in (None, {}, "")})
     if is_key:
-        set_key(session, account=account, actor=actor, is_key=True)
+        set_key(session, account=account, actor=actor, is_key=True, check=False)
+    enforce_rules(session, account=account, actor=actor, override=override,
+                  changed={n for n in RULED if getattr(account, n)})
     return account
 
 
-def update_account(session: Session, *, account: Account, actor: Principal, changes: dict[str, Any]) -> dict[str, Any]:
-    """Apply a partial update (`is_key` goes through set_key); the audited diff, {} when nothing changed."""
+def update_account(session: Session, *, account: Account, actor: Principal, changes: dict[str, Any],
+                   override: bool = False) -> dict[str, Any]:
+    """Apply a partial update (`is_key` goes through set_key); the audited diff, {} when nothing changed.
+    AccountRefused when an extension's rule refuses it and `override` is not set."""
     changes = dict(changes)
     key = changes.pop("is_key", None)
     cleaned = {n: _clean(session, n, v) for n, v in changes.items()}
@@ -157,13 +199,16 @@ def update_account(session: Session, *, account: Account, actor: Principal, chan
         session.flush()
         audit.record(session, actor=actor, action="account.update", entity="account", entity_id=account.id,
                      changes=diff)
-    if key is not None and set_key(session, account=account, actor=actor, is_key=bool(key)):
+    if key is not None and set_key(session, account=account, actor=actor, is_key=bool(key), check=False):
         diff["is_key"] = [not key, bool(key)]
+    enforce_rules(session, account=account, actor=actor, changed=RULED & set(diff), override=override)
     return diff
 
 
-def set_key(session: Session, *, account: Account, actor: Principal, is_key: bool, reason: str = "") -> bool:
-    """Flag or unflag a key account; True when it changed. Each change is one `account.key` audit entry."""
+def set_key(session: Session, *, account: Account, actor: Principal, is_key: bool, reason: str = "",
+            override: bool = False, check: bool = True) -> bool:
+    """Flag or unflag a key account; True when it changed. Each change is one `account.key` audit entry.
+    Flagging runs the extensions' rules (AccountRefused unless `override`)."""
     if account.is_key == is_key:
         return False
     account.is_key = is_key
@@ -173,6 +218,8 @@ def set_key(session: Session, *, account: Account, actor: Principal, is_key: boo
     if reason:
         changes["reason"] = reason[:500]
     audit.record(session, actor=actor, action=KEY_ACTION, entity="account", entity_id=account.id, changes=changes)
+    if check and is_key:
+        enforce_rules(session, account=account, actor=actor, changed={"is_key"}, override=override)
     return True
 
 

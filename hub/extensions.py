@@ -9,7 +9,8 @@ navigation. Importing the extension's module must register its tables (as an ada
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -28,6 +29,7 @@ from hub.settings import section_problems
 
 if TYPE_CHECKING:
     from fastapi import APIRouter
+    from sqlalchemy.orm import Session
 
     from hub.runtime import Hub
 
@@ -42,6 +44,23 @@ class ExtensionSettings(BaseModel):
     """An extension's section of the config (`[extensions.<name>]`); extensions subclass it."""
 
     model_config = ConfigDict(extra="forbid")
+
+
+@dataclass(frozen=True)
+class CardBadge:
+    """A fact shown at a glance on the contact card and in the incoming-call screen pop, beside the
+    contact's account (a key account's temperature, say). Texts are in the agent's language."""
+
+    label: str
+    value: str
+    tone: str = ""  # "ok", "warn" or "bad": the colour it is drawn in
+    hint: str = ""  # why, shown as the badge's title ("silent 37 days against a usual 7")
+    href: str | None = None
+
+
+# rule(session, account, changed): `changed` names the fields this change touched; the account is
+# flushed, as it will be saved. Raise hub.accounts.AccountRefused to refuse the change.
+AccountRule = Callable[[Any, Any, frozenset[str]], None]
 
 
 class Extension(Plugin):
@@ -64,6 +83,20 @@ class Extension(Plugin):
 
     def account_panels(self) -> list[AccountPanel]:
         """Sections of the account page this extension fills (profitability, temperature)."""
+        return []
+
+    def account_rules(self) -> list[AccountRule]:
+        """Rules an account must keep when it is created or its fields change (a manager's cap on key
+        accounts, say): each raises `hub.accounts.AccountRefused`; see `hub.accounts.enforce_rules`."""
+        return []
+
+    def merge_accounts(self, session: Session, *, survivor_id: int, duplicate_id: int) -> None:
+        """Move this extension's rows of the duplicate account to the survivor (hub.accounts_merge),
+        before the duplicate's row is deleted; in the merge's transaction."""
+
+    def card_badges(self, session: Session, *, contact_id: int, account_id: int | None,
+                    locale: str) -> list[CardBadge]:
+        """Facts about this contact (or its account) for its card and the screen pop; one cheap query."""
         return []
 
     def body_limits(self) -> Mapping[str, int]:

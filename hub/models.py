@@ -159,6 +159,14 @@ class Account(SQLModel, table=True):
     cooperation_until: date | None = Field(default=None, sa_column=sa.Column(sa.Date, nullable=True))
     fallback_plan: str | None = Field(default=None, sa_column=sa.Column(sa.Text, nullable=True))
     interaction_notes: str | None = Field(default=None, sa_column=sa.Column(sa.Text, nullable=True))
+    # Precomputed by the scheduler (keyaccounts) so segments can select by them; NULL until measured:
+    # the latest temperature (key accounts), the profit over the configured period and its band
+    # ("top", "profitable", "break_even", "loss"; docs/accounts.md), and when those were computed.
+    temperature: int | None = Field(default=None, sa_column=sa.Column(sa.Integer, nullable=True))
+    profit: Decimal | None = Field(default=None, sa_column=sa.Column(sa.Numeric(16, 2), nullable=True))
+    profit_band: str | None = Field(default=None, sa_column=sa.Column(sa.String(20), nullable=True,
+                                                                       index=True))
+    figures_at: datetime | None = Field(default=None, sa_column=sa.Column(UTCDateTime(), nullable=True))
     created_at: datetime = _time()
     updated_at: datetime = _time()
 

@@ -24,6 +24,8 @@ from hub.models import Account, Contact, User
 from keyaccounts.profit import Owner, Profit, Rates, all_profits
 
 VIP_TAG = "vip"
+MAX_POINTS = 400
+RANKING_ROWS = 200  # the ranking table's rows: the top, then only key accounts and the trap
 
 
 @dataclass
@@ -66,6 +68,11 @@ class Board:
     @property
     def overlooked(self) -> list[Ranked]:
         return [r for r in self.rows if r.suggested and not r.is_key and r.account_id is not None]
+
+    @property
+    def shown(self) -> list[Ranked]:
+        """The ranking table's rows: the top RANKING_ROWS, and below them key accounts and the trap."""
+        return [r for r in self.rows if r.rank <= RANKING_ROWS or r.is_key or r.costly_vip]
 
     @property
     def keys(self) -> list[Ranked]:
@@ -144,7 +151,10 @@ def pareto_svg(data: Board, *, title: str = "", width: int = 640, height: int = 
     cut = x(data.top_count)
     parts.append(f'<line x1="{cut:.1f}" x2="{cut:.1f}" y1="{pad_t}" y2="{pad_t + plot_h}" stroke="#d97706" '
                  f'stroke-dasharray="4 3"/>')
-    coords = " ".join([f"{x(0):.1f},{y(0):.1f}", *(f"{x(i + 1):.1f},{y(v):.1f}" for i, v in enumerate(data.cumulative))])
+    # At most ~MAX_POINTS vertices: 20,000 accounts would make a curve no screen can show, in 300 KB.
+    step = max(1, n // MAX_POINTS)
+    kept = [i for i in range(n) if i % step == 0 or i == n - 1]
+    coords = " ".join([f"{x(0):.1f},{y(0):.1f}", *(f"{x(i + 1):.1f},{y(data.cumulative[i]):.1f}" for i in kept)])
     parts.append(f'<polyline fill="none" stroke="#2563eb" stroke-width="2" points="{coords}"/>')
     for i, row in enumerate(data.rows):
         if data.cumulative and (row.is_key or row.costly_vip):

@@ -6,20 +6,22 @@ choose and watch the key ones. Its settings are `[extensions.keyaccounts]`."""
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pydantic import Field
 
 import keyaccounts.models  # noqa: F401  - registers the tables
-from hub.extensions import AccountPanel, Extension, ExtensionSettings, NavEntry
+from hub.extensions import AccountPanel, CardBadge, Extension, ExtensionSettings, NavEntry
 from hub.web.i18n import N_
 from keyaccounts.profit import Rates
 from keyaccounts.watch import Thresholds
 
 if TYPE_CHECKING:
     from fastapi import APIRouter
+    from sqlalchemy.orm import Session
 
-    from hub.channel import PeriodicJob
+    from hub.plugin import PeriodicJob
+    from hub.triggers import TriggerRegistry
 
 
 class KeyAccountsSettings(ExtensionSettings):
@@ -44,6 +46,10 @@ class KeyAccountsSettings(ExtensionSettings):
     max_key_accounts_per_manager: int = Field(10, ge=1, le=1000)
     # How often the scheduler takes the temperature of every key account (and looks for cooling).
     temperature_minutes: float = Field(60, ge=1, le=24 * 60)
+    # How soon after new events a key account's temperature is taken again (keyaccounts.due).
+    recompute_due_seconds: float = Field(60, ge=5, le=3600)
+    # How often every account's profit and its band (segments select by them) are recomputed.
+    figures_minutes: float = Field(360, ge=5, le=7 * 24 * 60)
     # Cooling alerts (keyaccounts.watch): below this score, a drop of this many points within
     # drop_window_days, or silent for silence_factor × the usual gap (at least min_silence_days).
     cold_below: int = Field(40, ge=0, le=100)
@@ -86,10 +92,44 @@ class KeyAccountsExtension(Extension):
         return [AccountPanel(N_("Temperature"), "/key-accounts/accounts/{account_id}/temperature", "contacts:read"),
                 AccountPanel(N_("Profitability"), "/key-accounts/accounts/{account_id}/profit", "contacts:read")]
 
-    def jobs(self) -> list[PeriodicJob]:
-        from hub.channel import PeriodicJob
-        from keyaccounts import watch
+    def account_rules(self) -> list[Any]:
+        """No manager gets more than `max_key_accounts_per_manager` key accounts without an override."""
+        from keyaccounts.caps import cap_rule
 
-        thresholds = self.settings.thresholds()  # type: ignore[attr-defined]
+        return [cap_rule(self.settings.max_key_accounts_per_manager)]  # type: ignore[attr-defined]
+
+    def merge_accounts(self, session: Session, *, survivor_id: int, duplicate_id: int) -> None:
+        """The duplicate's temperature history, cooling episodes and thresholds move to the survivor."""
+        from keyaccounts.merging import merge_rows
+
+        merge_rows(session, survivor_id=survivor_id, duplicate_id=duplicate_id)
+
+    def card_badges(self, session: Session, *, contact_id: int, account_id: int | None,
+                    locale: str) -> list[CardBadge]:
+        """The key account's temperature on the contact card and in the screen pop."""
+        from keyaccounts.glance import temperature_badge
+
+        return temperature_badge(session, account_id=account_id, locale=locale,
+                                 thresholds=self.settings.thresholds())  # type: ignore[attr-defined]
+
+    def register_triggers(self, triggers: TriggerRegistry) -> None:
+        """New events of a key account make its temperature due (keyaccounts.due)."""
+        from keyaccounts import due
+
+        due.register(triggers)
+
+    def jobs(self) -> list[PeriodicJob]:
+        from hub.plugin import PeriodicJob
+        from keyaccounts import due, figures, watch
+
+        settings = self.settings
+        thresholds = settings.thresholds()  # type: ignore[attr-defined]
         return [PeriodicJob("keyaccounts.temperature", lambda hub: watch.run(hub, thresholds=thresholds),
-                            seconds=self.settings.temperature_minutes * 60, once=True)]  # type: ignore[attr-defined]
+                            seconds=settings.temperature_minutes * 60, once=True),  # type: ignore[attr-defined]
+                PeriodicJob("keyaccounts.figures",
+                            lambda hub: figures.refresh_figures(hub, rates=settings.rates(),  # type: ignore[attr-defined]
+                                                                period_days=settings.period_days,  # type: ignore[attr-defined]
+                                                                key_share=settings.key_share),  # type: ignore[attr-defined]
+                            seconds=settings.figures_minutes * 60, once=True),  # type: ignore[attr-defined]
+                PeriodicJob("keyaccounts.recompute_due", lambda hub: due.recompute_due(hub, thresholds=thresholds),
+                            seconds=settings.recompute_due_seconds, once=True)]  # type: ignore[attr-defined]

@@ -13,6 +13,7 @@ from hub import audit
 from hub.auth import Principal
 from hub.models import Account, Contact, Task, TaskStatus, User
 from hub.tasks import create_task
+from keyaccounts.caps import check_handover
 from hub.web.i18n import N_, package_translations
 
 NOTICE = N_("You now own %(num)d accounts handed over by %(name)s")
@@ -36,8 +37,9 @@ class Handover:
 
 
 def hand_over(session: Session, *, from_user_id: int, to_user_id: int, actor: Principal,
-              default_locale: str = "ru") -> Handover:
-    """Move every account `from_user_id` manages to `to_user_id` (in the caller's transaction)."""
+              default_locale: str = "ru", cap: int | None = None, override: bool = False) -> Handover:
+    """Move every account `from_user_id` manages to `to_user_id` (in the caller's transaction).
+    AccountRefused when the taker would hold more than `cap` key accounts, unless `override`."""
     if from_user_id == to_user_id:
         raise HandoverRefused("to_user_id", N_("Choose another manager to hand the accounts to."))
     giver, taker = session.get(User, from_user_id), session.get(User, to_user_id)
@@ -50,6 +52,9 @@ def hand_over(session: Session, *, from_user_id: int, to_user_id: int, actor: Pr
     result = Handover(accounts=[a.id for a in accounts])  # type: ignore[misc]
     if not accounts:
         return result
+    if cap is not None:
+        check_handover(session, to_user_id=to_user_id, moving_keys=sum(1 for a in accounts if a.is_key), cap=cap,
+                       override=override, actor=actor, account_ids=result.accounts)
     members = list(session.scalars(select(Contact.id).where(Contact.account_id.in_(result.accounts))))
     if members:
         result.contacts = session.execute(

@@ -47,3 +47,34 @@ class CoolingEpisode(SQLModel, table=True):
                                                                   nullable=True))
     event_id: int | None = Field(default=None, sa_column=sa.Column(BigId, nullable=True))
 
+
+
+def _account_key() -> Any:
+    return Field(sa_column=sa.Column(BigId, sa.ForeignKey("account.id", ondelete="CASCADE"), primary_key=True,
+                                     autoincrement=False))
+
+
+class TemperatureDue(SQLModel, table=True):
+    """A key account whose temperature is out of date: an event arrived since its last snapshot.
+
+    The trigger on new events writes this row in the event's own transaction (one row per account,
+    however many events: insert-or-ignore on the key), and the job `keyaccounts.recompute_due`
+    takes the temperature soon after and deletes the row, unless another event marked it again
+    meanwhile (`version` moved on)."""
+
+    __tablename__ = "account_temperature_due"
+
+    account_id: int = _account_key()
+    marked_at: datetime = _time()
+    version: int = Field(default=1, sa_column=sa.Column(sa.Integer, nullable=False, default=1))
+
+
+class AccountThreshold(SQLModel, table=True):
+    """A key account's own cooling thresholds, where the settings' do not fit it (NULL: the setting's)."""
+
+    __tablename__ = "account_threshold"
+
+    account_id: int = _account_key()
+    cold_below: int | None = Field(default=None, sa_column=sa.Column(sa.Integer, nullable=True))
+    sharp_drop: int | None = Field(default=None, sa_column=sa.Column(sa.Integer, nullable=True))
+    updated_at: datetime = _time()

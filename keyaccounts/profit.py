@@ -13,8 +13,10 @@ Profit = gross margin − cost to serve, in the settings' currency (docs/account
   plus marketing deliveries sent in the period at `marketing_send_cost[channel]` each.
 - A contact without an account is its own account (key `("contact", id)`).
 
-One set-based query per input (`load_inputs`), then `compute`, a pure function of those rows and
-the rates, so the figure is reproducible and every line keeps the ids of the rows behind it.
+One account's figure: one set-based query per input (`load_inputs`), then `compute`, a pure
+function of those rows and the rates, so the figure is reproducible and every line keeps the ids of
+the rows behind it. Every account's at once (`all_profits`): the same rules summed in SQL
+(`keyaccounts.totals`), one row per account and line, never one per event.
 """
 
 from __future__ import annotations
@@ -197,14 +199,8 @@ class Profit:
     orders: list[OrderFigure] = field(default_factory=list)
     skipped_orders: list[int] = field(default_factory=list)  # event ids in another currency
     lines: dict[str, Line] = field(default_factory=lambda: {name: Line(name) for name in LINES})
-
-    @property
-    def revenue(self) -> Decimal:
-        return sum((o.revenue for o in self.orders), Decimal(0))
-
-    @property
-    def margin(self) -> Decimal:
-        return sum((o.margin for o in self.orders), Decimal(0))
+    revenue: Decimal = Decimal(0)  # the counted orders' amounts, refunds subtracted
+    margin: Decimal = Decimal(0)
 
     @property
     def cost_to_serve(self) -> Decimal:
@@ -249,6 +245,8 @@ def _order_figures(rows: Iterable[OrderRow], rates: Rates, profit_of: Any) -> No
         profit.orders.append(OrderFigure(row.event_id, str(order.get("order_id", "")), row.occurred_at,
                                          sign * amount, sign * margin, "shop" if shop_margin is not None else "default",
                                          refunded))
+        profit.revenue += sign * amount
+        profit.margin += sign * margin
 
 
 def compute(inputs: Inputs, rates: Rates) -> dict[Owner, Profit]:
@@ -292,8 +290,11 @@ def account_profit(session: Session, *, account_id: int, since: datetime, until:
 
 
 def all_profits(session: Session, *, since: datetime, until: datetime, rates: Rates) -> dict[Owner, Profit]:
-    """Every account's profit over the period, and every contact's without an account that had any."""
-    return compute(load_inputs(session, since=since, until=until), rates)
+    """Every account's profit over the period, and every contact's without an account that had any:
+    summed by the database (keyaccounts.totals), so memory stays flat however many events there are."""
+    from keyaccounts.totals import load_totals
+
+    return load_totals(session, since=since, until=until, rates=rates)
 
 
 def by_line(profit: Profit) -> list[Line]:

@@ -12,13 +12,16 @@ signal with no data is neutral (0.5). docs/accounts.md has the table.
 | orders     | 15     | orders of the last 90 days match the count and value of its own 90-day average over the year before | none |
 | detractors | 10     | no open follow-up task from a low survey score | two or more |
 
-`signals_of` reads one account's inputs (a handful of queries over its contacts); `score` is pure.
+`signals_of_many` reads the inputs of a chunk of accounts in six queries over their contacts’
+timelines (whatever the chunk's size); `score` is pure.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import statistics
+from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -27,10 +30,9 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from hub.accounts import member_ids
 from hub.db import among
 from hub.events import COMMERCE_CHANNEL, ORDER_COMPLETED
-from hub.models import Direction, Task, TaskStatus, TimelineEvent
+from hub.models import Contact, Direction, Task, TaskStatus, TimelineEvent
 from hub.web.i18n import N_
 
 WEIGHTS = {"recency": 25, "frequency": 15, "response": 15, "survey": 20, "orders": 15, "detractors": 10}
@@ -160,41 +162,58 @@ def score(signals: Signals) -> tuple[int, list[Part], str]:
 
 def signals_of(session: Session, *, account_id: int, now: datetime) -> Signals:
     """One account's signals at `now`, from its surviving contacts' timelines and tasks."""
-    ids = member_ids(session, account_id=account_id)
-    s = Signals()
-    if not ids:
-        return s
-    mine = among(session, TimelineEvent.contact_id, ids)
-    inbound = list(session.scalars(
-        select(TimelineEvent.occurred_at).where(
-            mine, TimelineEvent.direction == Direction.IN, TimelineEvent.channel.in_(CONVERSATION_CHANNELS),
-            TimelineEvent.occurred_at >= now - RHYTHM_WINDOW - RECENT, TimelineEvent.occurred_at <= now)
-        .order_by(TimelineEvent.occurred_at)))
-    if inbound:
-        s.days_since_inbound = (now - inbound[-1]).total_seconds() / 86400
-        window = [t for t in inbound if t >= now - RHYTHM_WINDOW]
+    return signals_of_many(session, account_ids=[account_id], now=now)[account_id]
+
+
+def signals_of_many(session: Session, *, account_ids: Sequence[int], now: datetime) -> dict[int, Signals]:
+    """The signals of several accounts at `now` in six queries whatever their number (the watch reads
+    key accounts in chunks: the rows of one chunk's members only, never the whole timeline)."""
+    found = {account_id: Signals() for account_id in account_ids}
+    owner = dict(session.execute(select(Contact.id, Contact.account_id).where(
+        among(session, Contact.account_id, list(account_ids)), Contact.merged_into.is_(None))).all())
+    if not owner:
+        return found
+    mine = among(session, TimelineEvent.contact_id, list(owner))
+    inbound: dict[int, list[datetime]] = defaultdict(list)
+    for contact_id, at in session.execute(
+            select(TimelineEvent.contact_id, TimelineEvent.occurred_at).where(
+                mine, TimelineEvent.direction == Direction.IN, TimelineEvent.channel.in_(CONVERSATION_CHANNELS),
+                TimelineEvent.occurred_at >= now - RHYTHM_WINDOW - RECENT, TimelineEvent.occurred_at <= now)):
+        inbound[owner[contact_id]].append(at)
+    for account_id, times in inbound.items():
+        times.sort()
+        s = found[account_id]
+        s.days_since_inbound = (now - times[-1]).total_seconds() / 86400
+        window = [t for t in times if t >= now - RHYTHM_WINDOW]
         s.inbound_gaps_days = [(b - a).total_seconds() / 86400 for a, b in zip(window, window[1:])]
-        s.inbound_recent = sum(1 for t in inbound if t >= now - RECENT)
-        before = sum(1 for t in inbound if t < now - RECENT)
+        s.inbound_recent = sum(1 for t in times if t >= now - RECENT)
+        before = sum(1 for t in times if t < now - RECENT)
         s.inbound_before_per_30 = before / (RHYTHM_WINDOW / RECENT) if before else None
 
-    rows = session.execute(
-        select(TimelineEvent.occurred_at, TimelineEvent.direction, TimelineEvent.contact_id).where(
-            mine, TimelineEvent.channel.in_(("email", "sms")), TimelineEvent.direction.in_((Direction.IN, Direction.OUT)),
-            TimelineEvent.occurred_at >= now - RESPONSE_WINDOW, TimelineEvent.occurred_at <= now)
-        .order_by(TimelineEvent.occurred_at)).all()
     waiting: dict[int, datetime] = {}
-    for at, direction, contact_id in rows:
+    for at, direction, contact_id in session.execute(
+            select(TimelineEvent.occurred_at, TimelineEvent.direction, TimelineEvent.contact_id).where(
+                mine, TimelineEvent.channel.in_(("email", "sms")),
+                TimelineEvent.direction.in_((Direction.IN, Direction.OUT)),
+                TimelineEvent.occurred_at >= now - RESPONSE_WINDOW, TimelineEvent.occurred_at <= now)
+            .order_by(TimelineEvent.occurred_at, TimelineEvent.id)):
         if direction == Direction.IN:
             waiting.setdefault(contact_id, at)
         elif contact_id in waiting:
-            s.reply_hours.append((at - waiting.pop(contact_id)).total_seconds() / 3600)
-    s.reply_hours += [float("inf") if (now - at) > timedelta(hours=SLOW_REPLY_H) else (now - at).total_seconds() / 3600
-                      for at in waiting.values()]
+            found[owner[contact_id]].reply_hours.append((at - waiting.pop(contact_id)).total_seconds() / 3600)
+    for contact_id, at in waiting.items():
+        late = (now - at) > timedelta(hours=SLOW_REPLY_H)
+        found[owner[contact_id]].reply_hours.append(float("inf") if late else (now - at).total_seconds() / 3600)
 
-    for data in session.scalars(
-            select(TimelineEvent.data).where(mine, TimelineEvent.kind.in_(SURVEY_KINDS), TimelineEvent.occurred_at <= now)
-            .order_by(TimelineEvent.occurred_at.desc(), TimelineEvent.id.desc()).limit(10)):
+    newest = (select(TimelineEvent.contact_id, TimelineEvent.data,
+                     func.row_number().over(partition_by=Contact.account_id,
+                                            order_by=(TimelineEvent.occurred_at.desc(), TimelineEvent.id.desc()))
+                     .label("nth"))
+              .select_from(TimelineEvent).join(Contact, Contact.id == TimelineEvent.contact_id)
+              .where(mine, TimelineEvent.kind.in_(SURVEY_KINDS), TimelineEvent.occurred_at <= now).subquery())
+    for contact_id, data in session.execute(
+            select(newest.c.contact_id, newest.c.data).where(newest.c.nth <= 10).order_by(newest.c.nth)):
+        s = found[owner[contact_id]]
         for key, scale in (("nps", 10), ("csat", 5)):
             raw = (data or {}).get(key)
             if isinstance(raw, (int, float)) and not isinstance(raw, bool):
@@ -202,32 +221,35 @@ def signals_of(session: Session, *, account_id: int, now: datetime) -> Signals:
                 s.last_survey = s.last_survey or (float(raw), scale)
                 break
 
-    orders = session.execute(
-        select(TimelineEvent.occurred_at, TimelineEvent.data).where(
-            mine, TimelineEvent.channel == COMMERCE_CHANNEL, TimelineEvent.kind == ORDER_COMPLETED,
-            TimelineEvent.occurred_at >= now - ORDER_RECENT - ORDER_HISTORY, TimelineEvent.occurred_at <= now)).all()
-    before_count, before_value = 0, Decimal(0)
-    for at, data in orders:
+    before_count: dict[int, int] = defaultdict(int)
+    before_value: dict[int, Decimal] = defaultdict(Decimal)
+    for contact_id, at, data in session.execute(
+            select(TimelineEvent.contact_id, TimelineEvent.occurred_at, TimelineEvent.data).where(
+                mine, TimelineEvent.channel == COMMERCE_CHANNEL, TimelineEvent.kind == ORDER_COMPLETED,
+                TimelineEvent.occurred_at >= now - ORDER_RECENT - ORDER_HISTORY, TimelineEvent.occurred_at <= now)):
+        account_id = owner[contact_id]
         try:
             amount = Decimal(str(((data or {}).get("order") or {}).get("amount", 0)))
         except ArithmeticError:
             amount = Decimal(0)
         if at >= now - ORDER_RECENT:
-            s.orders_recent += 1
-            s.value_recent += amount
+            found[account_id].orders_recent += 1
+            found[account_id].value_recent += amount
         else:
-            before_count += 1
-            before_value += amount
+            before_count[account_id] += 1
+            before_value[account_id] += amount
     periods = ORDER_HISTORY / ORDER_RECENT
-    if before_count:
-        s.orders_before_per_90 = before_count / periods
-        s.value_before_per_90 = before_value / Decimal(str(periods))
+    for account_id, count in before_count.items():
+        found[account_id].orders_before_per_90 = count / periods
+        found[account_id].value_before_per_90 = before_value[account_id] / Decimal(str(periods))
 
-    s.open_detractor_tasks = session.scalar(
-        select(func.count()).select_from(Task).join(TimelineEvent, TimelineEvent.id == Task.source_event_id)
-        .where(among(session, Task.contact_id, ids), Task.status == TaskStatus.OPEN,
-               TimelineEvent.kind.in_(SURVEY_KINDS))) or 0
-    return s
+    for account_id, count in session.execute(
+            select(Contact.account_id, func.count()).select_from(Task)
+            .join(TimelineEvent, TimelineEvent.id == Task.source_event_id).join(Contact, Contact.id == Task.contact_id)
+            .where(among(session, Task.contact_id, list(owner)), Task.status == TaskStatus.OPEN,
+                   TimelineEvent.kind.in_(SURVEY_KINDS)).group_by(Contact.account_id)):
+        found[account_id].open_detractor_tasks = int(count)
+    return found
 
 
 def parts_json(parts: list[Part]) -> dict[str, Any]:

@@ -10,7 +10,8 @@ from fastapi import APIRouter, Depends, Form, Request
 from starlette.responses import Response
 
 from hub import clock
-from hub.accounts import AccountNotFound, get_account, set_key
+from hub.accounts import AccountNotFound, AccountRefused, get_account, set_key
+from hub.web import confirm
 from hub.web.i18n import N_
 from hub.web.pages import Agent, PageError, get_hub, is_fragment, redirect, render, require
 from keyaccounts import choosing
@@ -74,7 +75,9 @@ def choosing_page(request: Request, agent: Reader, days: int | None = None) -> R
                   chart=choosing.pareto_svg(board, title=agent.package_gettext("keyaccounts")(PARETO_TITLE)))
 
 
-def _flag(request: Request, agent: Agent, account_ids: list[int], is_key: bool, reason: str) -> None:
+def _flag(request: Request, agent: Agent, account_ids: list[int], is_key: bool, reason: str,
+          override: bool = False) -> None:
+    """Flag or unflag the accounts in one transaction (AccountRefused leaves every one as it was)."""
     hub = get_hub(request)
     with hub.session() as db:
         for account_id in sorted(set(account_ids)):
@@ -82,29 +85,55 @@ def _flag(request: Request, agent: Agent, account_ids: list[int], is_key: bool, 
                 account = get_account(db, account_id, lock=True)
             except AccountNotFound:
                 raise PageError(404, NO_ACCOUNT) from None
-            set_key(db, account=account, actor=agent.principal, is_key=is_key, reason=reason)
+            set_key(db, account=account, actor=agent.principal, is_key=is_key, reason=reason, override=override)
         db.commit()
 
 
+def _back(back: str) -> str:
+    return back if back.startswith("/key-accounts") else "/key-accounts"
+
+
+def _over_cap(request: Request, agent: Agent, exc: AccountRefused, *, action: str, back: str,
+              fields: dict[str, str]) -> Response:
+    """The confirm step of going over a manager's cap: what the rule says, and "flag anyway"."""
+    return confirm.ask(request, agent, action=action, title=OVER_CAP_TITLE, question=exc.translated(agent.gettext),
+                       button=FLAG_ANYWAY, back=_back(back), package="keyaccounts", fields={"back": back, **fields})
+
+
+OVER_CAP_TITLE, FLAG_ANYWAY = N_("Over the manager's cap"), N_("Flag anyway (recorded on the audit log)")
+
+
 @router.post("/key-accounts/accounts/{account_id}/flag")
-def flag(request: Request, account_id: int, agent: Writer, back: Annotated[str, Form(max_length=200)] = "") -> Response:
-    _flag(request, agent, [account_id], True, FLAGGED)
-    return redirect(request, back if back.startswith("/key-accounts") else "/key-accounts")
+async def flag(request: Request, account_id: int, agent: Writer) -> Response:
+    form = await request.form()
+    back = str(form.get("back", ""))[:200]
+    try:
+        _flag(request, agent, [account_id], True, FLAGGED, override=confirm.confirmed(form))
+    except AccountRefused as exc:
+        return _over_cap(request, agent, exc, action=f"/key-accounts/accounts/{account_id}/flag", back=back, fields={})
+    return redirect(request, _back(back))
 
 
 @router.post("/key-accounts/accounts/{account_id}/unflag")
 def unflag(request: Request, account_id: int, agent: Writer,
            back: Annotated[str, Form(max_length=200)] = "") -> Response:
     _flag(request, agent, [account_id], False, UNFLAGGED)
-    return redirect(request, back if back.startswith("/key-accounts") else "/key-accounts")
+    return redirect(request, _back(back))
 
 
 @router.post("/key-accounts/accept")
-def accept(request: Request, agent: Writer, account: Annotated[list[int], Form()] = [],  # noqa: B006
-           back: Annotated[str, Form(max_length=200)] = "") -> Response:
+async def accept(request: Request, agent: Writer) -> Response:
     """Flag the suggested accounts the manager left ticked (the unticked ones are left as they are)."""
-    _flag(request, agent, account, True, ACCEPTED)
-    return redirect(request, back if back.startswith("/key-accounts") else "/key-accounts")
+    form = await request.form()
+    back = str(form.get("back", ""))[:200]
+    raw = [str(v) for v in form.getlist("account")] + str(form.get("ids", "")).split(",")
+    ids = [int(v) for v in raw if v.strip().isdigit()]
+    try:
+        _flag(request, agent, ids, True, ACCEPTED, override=confirm.confirmed(form))
+    except AccountRefused as exc:
+        return _over_cap(request, agent, exc, action="/key-accounts/accept", back=back,
+                         fields={"ids": ",".join(map(str, ids))})
+    return redirect(request, _back(back))
 
 
 
@@ -114,12 +143,20 @@ TREND_POINTS = 90
 @router.get("/key-accounts/accounts/{account_id}/temperature")
 def temperature_panel(request: Request, account_id: int, agent: Reader) -> Response:
     """The temperature trend, the latest score's parts and reasons, and any open cooling episode."""
+    return _temperature(request, agent, account_id)
+
+
+def _temperature(request: Request, agent: Agent, account_id: int, *, status: int = 200, error: str | None = None,
+                 values: dict[str, str] | None = None, fragment: bool | None = None) -> Response:
     from sqlalchemy import select
 
     from keyaccounts.models import CoolingEpisode, TemperatureSnapshot
     from keyaccounts.temperature import SIGNAL_LABELS, WARM_PART
+    from keyaccounts.thresholds import own_thresholds
+    from keyaccounts.watch import thresholds_for
 
     hub = get_hub(request)
+    base = _settings(request).thresholds()
     with hub.session(read_only=True) as db:
         try:
             account = get_account(db, account_id)
@@ -129,16 +166,51 @@ def temperature_panel(request: Request, account_id: int, agent: Reader) -> Respo
             select(TemperatureSnapshot).where(TemperatureSnapshot.account_id == account_id)
             .order_by(TemperatureSnapshot.computed_at.desc(), TemperatureSnapshot.id.desc()).limit(TREND_POINTS)).all()))
         episode = db.scalars(select(CoolingEpisode).where(CoolingEpisode.open_account_id == account_id)).first()
+        effective = thresholds_for(db, account_id=account_id, base=base)
+        own = own_thresholds(db, account_id=account_id)
     latest = snapshots[-1] if snapshots else None
     _ = agent.package_gettext("keyaccounts")
     reasons = [] if latest is None else [
         _(part["template"]) % part["params"] for part in sorted(latest.signals.values(), key=lambda p: p["value"])
         if part.get("template") and part["value"] < WARM_PART]
-    template = "keyaccounts/_temperature.html" if is_fragment(request) else "keyaccounts/temperature.html"
-    return render(request, agent, template, account=account, latest=latest, reasons=reasons, episode=episode,
-                  signal_labels=SIGNAL_LABELS,
+    fragment = is_fragment(request) if fragment is None else fragment
+    template = "keyaccounts/_temperature.html" if fragment else "keyaccounts/temperature.html"
+    if values is None:
+        values = {k: "" if v is None else str(v) for k, v in own.model_dump().items()}
+    return render(request, agent, template, status=status, account=account, latest=latest, reasons=reasons,
+                  episode=episode, signal_labels=SIGNAL_LABELS, effective=effective, base=base, values=values,
+                  error=error,
                   chart=choosing.trend_svg([(s.computed_at, s.score) for s in snapshots], title=_(TREND_TITLE),
                                            fmt_date=agent.fmt.date))
+
+
+THRESHOLD_NUMBER = N_("Write whole numbers: the alert threshold 0–100, the sharp drop 1–100; leave blank for the setting.")
+
+
+@router.post("/key-accounts/accounts/{account_id}/thresholds")
+def thresholds(request: Request, account_id: int, agent: Writer,
+               cold_below: Annotated[str, Form(max_length=10)] = "",
+               sharp_drop: Annotated[str, Form(max_length=10)] = "") -> Response:
+    """Set the account's own cooling thresholds (blank: the setting's), audited."""
+    from pydantic import ValidationError
+
+    from keyaccounts.thresholds import ThresholdsIn, set_thresholds
+
+    values = {"cold_below": cold_below, "sharp_drop": sharp_drop}
+    try:
+        wanted = ThresholdsIn(**{k: (v.strip() or None) for k, v in values.items()})
+    except ValidationError:
+        return _temperature(request, agent, account_id, status=422, error=THRESHOLD_NUMBER, values=values,
+                            fragment=False)
+    hub = get_hub(request)
+    with hub.session() as db:
+        try:
+            account = get_account(db, account_id, lock=True)
+        except AccountNotFound:
+            raise PageError(404, NO_ACCOUNT) from None
+        set_thresholds(db, account=account, actor=agent.principal, values=wanted)
+        db.commit()
+    return redirect(request, f"/accounts/{account_id}")
 
 
 TREND_TITLE = N_("Temperature over time")
@@ -150,7 +222,7 @@ def handover_form(request: Request, agent: Writer) -> Response:
 
 
 def _handover_page(request: Request, agent: Agent, *, status: int = 200, error: str | None = None,
-                   done: Any = None, values: dict[str, str] | None = None) -> Response:
+                   done: Any = None, values: dict[str, str] | None = None, refused: bool = False) -> Response:
     from sqlalchemy import func, select
 
     from hub.models import Account, User
@@ -161,12 +233,13 @@ def _handover_page(request: Request, agent: Agent, *, status: int = 200, error: 
         counts = dict(db.execute(select(Account.owner_id, func.count()).where(Account.owner_id.is_not(None))
                                  .group_by(Account.owner_id)).all())
     return render(request, agent, "keyaccounts/handover.html", status=status, users=users, counts=counts, error=error,
-                  done=done, values=values or {})
+                  done=done, values=values or {}, refused=refused)
 
 
 @router.post("/key-accounts/handover")
 def handover(request: Request, agent: Writer, from_user_id: Annotated[str, Form(max_length=20)] = "",
-             to_user_id: Annotated[str, Form(max_length=20)] = "") -> Response:
+             to_user_id: Annotated[str, Form(max_length=20)] = "",
+             override: Annotated[str, Form(max_length=5)] = "") -> Response:
     from keyaccounts.handover import HandoverRefused, hand_over
 
     values = {"from_user_id": from_user_id, "to_user_id": to_user_id}
@@ -176,10 +249,15 @@ def handover(request: Request, agent: Writer, from_user_id: Annotated[str, Form(
     with hub.session() as db:
         try:
             done = hand_over(db, from_user_id=int(from_user_id), to_user_id=int(to_user_id), actor=agent.principal,
-                             default_locale=hub.settings.default_locale)
+                             default_locale=hub.settings.default_locale,
+                             cap=_settings(request).max_key_accounts_per_manager, override=override == "on")
         except HandoverRefused as exc:
             db.rollback()
             return _handover_page(request, agent, status=422, error=exc.message, values=values)
+        except AccountRefused as exc:
+            db.rollback()
+            return _handover_page(request, agent, status=409, error=exc.translated(agent.package_gettext("keyaccounts")),
+                                  values=values, refused=True)
         db.commit()
     return _handover_page(request, agent, done=done)
 

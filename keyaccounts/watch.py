@@ -13,13 +13,14 @@ cooling opens a new one.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import statistics
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -30,8 +31,8 @@ from hub.ingest import InboundEvent, post_event
 from hub.models import Account, Direction, User
 from hub.tasks import InvalidTask, create_task
 from hub.web.i18n import N_, package_translations
-from keyaccounts.models import CoolingEpisode, TemperatureSnapshot
-from keyaccounts.temperature import WARM_PART, Part, Signals, parts_json, score, signals_of
+from keyaccounts.models import AccountThreshold, CoolingEpisode, TemperatureSnapshot
+from keyaccounts.temperature import WARM_PART, Part, Signals, parts_json, score, signals_of, signals_of_many
 
 log = logging.getLogger("keyaccounts.watch")
 CHANNEL = "keyaccounts"
@@ -57,6 +58,15 @@ class Thresholds:
     recovery_margin: int = 5
 
 
+def thresholds_for(session: Session, *, account_id: int, base: Thresholds) -> Thresholds:
+    """The account's own thresholds: its override (`account_threshold`) where set, else the settings'."""
+    own = session.get(AccountThreshold, account_id)
+    if own is None:
+        return base
+    return dataclasses.replace(base, **{name: value for name in ("cold_below", "sharp_drop")
+                                        if (value := getattr(own, name)) is not None})
+
+
 @dataclass
 class RunResult:
     scored: int = 0
@@ -78,38 +88,124 @@ def reasons_for(signals: Signals, current: int, best_recent: int | None, t: Thre
     return found
 
 
+CHUNK = 200  # key accounts whose signals are read together
+
+
 def run(hub: Any, *, thresholds: Thresholds) -> RunResult:
     """Score every key account now, keep the snapshot, open or end cooling episodes (each in its own
-    transaction, so one account's failure leaves the others done)."""
+    transaction, so one account's failure leaves the others done). Signals are read a chunk of
+    accounts at a time (six queries per chunk), so the run's memory and query count stay bounded."""
     result = RunResult()
     now = clock.now()
     with hub.session(read_only=True) as session:
         ids = list(session.scalars(select(Account.id).where(Account.is_key.is_(True)).order_by(Account.id)))
-    for account_id in ids:
-        try:
-            with hub.session() as session:
-                watch_one(session, account_id=account_id, now=now, thresholds=thresholds, result=result,
-                          default_locale=hub.settings.default_locale)
-                session.commit()
-        except IntegrityError:
-            # Another process opened this account's episode first: it is open, which is all we wanted.
-            log.info("keyaccounts: the cooling episode of account %s was opened elsewhere", account_id)
+    for start in range(0, len(ids), CHUNK):
+        chunk = ids[start:start + CHUNK]
+        with hub.session(read_only=True) as session:
+            signals = signals_of_many(session, account_ids=chunk, now=now)
+        # One transaction per chunk, its rows locked in id order and its writes batched: a commit and
+        # a handful of statements per account cost far more than the scoring itself.
+        with hub.session() as session:
+            _watch_chunk(session, chunk=chunk, signals=signals, now=now, thresholds=thresholds, result=result,
+                         default_locale=hub.settings.default_locale)
+            session.commit()
     return result
 
 
+def _watch_chunk(session: Session, *, chunk: list[int], signals: dict[int, Signals], now: datetime,
+                 thresholds: Thresholds, result: RunResult, default_locale: str) -> None:
+    """watch_one for a chunk of accounts, with its reads and writes done once for the chunk."""
+    accounts = list(session.scalars(select(Account).where(Account.id.in_(chunk), Account.is_key.is_(True))
+                                    .order_by(Account.id).with_for_update()))
+    ids = [a.id for a in accounts]
+    best = dict(session.execute(
+        select(TemperatureSnapshot.account_id, func.max(TemperatureSnapshot.score))
+        .where(TemperatureSnapshot.account_id.in_(ids),
+               TemperatureSnapshot.computed_at >= now - timedelta(days=thresholds.drop_window_days))
+        .group_by(TemperatureSnapshot.account_id)).all())
+    newest = (select(TemperatureSnapshot.account_id, func.max(TemperatureSnapshot.computed_at).label("at"))
+              .where(TemperatureSnapshot.account_id.in_(ids)).group_by(TemperatureSnapshot.account_id).subquery())
+    latest = {account_id: (snapshot_id, at) for account_id, snapshot_id, at in session.execute(
+        select(TemperatureSnapshot.account_id, func.max(TemperatureSnapshot.id), newest.c.at)
+        .join(newest, (newest.c.account_id == TemperatureSnapshot.account_id)
+              & (newest.c.at == TemperatureSnapshot.computed_at))
+        .group_by(TemperatureSnapshot.account_id, newest.c.at))}
+    episodes = {e.open_account_id: e for e in session.scalars(
+        select(CoolingEpisode).where(CoolingEpisode.open_account_id.in_(ids)))}
+    own = {t.account_id: t for t in session.scalars(select(AccountThreshold).where(AccountThreshold.account_id.in_(ids)))}
+    hour = now.replace(minute=0, second=0, microsecond=0)
+    inserts: list[dict[str, Any]] = []
+    updates: list[dict[str, Any]] = []
+    to_open = []
+    for account in accounts:
+        current, parts, explanation = score(signals[account.id])  # type: ignore[index]
+        values = {"computed_at": now, "score": current, "signals": parts_json(parts), "explanation": explanation}
+        account.temperature = current
+        previous = latest.get(account.id)
+        if previous is not None and hour <= previous[1] <= now:
+            updates.append({"id": previous[0], **values})
+        else:
+            inserts.append({"account_id": account.id, **values})
+        result.scored += 1
+        row = own.get(account.id)  # type: ignore[arg-type]
+        mine = thresholds if row is None else dataclasses.replace(thresholds, **{
+            name: value for name in ("cold_below", "sharp_drop") if (value := getattr(row, name)) is not None})
+        reasons = reasons_for(signals[account.id], current, best.get(account.id), mine)  # type: ignore[index]
+        episode = episodes.get(account.id)
+        if episode is None and reasons:
+            to_open.append((account, reasons, current, parts))
+        elif episode is not None and not reasons and current >= mine.cold_below + mine.recovery_margin:
+            episode.ended_at, episode.open_account_id = now, None
+            result.recovered.append(account.id)  # type: ignore[arg-type]
+    if inserts:
+        session.execute(insert(TemperatureSnapshot), inserts)
+    if updates:
+        session.execute(update(TemperatureSnapshot), updates)
+    session.flush()
+    for account, reasons, current, parts in to_open:
+        session.info[WATCHING] = account.id
+        try:
+            with session.begin_nested():
+                _open(session, account=account, reasons=reasons, score_now=current, parts=parts, now=now,
+                      default_locale=default_locale)
+            result.opened.append(account.id)  # type: ignore[arg-type]
+        except IntegrityError:  # another process opened this account's episode first: it is open
+            log.info("keyaccounts: the cooling episode of account %s was opened elsewhere", account.id)
+        finally:
+            session.info.pop(WATCHING, None)
+
+
+WATCHING = "keyaccounts.watching"  # session.info key: the account whose alert is being written
+
+
 def watch_one(session: Session, *, account_id: int, now: datetime, thresholds: Thresholds, result: RunResult,
-              default_locale: str = "ru") -> TemperatureSnapshot:
+              default_locale: str = "ru", signals: Signals | None = None) -> TemperatureSnapshot:
+    """Take one key account's temperature under its row lock, and open or end its cooling episode
+    (`signals` read beforehand by the caller for a chunk of accounts, else here)."""
+    session.info[WATCHING] = account_id  # the alert's own event and task do not make it due again
+    try:
+        return _watch_one(session, account_id=account_id, now=now, thresholds=thresholds, result=result,
+                          default_locale=default_locale, signals=signals)
+    finally:
+        session.info.pop(WATCHING, None)
+
+
+def _watch_one(session: Session, *, account_id: int, now: datetime, thresholds: Thresholds, result: RunResult,
+               default_locale: str, signals: Signals | None) -> TemperatureSnapshot:
     account = session.get(Account, account_id, with_for_update=True)
     assert account is not None
-    signals = signals_of(session, account_id=account_id, now=now)
+    if signals is None:
+        signals = signals_of(session, account_id=account_id, now=now)
     current, parts, explanation = score(signals)
     since = now - timedelta(days=thresholds.drop_window_days)
     best = max(session.scalars(select(TemperatureSnapshot.score).where(
         TemperatureSnapshot.account_id == account_id, TemperatureSnapshot.computed_at >= since)), default=None)
-    snapshot = TemperatureSnapshot(account_id=account_id, computed_at=now, score=current, signals=parts_json(parts),
-                                   explanation=explanation)
-    session.add(snapshot)
+    account.temperature = current  # what segments select by (hub.models.Account)
+    snapshot = _snapshot(session, account_id=account_id, now=now)
+    snapshot.computed_at, snapshot.score, snapshot.signals, snapshot.explanation = (
+        now, current, parts_json(parts), explanation)
     result.scored += 1
+    thresholds = thresholds_for(session, account_id=account_id, base=thresholds)
     reasons = reasons_for(signals, current, best, thresholds)
     episode = session.scalars(select(CoolingEpisode).where(CoolingEpisode.open_account_id == account_id)).first()
     if episode is None and reasons:
@@ -121,6 +217,21 @@ def watch_one(session: Session, *, account_id: int, now: datetime, thresholds: T
         episode.open_account_id = None
         result.recovered.append(account_id)
     session.flush()
+    return snapshot
+
+
+def _snapshot(session: Session, *, account_id: int, now: datetime) -> TemperatureSnapshot:
+    """The snapshot to write: the account's latest when it is of the same hour (recomputes on new
+    events then refresh one point instead of adding dozens), else a new one. The caller holds the
+    account's row lock, so two concurrent recomputes write one row, the second after the first."""
+    latest = session.scalars(select(TemperatureSnapshot).where(TemperatureSnapshot.account_id == account_id)
+                             .order_by(TemperatureSnapshot.computed_at.desc(), TemperatureSnapshot.id.desc())
+                             .limit(1)).first()
+    hour = now.replace(minute=0, second=0, microsecond=0)
+    if latest is not None and hour <= latest.computed_at <= now:
+        return latest
+    snapshot = TemperatureSnapshot(account_id=account_id, computed_at=now, score=0)
+    session.add(snapshot)
     return snapshot
 
 

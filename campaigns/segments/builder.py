@@ -27,8 +27,19 @@ CONDITION_LABELS = {
     "field": N_("Contact field"), "tag": N_("Tag"), "attribute": N_("Attribute"), "consent": N_("Consent"),
     "identity": N_("Email or phone"), "activity": N_("Timeline activity"), "campaign": N_("Campaign engagement"),
     "last_campaign": N_("Reply to the last campaign"), "orders": N_("Orders"),
-    "top_spenders": N_("Top spenders (RFM)"), "survey": N_("Survey score"),
+    "top_spenders": N_("Top spenders (RFM)"), "survey": N_("Survey score"), "account": N_("Account (company)"),
 }
+ACCOUNT_FIELD_LABELS = {"any": N_("Has an account"), "is_key": N_("Key account"), "name": N_("Account name"),
+                        "kind": N_("Account kind"), "owner_id": N_("Key-account manager (user id)"),
+                        "profit_band": N_("Profit band"), "temperature": N_("Temperature (0–100)"),
+                        "attribute": N_("Account attribute")}
+ACCOUNT_OPS = {"any": ("is_set", "is_empty"), "is_key": ("eq",), "name": ("contains", "eq"), "kind": ("eq", "ne"),
+               "owner_id": ("eq", "ne", "is_set", "is_empty"), "profit_band": ("eq", "ne", "in", "not_in"),
+               "temperature": ("lt", "lte", "gt", "gte", "is_set", "is_empty"),
+               "attribute": ("eq", "contains", "exists")}
+PROFIT_BAND_LABELS = {"top": N_("top 20% by profit"), "profitable": N_("profitable"),
+                      "break_even": N_("breaks even"), "loss": N_("loses money")}
+ACCOUNT_KIND_LABELS = {"company": N_("Company"), "household": N_("Household")}
 GROUP_LABELS = {"and": N_("All of these (AND)"), "or": N_("Any of these (OR)"), "not": N_("None of this (NOT)")}
 FIELD_LABELS = {"display_name": N_("Name"), "locale": N_("Language"), "time_zone": N_("Time zone"),
                 "lifecycle_stage": N_("Lifecycle stage"), "owner_id": N_("Owner (user id)"),
@@ -99,7 +110,9 @@ def tree_from_form(items: Iterable[tuple[str, Any]], *, tz: ZoneInfo) -> dict[st
 
 def shape_of(node: dict[str, Any]) -> str:
     """What a condition's settings belong to: its kind, and for a contact field which field."""
-    return f"field:{node.get('field')}" if node.get("type") == "field" else str(node.get("type"))
+    if node.get("type") in ("field", "account"):
+        return f"{node.get('type')}:{node.get('field')}"
+    return str(node.get("type"))
 
 
 def _unless_reshaped(raw: dict[str, str]) -> dict[str, str]:
@@ -185,10 +198,32 @@ def condition_from_raw(kind: str, raw: dict[str, str], *, tz: ZoneInfo) -> dict[
         return node
     if kind == "top_spenders":
         return {"type": "top_spenders", "percent": _int(get("percent")), "currency": (get("currency") or "").upper()}
+    if kind == "account":
+        return _account_from_raw(raw)
     if kind == "survey":
         return {"type": "survey", "metric": get("metric") or "nps", "op": get("op") or "lte",
                 "value": _int(get("value"))}
     return {"type": kind}
+
+
+def _account_from_raw(raw: dict[str, str]) -> dict[str, Any]:
+    field = raw.get("field") or "is_key"
+    op = raw.get("op") or ACCOUNT_OPS.get(field, ("eq",))[0]
+    node: dict[str, Any] = {"type": "account", "field": field, "op": op}
+    if field == "attribute":
+        node["key"] = raw.get("key", "")
+    if op in ("is_set", "is_empty", "exists"):
+        return node
+    value = raw.get("value", "")
+    if field == "is_key":
+        node["value"] = value != "false"
+    elif field in ("owner_id", "temperature"):
+        node["value"] = _int(value)
+    elif op in ("in", "not_in"):
+        node["value"] = [v.strip() for v in value.split(",") if v.strip()]
+    else:
+        node["value"] = value or ("top" if field == "profit_band" else "company" if field == "kind" else "")
+    return node
 
 
 def _day_start(value: str, tz: ZoneInfo) -> Any:

@@ -2,7 +2,7 @@
 
 Each condition becomes a boolean SQL expression over the `contact` row, mostly correlated EXISTS or
 scalar subqueries on the timeline, which its index (contact_id, occurred_at, id) serves. JSON values
-go through `campaigns.segments.json_sql`, which compiles for SQLite or PostgreSQL, so the same Select
+go through `hub.json_sql`, which compiles for SQLite or PostgreSQL, so the same Select
 runs on both stores. Relative times ("the last 30 days") are taken from the `now` the caller passes,
 so a campaign run computes its audience against its own clock.
 """
@@ -19,6 +19,7 @@ from sqlalchemy import and_, exists, false, func, not_, or_, select, true
 from sqlalchemy.orm import Session, aliased
 
 from campaigns.segments.definition import (
+    AccountCondition,
     ActivityCondition,
     AndGroup,
     AttributeCondition,
@@ -37,8 +38,8 @@ from campaigns.segments.definition import (
     TopSpendersCondition,
     parse_definition,
 )
-from campaigns.segments.json_sql import folded_contains, json_array_has, json_kind, json_number, json_text
-from hub.models import ConsentRecord, Contact, Direction, Identity, TimelineEvent
+from hub.json_sql import folded_contains, json_array_has, json_kind, json_number, json_text
+from hub.models import Account, ConsentRecord, Contact, Direction, Identity, TimelineEvent
 
 __all__ = ["SegmentDefinition", "InvalidDefinition", "parse_definition", "contact_ids_query", "iter_contact_ids",
            "count_contacts", "sample_contacts", "condition_sql"]
@@ -344,9 +345,48 @@ def _survey(c: SurveyCondition, now: datetime) -> Any:
     return _compare(latest, c.op, c.value)
 
 
+def _account(c: AccountCondition, now: datetime) -> Any:
+    """A semi-join on the account row: contacts whose account matches (none without an account)."""
+    if c.field == "any":
+        return Contact.account_id.is_not(None) if c.op == "is_set" else Contact.account_id.is_(None)
+    if c.field == "attribute":
+        kind = func.coalesce(json_kind(Account.attributes, c.key or ""), "missing")
+        if c.op == "exists":
+            match = kind.not_in(["missing", "null"])
+        elif c.op == "contains":
+            match = and_(kind == "string", folded_contains(json_text(Account.attributes, c.key or ""), str(c.value)))
+        else:
+            match = and_(kind == "string", json_text(Account.attributes, c.key or "") == c.value)
+    elif c.field == "name":
+        folded = " ".join(str(c.value).split()).casefold()
+        if c.op == "eq":
+            match = Account.search_name == folded
+        else:
+            escaped = folded.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            match = Account.search_name.like(f"%{escaped}%", escape="\\")
+    elif c.field == "is_key":
+        match = Account.is_key.is_(bool(c.value))
+    else:
+        column = {"kind": Account.kind, "owner_id": Account.owner_id, "profit_band": Account.profit_band,
+                  "temperature": Account.temperature}[c.field]
+        if c.op == "is_set":
+            match = column.is_not(None)
+        elif c.op == "is_empty":
+            match = column.is_(None)
+        elif c.op == "in":
+            match = column.in_(list(c.value))  # type: ignore[arg-type]
+        elif c.op == "not_in":
+            match = or_(column.is_(None), column.not_in(list(c.value)))  # type: ignore[arg-type]
+        elif c.op == "ne":
+            match = or_(column.is_(None), column != c.value)
+        else:
+            match = _compare(column, c.op, c.value)
+    return Contact.account_id.in_(select(Account.id).where(match))
+
+
 _COMPILERS: dict[type, Any] = {
     FieldCondition: _field, TagCondition: _tag, AttributeCondition: _attribute, ConsentCondition: _consent,
     IdentityCondition: _identity, ActivityCondition: _activity, CampaignCondition: _campaign,
     LastCampaignCondition: _last_campaign, OrdersCondition: _orders, TopSpendersCondition: _top_spenders,
-    SurveyCondition: _survey,
+    SurveyCondition: _survey, AccountCondition: _account,
 }

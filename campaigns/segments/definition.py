@@ -22,7 +22,7 @@ from zoneinfo import available_timezones
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from campaigns.segments.json_sql import KEY_PATTERN
+from hub.json_sql import KEY_PATTERN
 from hub.web.i18n import N_, PYDANTIC_MESSAGES, FieldError, field_errors
 
 LOCALES = ("ru", "en")
@@ -250,6 +250,64 @@ class SurveyCondition(_Node):
         return self
 
 
+ACCOUNT_OPS: dict[str, tuple[str, ...]] = {
+    "any": ("is_set", "is_empty"),
+    "is_key": ("eq",),
+    "name": ("eq", "contains"),
+    "kind": ("eq", "ne"),
+    "owner_id": ("eq", "ne", "is_set", "is_empty"),
+    "profit_band": ("eq", "ne", "in", "not_in"),
+    "temperature": ("gt", "gte", "lt", "lte", "is_set", "is_empty"),
+    "attribute": ("eq", "contains", "exists"),
+}
+ACCOUNT_KINDS = ("company", "household")
+PROFIT_BANDS = ("top", "profitable", "break_even", "loss")  # keyaccounts.figures keeps account.profit_band
+
+
+class AccountCondition(_Node):
+    """The contact's account (company or household): whether it has one, the account's fields, its
+    key flag, its profit band and its temperature (precomputed on the account row by the scheduler;
+    a contact without an account matches only `any is_empty`)."""
+
+    type: Literal["account"]
+    field: Literal["any", "is_key", "name", "kind", "owner_id", "profit_band", "temperature", "attribute"]
+    op: Literal["eq", "ne", "in", "not_in", "contains", "is_set", "is_empty", "exists", "gt", "gte", "lt", "lte"]
+    key: str | None = Field(default=None, pattern=KEY_PATTERN, description="The attribute's name (field attribute)")
+    value: bool | int | str | list[str] | None = None
+
+    @model_validator(mode="after")
+    def _fits(self) -> AccountCondition:
+        if self.op not in ACCOUNT_OPS[self.field]:
+            raise ValueError(f"operator {self.op!r} does not apply to the account's {self.field}; use one of "
+                             f"{', '.join(ACCOUNT_OPS[self.field])}")
+        if (self.key is not None) != (self.field == "attribute"):
+            raise ValueError("key names the attribute: give it for the field 'attribute' only")
+        value = self.value
+        if self.op in ("is_set", "is_empty", "exists"):
+            if value is not None:
+                raise ValueError(f"operator {self.op!r} takes no value")
+        elif self.field == "is_key":
+            if not isinstance(value, bool):
+                raise ValueError("is_key needs true or false")
+        elif self.field == "owner_id":
+            if not isinstance(value, int) or isinstance(value, bool):
+                raise ValueError("owner_id needs a user id (a whole number)")
+        elif self.field == "temperature":
+            if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= 100:
+                raise FieldError("value", N_("A temperature goes from 0 to 100: enter a whole number in that range."))
+        elif self.field == "kind":
+            if value not in ACCOUNT_KINDS:
+                raise ValueError(f"kind is one of {', '.join(ACCOUNT_KINDS)}")
+        elif self.field == "profit_band":
+            values = value if self.op in ("in", "not_in") else [value]
+            if not isinstance(values, list) or not values or any(v not in PROFIT_BANDS for v in values):
+                raise ValueError(f"profit_band is one of {', '.join(PROFIT_BANDS)}"
+                                 + (" (a list of them)" if self.op in ("in", "not_in") else ""))
+        elif not isinstance(value, str) or not value.strip() or len(value) > 300:
+            raise ValueError(f"the account's {self.field} needs a non-empty text value of at most 300 characters")
+        return self
+
+
 # --- groups -------------------------------------------------------------------------------------
 
 class AndGroup(_Node):
@@ -274,11 +332,11 @@ class NotGroup(_Node):
 Node = Annotated[
     Union[AndGroup, OrGroup, NotGroup, FieldCondition, TagCondition, AttributeCondition, ConsentCondition,
           IdentityCondition, ActivityCondition, CampaignCondition, LastCampaignCondition, OrdersCondition,
-          TopSpendersCondition, SurveyCondition],
+          TopSpendersCondition, SurveyCondition, AccountCondition],
     Field(discriminator="type"),
 ]
 CONDITION_TYPES = ("field", "tag", "attribute", "consent", "identity", "activity", "campaign", "last_campaign",
-                   "orders", "top_spenders", "survey")
+                   "orders", "top_spenders", "survey", "account")
 
 AndGroup.model_rebuild()
 OrGroup.model_rebuild()

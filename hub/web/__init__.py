@@ -23,7 +23,7 @@ from hub.web import csrf, sessions
 from hub.web.i18n import N_, field_errors
 from hub.web import models as _models  # noqa: F401  (registers the workspace's tables)
 from hub.web.pages import LoginRequired, PageError, current_agent, is_fragment, render, safe_next, wants_page
-from hub.web.routes import accounts, actions, admin, auth, contacts, demo_mailbox, live, privacy, tasks
+from hub.web.routes import account_tools, accounts, actions, admin, auth, contacts, demo_mailbox, live, privacy, tasks
 from hub.web.security import SecurityHeaders
 
 if TYPE_CHECKING:
@@ -66,6 +66,7 @@ def include_pages(app: FastAPI, hub: Hub) -> None:
     # Before contacts: /contacts/new must not be read as /contacts/{contact_id}.
     include_shared(app, actions.router, **PAGE_OPTIONS)
     include_shared(app, contacts.router, **PAGE_OPTIONS)
+    include_shared(app, account_tools.router, **PAGE_OPTIONS)  # before accounts: /accounts/import is no id
     include_shared(app, accounts.router, **PAGE_OPTIONS)
     for _name, channel in sorted(hub.channels.items()):  # the channels' compose panels
         panel_router = channel.web_router()

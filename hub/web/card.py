@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
@@ -12,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from hub.contacts import ContactCard, contact_card
 from hub.events import OrderTotals, order_totals
+from hub.extensions import CardBadge, Extension
 from hub.models import Account, Task, TaskStatus, TimelineEvent, User
 from hub.web.i18n import N_
 from hub.web.timeline_view import score_kinds
@@ -55,6 +57,7 @@ class CardData:
     open_tasks: list[Task]
     users: list[User]
     account: Account | None = None  # the company or household it belongs to
+    badges: list[CardBadge] = field(default_factory=list)  # extensions' facts (Extension.card_badges)
 
     @property
     def totals(self) -> list[tuple[str, Decimal]]:
@@ -101,7 +104,9 @@ def last_survey_score(session: Session, *, contact_id: int) -> SurveyScore | Non
     return None
 
 
-def card_data(session: Session, *, contact_id: int) -> CardData:
+def card_data(session: Session, *, contact_id: int, extensions: Iterable[Extension] = (),
+              locale: str = "ru") -> CardData:
+    """What the card and the screen pop show, with each installed extension's badges."""
     card = contact_card(session, contact_id=contact_id)
     attributes = [(k, v) for k, v in sorted(card.attributes.items()) if not isinstance(v, (dict, list))]
     open_tasks = list(session.scalars(
@@ -109,6 +114,9 @@ def card_data(session: Session, *, contact_id: int) -> CardData:
         .order_by(Task.due_at.is_(None), Task.due_at, Task.id).limit(5)
     ))
     users = active_users(session)
+    badges = [badge for extension in extensions
+              for badge in extension.card_badges(session, contact_id=card.id, account_id=card.account_id,
+                                                 locale=locale)]
     return CardData(
         card=card,
         orders=order_totals(session, contact_id=card.id),
@@ -118,4 +126,5 @@ def card_data(session: Session, *, contact_id: int) -> CardData:
         open_tasks=open_tasks,
         users=users,
         account=session.get(Account, card.account_id) if card.account_id is not None else None,
+        badges=badges,
     )

@@ -14,6 +14,7 @@ from starlette.responses import Response
 
 from hub.accounts import (
     AccountNotFound,
+    AccountRefused,
     account_timeline,
     create_account,
     get_account,
@@ -173,16 +174,17 @@ def _parse_form(form: dict[str, str]) -> dict[str, Any]:
 FormField = Annotated[str, Form(max_length=20_000)]
 
 
-def _save(request: Request, agent: Agent, account_id: int | None, form: dict[str, str]) -> Response:
+def _save(request: Request, agent: Agent, account_id: int | None, form: dict[str, str],
+          override: bool = False) -> Response:
     hub = get_hub(request)
     with hub.session() as db:
         try:
             changes = _parse_form(form)
             if account_id is None:
-                account = create_account(db, actor=agent.principal, **changes)
+                account = create_account(db, actor=agent.principal, override=override, **changes)
             else:
                 account = get_account(db, account_id, lock=True)
-                update_account(db, account=account, actor=agent.principal, changes=changes)
+                update_account(db, account=account, actor=agent.principal, changes=changes, override=override)
         except AccountNotFound:
             raise PageError(404, NO_ACCOUNT) from None
         except InvalidField as exc:
@@ -190,6 +192,12 @@ def _save(request: Request, agent: Agent, account_id: int | None, form: dict[str
             return render(request, agent, "accounts/edit.html", status=422,
                           account=db.get(Account, account_id) if account_id else None, values=form,
                           users=active_users(db), error=exc.message, kind_labels=KIND_LABELS)
+        except AccountRefused as exc:  # an extension's rule (a manager's cap): say why, offer the override
+            db.rollback()
+            return render(request, agent, "accounts/edit.html", status=409,
+                          account=db.get(Account, account_id) if account_id else None, values=form,
+                          users=active_users(db), error=exc.translated(agent.gettext), refused=True,
+                          kind_labels=KIND_LABELS)
         db.commit()
         return redirect(request, f"/accounts/{account.id}")
 
@@ -198,16 +206,16 @@ def _save(request: Request, agent: Agent, account_id: int | None, form: dict[str
 def create(request: Request, agent: Writer, name: FormField = "", kind: FormField = "", owner_id: FormField = "",
            deputy_id: FormField = "", is_key: FormField = "", expected_profit: FormField = "",
            cooperation_until: FormField = "", fallback_plan: FormField = "", interaction_notes: FormField = "",
-           attributes: FormField = "") -> Response:
-    return _save(request, agent, None, _form_values(locals()))
+           attributes: FormField = "", override: FormField = "") -> Response:
+    return _save(request, agent, None, _form_values(locals()), override=override == "on")
 
 
 @router.post("/accounts/{account_id}/edit")
 def save(request: Request, account_id: int, agent: Writer, name: FormField = "", kind: FormField = "",
          owner_id: FormField = "", deputy_id: FormField = "", is_key: FormField = "", expected_profit: FormField = "",
          cooperation_until: FormField = "", fallback_plan: FormField = "", interaction_notes: FormField = "",
-         attributes: FormField = "") -> Response:
-    return _save(request, agent, account_id, _form_values(locals()))
+         attributes: FormField = "", override: FormField = "") -> Response:
+    return _save(request, agent, account_id, _form_values(locals()), override=override == "on")
 
 
 FORM_FIELDS = ("name", "kind", "owner_id", "deputy_id", "is_key", "expected_profit", "cooperation_until",

@@ -112,7 +112,7 @@ def contact_page(request: Request, contact_id: int, agent: Reader, channel: Chan
         contact = _contact_or_404(db, contact_id)
         if contact.merged_into is not None:
             return redirect(request, f"/contacts/{survivor(db, contact).id}", status=307)
-        data = card_data(db, contact_id=contact_id)
+        data = card_data(db, contact_id=contact_id, extensions=hub.extensions.values(), locale=agent.locale)
         timeline = _timeline_values(request, agent, db, contact_id=contact_id, filters=filters, cursor=None,
                                     previous_day=None)
         channels_present, kinds_present = timeline_view.facets(db, contact_id=contact_id, installed=list(hub.channels))
@@ -237,5 +237,6 @@ def card_fragment(request: Request, contact_id: int, agent: Reader) -> Response:
     hub = get_hub(request)
     with hub.session(read_only=True) as db:
         contact = _contact_or_404(db, contact_id)
-        data = card_data(db, contact_id=contact.id)  # type: ignore[arg-type]
+        data = card_data(db, contact_id=contact.id, extensions=hub.extensions.values(),  # type: ignore[arg-type]
+                         locale=agent.locale)
     return render(request, agent, "_card.html", contact=contact, data=data, card=data.card)

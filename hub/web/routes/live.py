@@ -93,7 +93,8 @@ def screen_pop(request: Request, contact_id: int, agent: Reader, event: int | No
         if contact is None:
             raise PageError(404, N_("There is no such contact."))
         contact = survivor(db, contact)
-        data = card_data(db, contact_id=contact.id)  # type: ignore[arg-type]
+        data = card_data(db, contact_id=contact.id, extensions=hub.extensions.values(),  # type: ignore[arg-type]
+                         locale=agent.locale)
         recent_events = timeline_view.page(db, contact_id=contact.id,  # type: ignore[arg-type]
                                            filters=timeline_view.TimelineFilter(), cursor=None, limit=5).items
         items = timeline_view.views(db, recent_events, contact_id=contact.id, fmt=agent.fmt,  # type: ignore[arg-type]

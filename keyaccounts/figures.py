@@ -1,0 +1,56 @@
+"""The precomputed figures on each account row (`account.profit`, `profit_band`, `figures_at`) that
+segments and campaigns select by, kept current by the job `keyaccounts.figures`.
+
+The band is the account's place in the same ranking the Key accounts page draws (every account, and
+every contact without one that had figures, by profit over `period_days`):
+
+| band         | rule                                                           |
+|--------------|----------------------------------------------------------------|
+| `top`        | in the top `key_share` (20%) of the ranking, profit above zero |
+| `profitable` | profit above zero, below the top                               |
+| `break_even` | profit exactly zero (often: nothing happened in the period)    |
+| `loss`       | profit below zero: it costs more to serve than it brings       |
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import timedelta
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import select, update
+
+from hub import clock
+from hub.models import Account
+from keyaccounts.profit import Rates, all_profits
+
+BANDS = ("top", "profitable", "break_even", "loss")
+
+
+def band_of(rank: int, top_count: int, profit: Decimal) -> str:
+    """The band of the account ranked `rank` (1 = most profitable) when the top holds `top_count`."""
+    if profit < 0:
+        return "loss"
+    if profit == 0:
+        return "break_even"
+    return "top" if rank <= top_count else "profitable"
+
+
+def refresh_figures(hub: Any, *, rates: Rates, period_days: int, key_share: float) -> int:
+    """Recompute every account's profit and band in one transaction; how many accounts were written."""
+    now = clock.now()
+    with hub.session() as session:
+        profits = all_profits(session, since=now - timedelta(days=period_days), until=now, rates=rates)
+        ids = list(session.scalars(select(Account.id)))
+        ranked = [(figure.profit, owner) for owner, figure in profits.items() if owner[0] == "contact"]
+        ranked += [(profits[("account", i)].profit if ("account", i) in profits else Decimal(0), ("account", i))
+                   for i in ids]
+        ranked.sort(key=lambda item: (-item[0], item[1]))
+        top_count = max(1, math.floor(len(ranked) * key_share)) if ranked else 0
+        rows = [{"id": owner[1], "profit": profit, "profit_band": band_of(rank, top_count, profit), "figures_at": now}
+                for rank, (profit, owner) in enumerate(ranked, start=1) if owner[0] == "account"]
+        if rows:
+            session.execute(update(Account), rows)
+        session.commit()
+    return len(rows)
