@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from fastapi import APIRouter
 
     from channels.base import PeriodicJob
+    from hub.notices import Catalogue, NoticeType
     from hub.runtime import Hub
     from hub.sending import SendGate
     from hub.triggers import TriggerRegistry
@@ -70,6 +71,13 @@ class Extension:
 
     def register_triggers(self, triggers: TriggerRegistry) -> None:
         """React to timeline events (`order.completed` schedules a survey, say)."""
+
+    def notice_types(self) -> list[NoticeType]:
+        """Notice types this extension adds to the event catalogue (hub.notices); channels may declare them too."""
+        return []
+
+    def register_notice_listeners(self, notices: Catalogue) -> None:
+        """Listen to emitted notices (`notices.listen(fn)`), called inside the cause's transaction."""
 
     def api_router(self) -> APIRouter | None:
         """REST endpoints, mounted under /api/v1 (OpenAPI-documented, problem-details errors)."""

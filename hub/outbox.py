@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import and_, bindparam, delete, literal, select, text, true, tuple_, update
 from sqlalchemy.orm import Session
 
-from hub import clock, live
+from hub import clock, live, notices
 from hub.db import after_commit, among, insert_ignore, insert_ignore_many, is_postgres
 from hub.ingest import InboundEvent, post_events, survivors
 from hub.locks import xact_lock, xact_locks
@@ -659,7 +659,7 @@ def _mirror_many(session: Session, hub: Hub, items: Sequence[tuple[int, int | No
                               for event_id, (_d, status, data) in wanted.items()])
         updated = session.execute(_MIRROR_BATCH, {"rows": payload}).all()
     else:
-        rows = session.execute(select(E.c.id, E.c.contact_id, E.c.data).where(among(session, E.c.id, wanted))).all()
+        rows = session.execute(select(E.c.id, E.c.contact_id, E.c.channel, E.c.data).where(among(session, E.c.id, wanted))).all()
         changes = []
         for row in rows:
             _delivery_id, status, data = wanted[row.id]
@@ -668,9 +668,13 @@ def _mirror_many(session: Session, hub: Hub, items: Sequence[tuple[int, int | No
         if changes:
             session.execute(update(E).where(E.c.id == bindparam("event")).values(
                 status=bindparam("new_status"), data=bindparam("new_data")), changes)
-        updated = [(row.id, row.contact_id) for row in rows]
-    for event_id, contact_id in updated:
-        delivery_id, status, _data = wanted[event_id]
+        updated = [(row.id, row.contact_id, row.channel) for row in rows]
+    for event_id, contact_id, channel in updated:
+        delivery_id, status, data = wanted[event_id]
+        if status in _NOTICES:  # the outside view of the change (hub.notices: webhooks)
+            notices.emit(session, _NOTICES[status], subject=f"contact:{contact_id}",
+                         data={"delivery_id": delivery_id, "event_id": event_id, "contact_id": contact_id,
+                               "channel": channel, "status": status, "error": (data or {}).get("error")})
         message = {"type": "event.updated", "contact_id": contact_id, "event_id": event_id,
                    "delivery_id": delivery_id, "status": status}
         topic = live.contact_topic(contact_id)
@@ -683,7 +687,11 @@ _MIRROR_BATCH = text(
     "UPDATE timeline_event AS e SET status = v.status, "
     "data = e.data || COALESCE(v.data, '{}'::jsonb) "
     "FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS v(id bigint, status text, data jsonb) "
-    "WHERE e.id = v.id RETURNING e.id, e.contact_id")
+    "WHERE e.id = v.id RETURNING e.id, e.contact_id, e.channel")
+# Delivery statuses other systems hear about, as the notice each one emits.
+_NOTICES = {S.SENT: "message.sent", S.DELIVERED: "message.delivered", S.READ: "message.delivered",
+            S.FAILED: "message.failed", S.UNDELIVERED: "message.failed", S.BOUNCED: "message.failed",
+            S.DEAD: "message.failed"}
 
 
 def _runtime(session: Session) -> Hub:

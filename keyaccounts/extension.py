@@ -6,7 +6,7 @@ choose and watch the key ones. Its settings are `[extensions.keyaccounts]`."""
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pydantic import Field
 
@@ -68,6 +68,11 @@ class KeyAccountsSettings(ExtensionSettings):
 class KeyAccountsExtension(Extension):
     name = "keyaccounts"
     Settings = KeyAccountsSettings
+
+    def notice_types(self) -> list[Any]:
+        from keyaccounts.notices import NOTICE_TYPES
+
+        return NOTICE_TYPES
 
     def web_router(self) -> APIRouter:
         from keyaccounts.views import router
