@@ -124,10 +124,11 @@ def backoff_seconds(hub: Hub, attempts: int) -> float:
 
 
 def record(hub: Hub, outcomes: Sequence[Outcome], *, worker: str, now: datetime | None = None,
-           released: Sequence[tuple[int, int]] = (), release_until: datetime | None = None) -> dict[int, str]:
+           released: Sequence[tuple[int, int]] = ()) -> dict[int, str]:
     """Record tries (and hand back `released` (delivery_id, attempt) rows that were claimed but not
-    tried, their attempt uncounted) in ONE transaction; the new status by delivery id. Rows this
-    worker no longer holds are left alone (a reaper requeued them and another worker took them)."""
+    tried, their attempt uncounted, due when the failed try retries: they would meet the same
+    endpoint) in ONE transaction; the new status by delivery id. Rows this worker no longer holds are
+    left alone (a reaper requeued them and another worker took them)."""
     now = now or clock.now()
     settings = _settings(hub)
     statuses: dict[int, str] = {}
@@ -140,6 +141,7 @@ def record(hub: Hub, outcomes: Sequence[Outcome], *, worker: str, now: datetime 
         failing: dict[int, Outcome] = {}
         succeeded: set[int] = set()
         attempts_log = []
+        release_at = now
         for outcome in outcomes:
             row = current.get(outcome.delivery_id)
             if row is None or row.attempts != outcome.attempt:
@@ -160,6 +162,7 @@ def record(hub: Hub, outcomes: Sequence[Outcome], *, worker: str, now: datetime 
                 else:
                     delay = backoff_seconds(hub, outcome.attempt)
                 retry_at = now + timedelta(seconds=delay)
+                release_at = max(release_at, retry_at)
                 if retry_at > row.give_up_at:
                     values.update(status=S.FAILED)
                 else:
@@ -173,7 +176,7 @@ def record(hub: Hub, outcomes: Sequence[Outcome], *, worker: str, now: datetime 
                 continue
             session.execute(update(D).where(D.c.id == delivery_id).values(
                 status=S.QUEUED, attempts=D.c.attempts - 1, claimed_by=None, claimed_until=None, updated_at=now,
-                next_attempt_at=release_until or now))
+                next_attempt_at=release_at))
             statuses[delivery_id] = S.QUEUED
         if attempts_log:
             session.execute(insert(A), attempts_log)

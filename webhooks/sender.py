@@ -23,12 +23,11 @@ import logging
 import threading
 import time
 from collections.abc import Sequence
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from hub import clock
 from hub.worker import _serve_loop, _stop_loop, default_name, new_event_loop
 from webhooks import delivery, safety
 from webhooks.service import on_queued, policy_of
@@ -217,15 +216,10 @@ class Dispatcher:
 
     async def _flush(self, outcomes: Sequence[delivery.Outcome], *, released: Sequence[delivery.Job] = (),
                      failed: delivery.Outcome | None = None) -> None:
-        until = None
-        if released:
-            # The rest wait as long as the failed one: they would meet the same endpoint.
-            wait = failed.retry_after if failed and failed.retry_after is not None else \
-                delivery.backoff_seconds(self.hub, failed.attempt if failed else 1)
-            until = clock.now() + timedelta(seconds=min(max(wait, 1.0), self.settings.backoff_max_seconds))
+        """Record outcomes (and hand back the untried rest of a batch after `failed`), off the loop."""
         try:
             await asyncio.to_thread(delivery.record, self.hub, list(outcomes), worker=self.claimant,
-                                    released=[(j.delivery_id, j.attempt) for j in released], release_until=until)
+                                    released=[(j.delivery_id, j.attempt) for j in released])
         except Exception:
             # The store is unreachable: the claims expire and the reaper requeues them (sent again).
             log.exception("could not record %d webhook outcomes", len(outcomes))
