@@ -101,3 +101,27 @@ def whub(database: Database, tmp_path: Path) -> Iterator[Hub]:
         extension._dispatcher.stop()  # type: ignore[attr-defined]
     _wipe(database)
     runtime.broker.stop()
+
+
+@pytest.fixture
+def wclient(whub: Hub) -> Iterator[Any]:
+    """An HTTP client of an app on `whub`."""
+    from fastapi.testclient import TestClient
+
+    from hub.app import create_app
+
+    with TestClient(create_app(whub, check_schema=False, start_worker=False)) as client:
+        yield client
+
+
+@pytest.fixture
+def wkey(whub: Hub) -> Any:
+    """make(*scopes) -> headers with a fresh API key (default: admin)."""
+    from hub.auth import create_api_key
+
+    def make(*scopes: str) -> dict[str, str]:
+        with whub.session() as session, session.begin():
+            _, plain = create_api_key(session, name="test key", scopes=list(scopes or ("admin",)))
+        return {"Authorization": f"Bearer {plain}"}
+
+    return make
