@@ -18,6 +18,7 @@ appear in logs or errors.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import email.utils
 import logging
 import threading
@@ -72,6 +73,8 @@ class Dispatcher:
         self._dispatching = threading.Lock()
         self._wake_pending = False
         on_queued(hub, self.wake)
+        # A worker stopping normally (SIGTERM) finishes the sends in flight and hands the rest back.
+        atexit.register(self.stop)
 
     # --- scheduling ------------------------------------------------------------------------
 
@@ -155,6 +158,8 @@ class Dispatcher:
 
     def stop(self) -> None:
         """Stop starting lanes, let running ones end (their claims expire if they hang), close the loop."""
+        if self._stopping and self._loop is None:
+            return
         self._stopping = True
         with self._lock:
             running = list(self._lanes.values())
@@ -201,6 +206,9 @@ class Dispatcher:
             await self._flush([outcome], released=batch[1:], failed=outcome)
             return False
         for index, job in enumerate(batch):
+            if self._stopping:  # shutting down: hand the untried rest back at once, not at lease expiry
+                await self._flush(outcomes, released=batch[index:])
+                return False
             outcome = await self._send_one(endpoint, target, job)
             outcomes.append(outcome)
             if not outcome.ok:
