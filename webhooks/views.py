@@ -185,7 +185,7 @@ def replay_since(request: Request, endpoint_id: int, agent: Admin, since: Annota
         count = service.replay_since(db, hub=hub, actor=agent.principal, endpoint=_endpoint(db, endpoint_id), since=moment)
         db.commit()
     return _detail(request, agent, endpoint_id, status=202,
-                   notice=_(N_("%(count)s messages are queued to be sent again.")) % {"count": count})
+                   notice=_(N_("Queued to be sent again: %(count)s.")) % {"count": count})
 
 
 @router.post("/{endpoint_id}/deliveries/{delivery_id}/replay")
