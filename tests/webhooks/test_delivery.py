@@ -293,3 +293,38 @@ def test_expired_claims_are_reaped(whub, fresh_receiver, frozen_clock):
     assert [d.status for d in deliveries(whub, endpoint_id)] == ["delivered"]
     assert delivery.record(whub, [delivery.Outcome(jobs[0].delivery_id, jobs[0].attempt, status_code=500)],
                            worker="gone") == {}, "the dead worker's late outcome is not recorded"
+
+
+def test_an_address_that_became_unsafe_is_refused_at_send_time(whub, fresh_receiver, frozen_clock):
+    endpoint_id, _ = add_endpoint(whub, fresh_receiver, "/rebound")
+    with whub.session() as session, session.begin():  # as if DNS now answered with another address
+        session.get(WebhookEndpoint, endpoint_id).url = f"http://0x7f000002:{fresh_receiver.port}/rebound"
+    new_contact(whub)
+    drain(whub)
+    [row] = deliveries(whub, endpoint_id)
+    assert row.status == "queued" and "loopback" in row.last_error and row.last_status_code is None
+    assert fresh_receiver.received("/rebound") == []
+
+
+def test_an_ordered_endpoint_never_sends_a_subjects_later_notice_first(whub, fresh_receiver, frozen_clock):
+    from hub.models import Contact
+
+    endpoint_id, _ = add_endpoint(whub, fresh_receiver, "/ordered", types=("contact.created", "contact.updated"),
+                                  mode="500")
+    with whub.session() as session, session.begin():
+        session.get(WebhookEndpoint, endpoint_id).ordered = True
+    contact_id = new_contact(whub)
+    with whub.session() as session, session.begin():
+        update_contact(session, contact=session.get(Contact, contact_id), actor=SYSTEM, changes={"display_name": "Анна К."})
+    other = new_contact(whub, "Другой")
+    drain(whub)  # created fails; the update waits for it; the other subject is tried on its own
+    first, update, third = deliveries(whub, endpoint_id)
+    assert (first.attempts, update.attempts) == (1, 0)
+    fresh_receiver.set("/ordered", "ok")
+    frozen_clock.advance(hours=1)
+    drain(whub)
+    got = [(e["body"]["subject"], e["body"]["type"]) for e in fresh_receiver.received("/ordered") if e["verified"]]
+    mine = [t for s, t in got if s == f"contact:{contact_id}"]
+    # The failed first try of contact.created, its retry, and only then the update.
+    assert mine == ["contact.created", "contact.created", "contact.updated"]
+    assert (f"contact:{other}", "contact.created") in got
