@@ -9,7 +9,6 @@ from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
-from hub import audit  # noqa: F401  - the service functions write the audit entries
 from hub.api.deps import HubDep, SessionDep, require
 from hub.api.problems import Problem
 from hub.auth import Principal

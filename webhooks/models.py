@@ -15,7 +15,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
-from hub.models import BigId, UTCDateTime, _id, _json, _time
+from hub.models import BigId, _id, _json, _time
 
 
 class EndpointStatus(StrEnum):

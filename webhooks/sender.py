@@ -23,6 +23,7 @@ import email.utils
 import logging
 import threading
 import time
+import weakref
 from collections.abc import Sequence
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
@@ -74,7 +75,7 @@ class Dispatcher:
         self._wake_pending = False
         on_queued(hub, self.wake)
         # A worker stopping normally (SIGTERM) finishes the sends in flight and hands the rest back.
-        atexit.register(self.stop)
+        atexit.register(_stop_at_exit, weakref.ref(self))
 
     # --- scheduling ------------------------------------------------------------------------
 
@@ -281,3 +282,9 @@ class Dispatcher:
 
 def _ms(started: float) -> int:
     return int((time.monotonic() - started) * 1000)
+
+
+def _stop_at_exit(ref: weakref.ReferenceType[Dispatcher]) -> None:
+    dispatcher = ref()
+    if dispatcher is not None:
+        dispatcher.stop()
