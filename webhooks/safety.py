@@ -177,7 +177,7 @@ def resolve(host: str, port: int) -> list[IPAddress]:
         return [literal]
     try:
         return _parse_results(socket.getaddrinfo(host, port, type=socket.SOCK_STREAM))
-    except (socket.gaierror, UnicodeError) as exc:
+    except (socket.gaierror, UnicodeError, ValueError) as exc:
         raise UnsafeUrl(N_("The host %(host)s cannot be resolved (%(error)s)."), host=host, error=str(exc)) from None
 
 
@@ -187,7 +187,7 @@ async def resolve_async(host: str, port: int) -> list[IPAddress]:
         return [literal]
     try:
         infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except (socket.gaierror, UnicodeError) as exc:
+    except (socket.gaierror, UnicodeError, ValueError) as exc:
         raise UnsafeUrl(N_("The host %(host)s cannot be resolved (%(error)s)."), host=host, error=str(exc)) from None
     return _parse_results(infos)
 

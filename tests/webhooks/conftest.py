@@ -20,8 +20,9 @@ from hub.triggers import TriggerRegistry
 from tests.channels.email.conftest import REPO, free_port, wait_for_port
 from tests.conftest import _wipe, make_settings, test_registry
 
-WEBHOOK_SETTINGS = {"allow_http": True, "allowed_hosts": ["127.0.0.1"], "timeout_seconds": 1.0,
-                    "connect_timeout_seconds": 1.0, "lease_seconds": 10.0, "backoff_base_seconds": 30.0}
+# Timeouts leave room for a loaded machine (a local answer can take a second there).
+WEBHOOK_SETTINGS = {"allow_http": True, "allowed_hosts": ["127.0.0.1"], "timeout_seconds": 3.0,
+                    "connect_timeout_seconds": 2.0, "lease_seconds": 10.0, "backoff_base_seconds": 30.0}
 
 
 @dataclass
