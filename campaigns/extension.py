@@ -57,6 +57,11 @@ class CampaignsExtension(Extension):
     def register_triggers(self, triggers: TriggerRegistry) -> None:
         triggers.register("*", on_event, outgoing=False)
 
+    def notice_types(self) -> list[Any]:
+        from campaigns.notices import NOTICE_TYPES
+
+        return NOTICE_TYPES
+
     def api_router(self) -> APIRouter:
         from fastapi import APIRouter
 

@@ -39,7 +39,7 @@ from campaigns.models import (
     ScheduleKind,
 )
 from campaigns.scheduling import next_cron_time, run_key
-from hub import clock
+from hub import clock, notices
 from hub.db import after_commit, among, insert_ignore, insert_ignore_many
 from hub.channel_hooks import DecoratesMarketing, identity_kind_of
 from hub.models import Contact, Delivery, DeliveryStatus, Direction, Identity, IdentityKind, Purpose, TimelineEvent
@@ -158,6 +158,7 @@ def materialise_run(hub: Hub, *, run_id: int, batch_size: int = DEFAULT_BATCH, m
         if run.status == RunStatus.PENDING:
             run.status = RunStatus.MATERIALISING
             run.started_at = clock.now()
+            _emit_run(session, "campaign.started", run)
         campaign_id, contact_id, started_at = run.campaign_id, run.contact_id, run.started_at
         campaign = session.get(Campaign, campaign_id)
         # A triggered run's segment is optional: with one, the contact must be in it when the run is due.
@@ -508,12 +509,21 @@ def finish_runs(hub: Hub, *, now: datetime | None = None) -> int:
             run.status = RunStatus.COMPLETED
             run.finished_at = now
             done += 1
+            _emit_run(session, "campaign.finished", run)
             campaign = session.get(Campaign, run.campaign_id)
             if campaign is not None and campaign.status == CampaignStatus.RUNNING and \
                     campaign.schedule_kind in (ScheduleKind.NOW, ScheduleKind.AT):
                 campaign.status = CampaignStatus.COMPLETED
                 campaign.updated_at = now
     return done
+
+
+def _emit_run(session: Session, name: str, run: CampaignRun) -> None:
+    """campaign.started / campaign.finished for `run` (hub.notices: webhooks hear of it)."""
+    campaign = session.get(Campaign, run.campaign_id)
+    notices.emit(session, name, subject=f"campaign:{run.campaign_id}",
+                 data={"campaign_id": run.campaign_id, "run_id": run.id, "campaign_name": campaign.name if campaign else "",
+                       "contact_id": run.contact_id, "at": run.finished_at or run.started_at or clock.now()})
 
 
 # --- progress ----------------------------------------------------------------------------------

@@ -18,7 +18,7 @@ from sqlalchemy import exists, func, or_, select, tuple_
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from hub import audit, clock
+from hub import audit, clock, notices
 from hub.auth import Principal
 from hub.db import among, contains_folded
 from hub.identities import InvalidIdentity, fold, normalize, phone_digits_for_search
@@ -363,6 +363,9 @@ def create_contact(
         changes["identities"] = [None, [f"{kind}:{value}" for kind, value, _ in idents]]
     audit.record(session, actor=actor, action="contact.create", entity="contact", entity_id=contact.id,
                  contact_id=contact.id, changes=changes)
+    notices.emit(session, "contact.created", subject=f"contact:{contact.id}",
+                 data={"contact_id": contact.id, "display_name": contact.display_name,
+                       "lifecycle_stage": contact.lifecycle_stage})
     return contact
 
 
@@ -387,6 +390,9 @@ def update_contact(session: Session, *, contact: Contact, actor: Principal, chan
     session.flush()
     audit.record(session, actor=actor, action=action, entity="contact", entity_id=contact.id,
                  contact_id=contact.id, changes=diff)
+    notices.emit(session, "contact.updated", subject=f"contact:{contact.id}",
+                 data={"contact_id": contact.id, "display_name": contact.display_name,
+                       "lifecycle_stage": contact.lifecycle_stage, "changes": diff})
     return diff
 
 
@@ -484,6 +490,9 @@ def record_consent(
                  contact_id=contact.id,
                  changes={"consent": [None, {"channel": record.channel, "purpose": record.purpose,
                                              "status": record.status, "source": record.source}]})
+    notices.emit(session, "consent.changed", subject=f"contact:{contact.id}",
+                 data={"contact_id": contact.id, "channel": record.channel, "purpose": record.purpose,
+                       "status": record.status, "source": record.source}, occurred_at=record.occurred_at)
     return record
 
 

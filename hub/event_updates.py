@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import bindparam, select, text, update
 from sqlalchemy.orm import Session
@@ -26,6 +26,16 @@ from hub.db import after_commit, among, is_postgres
 from hub.models import TimelineEvent
 
 E = TimelineEvent.__table__
+
+
+class UpdatedEvent(NamedTuple):
+    """An event a change reached, as it is now."""
+
+    event_id: int
+    contact_id: int
+    channel: str
+    kind: str
+    status: str | None
 
 
 @dataclass(frozen=True)
@@ -48,8 +58,8 @@ _BATCH = text(
     "WHERE e.id = v.id RETURNING e.id, e.contact_id, e.channel, e.kind, e.status")
 
 
-def update_events(session: Session, changes: Sequence[EventChange]) -> list[int]:
-    """Apply the changes (one per event; the last wins) and publish each after commit; the ids changed."""
+def update_events(session: Session, changes: Sequence[EventChange]) -> list[UpdatedEvent]:
+    """Apply the changes (one per event; the last wins) and publish each after commit; the events changed."""
     wanted = {change.event_id: change for change in changes}
     if not wanted:
         return []
@@ -74,7 +84,7 @@ def update_events(session: Session, changes: Sequence[EventChange]) -> list[int]
     for event_id, contact_id, channel, kind, status in rows:
         publish_updated(session, event_id=event_id, contact_id=contact_id, channel=channel, kind=kind, status=status,
                         **wanted[event_id].live)
-    return [row[0] for row in rows]
+    return [UpdatedEvent(*row) for row in rows]
 
 
 def update_event(session: Session, *, event_id: int, status: str | None = None, text: str | None = None,

@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from sqlalchemy import bindparam, select, tuple_
 from sqlalchemy.orm import Session
 
-from hub import clock, live
+from hub import clock, live, notices
 from hub.db import after_commit, among, insert_ignore, insert_ignore_many, is_postgres
 from hub.identities import fold, normalize
 from hub.observability import EVENTS_INGESTED
@@ -315,5 +315,8 @@ def _resolve(session: Session, event: InboundEvent, region: str) -> tuple[Contac
             continue
         savepoint.commit()
         _attach(session, contact, idents[1:])
+        notices.emit(session, "contact.created", subject=f"contact:{contact.id}",
+                     data={"contact_id": contact.id, "display_name": contact.display_name,
+                           "lifecycle_stage": contact.lifecycle_stage})
         return contact, True
     raise RuntimeError("could not resolve the contact after repeated concurrent conflicts")

@@ -17,7 +17,7 @@ from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session
 from sqlmodel import SQLModel
 
-from hub import audit, clock
+from hub import audit, clock, notices
 from hub.auth import Principal
 from hub.contacts import ContactConflict, ContactPublic, fields_of, to_public
 from hub.identities import fold
@@ -226,6 +226,8 @@ def merge_contacts(session: Session, *, survivor_id: int, merged_id: int, actor:
                           "merged_id": merged.id, "moved": moved_counts})
     audit.record(session, actor=actor, action="contact.merged_into", entity="contact", entity_id=merged.id,
                  contact_id=merged.id, changes={"merged_into": [None, survivor.id], "merge_id": record.id})
+    notices.emit(session, "contact.merged", subject=f"contact:{survivor.id}",
+                 data={"survivor_id": survivor.id, "merged_id": merged.id, "merge_id": record.id})
     session.expire_all()  # the bulk updates bypassed the identity map
     return record
 

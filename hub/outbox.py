@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import and_, bindparam, delete, literal, select, true, tuple_, update
 from sqlalchemy.orm import Session
 
-from hub import clock
+from hub import clock, notices
 from hub.channel import (
     Capability,
     OutboundMessage,
@@ -651,9 +651,24 @@ def _mirror(session: Session, hub: Hub, *, delivery_id: int, event_id: int | Non
 
 
 def _mirror_many(session: Session, hub: Hub, items: Sequence[tuple[int, int | None, str, dict[str, Any] | None]]) -> None:
-    """_mirror for (delivery_id, event_id, status, data) items, in one batched write (hub.event_updates)."""
-    update_events(session, [EventChange(event_id, status=str(status), data=data, live={"delivery_id": delivery_id})
-                            for delivery_id, event_id, status, data in items if event_id is not None])
+    """_mirror for (delivery_id, event_id, status, data) items, in one batched write (hub.event_updates),
+    and the notice other systems hear of each (hub.notices: webhooks), in the same transaction."""
+    wanted = {event_id: (delivery_id, str(status), data) for delivery_id, event_id, status, data in items
+              if event_id is not None}
+    changed = update_events(session, [EventChange(event_id, status=status, data=data, live={"delivery_id": delivery_id})
+                                      for event_id, (delivery_id, status, data) in wanted.items()])
+    for event in changed:
+        delivery_id, status, data = wanted[event.event_id]
+        if status in _NOTICES:
+            notices.emit(session, _NOTICES[status], subject=f"contact:{event.contact_id}",
+                         data={"delivery_id": delivery_id, "event_id": event.event_id, "contact_id": event.contact_id,
+                               "channel": event.channel, "status": status, "error": (data or {}).get("error")})
+
+
+# Delivery statuses other systems hear about, as the notice each one emits.
+_NOTICES = {S.SENT: "message.sent", S.DELIVERED: "message.delivered", S.READ: "message.delivered",
+            S.FAILED: "message.failed", S.UNDELIVERED: "message.failed", S.BOUNCED: "message.failed",
+            S.DEAD: "message.failed"}
 
 
 def _runtime(session: Session) -> Hub:

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 if TYPE_CHECKING:
     from fastapi import APIRouter
 
+    from hub.notices import Catalogue, NoticeType
     from hub.runtime import Hub
     from hub.sending import SendGate
     from hub.triggers import TriggerRegistry
@@ -167,6 +168,13 @@ class Plugin:
     def send_gates(self) -> list[SendGate]:
         """Checks the worker runs on each claimed delivery before it is sent (hub.sending)."""
         return []
+
+    def notice_types(self) -> list[NoticeType]:
+        """Notice types this plug-in adds to the event catalogue (hub.notices: what webhooks carry)."""
+        return []
+
+    def register_notice_listeners(self, notices: Catalogue) -> None:
+        """Listen to emitted notices (`notices.listen(fn)`), called inside the cause's transaction."""
 
 
 def _plugin_class(kind: str) -> Callable[[str, Any], str | None]:

@@ -43,7 +43,7 @@ import sqlalchemy as sa
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from hub import audit, clock, outbox
+from hub import audit, clock, notices, outbox
 from hub.auth import Principal
 from hub.db import after_commit
 from hub.identities import fold
@@ -530,6 +530,7 @@ def erase_person(session: Session, *, hub: Hub, contact_id: int, actor: Principa
             post_event(session, event=InboundEvent(
                 channel=ERASED_CHANNEL, kind=ERASED_KIND, direction=Direction.INTERNAL, contact_id=root,
                 external_id=_erased_external_id(root), actor_user_id=actor.user_id))
+            notices.emit(session, "contact.erased", subject=f"contact:{root}", data={"contact_id": root, "contact_ids": ids})
         audit.record(session, actor=actor, action=ERASED_KIND, entity="contact", entity_id=root, contact_id=root,
                      changes={"contact_ids": ids, "rows_deleted": result.rows_deleted,
                               "rows_blanked": result.rows_blanked,

@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session
 from hub.db import Database
 from hub.extensions import Extension, load_extensions
 from hub.live import MemoryBroker, make_broker
+from hub.notices import Catalogue, build_catalogue
 from hub.registry import ChannelRegistry, default_registry
 from hub.settings import Settings, get_settings
 from hub.triggers import TriggerRegistry
@@ -42,6 +43,12 @@ class Hub:
         self.extensions: dict[str, Extension] = {} if extensions is not None and not extensions else load_extensions(self)
         for extension in self.extensions.values():
             extension.register_triggers(self.triggers)
+        # The event catalogue: the core's notice types plus those extensions and channels declare;
+        # listeners (the webhooks extension) subscribe to it, causes emit through hub.notices.emit.
+        self.notices: Catalogue = build_catalogue([*self.extensions.values(), *self.channels.values()])
+        for extension in self.extensions.values():
+            extension.register_notice_listeners(self.notices)
+        self.notices.install(self.triggers)
 
     def session(self, *, read_only: bool = False) -> Session:
         """A session whose writes can post timeline events (it knows this runtime)."""

@@ -75,6 +75,11 @@ class KeyAccountsExtension(Extension):
     name = "keyaccounts"
     Settings = KeyAccountsSettings
 
+    def notice_types(self) -> list[Any]:
+        from keyaccounts.notices import NOTICE_TYPES
+
+        return NOTICE_TYPES
+
     def web_router(self) -> APIRouter:
         from keyaccounts.views import router
 

@@ -24,7 +24,7 @@ from sqlalchemy import func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from hub import clock
+from hub import clock, notices
 from hub.accounts import member_ids
 from hub.auth import SYSTEM
 from hub.ingest import InboundEvent, post_event
@@ -265,4 +265,7 @@ def _open(session: Session, *, account: Account, reasons: dict[str, dict[str, An
     except InvalidTask:  # the owner left: everyone's open tasks show it
         task = create_task(session, actor=SYSTEM, title=title[:500], notes=notes, contact_id=contact_id)
     episode.task_id = task.id
+    notices.emit(session, "key_account.cooling", subject=f"account:{account.id}",
+                 data={"account_id": account.id, "account_name": account.name, "episode_id": episode.id,
+                       "score": score_now, "reasons": reasons, "owner_id": account.owner_id}, occurred_at=now)
     return episode

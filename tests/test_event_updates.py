@@ -41,7 +41,7 @@ def test_changes_merge_data_keep_what_they_do_not_name_and_publish_one_shape(hub
                                           EventChange(10**9, status="read")])  # no such event: skipped
         assert published == []  # nothing before the commit
         session.commit()
-    assert sorted(changed) == sorted([first.id, second.id])
+    assert sorted(e.event_id for e in changed) == sorted([first.id, second.id])
     one, two = _row(hub, first.id), _row(hub, second.id)
     assert one.data == {"keep": 1, "over": "new", "added": True} and one.status == "sent" and one.text == "hi"
     assert two.status == "delivered" and two.text == "edited"

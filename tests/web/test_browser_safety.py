@@ -145,6 +145,7 @@ def test_pages_have_no_serious_accessibility_violations(live_server, new_page):
 
     user = live_server.user("admin@example.com", role=Role.ADMIN, name="Ada Admin")
     contact_id = seed_customer(live_server.hub, owner_id=user.id, assignee_id=user.id)
+    endpoint_id = seed_webhook(live_server.hub)
     axe = Axe()
     found: dict[str, list[str]] = {}
     for viewport in ({"width": 1366, "height": 900}, {"width": 390, "height": 844}):
@@ -154,7 +155,8 @@ def test_pages_have_no_serious_accessibility_violations(live_server, new_page):
         sign_in(page, "admin@example.com", next_path="/")
         pages += [("/", None), (f"/contacts/{contact_id}", "#timeline-items .event"), ("/tasks", None),
                   ("/account", None), (f"/contacts/{contact_id}/edit", None), ("/admin/users", None),
-                  ("/admin/api-keys", None), ("/search?q=Мария", None)]
+                  ("/admin/api-keys", None), ("/search?q=Мария", None), ("/admin/webhooks", None),
+                  (f"/admin/webhooks/{endpoint_id}", None)]
         for path, ready in pages:
             if path == "/login":
                 continue
@@ -172,3 +174,18 @@ def test_pages_have_no_serious_accessibility_violations(live_server, new_page):
         if bad:
             found[f"/login @{viewport['width']}"] = [f"{v['id']}: {v['help']}" for v in bad]
     assert found == {}, found
+
+
+def seed_webhook(hub) -> int:
+    """A webhook endpoint with one delivery in its log (its URL is public: nothing is sent here)."""
+    from webhooks.models import WebhookDelivery, WebhookEndpoint, WebhookMessage
+
+    with hub.session() as session, session.begin():
+        endpoint = WebhookEndpoint(url="https://8.8.8.8/hub-events", event_types=["*"], secret="whsec_AAAA")
+        message = WebhookMessage(message_id="msg_axe", type="contact.created", subject="contact:1",
+                                 payload={"type": "contact.created", "data": {"contact_id": 1}})
+        session.add_all([endpoint, message])
+        session.flush()
+        session.add(WebhookDelivery(endpoint_id=endpoint.id, message_id=message.id, subject="contact:1",
+                                    status="delivered", attempts=1, last_status_code=200, last_latency_ms=12))
+        return endpoint.id
