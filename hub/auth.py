@@ -39,6 +39,7 @@ SCOPES = (
     "forms:write",
     "meetings:read",
     "meetings:write",
+    "analytics:read",
     "admin",
 )
 _AGENT = frozenset(
@@ -47,7 +48,8 @@ _AGENT = frozenset(
 )
 ROLE_SCOPES: dict[str, frozenset[str]] = {
     Role.AGENT: _AGENT,
-    Role.MARKETER: _AGENT | {"campaigns:read", "campaigns:write", "surveys:read", "surveys:write", "forms:write"},
+    Role.MARKETER: _AGENT | {"campaigns:read", "campaigns:write", "surveys:read", "surveys:write", "forms:write",
+                                 "analytics:read"},
     Role.ADMIN: frozenset(SCOPES),
 }
 MIN_PASSWORD_LENGTH = 10

@@ -31,6 +31,7 @@ from campaigns.segments.definition import (
     NotGroup,
     OrdersCondition,
     OrGroup,
+    RfmCondition,
     SegmentDefinition,
     SurveyCondition,
     TagCondition,
@@ -344,9 +345,21 @@ def _survey(c: SurveyCondition, now: datetime) -> Any:
     return _compare(latest, c.op, c.value)
 
 
+def _rfm(c: RfmCondition, now: datetime) -> Any:
+    """Through the analytics extension's precomputed scores; "is not <cell>" includes the unscored."""
+    from analytics.models import RfmScore
+
+    column = {"cell": RfmScore.cell, "r": RfmScore.r, "f": RfmScore.f, "m": RfmScore.m,
+              "lifetime_value": RfmScore.revenue, "predicted_value": RfmScore.predicted_value}[c.measure]
+    scored = select(RfmScore.owner_id).where(RfmScore.owner_kind == "contact")
+    if c.op == "ne":
+        return Contact.id.not_in(scored.where(column == c.value))
+    return Contact.id.in_(scored.where(_compare(column, c.op, c.value)))
+
+
 _COMPILERS: dict[type, Any] = {
     FieldCondition: _field, TagCondition: _tag, AttributeCondition: _attribute, ConsentCondition: _consent,
     IdentityCondition: _identity, ActivityCondition: _activity, CampaignCondition: _campaign,
     LastCampaignCondition: _last_campaign, OrdersCondition: _orders, TopSpendersCondition: _top_spenders,
-    SurveyCondition: _survey,
+    SurveyCondition: _survey, RfmCondition: _rfm,
 }

@@ -65,9 +65,10 @@ class PackageCatalog:
 
 
 def package_catalogs() -> list[PackageCatalog]:
-    """Every package under channels/, campaigns/ and keyaccounts/ that keeps a locale/ folder."""
+    """Every package under channels/, campaigns/, keyaccounts/ and analytics/ that keeps a locale/ folder."""
     found = []
-    for root in (PROJECT_ROOT / "channels", PROJECT_ROOT / "campaigns", PROJECT_ROOT / "keyaccounts"):
+    for root in (PROJECT_ROOT / "channels", PROJECT_ROOT / "campaigns", PROJECT_ROOT / "keyaccounts",
+                 PROJECT_ROOT / "analytics"):
         for locale_dir in sorted(root.glob("**/locale")):
             if locale_dir.is_dir() and (locale_dir.parent / "__init__.py").exists():
                 found.append(PackageCatalog(locale_dir.parent.name, locale_dir.parent))

@@ -95,7 +95,7 @@ def email_document(html: str, *, lang: str = "") -> str:
 
 # Pages come from the workspace and from the packages that add pages to it (channels' and
 # extensions' views); FastAPI's own API docs are left alone.
-_PAGE_MODULES = ("hub.web", "campaigns.", "channels.", "keyaccounts.")
+_PAGE_MODULES = ("hub.web", "campaigns.", "channels.", "keyaccounts.", "analytics.")
 
 
 def _is_page(scope: Scope) -> bool:
