@@ -61,9 +61,13 @@ def rfm_grid(session: SessionDep, _: ReadAnalytics,
                                                    422: {"description": "A parameter out of range"}})
 def table(page: str, table: str, hub: HubDep, session: SessionDep, _: ReadAnalytics,
           kind: Annotated[Literal["contact", "account"], Query()] = "contact",
-          days: Annotated[Literal[*DAYS] | None, Query(description="Period ending now")] = None,  # type: ignore[valid-type]
-          months: Annotated[Literal[*MONTHS] | None, Query(description="Months shown")] = None,  # type: ignore[valid-type]
+          days: Annotated[int | None, Query(description=f"Period ending now: one of {DAYS}")] = None,
+          months: Annotated[int | None, Query(description=f"Months shown: one of {MONTHS}")] = None,
           segment_id: Annotated[int | None, Query(ge=1)] = None) -> TablePublic:
+    if days is not None and days not in DAYS:
+        raise Problem(422, f"days must be one of {', '.join(map(str, DAYS))}")
+    if months is not None and months not in MONTHS:
+        raise Problem(422, f"months must be one of {', '.join(map(str, MONTHS))}")
     if page not in PAGES:
         raise Problem(404, f"no dashboard {page!r}; there are {', '.join(PAGES)}")
     options = hub.extensions["analytics"].settings.options()  # type: ignore[attr-defined]
