@@ -66,3 +66,26 @@ def bgnbd_history(rng: random.Random, *, customers: list[int], start: datetime, 
                 break
             t += rng.expovariate(rate) if rate > 0 else span
     return orders
+
+
+def survey_answer(hub: Any, contact_id: int, *, channel: str | None, at: datetime, nps: int | None = None,
+                  csat: int | None = None, survey_id: int | None = None) -> int:
+    """A completed survey response and its invitation, as campaigns.surveys stores them; returns the survey id."""
+    import secrets
+
+    from campaigns.surveys.models import Survey, SurveyInvitation, SurveyResponse
+
+    with hub.session() as s, s.begin():
+        if survey_id is None:
+            survey = Survey(name="After the order")
+            s.add(survey)
+            s.flush()
+            survey_id = survey.id
+        invitation = SurveyInvitation(survey_id=survey_id, contact_id=contact_id, cause=f"manual:{secrets.token_hex(4)}",
+                                      nonce=secrets.token_hex(16), status="answered", send_at=at, sent_at=at,
+                                      channel=channel)
+        s.add(invitation)
+        s.flush()
+        s.add(SurveyResponse(invitation_id=invitation.id, survey_id=survey_id, contact_id=contact_id, completed=True,
+                             nps=nps, csat=csat, submitted_at=at))
+    return survey_id  # type: ignore[return-value]
