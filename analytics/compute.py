@@ -36,20 +36,23 @@ class Options:
 
 
 def _order_months(currency: str) -> Any:
+    """(owner_id, month, cohort, is_order, amount): each move with its month and its owner's first-order
+    month, the cohort found by a window over the same pass (a join of the moves to their own first
+    months made PostgreSQL rescan them per row when its estimates were off)."""
     moves = order_moves(currency)
-    return select(moves.c.owner_id, month_index(moves.c.occurred_at).label("month"), moves.c.is_order,
+    month = month_index(moves.c.occurred_at)
+    first = func.min(sa.case((moves.c.is_order == 1, month), else_=None)).over(partition_by=moves.c.owner_id)
+    return select(moves.c.owner_id, month.label("month"), first.label("cohort"), moves.c.is_order,
                   moves.c.amount).subquery("om")
 
 
 def _cohorts(session: Session, currency: str) -> int:
     om = _order_months(currency)
-    first = (select(om.c.owner_id, func.min(om.c.month).label("cohort")).where(om.c.is_order == 1)
-             .group_by(om.c.owner_id).subquery("first"))
-    offset = om.c.month - first.c.cohort
+    offset = om.c.month - om.c.cohort
     buyer = sa.case((om.c.is_order == 1, om.c.owner_id), else_=None)
-    source = (select(first.c.cohort, offset.label("month_offset"), func.count(sa.distinct(buyer)),
+    source = (select(om.c.cohort, offset.label("month_offset"), func.count(sa.distinct(buyer)),
                      func.sum(om.c.is_order), func.coalesce(func.sum(om.c.amount), 0))
-              .join(first, first.c.owner_id == om.c.owner_id).group_by(first.c.cohort, offset))
+              .where(om.c.cohort.is_not(None)).group_by(om.c.cohort, offset))
     session.execute(delete(CohortCell))
     session.execute(insert(CohortCell).from_select(["cohort", "month_offset", "customers", "orders", "revenue"], source))
     return int(session.scalar(select(func.count()).select_from(CohortCell)) or 0)
@@ -68,12 +71,10 @@ def _months(session: Session, currency: str, churn_days: int, now: datetime) -> 
     put(session.execute(select(om.c.month, func.count(sa.distinct(buyer)), func.sum(om.c.is_order),
                                func.coalesce(func.sum(om.c.amount), 0)).group_by(om.c.month)),
         "customers", "orders", "revenue")
-    first = (select(om.c.owner_id, func.min(om.c.month).label("cohort")).where(om.c.is_order == 1)
-             .group_by(om.c.owner_id).subquery("first"))
-    put(session.execute(select(first.c.cohort, func.count()).group_by(first.c.cohort)), "new_customers")
+    put(session.execute(select(om.c.cohort, func.count(sa.distinct(om.c.owner_id))).where(om.c.is_order == 1)
+                        .group_by(om.c.cohort)), "new_customers")
     put(session.execute(select(om.c.month, func.count(sa.distinct(om.c.owner_id)))
-                        .join(first, first.c.owner_id == om.c.owner_id)
-                        .where(om.c.is_order == 1, om.c.month > first.c.cohort).group_by(om.c.month)),
+                        .where(om.c.is_order == 1, om.c.month > om.c.cohort).group_by(om.c.month)),
         "repeat_customers")
     moves = order_moves(currency)
     day = epoch_days(moves.c.occurred_at)

@@ -39,7 +39,10 @@ if TYPE_CHECKING:
     from analytics.compute import Options
 
 WEEK = 7.0
+BOUND = (-12.0, 12.0)
 MIN_CUSTOMERS = 20  # fewer, and the four BG/NBD parameters are not identified: no prediction
+# Log-parameters stay within e^±12: beyond, exp() overflows or the likelihood is flat, and a
+# quasi-Newton fit (tens of evaluations, where Nelder–Mead took thousands) wanders off.
 
 
 @dataclass(frozen=True)
@@ -83,7 +86,7 @@ def _bgnbd_ll(params: np.ndarray, x: np.ndarray, t_x: np.ndarray, T: np.ndarray)
 def fit_bgnbd(s: Summary) -> tuple[float, float, float, float]:
     """(r, alpha, a, b) by maximum likelihood."""
     result = minimize(_bgnbd_ll, np.log([1.0, max(float(np.mean(s.T)), 1.0), 1.0, 1.0]), args=(s.x, s.t_x, s.T),
-                      method="Nelder-Mead", options={"maxiter": 4000, "xatol": 1e-6, "fatol": 1e-6})
+                      method="L-BFGS-B", bounds=[BOUND] * 4)
     r, alpha, a, b = (float(v) for v in np.exp(result.x))
     return r, alpha, a, b
 
@@ -120,8 +123,8 @@ def fit_gamma_gamma(s: Summary) -> tuple[float, float, float] | None:
     if keep.sum() < MIN_CUSTOMERS:
         return None
     n, m = s.orders[keep], s.mean_value[keep]
-    result = minimize(_gg_ll, np.log([1.0, 2.0, float(np.mean(m))]), args=(n, m), method="Nelder-Mead",
-                      options={"maxiter": 4000, "xatol": 1e-6, "fatol": 1e-6})
+    result = minimize(_gg_ll, np.log([1.0, 2.0, float(np.mean(m))]), args=(n, m), method="L-BFGS-B",
+                      bounds=[BOUND] * 3)
     p, q, v = (float(val) for val in np.exp(result.x))
     return p, q, v
 
