@@ -107,7 +107,7 @@ def _value(session: Session, p: Params, o: Options, now: datetime, s: Speaker) -
         Column("lifetime_value", _("Lifetime value so far"), MONEY),
         Column("expected_orders", _("Expected orders"), NUMBER), Column("p_alive", _("Still a customer"), SHARE),
         Column("predicted_value", _("Predicted value"), MONEY), Column("cell", _("RFM cell"))],
-        [[i, name or f"#{i}", n, rev, None if e is None else round(e, 2), pa, pv, cell]
+        [[i, name or f"#{i}", n, rev, None if e is None else round(e, 2), pa, pv, _(rfm.CELL_LABELS[cell])]
          for i, name, n, rev, e, pa, pv, cell in top], [f"{base}{row[0]}" for row in top])
     run = latest_run(session, "value")
     holdout = (run.details or {}).get("holdout") if run else None
@@ -116,10 +116,11 @@ def _value(session: Session, p: Params, o: Options, now: datetime, s: Speaker) -
         Column("actual", _("Actual"), NUMBER), Column("error", _("Error"), SHARE)])
     if holdout:
         check.rows = [
-            [_("Orders (BG/NBD)"), holdout["predicted_orders"], holdout["actual_orders"], holdout["orders_error"]],
-            [_("Revenue (BG/NBD × Gamma-Gamma)"), holdout["predicted_revenue"], holdout["actual_revenue"],
+            [_("Orders (BG/NBD)"), round(holdout["predicted_orders"], 1), holdout["actual_orders"],
+             holdout["orders_error"]],
+            [_("Revenue (BG/NBD × Gamma-Gamma)"), round(holdout["predicted_revenue"]), round(holdout["actual_revenue"]),
              holdout["revenue_error"]],
-            [_("Orders (naive: past rate)"), holdout["baseline_orders"], holdout["actual_orders"],
+            [_("Orders (naive: past rate)"), round(holdout["baseline_orders"], 1), holdout["actual_orders"],
              holdout["baseline_error"]]]
     return Board("value", [check, table], values={"run": run, "holdout": holdout, "currency": o.currency})
 
