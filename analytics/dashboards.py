@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from analytics import activity, charts, processes, rfm
 from analytics.compute import Options, latest_run
 from analytics.models import RfmScore
-from analytics.tables import INT, MONEY, NUMBER, SHARE, TEXT, Column, Table
+from analytics.tables import INT, MONEY, NUMBER, SHARE, Column, Table
 from hub.models import Account, Contact
 from hub.web.i18n import N_
 

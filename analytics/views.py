@@ -8,11 +8,14 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
+from sqlalchemy import func, select
 from starlette.responses import FileResponse, Response, StreamingResponse
 
 from analytics import compute, rfm
 from analytics.dashboards import DAYS, MONTHS, PAGE_TITLES, PAGES, Board, Params, Speaker, build
 from analytics.tables import csv_lines
+from campaigns.segments.models import Segment
+from campaigns.segments.service import create_segment
 from hub import clock
 from hub.web.i18n import N_
 from hub.web.pages import Agent, PageError, get_hub, redirect, render, require
@@ -48,9 +51,6 @@ def _board(request: Request, agent: Agent, page: str, params: Params) -> Board:
         except LookupError:
             raise PageError(404, NO_SEGMENT) from None
         if page == "satisfaction":
-            from campaigns.segments.models import Segment
-            from sqlalchemy import select
-
             board.values["segments"] = list(db.execute(select(Segment.id, Segment.name).order_by(Segment.name)))
     return board
 
@@ -101,10 +101,6 @@ def export(request: Request, page: str, table: str, agent: Reader, kind: Kind = 
 @router.post("/analytics/rfm/{cell}/segment")
 def cell_segment(request: Request, cell: str, agent: SegmentWriter) -> Response:
     """The contacts of one RFM cell as a saved segment (the existing one when it is already saved)."""
-    from campaigns.segments.models import Segment
-    from campaigns.segments.service import create_segment
-    from sqlalchemy import func, select
-
     if cell not in rfm.CELLS:
         raise PageError(404, N_("There is no such RFM cell."))
     definition = {"type": "and", "conditions": [{"type": "rfm", "measure": "cell", "op": "eq", "value": cell}]}

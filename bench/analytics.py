@@ -223,7 +223,10 @@ def main(contacts: Annotated[int, typer.Option(help="Contacts to create")] = 100
         *(f"- {name}: p50 {p50:.0f} ms, **p95 {p95:.0f} ms** (goal < {GOAL_P95_MS:.0f} ms)" for name, p50, p95 in rows),
         f"- bare grouped read of the scores table: p95 {bare_p95:.1f} ms",
         "- the rest of the scheduler's job: " + ", ".join(f"{k} {v * 1000:.0f} ms" for k, v in rest.items()),
-        f"- value model hold-out on this (uniformly random, so memoryless) data: {holdout}",
+        ("- value model hold-out on this (uniformly random, so memoryless) data: " + (
+            f"{holdout['customers']:,.0f} customers, orders predicted {holdout['predicted_orders']:,.0f} vs "
+            f"{holdout['actual_orders']:,.0f} actual (error {holdout['orders_error']:.1%}; naive past-rate forecast "
+            f"{holdout['baseline_error']:.1%}), revenue error {holdout['revenue_error']:.1%}" if holdout else "not run")),
     ]
     for line in lines:
         print(line)

@@ -1,6 +1,5 @@
 """Acquisition through the real routes: a form on a page with UTM parameters, a campaign link that keeps
-them, an inbound email; new contacts by source and their conversion to a first order. Satisfaction by
-channel and cell from survey answers."""
+them, an inbound email; new contacts by source and their conversion to a first order."""
 
 from __future__ import annotations
 
