@@ -1,5 +1,6 @@
 """Each dashboard opened in a real browser, in Russian and English, on a desktop and at 375 px: it
-renders its charts, nothing scrolls sideways, and the pictures go to docs/screenshots/.
+renders its charts, nothing scrolls sideways, axe-core finds nothing serious (on the phone, in Russian),
+and the pictures go to docs/screenshots/.
 
 Run with HUB_UPDATE_SCREENSHOTS=1 to rewrite docs/screenshots/analytics-*.png; otherwise they go to
 the test's temporary folder."""
@@ -10,6 +11,7 @@ import os
 from pathlib import Path
 
 import pytest
+from axe_playwright_python.sync_playwright import Axe
 
 from analytics.dashboards import PAGES
 from hub.models import Role
@@ -38,6 +40,9 @@ def test_every_dashboard_opens_and_fits(demo_hub, new_page, tmp_path: Path, loca
     page = new_page(viewport={"width": width, "height": height}, is_mobile=mobile, has_touch=mobile,
                     locale=f"{locale}-{'RU' if locale == 'ru' else 'US'}", timezone_id="Europe/Moscow")
     sign_in(page, email, next_path="/analytics")
+    # axe-core once per page, on the phone in Russian (the longest words, the narrowest screen).
+    axe = Axe() if mobile and locale == "ru" else None
+    found = {}
     target = DOCS if os.environ.get("HUB_UPDATE_SCREENSHOTS") == "1" else tmp_path
     target.mkdir(parents=True, exist_ok=True)
     for name in PAGES:
@@ -60,4 +65,9 @@ def test_every_dashboard_opens_and_fits(demo_hub, new_page, tmp_path: Path, loca
                 > document.documentElement.clientWidth + 1 && !clipped(e)).slice(0, 5)
                 .map(e => e.tagName + '.' + e.className + '#' + e.id + ':' + Math.round(e.getBoundingClientRect().right)); }""")
         assert overflow <= 0, f"{name} scrolls sideways by {overflow}px at {width}px: {wide}"
+        if axe is not None:
+            bad = [v for v in axe.run(page).response["violations"] if v.get("impact") in ("serious", "critical")]
+            if bad:
+                found[name] = [f"{v['id']}: {v['help']} {[n['html'][:80] for n in v['nodes']]}" for v in bad]
+    assert found == {}, found
 
