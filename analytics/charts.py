@@ -107,10 +107,10 @@ def lines_svg(labels: Sequence[str], series: Sequence[Series], *, title: str, fm
 
 
 def rfm_grid_svg(squares: dict[tuple[int, int], int], cells: dict[int, dict[int, str]], names: dict[str, str], *,
-                 title: str, axis: tuple[str, str], width: int = 520, height: int = 420) -> Markup:
+                 title: str, axis: tuple[str, str], width: int = 520, height: int = 440) -> Markup:
     """The 5 × 5 grid, recency up, frequency-and-money across; each square coloured by its cell, with
     its customers; the cell's name in the square where the cell starts."""
-    left, top, bottom = 40, 8, 36
+    left, top, bottom = 40, 8, 50
     side_w, side_h = (width - left - 8) / 5, (height - top - bottom) / 5
     parts = _open(width, height, title, "chart-grid")
     named: set[str] = set()
@@ -132,10 +132,9 @@ def rfm_grid_svg(squares: dict[tuple[int, int], int], cells: dict[int, dict[int,
                              f'{escape(names[cell][:18])}</text>')
             parts.append("</g>")
     for fm in range(1, 6):
-        parts.append(f'<text x="{left + (fm - 0.5) * side_w:.1f}" y="{height - bottom + 16}" text-anchor="middle" '
+        parts.append(f'<text x="{left + (fm - 0.5) * side_w:.1f}" y="{height - bottom + 14}" text-anchor="middle" '
                      f'font-size="12" fill="{MUTED}">FM{fm}</text>')
-    parts.append(f'<text x="{left}" y="{height - 4}" font-size="11" fill="{MUTED}">{escape(axis[0])}</text>'
-                 f'<text x="{width - 8}" y="{height - 4}" text-anchor="end" font-size="11" fill="{MUTED}">'
-                 f'{escape(axis[1])}</text>')
+    parts.append(f'<text x="{left}" y="{height - 18}" font-size="11" fill="{MUTED}">{escape(axis[0])}</text>'
+                 f'<text x="{left}" y="{height - 4}" font-size="11" fill="{MUTED}">{escape(axis[1])}</text>')
     parts.append("</svg>")
     return Markup("".join(parts))
