@@ -10,7 +10,7 @@ from datetime import datetime
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from analytics.models import ChannelMonth
+from analytics.models import ChannelMonth, ResponseMonth
 from hub.models import User
 
 
@@ -67,3 +67,15 @@ def team(session: Session, *, now: datetime, months: int = 12) -> tuple[list[int
     names = {u.id: u.display_name or u.email for u in session.scalars(select(User).where(User.id.in_(list(counts))))}
     rows = [TeamRow(uid, names.get(uid, f"#{uid}"), by) for uid, by in counts.items()]
     return span, sorted(rows, key=lambda r: (-r.total, r.name))
+
+
+def responses(session: Session, *, now: datetime, months: int = 12) -> tuple[list[int], dict[str, dict[int, tuple[int, float]]]]:
+    """(the months, channel -> month -> (replies, mean hours to reply)) over the last `months` months."""
+    current = now.year * 12 + now.month - 1
+    span = list(range(current - months + 1, current + 1))
+    found: dict[str, dict[int, tuple[int, float]]] = defaultdict(dict)
+    for row in session.scalars(select(ResponseMonth).where(ResponseMonth.month >= span[0],
+                                                           ResponseMonth.month <= span[-1])):
+        # julianday() carries about a millisecond of float noise: hours to three decimals are exact enough.
+        found[row.channel][row.month] = (row.replies, round(row.seconds / row.replies / 3600, 3) if row.replies else 0.0)
+    return span, dict(found)

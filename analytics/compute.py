@@ -15,7 +15,7 @@ from sqlalchemy import delete, func, insert, select
 from sqlalchemy.orm import Session
 
 from analytics import rfm
-from analytics.models import ChannelMonth, CohortCell, ComputeRun, MonthFigure
+from analytics.models import ChannelMonth, CohortCell, ComputeRun, MonthFigure, ResponseMonth
 from analytics.sql import epoch_days, month_index, month_of_days, order_moves
 from hub import clock
 from hub.models import TimelineEvent
@@ -112,6 +112,30 @@ def _channels(session: Session, months: int, now: datetime) -> int:
     return int(session.scalar(select(func.count()).select_from(ChannelMonth)) or 0)
 
 
+REPLY_CHANNELS = ("email", "sms")
+
+
+def _responses(session: Session, months: int, now: datetime) -> int:
+    """Per month and channel: inbound messages whose next event on that contact and channel is an
+    agent's outbound message, and the time to it (a burst of several inbound messages counts its
+    last one: the reply answers them all)."""
+    te = TimelineEvent
+    since = now - timedelta(days=31 * months)
+    window = {"partition_by": (te.contact_id, te.channel), "order_by": (te.occurred_at, te.id)}
+    day = epoch_days(te.occurred_at)
+    seq = (select(te.channel, te.direction, day.label("day"), month_index(te.occurred_at).label("month"),
+                  func.lead(te.direction).over(**window).label("next_direction"),
+                  func.lead(te.actor_user_id).over(**window).label("next_actor"),
+                  func.lead(day).over(**window).label("next_day"))
+           .where(te.channel.in_(REPLY_CHANNELS), te.occurred_at >= since, te.occurred_at <= now).subquery("seq"))
+    source = (select(seq.c.month, seq.c.channel, func.count(), func.sum((seq.c.next_day - seq.c.day) * 86400.0))
+              .where(seq.c.direction == "in", seq.c.next_direction == "out", seq.c.next_actor.is_not(None))
+              .group_by(seq.c.month, seq.c.channel))
+    session.execute(delete(ResponseMonth))
+    session.execute(insert(ResponseMonth).from_select(["month", "channel", "replies", "seconds"], source))
+    return int(session.scalar(select(func.count()).select_from(ResponseMonth)) or 0)
+
+
 def recompute_scores(session: Session, *, options: Options, now: datetime) -> ComputeRun:
     """Every precomputed table but the value model's columns, in the caller's transaction."""
     started = time.perf_counter()
@@ -119,9 +143,11 @@ def recompute_scores(session: Session, *, options: Options, now: datetime) -> Co
     cohorts = _cohorts(session, options.currency)
     months = _months(session, options.currency, options.churn_days, now)
     channels = _channels(session, options.activity_months, now)
+    responses = _responses(session, options.activity_months, now)
     run = ComputeRun(kind="scores", started_at=now, seconds=round(time.perf_counter() - started, 3),
                      rows=sum(counts.values()),
                      details={"owners": counts, "cohort_cells": cohorts, "months": months, "channel_rows": channels,
+                              "response_rows": responses,
                               "currency": options.currency, "churn_days": options.churn_days})
     session.add(run)
     session.flush()

@@ -263,7 +263,13 @@ def _activity(session: Session, p: Params, o: Options, now: datetime, s: Speaker
     team = Table("team", _("Team: events each person sent or logged"), [
         Column("user", _("Person")), *(Column(sql_month(m), s.month(m), INT) for m in team_span),
         Column("total", _("Total"), INT)], [[r.name, *(r.by_month.get(m, 0) for m in team_span), r.total] for r in people])
-    board = Board("activity", [volume, team])
+    reply_span, replies = activity.responses(session, now=now, months=p.months)
+    speed = Table("responses", _("Replies and mean hours to reply, per channel and month"), [
+        Column("channel", _("Channel")), Column("month", _("Month")), Column("replies", _("Replies"), INT),
+        Column("mean_hours", _("Mean hours to reply"), NUMBER)],
+        [[_channel_name(s, ch), sql_month(m), by[m][0], round(by[m][1], 1)]
+         for ch, by in sorted(replies.items()) for m in reply_span if m in by])
+    board = Board("activity", [volume, team, speed])
     labels = [s.month(m) for m in span]
     board.charts["in"] = charts.bars_svg(labels, [(_channel_name(s, r.channel), [r.incoming.get(m, 0) for m in span])
                                                   for r in rows if r.incoming], title=_("Incoming per channel"),
@@ -271,6 +277,11 @@ def _activity(session: Session, p: Params, o: Options, now: datetime, s: Speaker
     board.charts["out"] = charts.bars_svg(labels, [(_channel_name(s, r.channel), [r.outgoing.get(m, 0) for m in span])
                                                    for r in rows if r.outgoing], title=_("Outgoing per channel"),
                                           fmt=lambda v: f"{v:.0f}")
+    if replies:
+        board.charts["replies"] = charts.lines_svg(
+            labels, [(_channel_name(s, ch), [by[m][1] if m in by else None for m in reply_span])
+                     for ch, by in sorted(replies.items())],
+            title=_("Mean hours to reply"), fmt=lambda v: f"{v:.1f}", low=0)
     return board
 
 

@@ -80,6 +80,18 @@ class ChannelMonth(SQLModel, table=True):
     events: int
 
 
+class ResponseMonth(SQLModel, table=True):
+    """Replies per month and channel: inbound email or SMS answered by an agent's next message on that
+    channel, and the seconds it took (summed; the page divides)."""
+
+    __tablename__ = "analytics_response_month"
+
+    month: int = Field(sa_column=sa.Column(sa.Integer, primary_key=True, autoincrement=False))
+    channel: str = Field(sa_column=sa.Column(sa.String(40), primary_key=True))
+    replies: int
+    seconds: float = Field(sa_column=sa.Column(sa.Float, nullable=False))
+
+
 class ComputeRun(SQLModel, table=True):
     """One recompute by the scheduler (or `hub`'s demo): when, how long, and what it found."""
 

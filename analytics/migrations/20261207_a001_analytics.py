@@ -75,6 +75,14 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("month", "channel", "direction", "user_id"),
     )
     op.create_table(
+        "analytics_response_month",
+        sa.Column("month", sa.Integer(), autoincrement=False, nullable=False),
+        sa.Column("channel", sa.String(length=40), nullable=False),
+        sa.Column("replies", sa.Integer(), nullable=False),
+        sa.Column("seconds", sa.Float(), nullable=False),
+        sa.PrimaryKeyConstraint("month", "channel"),
+    )
+    op.create_table(
         "analytics_run",
         sa.Column("id", BigId, autoincrement=True, nullable=False),
         sa.Column("kind", sa.String(length=20), nullable=False),
@@ -90,6 +98,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_index("ix_analytics_run_started_at", table_name="analytics_run")
     op.drop_table("analytics_run")
+    op.drop_table("analytics_response_month")
     op.drop_table("analytics_channel_month")
     op.drop_table("analytics_month")
     op.drop_table("analytics_cohort")
