@@ -134,6 +134,9 @@ class Plugin:
     permissions: ClassVar[Mapping[str, Iterable[str]]] = {}  # scope -> roles holding it, besides admin
     timeline_channels: ClassVar[tuple[TimelineChannel, ...]] = ()
     event_kinds: ClassVar[tuple[EventKind, ...]] = ()
+    # Other plug-ins this one builds on (as an Odoo module `depends` on another): the only ones whose
+    # modules it may import; start-up stops when one is not installed.
+    requires: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, settings: Any, hub: Hub) -> None:
         self.settings = settings
@@ -193,7 +196,13 @@ def installed() -> tuple[type[Plugin], ...]:
     """Every installed plug-in class (channels, then extensions), loaded once per process."""
     channels = load_group(CHANNELS_GROUP, what="channel adapter", check=_plugin_class("channel adapter"))
     extensions = load_group(EXTENSIONS_GROUP, what="extension", check=_plugin_class("extension"))
-    return (*channels.values(), *extensions.values())
+    classes = (*channels.values(), *extensions.values())
+    names = {cls.name for cls in classes}
+    for cls in classes:
+        missing = sorted(set(cls.requires) - names)
+        if missing:
+            raise PluginLoadError(f"plug-in {cls.name!r} requires {', '.join(map(repr, missing))}, which is not installed")
+    return classes
 
 
 def declared_permissions(classes: Iterable[type[Plugin]] | None = None) -> dict[str, frozenset[str]]:

@@ -14,7 +14,7 @@ from inbox.settings import InboxSettings
 if TYPE_CHECKING:
     from fastapi import APIRouter
 
-    from channels.base import PeriodicJob
+    from hub.channel import PeriodicJob
     from hub.triggers import TriggerRegistry
 
 # Outbound kinds an agent's reply can have (a logged call back answers a missed call).
@@ -53,7 +53,7 @@ class InboxExtension(Extension):
                              script="/inbox/inbox.js", stylesheet="/inbox/inbox.css")]
 
     def jobs(self) -> list[PeriodicJob]:
-        from channels.base import PeriodicJob
+        from hub.channel import PeriodicJob
         from inbox import jobs
 
         seconds = self.settings.tick_seconds  # type: ignore[attr-defined]

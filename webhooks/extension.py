@@ -19,7 +19,7 @@ from hub.web.i18n import N_
 if TYPE_CHECKING:
     from fastapi import APIRouter
 
-    from channels.base import PeriodicJob
+    from hub.channel import PeriodicJob
     from hub.notices import Catalogue
     from hub.runtime import Hub
     from webhooks.sender import Dispatcher
@@ -101,7 +101,7 @@ class WebhooksExtension(Extension):
         return [NavEntry(N_("Webhooks"), "/admin/webhooks", "admin", "out")]
 
     def jobs(self) -> list[PeriodicJob]:
-        from channels.base import PeriodicJob
+        from hub.channel import PeriodicJob
         from webhooks import delivery
 
         settings: Any = self.settings

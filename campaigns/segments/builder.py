@@ -27,7 +27,7 @@ CONDITION_LABELS = {
     "field": N_("Contact field"), "tag": N_("Tag"), "attribute": N_("Attribute"), "consent": N_("Consent"),
     "identity": N_("Email or phone"), "activity": N_("Timeline activity"), "campaign": N_("Campaign engagement"),
     "last_campaign": N_("Reply to the last campaign"), "orders": N_("Orders"),
-    "top_spenders": N_("Top spenders (RFM)"), "survey": N_("Survey score"), "account": N_("Account (company)"),
+    "top_spenders": N_("Top spenders (RFM)"), "survey": N_("Survey score"), "account": N_("Account (company)"), "rfm": N_("RFM score"),
 }
 ACCOUNT_FIELD_LABELS = {"any": N_("Has an account"), "is_key": N_("Key account"), "name": N_("Account name"),
                         "kind": N_("Account kind"), "owner_id": N_("Key-account manager (user id)"),
@@ -61,6 +61,13 @@ DIRECTION_LABELS = {"": N_("any direction"), "in": N_("from the contact"), "out"
                     "internal": N_("internal")}
 VALUE_KIND_LABELS = {"text": N_("text"), "number": N_("number"), "bool": N_("yes / no")}
 COMPARISONS = ("eq", "ne", "gt", "gte", "lt", "lte")
+RFM_MEASURE_LABELS = {"cell": N_("RFM cell"), "r": N_("Recency score (1–5)"), "f": N_("Frequency score (1–5)"),
+                      "m": N_("Monetary score (1–5)"), "lifetime_value": N_("Lifetime value so far"),
+                      "predicted_value": N_("Predicted value")}
+RFM_CELL_LABELS = {"champions": N_("Champions"), "loyal": N_("Loyal"), "potential_loyalists": N_("Potential loyalists"),
+                   "new": N_("New customers"), "promising": N_("Promising"), "need_attention": N_("Need attention"),
+                   "about_to_sleep": N_("About to sleep"), "at_risk": N_("At risk"), "cant_lose": N_("Can't lose them"),
+                   "hibernating": N_("Hibernating"), "lost": N_("Lost")}
 FIELD_OPS = {
     "display_name": ("eq", "ne", "contains", "is_set", "is_empty"),
     "locale": ("eq", "ne", "in", "not_in", "is_set", "is_empty"),
@@ -200,6 +207,13 @@ def condition_from_raw(kind: str, raw: dict[str, str], *, tz: ZoneInfo) -> dict[
         return {"type": "top_spenders", "percent": _int(get("percent")), "currency": (get("currency") or "").upper()}
     if kind == "account":
         return _account_from_raw(raw)
+    if kind == "rfm":
+        measure = get("measure") or "cell"
+        if measure == "cell":
+            return {"type": "rfm", "measure": measure, "op": get("op") if get("op") in ("eq", "ne") else "eq",
+                    "value": get("value") or "champions"}
+        return {"type": "rfm", "measure": measure, "op": get("op") or "gte",
+                "value": _int(get("value")) if measure in ("r", "f", "m") else _number(get("value"))}
     if kind == "survey":
         return {"type": "survey", "metric": get("metric") or "nps", "op": get("op") or "lte",
                 "value": _int(get("value"))}

@@ -15,6 +15,8 @@ from decimal import Decimal
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy import column as sa_column
+from sqlalchemy import table as sa_table
 from sqlalchemy import and_, exists, false, func, not_, or_, select, true
 from sqlalchemy.orm import Session, aliased
 
@@ -32,6 +34,7 @@ from campaigns.segments.definition import (
     NotGroup,
     OrdersCondition,
     OrGroup,
+    RfmCondition,
     SegmentDefinition,
     SurveyCondition,
     TagCondition,
@@ -384,9 +387,29 @@ def _account(c: AccountCondition, now: datetime) -> Any:
     return Contact.account_id.in_(select(Account.id).where(match))
 
 
+_RFM_SCORES = sa_table("analytics_rfm_score", sa_column("owner_kind"), sa_column("owner_id"), sa_column("cell"),
+                       sa_column("r"), sa_column("f"), sa_column("m"), sa_column("revenue"),
+                       sa_column("predicted_value"))
+
+
+def _rfm(c: RfmCondition, now: datetime) -> Any:
+    """Through the analytics extension's precomputed scores; "is not <cell>" includes the unscored.
+
+    The scores are read by table name, not through the analytics package's model: a plug-in does not
+    import another's modules (tests/test_plugin_boundary.py). With analytics not installed the
+    condition matches nobody (no scores)."""
+    rfm = _RFM_SCORES.c
+    column = {"cell": rfm.cell, "r": rfm.r, "f": rfm.f, "m": rfm.m,
+              "lifetime_value": rfm.revenue, "predicted_value": rfm.predicted_value}[c.measure]
+    scored = select(rfm.owner_id).where(rfm.owner_kind == "contact")
+    if c.op == "ne":
+        return Contact.id.not_in(scored.where(column == c.value))
+    return Contact.id.in_(scored.where(_compare(column, c.op, c.value)))
+
+
 _COMPILERS: dict[type, Any] = {
     FieldCondition: _field, TagCondition: _tag, AttributeCondition: _attribute, ConsentCondition: _consent,
     IdentityCondition: _identity, ActivityCondition: _activity, CampaignCondition: _campaign,
     LastCampaignCondition: _last_campaign, OrdersCondition: _orders, TopSpendersCondition: _top_spenders,
-    SurveyCondition: _survey, AccountCondition: _account,
+    SurveyCondition: _survey, AccountCondition: _account, RfmCondition: _rfm,
 }

@@ -305,6 +305,34 @@ class AccountCondition(_Node):
                                  + (" (a list of them)" if self.op in ("in", "not_in") else ""))
         elif not isinstance(value, str) or not value.strip() or len(value) > 300:
             raise ValueError(f"the account's {self.field} needs a non-empty text value of at most 300 characters")
+
+
+# The cells of the RFM grid (analytics.rfm.CELLS), scored by the analytics extension.
+RFM_CELLS = ("champions", "loyal", "potential_loyalists", "new", "promising", "need_attention", "about_to_sleep",
+             "at_risk", "cant_lose", "hibernating", "lost")
+
+
+class RfmCondition(_Node):
+    """The contact's precomputed RFM scores (analytics): its grid cell, a quintile score 1–5, its
+    lifetime value so far or its predicted value (in the analytics currency)."""
+
+    type: Literal["rfm"]
+    measure: Literal["cell", "r", "f", "m", "lifetime_value", "predicted_value"] = "cell"
+    op: Literal["eq", "ne", "gt", "gte", "lt", "lte"] = "eq"
+    value: int | Decimal | str
+
+    @model_validator(mode="after")
+    def _fits(self) -> RfmCondition:
+        if self.measure == "cell":
+            if self.op not in ("eq", "ne"):
+                raise ValueError("a cell compares with eq or ne")
+            if self.value not in RFM_CELLS:
+                raise ValueError(f"{self.value!r} is not an RFM cell; use one of {', '.join(RFM_CELLS)}")
+        elif self.measure in ("r", "f", "m"):
+            if not isinstance(self.value, int) or isinstance(self.value, bool) or not 1 <= self.value <= 5:
+                raise FieldError("value", N_("RFM scores go from 1 to 5: enter a score in that range."))
+        elif isinstance(self.value, (str, bool)) or self.value < 0:
+            raise FieldError("value", PYDANTIC_MESSAGES["decimal_parsing"], label=LABELS["value"])
         return self
 
 
@@ -332,11 +360,11 @@ class NotGroup(_Node):
 Node = Annotated[
     Union[AndGroup, OrGroup, NotGroup, FieldCondition, TagCondition, AttributeCondition, ConsentCondition,
           IdentityCondition, ActivityCondition, CampaignCondition, LastCampaignCondition, OrdersCondition,
-          TopSpendersCondition, SurveyCondition, AccountCondition],
+          TopSpendersCondition, SurveyCondition, AccountCondition, RfmCondition],
     Field(discriminator="type"),
 ]
 CONDITION_TYPES = ("field", "tag", "attribute", "consent", "identity", "activity", "campaign", "last_campaign",
-                   "orders", "top_spenders", "survey", "account")
+                   "orders", "top_spenders", "survey", "account", "rfm")
 
 AndGroup.model_rebuild()
 OrGroup.model_rebuild()

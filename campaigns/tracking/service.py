@@ -13,6 +13,7 @@ from sqlalchemy import select
 
 from hub.ingest import ContactNotFound, InboundEvent, post_event
 from hub.models import Delivery, Direction, TimelineEvent
+from hub.utm import utm_params
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -77,7 +78,7 @@ def record_click(session: Session, tracked: Tracked, *, url: str) -> bool:
     (images are often blocked, so the pixel alone undercounts)."""
     record_open(session, tracked, implied=True)
     return _post(session, tracked, kind="campaign.clicked", external_id=f"click:{tracked.delivery_id}:{url_key(url)}",
-                 extra={"url": url}, text=url)
+                 extra={"url": url, **({"utm": utm} if (utm := utm_params(url)) else {})}, text=url)
 
 
 def track_open(hub: Hub, delivery_key: str) -> bool:

@@ -28,6 +28,7 @@ from hub.ingest import IdentityRef, InboundEvent, get_contact, post_event
 from hub.models import ActorKind, ConsentStatus, Contact, Direction, IdentityKind, Purpose, User
 from hub.tasks import create_task
 from hub.timeline import InvalidCursor, Page
+from hub.utm import utm_params
 
 from channels.forms.definitions import Answers, FieldDef, FieldType, FormDefinition, check_answers, parse_fields
 from channels.forms.models import Form, FormSubmission
@@ -223,7 +224,8 @@ def submit(session: Session, *, form: Form, raw: dict[str, Any], region: str, lo
         identities=[IdentityRef(kind=IdentityKind(k), value=v) for k, v in answers.identities],
         subject=form.title or form.name, text=_summary(fields, answers.values),
         data={"form": form.key, "form_id": form.id, "form_name": form.name, "fields": answers.values,
-              "source_url": source_url, "locale": locale, "submission": client_id},
+              "source_url": source_url, "locale": locale, "submission": client_id,
+              **({"utm": utm} if (utm := utm_params(source_url)) else {})},
     ))
     task_id = None
     if form.task_assignee_id is not None:

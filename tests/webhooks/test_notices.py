@@ -7,7 +7,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from channels.base import PermanentSendError, StatusUpdate
+from hub.channel import PermanentSendError, StatusUpdate
 from hub import notices, outbox
 from hub.auth import SYSTEM
 from hub.contacts import create_contact, record_consent
