@@ -1,9 +1,9 @@
 """The conversation events other parts of the hub may subscribe to: opened, assigned, resolved and
 sla_breached. Each function is called where the change happens, inside its transaction.
 
-Today each one publishes a live message to agents' inbox pages after the commit. When the core
-notices catalogue (outbound webhooks) lands, these are the one place to route them to it: the
-payloads below are the events' documented shape (ids and plain values only)."""
+Each one publishes a live message to agents' inbox pages after the commit, and the four the
+catalogue names (inbox/notices.py) are emitted as notices in the change's transaction, so outbound
+webhooks carry them (hub.notices)."""
 
 from __future__ import annotations
 
@@ -11,10 +11,12 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from hub import notices
 from hub.db import after_commit
 from inbox.models import Conversation
 
 TOPIC = "inbox"
+_NOTICES = frozenset({"opened", "assigned", "resolved", "sla_breached"})
 
 
 def _payload(conv: Conversation) -> dict[str, Any]:
@@ -30,6 +32,9 @@ def publish(session: Session, kind: str, conv: Conversation, **extra: Any) -> No
         return
     message = {"type": f"conversation.{kind}", **_payload(conv), **extra}
     after_commit(session, lambda: hub.broker.publish(TOPIC, message))
+    if kind in _NOTICES:
+        notices.emit(session, f"conversation.{kind}", subject=f"contact:{conv.contact_id}",
+                     data={**_payload(conv), **extra})
 
 
 def opened(session: Session, conv: Conversation, *, reopened: bool = False) -> None:

@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from fastapi import APIRouter
 
     from hub.channel import PeriodicJob
+    from hub.notices import NoticeType
     from hub.triggers import TriggerRegistry
 
 # Outbound kinds an agent's reply can have (a logged call back answers a missed call).
@@ -47,6 +48,11 @@ class InboxExtension(Extension):
         return [NavEntry(N_("Inbox"), "/inbox", "conversations:read", "inbox"),
                 NavEntry(N_("Inbox reports"), "/inbox/reports", "conversations:read", "chart"),
                 NavEntry(N_("Teams"), "/inbox/teams", "admin", "globe")]
+
+    def notice_types(self) -> list[NoticeType]:
+        from inbox.notices import NOTICE_TYPES
+
+        return list(NOTICE_TYPES)
 
     def contact_panels(self) -> list[ContactPanel]:
         return [ContactPanel(N_("Conversations"), "/inbox/contacts/{contact_id}/conversations", "conversations:read",

@@ -135,3 +135,18 @@ def test_merging_two_contacts_never_leaves_two_open_conversations_on_a_channel(i
     assert sorted(c.channel for c in survivor_open) == ["fake"]  # b's fake one stayed behind
     inbound(ihub, contact_id=a)
     assert len([c for c in conversations(ihub, a) if c.channel == "fake" and c.status == Status.OPEN]) == 1
+
+
+def test_conversation_changes_are_notices_for_webhooks_in_the_same_transaction(ihub, clock_at):
+    seen = []
+    ihub.notices.listen(lambda session, notice: seen.append((notice.type, notice.subject, notice.data)))
+    first = inbound(ihub, text="Где заказ?")
+    [conv] = conversations(ihub)
+    opened = [data for kind, _subject, data in seen if kind == "conversation.opened"]
+    assert opened and opened[0]["conversation_id"] == conv.id and opened[0]["contact_id"] == first.contact.id
+    assert ("conversation.opened", f"contact:{first.contact.id}") in [(k, s) for k, s, _d in seen]
+    with ihub.session() as session:
+        service.set_status(session, conv_id=conv.id, status=Status.RESOLVED, actor=SYSTEM)
+        session.commit()
+    resolved = [data for kind, _subject, data in seen if kind == "conversation.resolved"]
+    assert resolved and resolved[-1]["status"] == "resolved"
