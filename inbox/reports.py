@@ -18,7 +18,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from hub.models import TimelineEvent, User
-from hub.web.card import SURVEY_KINDS
+from hub.web.timeline_view import score_kinds
 from inbox.models import Conversation, Team
 
 GROUPS = ("agent", "team", "channel")
@@ -100,7 +100,7 @@ def _survey_scores(session: Session, convs: list[Conversation]) -> dict[int, flo
         return {}
     contact_ids = {c.contact_id for c in resolved}
     events = session.execute(select(TimelineEvent.contact_id, TimelineEvent.occurred_at, TimelineEvent.data).where(
-        TimelineEvent.contact_id.in_(contact_ids), TimelineEvent.kind.in_(SURVEY_KINDS))
+        TimelineEvent.contact_id.in_(contact_ids), TimelineEvent.kind.in_(score_kinds()))
         .order_by(TimelineEvent.occurred_at)).all()
     by_contact: dict[int, list[tuple[datetime, dict]]] = defaultdict(list)
     for contact_id, at, data in events:

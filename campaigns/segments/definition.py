@@ -305,6 +305,7 @@ class AccountCondition(_Node):
                                  + (" (a list of them)" if self.op in ("in", "not_in") else ""))
         elif not isinstance(value, str) or not value.strip() or len(value) > 300:
             raise ValueError(f"the account's {self.field} needs a non-empty text value of at most 300 characters")
+        return self
 
 
 # The cells of the RFM grid (analytics.rfm.CELLS), scored by the analytics extension.

@@ -27,7 +27,7 @@ from campaigns.surveys.questions import Question, clean_answers, describe, headl
 from campaigns.surveys.service import SURVEYS_CHANNEL, is_open
 from hub import clock
 from hub.auth import SYSTEM
-from hub.event_updates import publish_updated, update_event
+from hub.event_updates import publish_updated
 from hub.ingest import InboundEvent, post_event
 from hub.models import Contact, Direction, Task, TimelineEvent, User
 from hub.signing import BadLink
@@ -76,6 +76,8 @@ _LINK = (
 )
 _MARK_ANSWERED = (update(_INVITATION).where(_INVITATION.c.id == bindparam("invitation_id"))
                   .values(status=InvitationStatus.ANSWERED.value))
+_EDIT_EVENT = (update(_EVENT).where(_EVENT.c.id == bindparam("event_id"))
+               .values(text=bindparam("summary"), data=bindparam("event_data", type_=_EVENT.c.data.type)))
 _LINK_RESPONSE = (update(_RESPONSE).where(_RESPONSE.c.id == bindparam("response_id"))
                   .values(event_id=bindparam("new_event_id"), follow_up_task_id=bindparam("task_id")))
 _TASK_SOURCE = (update(Task.__table__).where(Task.__table__.c.id == bindparam("task_id"))
@@ -276,11 +278,12 @@ def _close_the_loop(session: Session, *, link: Link, response: SavedResponse, su
             subject=link.survey.name, text=summary, data=data,
         ))
         response.event_id = result.event.id
-    elif response.event_id != edited_event_id:
-        # An edit replaces the answer in force on the same event (see the module's docstring).
-        update_event(session, event_id=response.event_id, text=summary, data=data)
     else:
-        # The save's own statement changed the event (PostgreSQL); agents' open pages still hear of it.
+        if response.event_id != edited_event_id:
+            # An edit replaces the answer in force on the same event (see the module's docstring): one
+            # statement, since what the live message says is known here (the answer's page is timed).
+            session.execute(_EDIT_EVENT, {"event_id": response.event_id, "summary": summary, "event_data": data})
+        # Agents' open pages hear of the edit (hub.event_updates' one shape), however it was written.
         publish_updated(session, event_id=response.event_id, contact_id=link.invitation.contact_id,
                         channel=SURVEYS_CHANNEL, kind="survey.answered", status=None)
     task = None

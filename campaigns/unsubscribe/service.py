@@ -100,7 +100,7 @@ def reachable_channels(hub: Hub, session: Session, contact: Contact) -> list[str
     for name, channel in sorted(hub.channels.items()):
         if Capability.SEND not in channel.capabilities:
             continue
-        wanted = IdentityKind.EMAIL.value if address_kind(name, "") == "email" else IdentityKind.PHONE.value
+        wanted = address_kind(name, "")  # email, phone, or a kind of its own (telegram)
         if wanted in kinds:
             found.append(name)
     return found

@@ -166,7 +166,7 @@ def test_pages_have_no_serious_accessibility_violations(live_server, new_page):
             results = axe.run(page)
             bad = [v for v in results.response["violations"] if v.get("impact") in ("serious", "critical")]
             if bad:
-                found[f"{path} @{viewport['width']}"] = [f"{v['id']}: {v['help']} ({len(v['nodes'])})" for v in bad]
+                found[f"{path} @{viewport['width']}"] = [f"{v['id']}: {v['help']} ({len(v['nodes'])}: {[n['target'] for n in v['nodes']][:3]})" for v in bad]
         page.context.clear_cookies()
         page.goto("/login")
         results = axe.run(page)

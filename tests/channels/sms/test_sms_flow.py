@@ -283,11 +283,11 @@ def test_compose_checks_the_number_and_the_scope(world: World, api_key: Any) -> 
 
 
 def test_segment_counter_endpoint(world: World, api_key: Any) -> None:
-    answer = world.http.post(f"{world.url}/channels/twilio_common/segments", headers=api_key("timeline:read"),
+    answer = world.http.post(f"{world.url}/channels/sms/segments", headers=api_key("timeline:read"),
                              json={"text": "a" * 161})
     assert answer.status_code == 200
     assert answer.json()["segments"] == 2 and answer.json()["encoding"] == "gsm-7"
-    assert world.http.post(f"{world.url}/channels/twilio_common/segments", json={"text": "x"}).status_code == 401
+    assert world.http.post(f"{world.url}/channels/sms/segments", json={"text": "x"}).status_code == 401
 
 
 def test_sms_is_unconfigured_without_credentials(hub: Any, api_key: Any) -> None:
