@@ -219,9 +219,12 @@ def agent_reply(session: Session, *, event: TimelineEvent, contact: Contact, set
         return None
     _link(session, conv, event)
     first = conv.first_response_at is None
-    if first:
+    # Two replies racing for the row lock: the one that locks second may have been written first,
+    # so the first response is the earliest reply, not the first to commit.
+    if first or event.occurred_at < conv.first_response_at:  # type: ignore[operator]
         conv.first_response_at = event.occurred_at
-    conv.last_outbound_at = event.occurred_at
+    if conv.last_outbound_at is None or event.occurred_at > conv.last_outbound_at:
+        conv.last_outbound_at = event.occurred_at
     sla.agent_answered(conv, sla.clock_for(session, settings, conv))
     _touch(conv)
     audit.record(session, actor=_user_actor(session, event.actor_user_id), action="conversation.replied", entity="conversation",

@@ -40,3 +40,16 @@ def test_an_app_built_with_remembered_dependencies_is_the_app_fastapi_builds(hub
         app_builds.install()
     first, again = _app_shape(hub), _app_shape(hub)  # the second from what the first remembered
     assert first == plain and again == plain
+
+
+def test_each_remembered_route_calls_its_own_endpoint_and_keeps_its_own_dependencies(hub):
+    from hub.app import create_app
+
+    apps = [create_app(hub, check_schema=False, start_worker=False) for _ in range(2)]
+    routes = [[route for route in app.routes if isinstance(route, APIRoute)] for app in apps]
+    for one, other in zip(*routes):
+        assert one.dependant.call is one.endpoint and other.dependant.call is other.endpoint
+        if one is other:  # the core's shared routes (hub.app.include_shared) are one object
+            continue
+        assert one.dependant is not other.dependant
+        assert one.dependant.dependencies is not other.dependant.dependencies
