@@ -37,6 +37,7 @@ from hub.csvio import (
     _records,
     _seekable,
     detect_delimiter,
+    read_header,
 )
 from hub.identities import fold
 from hub.models import Account, AccountKind, User
@@ -52,28 +53,6 @@ class _Row:
     account_id: int | None = None
     fields: dict[str, Any] = field(default_factory=dict)
     attributes: dict[str, str] = field(default_factory=dict)
-
-
-def _header(line: int, cells: list[str]) -> tuple[list[str], list[RowError]]:
-    columns, errors, unknown = [], [], []
-    for raw in cells:
-        name = raw.strip()
-        if name.lower().startswith(ATTR) and name[len(ATTR):].strip():
-            columns.append(ATTR + name[len(ATTR):].strip())
-        elif name.lower() in COLUMNS:
-            columns.append(name.lower())
-        else:
-            unknown.append(name or "(empty)")
-            columns.append(name)
-    if unknown:
-        errors.append(RowError(line, None, f"unknown columns: {', '.join(unknown)}; the columns are "
-                                           f"{', '.join(COLUMNS)} and attr:<key> for attributes"))
-    repeated = sorted({c for c in columns if columns.count(c) > 1})
-    if repeated:
-        errors.append(RowError(line, None, f"columns appear twice: {', '.join(repeated)}"))
-    if "name" not in columns and "id" not in columns:
-        errors.append(RowError(line, None, "the header needs a name column (or an id column to update accounts)"))
-    return columns, errors
 
 
 def _parse(session: Session, line: int, cells: list[str], columns: list[str], owners: _Owners) -> tuple[_Row, list[RowError]]:
@@ -152,7 +131,8 @@ def _check(session: Session, stream: TextIO, delimiter: str) -> tuple[list[str],
     if first is None:
         return [], 0, errors or [RowError(1, None, "the file is empty; its first line must be a header such as "
                                                    + ",".join(COLUMNS))]
-    columns, header_errors = _header(*first)
+    columns, header_errors = read_header(
+        *first, known=COLUMNS, needs=({"name", "id"}, "the header needs a name column (or an id column to update accounts)"))
     if header_errors:
         return columns, 0, header_errors
     owners, claimed, rows = _Owners(session), dict[Any, int](), 0

@@ -164,7 +164,11 @@ def _records(stream: TextIO, delimiter: str, errors: list[RowError]) -> Iterator
             yield start, cells
 
 
-def _header(line: int, cells: list[str]) -> tuple[list[str], list[RowError]]:
+def read_header(line: int, cells: list[str], *, known: tuple[str, ...],
+                needs: tuple[set[str], str]) -> tuple[list[str], list[RowError]]:
+    """The header row of an import: the known columns (any case) and attr:<key> ones, with errors
+    for unknown, repeated and missing columns. `needs` is (columns of which at least one must be
+    there, what to say when none is); contacts and accounts differ only in these."""
     columns: list[str] = []
     errors: list[RowError] = []
     unknown: list[str] = []
@@ -175,19 +179,20 @@ def _header(line: int, cells: list[str]) -> tuple[list[str], list[RowError]]:
             if not key or len(key) > 100:
                 errors.append(RowError(line, name, "an attribute column needs a key of 1 to 100 characters, e.g. attr:city"))
             columns.append(ATTR + key)
-        elif name.lower() in COLUMNS:
+        elif name.lower() in known:
             columns.append(name.lower())
         else:
             unknown.append(name or "(empty)")
             columns.append(name)
     if unknown:
         errors.append(RowError(line, None, f"unknown columns: {', '.join(unknown)}; the columns are "
-                                           f"{', '.join(COLUMNS)} and attr:<key> for attributes"))
+                                           f"{', '.join(known)} and attr:<key> for attributes"))
     repeated = sorted({c for c in columns if columns.count(c) > 1})
     if repeated:
         errors.append(RowError(line, None, f"columns appear twice: {', '.join(repeated)}"))
-    if not {"name", "email", "phone"} & set(columns):
-        errors.append(RowError(line, None, "the header needs a name, email or phone column"))
+    required, missing = needs
+    if not required & set(columns):
+        errors.append(RowError(line, None, missing))
     return columns, errors
 
 
@@ -255,7 +260,8 @@ def _check(session: Session, stream: TextIO, delimiter: str, *, region: str,
     if first is None:
         return [], 0, errors or [RowError(1, None, "the file is empty; its first line must be a header such as "
                                                    + ",".join(COLUMNS))]
-    columns, header_errors = _header(*first)
+    columns, header_errors = read_header(*first, known=COLUMNS,
+                                         needs=({"name", "email", "phone"}, "the header needs a name, email or phone column"))
     if header_errors:
         return columns, 0, header_errors
     owners = _Owners(session)

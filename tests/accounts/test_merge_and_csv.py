@@ -106,6 +106,9 @@ def test_csv_import_reports_bad_rows_by_line_and_writes_nothing(client, auth, hu
             (5, "name")} <= lines and problem["rejected"] == 3 and problem["rows"] == 4
     assert {a.id: a.name for a in _accounts(hub)} == before  # not even the good first row
     assert _upload(client, auth, "title\nСосна\n").status_code == 422  # unknown column
+    empty_key = _upload(client, auth, "name,attr:\nСосна,x\n")  # read as contacts' headers are
+    assert empty_key.status_code == 422 and "attr:city" in empty_key.text
+    assert {a.id: a.name for a in _accounts(hub)} == before
 
 
 def _accounts(hub) -> list[Account]:
