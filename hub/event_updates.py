@@ -9,6 +9,9 @@ row the caller changed under its own lock), so agents' open pages hear of each c
     {"type": "event.updated", "contact_id", "event_id", "channel", "kind", "status", ...extra}
 
 sent after the transaction commits (`hub.db.after_commit`), never for a rolled-back change.
+What is known when an event is written is written with it (`post_event`'s data, `enqueue`'s
+`event_data`); what its own transaction learns only after the insert (the meeting row a booking
+claimed, the task a logged call made) is merged by `complete_event`, which publishes the same way.
 """
 
 from __future__ import annotations
@@ -107,3 +110,11 @@ def publish_event_updated(session: Session, event: TimelineEvent, **extra: Any) 
     """`publish_updated` for an ORM row the caller changed itself (under its own row lock)."""
     publish_updated(session, event_id=event.id, contact_id=event.contact_id, channel=event.channel, kind=event.kind,
                     status=event.status, **extra)
+
+
+def complete_event(session: Session, event: TimelineEvent, **data: Any) -> None:
+    """Merge into an event this transaction wrote what was learnt only after writing it (the meeting
+    row it booked, the task a logged call made), and publish the change like any other."""
+    event.data = {**(event.data or {}), **data}
+    session.flush()
+    publish_event_updated(session, event)

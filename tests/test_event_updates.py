@@ -61,3 +61,23 @@ def test_a_rolled_back_change_changes_nothing_and_tells_nobody(hub, published):
     assert _row(hub, event.id).data == {"n": 1} and published == []
     with hub.session() as session:
         assert not update_event(session, event_id=10**9, data={"n": 3})
+
+
+def test_a_logged_call_completed_with_its_follow_up_task_says_so_live(hub, published):
+    from datetime import timedelta
+
+    from channels.phone.service import ManualCall, log_call
+    from hub import clock
+    from hub.auth import SYSTEM
+
+    contact_id = _event(hub, "before-the-call").contact_id
+    published.clear()
+    with hub.session() as session:
+        logged = log_call(session, actor=SYSTEM, call=ManualCall.model_validate({
+            "contact_id": contact_id, "direction": "in", "outcome": "answered", "notes": "wants a quote",
+            "follow_up": {"title": "Send the quote", "due_at": (clock.now() + timedelta(days=1)).isoformat()}}))
+        event_id, task_id = logged.event.id, logged.task.id
+        session.commit()
+    row = _row(hub, event_id)
+    assert row.data["task_id"] == task_id and row.data["notes"] == "wants a quote"
+    assert [m["event_id"] for m in published if m.get("type") == "event.updated"] == [event_id]

@@ -176,13 +176,11 @@ def compose_email(session: Session, *, draft: EmailDraft, actor: Principal) -> D
         raise EmailRefused(f"the email is not valid: {exc}") from None
 
     delivery = enqueue(session, channel="email", address=to, content=content, idempotency_key=key,
-                       contact_id=contact.id, purpose=Purpose.TRANSACTIONAL, actor_user_id=actor.user_id)
+                       contact_id=contact.id, purpose=Purpose.TRANSACTIONAL, actor_user_id=actor.user_id,
+                       event_data={"message_id": message_id_for(key, settings.id_domain),
+                                   "in_reply_to": content.get("in_reply_to"), "to": [to],
+                                   "attachments": content["attachments"]})
     if delivery.event_id is not None:
-        event = session.get(TimelineEvent, delivery.event_id)
-        if event is not None and "message_id" not in (event.data or {}):
-            event.data = {**(event.data or {}), "message_id": message_id_for(key, settings.id_domain),
-                          "in_reply_to": content.get("in_reply_to"), "to": [to],
-                          "attachments": content["attachments"]}
         for attachment in attachments:
             if attachment.event_id is None:
                 attachment.event_id = delivery.event_id

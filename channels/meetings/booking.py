@@ -20,6 +20,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from hub import clock
+from hub.event_updates import complete_event
 from hub.identities import InvalidIdentity, normalize_email, normalize_phone
 from hub.ingest import IdentityRef, InboundEvent, post_event
 from hub.models import Direction, IdentityKind, User
@@ -206,8 +207,7 @@ def book(session: Session, *, meeting_type: MeetingType, starts_at: datetime, vi
                   booked_by_user_id=actor_user_id, created_at=now, updated_at=now, **times)
     _claim(session, values, hosts)
     meeting = session.scalars(select(Meeting).where(Meeting.uid == uid)).one()
-    posted.event.data = _event_data(meeting, meeting_type, time_zone=visitor.time_zone)
-    session.flush()
+    complete_event(session, posted.event, **_event_data(meeting, meeting_type, time_zone=visitor.time_zone))
     notify.meeting_changed(session, meeting=meeting, meeting_type=meeting_type, now=now)
     return meeting
 

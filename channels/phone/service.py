@@ -21,6 +21,7 @@ from channels.phone.twiml import bridge
 from channels.twilio_common.numbers import NumberRefused, choose_number
 from hub import audit, clock
 from hub.auth import Principal
+from hub.event_updates import complete_event
 from hub.identities import InvalidIdentity, normalize_phone
 from hub.ingest import InboundEvent, get_contact, post_event
 from hub.models import Direction, Task, TimelineEvent
@@ -111,8 +112,7 @@ def log_call(session: Session, *, call: ManualCall, actor: Principal) -> LoggedC
         except ValueError as exc:
             raise CallRefused(str(exc), field=f"follow_up.{getattr(exc, 'field', 'title')}") from None
         task.source_event_id = result.event.id
-        result.event.data = {**result.event.data, "task_id": task.id}
-        session.flush()
+        complete_event(session, result.event, task_id=task.id)
     audit.record(session, actor=actor, action="call.logged", entity="timeline_event", entity_id=result.event.id,
                  contact_id=contact.id, changes={"outcome": call.outcome.value, "direction": call.direction,
                                                  "task_id": task.id if task else None})
