@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import email
 import email.policy
-import os
 import subprocess
-import sys
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -14,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.channels.email.conftest import REPO, dovecot, free_port, wait_for_port  # noqa: F401 (dovecot: a fixture)
+from tests.channels.email.conftest import dovecot  # noqa: F401 (a fixture)
+from tests.servers import free_port, start_server, stop_server
 
 pytestmark = pytest.mark.faults
 
@@ -27,20 +26,12 @@ class FaultySmtp:
     proc: subprocess.Popen[str] | None = None
 
     def start(self) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "tests.faults.smtp_faults", "--port", str(self.port), "--dir", str(self.folder),
-             "--control", str(self.control)],
-            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(REPO)},
-        )
-        assert self.proc.stdout is not None
-        assert self.proc.stdout.readline().strip() == "ready"
-        wait_for_port(self.port, self.proc)
+        self.proc = start_server("tests.faults.smtp_faults", self.port, "--dir", str(self.folder),
+                                 "--control", str(self.control))
 
     def stop(self) -> None:
-        if self.proc is not None:
-            self.proc.terminate()
-            self.proc.wait(timeout=10)
-            self.proc = None
+        stop_server(self.proc)
+        self.proc = None
 
     def set(self, mode: str) -> None:
         self.control.write_text(mode)

@@ -4,9 +4,7 @@ allow calling it (plain http and 127.0.0.1 allow-listed: the explicit developmen
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +15,7 @@ import pytest
 from hub.db import Database
 from hub.runtime import Hub
 from hub.triggers import TriggerRegistry
-from tests.channels.email.conftest import REPO, free_port, wait_for_port
+from tests.servers import free_port, start_server, stop_server
 from tests.conftest import _wipe, make_settings, test_registry
 
 # Timeouts leave room for a loaded machine (a local answer can take a second there).
@@ -32,19 +30,11 @@ class Receiver:
     proc: subprocess.Popen[str] | None = None
 
     def start(self) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "tests.webhooks.receiver", "--port", str(self.port), "--dir", str(self.folder)],
-            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-            env={**os.environ, "PYTHONPATH": str(REPO)})
-        assert self.proc.stdout is not None
-        assert self.proc.stdout.readline().strip() == "ready"
-        wait_for_port(self.port, self.proc)
+        self.proc = start_server("tests.webhooks.receiver", self.port, "--dir", str(self.folder))
 
     def stop(self) -> None:
-        if self.proc is not None:
-            self.proc.terminate()
-            self.proc.wait(timeout=10)
-            self.proc = None
+        stop_server(self.proc)
+        self.proc = None
 
     def url(self, path: str) -> str:
         return f"http://127.0.0.1:{self.port}{path}"

@@ -10,11 +10,8 @@ import imaplib
 import json
 import os
 import shutil
-import socket
 import subprocess
-import sys
 import tempfile
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -28,29 +25,10 @@ from channels.email.settings import EmailSettings
 from hub.runtime import Hub
 from tests.conftest import IN_CI
 
-REPO = Path(__file__).resolve().parents[3]
+from tests.servers import REPO, START_TIMEOUT, free_port, start_server, stop_server, wait_for_port  # noqa: F401 (imported from here by others)
+
 CORPUS = REPO.parent / "shared" / "corpora" / "eml"
 FIXTURES = REPO / "channels" / "email" / "fixtures"
-START_TIMEOUT = 20.0
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_for_port(port: int, proc: subprocess.Popen[Any] | None = None, timeout: float = START_TIMEOUT) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc is not None and proc.poll() is not None:
-            raise RuntimeError(f"the server exited with {proc.returncode}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise TimeoutError(f"nothing listens on 127.0.0.1:{port} after {timeout}s")
 
 
 def configure(hub: Hub, **overrides: Any) -> EmailChannel:
@@ -103,29 +81,17 @@ def start_smtp(folder: Path, *, mode: str = "plain", tls: tuple[Path, Path] | No
                login: str | None = None) -> SmtpServer:
     port = free_port()
     folder.mkdir(parents=True, exist_ok=True)
-    args = [sys.executable, "-m", "tests.channels.email.smtp_server", "--port", str(port), "--dir", str(folder),
-            "--mode", mode]
+    args = ["--dir", str(folder), "--mode", mode]
     if tls:
         args += ["--cert", str(tls[0]), "--key", str(tls[1])]
     if login:
         args += ["--login", login]
-    proc = subprocess.Popen(args, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "PYTHONPATH": str(REPO)})
-    assert proc.stdout is not None
-    line = proc.stdout.readline().strip()
-    if line != "ready":
-        proc.kill()
-        raise RuntimeError(f"aiosmtpd did not start: {line!r} {proc.stderr.read() if proc.stderr else ''}")
-    wait_for_port(port, proc)
+    proc = start_server("tests.channels.email.smtp_server", port, *args)
     return SmtpServer(port, folder, mode, proc)
 
 
 def stop_smtp(server: SmtpServer) -> None:
-    server.proc.terminate()
-    try:
-        server.proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        server.proc.kill()
+    stop_server(server.proc)
 
 
 @pytest.fixture
