@@ -22,7 +22,7 @@ from hub.auth import SYSTEM
 from hub.contacts import create_contact
 from hub.ingest import InboundEvent, post_event
 from hub.models import Direction, Role, TimelineEvent, User
-from hub.triggers import TriggerRegistry
+from hub.demo import history_session
 
 if TYPE_CHECKING:
     from hub.runtime import Hub
@@ -39,17 +39,6 @@ SOURCES = (  # (weight, channel, kind, form name, utm)
 )
 
 
-class _Quiet:
-    """The runtime as post_event sees it here, with no triggers (invented history)."""
-
-    def __init__(self, hub: Hub) -> None:
-        self._hub = hub
-        self.triggers = TriggerRegistry()
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._hub, name)
-
-
 def demo(hub: Hub, *, seed: int) -> str:
     with hub.session(read_only=True) as session:
         if session.scalars(select(TimelineEvent.id).where(TimelineEvent.external_id == f"{MARK}:0:first")).first():
@@ -57,8 +46,7 @@ def demo(hub: Hub, *, seed: int) -> str:
     rng = random.Random(f"{MARK}:{seed}")
     now = clock.now()
     start = now - timedelta(days=730)
-    session = hub.session()
-    session.info["hub"] = _Quiet(hub)
+    session = history_session(hub)
     orders = answers = 0
     with session, session.begin():
         agents = list(session.scalars(select(User.id).where(User.is_active.is_(True), User.role == Role.AGENT)))

@@ -396,7 +396,9 @@ class _HistoryRuntime:
         return getattr(self._hub, name)
 
 
-def _session(hub: Hub) -> Session:
+def history_session(hub: Hub) -> Session:
+    """A session for writing invented history: post_event sees the runtime without its triggers
+    (plug-ins' demo data use it too)."""
     session = hub.session()
     session.info["hub"] = _HistoryRuntime(hub)
     return session
@@ -488,7 +490,7 @@ def load_demo(hub: Hub, *, contacts: int = 300, seed: int = 7, long_history: int
     if not 0 <= long_history <= 20_000:
         raise ValueError("long_history must be between 0 and 20000 events")
     now = clock.now()
-    with _session(hub) as session, session.begin():
+    with history_session(hub) as session, session.begin():
         role_ids, users_created = _users(session)
     agent_id = role_ids[Role.AGENT.value]
     totals = dict(contacts_created=0, events_created=0, events_existing=0, orders_created=0, consents_created=0,
@@ -501,7 +503,7 @@ def load_demo(hub: Hub, *, contacts: int = 300, seed: int = 7, long_history: int
             months, count = 9, long_history
         plan = _plan(person, seed=seed, now=now, count=count, months=months, agent_id=agent_id)
         # One transaction per contact: a crash leaves whole contacts, and a reload finishes the rest.
-        with _session(hub) as session, session.begin():
+        with history_session(hub) as session, session.begin():
             contact, last_call = None, None
             for event in plan.events:
                 if contact is not None:  # the first event resolved the identities; the rest need not

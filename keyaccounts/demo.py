@@ -23,7 +23,7 @@ from hub.contacts import create_contact
 from hub.ingest import InboundEvent, post_event
 from hub.models import Account, Direction, Role, User
 from hub.tasks import create_task
-from hub.triggers import TriggerRegistry
+from hub.demo import history_session
 from keyaccounts.models import TemperatureSnapshot
 from keyaccounts.temperature import parts_json, score, signals_of
 
@@ -35,25 +35,13 @@ if TYPE_CHECKING:
 BANK, PLANT, CHAIN = "Банк Северный", "Завод Тихий", "Сеть Ромашка"
 
 
-class _Quiet:
-    """The runtime as post_event sees it here: the same, but with no triggers (invented history)."""
-
-    def __init__(self, hub: Hub) -> None:
-        self._hub = hub
-        self.triggers = TriggerRegistry()
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._hub, name)
-
-
 def demo(hub: Hub, *, seed: int) -> str:
     with hub.session(read_only=True) as session:
         if session.scalars(select(Account.id).where(Account.name == BANK)).first() is not None:
             return "the three key-account stories are already there"
     rng = random.Random(f"keyaccounts-demo:{seed}")
     now = clock.now()
-    session = hub.session()
-    session.info["hub"] = _Quiet(hub)
+    session = history_session(hub)
     with session, session.begin():
         owner = session.scalars(select(User).where(User.is_active.is_(True), User.role == Role.AGENT)
                                 .order_by(User.id)).first()
