@@ -18,9 +18,9 @@ from sqlalchemy import Engine, create_engine, event, exc
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
-from hub.settings import PROJECT_ROOT, Settings
+from hub.settings import HUB_MIGRATIONS, Settings
 
-MIGRATIONS_DIR = PROJECT_ROOT / "migrations"
+MIGRATIONS_DIR = HUB_MIGRATIONS
 
 
 def make_engine(settings: Settings, **kwargs: Any) -> Engine:

@@ -19,6 +19,10 @@ from pydantic_settings import (
 )
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+# The core's templates and migrations: the checkout's templates/ and migrations/, reached through
+# the links hub/templates and hub/migrations, which a wheel carries as files (pyproject.toml).
+HUB_TEMPLATES = Path(__file__).resolve().parent / "templates"
+HUB_MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 DEFAULT_CONFIG_FILE = PROJECT_ROOT / "config" / "hub.toml"
 DEFAULT_PUBLIC_BASE_URL = "http://127.0.0.1:8000"
 SERVED_URL_FILE = "served-url"

@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 from hub import clock, outbox
 from hub.contacts import consent_status
 from hub.models import ConsentStatus, Purpose, User
-from hub.settings import PROJECT_ROOT
+from hub.settings import HUB_TEMPLATES
 from hub.signing import sign
 from hub.web import i18n
 from channels.meetings.ics import build_ics
@@ -37,7 +37,7 @@ log = logging.getLogger("channels.meetings")
 
 MANAGE_PURPOSE = "meetings.manage"
 _ENV = Environment(
-    loader=FileSystemLoader(str(PROJECT_ROOT / "templates")),
+    loader=FileSystemLoader(str(HUB_TEMPLATES)),
     autoescape=select_autoescape(["html"], default=True),
     undefined=StrictUndefined,
     trim_blocks=True,

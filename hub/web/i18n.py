@@ -26,7 +26,7 @@ from babel import numbers as babel_numbers
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 
-from hub.settings import PROJECT_ROOT
+from hub.settings import HUB_TEMPLATES, PROJECT_ROOT
 from hub.translatable import (  # noqa: F401  (the workspace's names for them)
     DEFAULT_LABEL,
     PYDANTIC_MESSAGES,
@@ -65,7 +65,7 @@ class PackageCatalog:
     def template_folders(self) -> list[Path]:
         """Its templates: the root's templates/<kind>/<name>/, or templates/ inside the package."""
         inside = [self.folder / "templates"] if (self.folder / "templates").is_dir() else []
-        return [*inside, *(PROJECT_ROOT / "templates" / kind / self.name for kind in ("ui", "public", "messages"))]
+        return [*inside, *(HUB_TEMPLATES / kind / self.name for kind in ("ui", "public", "messages"))]
 
 
 def package_catalogs() -> list[PackageCatalog]:
@@ -260,8 +260,8 @@ def _extract(sources: list[tuple[Path, str]], *, skip: tuple[Path, ...] = ()) ->
             str(folder), method_map=[(pattern, method)], keywords=KEYWORDS,
             options_map={"**.html": {"extensions": "", "trimmed": "true"}},
         ):
-            path = folder / filename
-            if any(path.is_relative_to(other) for other in skip):
+            path = (folder / filename).resolve()  # the core's templates are reached through a link
+            if any(path.is_relative_to(other.resolve()) for other in skip):
                 continue
             found.append((message, str(path.relative_to(PROJECT_ROOT)), lineno, comments))
     return found
@@ -275,7 +275,7 @@ def hub_messages() -> list[tuple[str | tuple[str, str], str, int, list[str]]]:
     owned = tuple(folder for p in packages for folder in [p.folder, *p.template_folders()])
     without = [(folder, "python") for folder in plugin_folders()
                if not any(folder.is_relative_to(p.folder) for p in packages)]
-    messages = _extract([(PROJECT_ROOT / "templates" / "ui", "jinja2"), (PROJECT_ROOT / "templates" / "public", "jinja2"),
+    messages = _extract([(HUB_TEMPLATES / "ui", "jinja2"), (HUB_TEMPLATES / "public", "jinja2"),
                          (Path(__file__).resolve().parent, "python")], skip=owned)
     messages += _extract(without, skip=owned)
     messages += [m for m in _extract([(PROJECT_ROOT / "hub", "python")]) if m[1] in CORE_MESSAGE_FILES]

@@ -19,12 +19,12 @@ from hub import __version__, clock
 from hub.auth import Principal, user_principal
 from hub.models import User
 from hub.runtime import Hub
-from hub.settings import PROJECT_ROOT
+from hub.settings import HUB_TEMPLATES
 from hub.web import i18n, sessions, timeline_view
 from hub.web.card import display_phone, stage_label
 from hub.web.i18n import N_
 
-TEMPLATES_DIR = PROJECT_ROOT / "templates" / "ui"
+TEMPLATES_DIR = HUB_TEMPLATES / "ui"
 
 
 @dataclass(frozen=True)
