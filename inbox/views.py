@@ -19,6 +19,7 @@ from hub import clock
 from hub.ingest import ContactNotFound, get_contact
 from hub.models import User
 from hub.web.i18n import N_
+from hub.web import sessions
 from hub.web.pages import Agent, PageError, get_hub, is_fragment, redirect, render, require
 from inbox import assignment, canned, events, queries, service, sla
 from inbox.models import AgentState, Conversation, Presence, Priority, Status, Team
@@ -27,6 +28,7 @@ router = APIRouter()
 Reader = Annotated[Agent, Depends(require("conversations:read"))]
 Writer = Annotated[Agent, Depends(require("conversations:write"))]
 STATIC = Path(__file__).parent / "static"
+HEARTBEAT_SECONDS = 15.0
 NO_CONVERSATION = N_("There is no such conversation.")
 VIEW_LABELS = {"mine": N_("Mine"), "unassigned": N_("Unassigned"), "team": N_("My team's"), "all": N_("All")}
 STATUS_LABELS = {"open": N_("Open"), "waiting": N_("Waiting on customer"), "snoozed": N_("Snoozed"),
@@ -91,6 +93,7 @@ def inbox_page(request: Request, agent: Reader, view: str | None = None, status:
 async def live_stream(request: Request, agent: Reader) -> Response:
     """Server-sent events: every conversation change, so the list refreshes without a reload."""
     hub = get_hub(request)
+    signed_in = sessions.StreamSignIn(hub.session, agent.session)
 
     async def frames() -> AsyncIterator[str]:
         messages = hub.broker.subscribe({events.TOPIC})
@@ -99,7 +102,12 @@ async def live_stream(request: Request, agent: Reader) -> Response:
             await asyncio.sleep(0)
             yield "retry: 3000\nevent: ready\ndata: {}\n\n"
             while True:
-                done, _ = await asyncio.wait({pending}, timeout=15.0)
+                done, _ = await asyncio.wait({pending}, timeout=HEARTBEAT_SECONDS)
+                # A signed-out agent (password changed, session revoked, user disabled) stops
+                # receiving the list's changes; the page reloads into the sign-in form.
+                if await signed_in.lapsed():
+                    yield "event: signed-out\ndata: {}\n\n"
+                    return
                 if not done:
                     yield ": keep-alive\n\n"
                     continue
