@@ -46,9 +46,13 @@ def _warn(request: Request) -> float:
     return max((p.warn_minutes_before for p in _settings(request).policies), default=15)
 
 
+# The icon (templates/ui/_icons) each channel's badge shows in the list; others show "chat".
+CHANNEL_ICONS = {"email": "email", "sms": "sms", "phone": "phone", "forms": "form"}
+
+
 def _labels() -> dict[str, Any]:
     return {"view_labels": VIEW_LABELS, "status_labels": STATUS_LABELS, "priority_labels": PRIORITY_LABELS,
-            "sla_labels": SLA_LABELS, "presence_labels": PRESENCE_LABELS}
+            "sla_labels": SLA_LABELS, "presence_labels": PRESENCE_LABELS, "channel_icons": CHANNEL_ICONS}
 
 
 @router.get("/inbox/inbox.js", include_in_schema=False)
@@ -79,11 +83,13 @@ def inbox_page(request: Request, agent: Reader, view: str | None = None, status:
             page = queries.page(db, filters, user_id=agent.id, now=now, warn_minutes=warn, cursor=cursor)
         except queries.BadCursor:
             raise PageError(400, N_("This link to a page of the list is broken; start from the first page.")) from None
-        teams = list(db.scalars(select(Team).order_by(Team.id)))
-        me = db.get(AgentState, agent.id)
+        # The live refresh asks for the list alone: the filters' teams and the agent's presence are
+        # read only for the whole page.
+        fragment = is_fragment(request) and request.headers.get("hx-target") == "inbox-list"
+        teams = [] if fragment else list(db.scalars(select(Team).order_by(Team.id)))
+        me = None if fragment else db.get(AgentState, agent.id)
     states = {c.id: sla.state(c, now, warn_minutes=warn) for c in page.items}
-    template = "inbox/_list.html" if is_fragment(request) and request.headers.get("hx-target") == "inbox-list" \
-        else "inbox/inbox.html"
+    template = "inbox/_list.html" if fragment else "inbox/inbox.html"
     return render(request, agent, template, page=page, filters=filters, teams=teams, states=states,
                   presence=me.presence if me else Presence.OFFLINE.value, channels_installed=sorted(hub.channels),
                   query=filters.query(), **_labels())
