@@ -21,7 +21,7 @@ def record_section(section: str, *, heading: str, path: Path = DOCS) -> None:
         return
     following = text.find("\n## ", start + len(heading))
     old = text[start:following + 1] if following >= 0 else text[start:]
-    notes = old.find("\n" + NOTES + "\n")
+    notes = old.find("\n" + NOTES)  # "### Notes" or "### Notes (by hand)"
     if notes >= 0 and NOTES not in section:
         section = section.rstrip("\n") + "\n" + old[notes:].rstrip("\n") + "\n"
     rest = text[following + 1:] if following >= 0 else ""

@@ -35,7 +35,9 @@ def _content(event: TimelineEvent, text: str, subject: str) -> dict[str, object]
     if event.channel != "email":
         return {"text": text, "thread_key": event.thread_key}
     data = event.data or {}
-    content: dict[str, object] = {"subject": subject, "text": text, "thread_key": event.thread_key}
+    # RFC 3834: marked as an automatic reply, so the customer's own autoresponder stays silent.
+    content: dict[str, object] = {"subject": subject, "text": text, "thread_key": event.thread_key,
+                                  "auto_submitted": "auto-replied"}
     if data.get("message_id"):
         content["in_reply_to"] = data["message_id"]
     return content

@@ -290,9 +290,11 @@ def _expect(conv: Conversation, expected_version: int | None) -> None:
 
 
 def set_status(session: Session, *, conv_id: int, status: Status, actor: Principal, until: datetime | None = None,
-               expected_version: int | None = None) -> Conversation:
-    """Open, wait on the customer, snooze until a time, or resolve."""
+               expected_version: int | None = None, at: datetime | None = None) -> Conversation:
+    """Open, wait on the customer, snooze until a time, or resolve; `at` is when (now unless a
+    history is being recorded, as the demo does)."""
     settings = settings_of(session)
+    at = at or clock.now()
     conv = get(session, conv_id, lock=True)
     _expect(conv, expected_version)
     before = conv.status
@@ -315,10 +317,10 @@ def set_status(session: Session, *, conv_id: int, status: Status, actor: Princip
                                                                      default_cap=settings.default_cap, online_only=False):
             changes["assignee_id"] = [conv.assignee_id, None]
             conv.assignee_id = None
-        sla.start_cycle(conv, sla.clock_for(session, settings, conv), at=clock.now(), first=conv.first_response_at is None)
+        sla.start_cycle(conv, sla.clock_for(session, settings, conv), at=at, first=conv.first_response_at is None)
     conv.status = status.value
     if status == Status.RESOLVED:
-        conv.open_key, conv.resolved_at = None, clock.now()
+        conv.open_key, conv.resolved_at = None, at
         assignment.release_slot(session, conv.assignee_id)
     sla.refresh(conv, sla.clock_for(session, settings, conv), done=sla.escalated(session, conv.id))  # type: ignore[arg-type]
     _touch(conv)

@@ -19,6 +19,7 @@ from hub import clock
 from hub.ingest import ContactNotFound, get_contact
 from hub.models import User
 from hub.web.i18n import N_
+from hub.web import sessions
 from hub.web.pages import Agent, PageError, get_hub, is_fragment, redirect, render, require
 from inbox import assignment, canned, events, queries, service, sla
 from inbox.models import AgentState, Conversation, Presence, Priority, Status, Team
@@ -27,6 +28,7 @@ router = APIRouter()
 Reader = Annotated[Agent, Depends(require("conversations:read"))]
 Writer = Annotated[Agent, Depends(require("conversations:write"))]
 STATIC = Path(__file__).parent / "static"
+HEARTBEAT_SECONDS = 15.0
 NO_CONVERSATION = N_("There is no such conversation.")
 VIEW_LABELS = {"mine": N_("Mine"), "unassigned": N_("Unassigned"), "team": N_("My team's"), "all": N_("All")}
 STATUS_LABELS = {"open": N_("Open"), "waiting": N_("Waiting on customer"), "snoozed": N_("Snoozed"),
@@ -44,9 +46,13 @@ def _warn(request: Request) -> float:
     return max((p.warn_minutes_before for p in _settings(request).policies), default=15)
 
 
+# The icon (templates/ui/_icons) each channel's badge shows in the list; others show "chat".
+CHANNEL_ICONS = {"email": "email", "sms": "sms", "phone": "phone", "forms": "form"}
+
+
 def _labels() -> dict[str, Any]:
     return {"view_labels": VIEW_LABELS, "status_labels": STATUS_LABELS, "priority_labels": PRIORITY_LABELS,
-            "sla_labels": SLA_LABELS, "presence_labels": PRESENCE_LABELS}
+            "sla_labels": SLA_LABELS, "presence_labels": PRESENCE_LABELS, "channel_icons": CHANNEL_ICONS}
 
 
 @router.get("/inbox/inbox.js", include_in_schema=False)
@@ -77,11 +83,13 @@ def inbox_page(request: Request, agent: Reader, view: str | None = None, status:
             page = queries.page(db, filters, user_id=agent.id, now=now, warn_minutes=warn, cursor=cursor)
         except queries.BadCursor:
             raise PageError(400, N_("This link to a page of the list is broken; start from the first page.")) from None
-        teams = list(db.scalars(select(Team).order_by(Team.id)))
-        me = db.get(AgentState, agent.id)
+        # The live refresh asks for the list alone: the filters' teams and the agent's presence are
+        # read only for the whole page.
+        fragment = is_fragment(request) and request.headers.get("hx-target") == "inbox-list"
+        teams = [] if fragment else list(db.scalars(select(Team).order_by(Team.id)))
+        me = None if fragment else db.get(AgentState, agent.id)
     states = {c.id: sla.state(c, now, warn_minutes=warn) for c in page.items}
-    template = "inbox/_list.html" if is_fragment(request) and request.headers.get("hx-target") == "inbox-list" \
-        else "inbox/inbox.html"
+    template = "inbox/_list.html" if fragment else "inbox/inbox.html"
     return render(request, agent, template, page=page, filters=filters, teams=teams, states=states,
                   presence=me.presence if me else Presence.OFFLINE.value, channels_installed=sorted(hub.channels),
                   query=filters.query(), **_labels())
@@ -91,6 +99,7 @@ def inbox_page(request: Request, agent: Reader, view: str | None = None, status:
 async def live_stream(request: Request, agent: Reader) -> Response:
     """Server-sent events: every conversation change, so the list refreshes without a reload."""
     hub = get_hub(request)
+    signed_in = sessions.StreamSignIn(hub.session, agent.session)
 
     async def frames() -> AsyncIterator[str]:
         messages = hub.broker.subscribe({events.TOPIC})
@@ -99,7 +108,12 @@ async def live_stream(request: Request, agent: Reader) -> Response:
             await asyncio.sleep(0)
             yield "retry: 3000\nevent: ready\ndata: {}\n\n"
             while True:
-                done, _ = await asyncio.wait({pending}, timeout=15.0)
+                done, _ = await asyncio.wait({pending}, timeout=HEARTBEAT_SECONDS)
+                # A signed-out agent (password changed, session revoked, user disabled) stops
+                # receiving the list's changes; the page reloads into the sign-in form.
+                if await signed_in.lapsed():
+                    yield "event: signed-out\ndata: {}\n\n"
+                    return
                 if not done:
                     yield ": keep-alive\n\n"
                     continue

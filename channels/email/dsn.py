@@ -116,7 +116,10 @@ _VACATION_SUBJECT = re.compile(
 def auto_reply_reason(message: Message, *, header: Callable[[Message, str], str | None]) -> str | None:
     """Why this message is an automatic reply (vacation, autoresponder), or None when a person wrote it."""
     auto_submitted = (header(message, "Auto-Submitted") or "").strip().lower()
-    if auto_submitted and not auto_submitted.startswith("no"):
+    # RFC 3834: any keyword but "no" (auto-replied, auto-generated, auto-notified, …), which may
+    # carry parameters ("auto-replied; owner-email=…") or a comment ("no (a person wrote)").
+    keyword = re.split(r"[\s;(]", auto_submitted, maxsplit=1)[0]
+    if keyword and keyword != "no":
         return f"Auto-Submitted: {auto_submitted[:60]}"
     for name in ("X-Autoreply", "X-Autorespond", "X-Autoresponder", "X-Vacation"):
         if header(message, name) is not None:

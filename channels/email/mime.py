@@ -137,6 +137,9 @@ class EmailContent(BaseModel):
     list_unsubscribe_post: bool = False
     # A meeting invitation or cancellation (channels.meetings).
     calendar: CalendarPart | None = None
+    # RFC 3834: a message a program sent on its own (an out-of-hours reply is "auto-replied"), so
+    # the other side's autoresponder does not answer it and loop.
+    auto_submitted: Literal["auto-replied", "auto-generated"] | None = None
 
     @field_validator("in_reply_to")
     @classmethod
@@ -299,6 +302,8 @@ def build_message(
         head.append(_structured("List-Unsubscribe", [f"<{content.list_unsubscribe}>"]))
         if content.list_unsubscribe_post:
             head.append("List-Unsubscribe-Post: List-Unsubscribe=One-Click")
+    if content.auto_submitted:
+        head.append(f"Auto-Submitted: {content.auto_submitted}")
     head.append("MIME-Version: 1.0")
 
     # Boundaries from the token: the bytes of a retry equal the first attempt's. "=_" cannot

@@ -9,7 +9,10 @@ sign-in form itself carries a CSRF token.
 
 from __future__ import annotations
 
+import asyncio
 import secrets
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,6 +29,9 @@ COOKIE_NAME = "hub_session"
 MAX_AGE_SECONDS = 12 * 3600
 # Renew the cookie at most this often, so a busy page does not set a cookie on every fragment.
 RENEW_AFTER_SECONDS = 10 * 60
+# An open stream (server-sent events) re-reads its session this often, so a password change, a
+# revoked session or a disabled user ends it.
+RECHECK_SECONDS = 60.0
 _SALT = "hub.web.session"
 
 
@@ -119,3 +125,24 @@ def user_of(db: Session, session: WebSession | None) -> User | None:
     if user is None or not user.is_active or user.session_version != session.version:
         return None
     return user
+
+
+class StreamSignIn:
+    """A long response's periodic re-read of the session it was opened with (user_of, in a thread):
+    `lapsed()` is cheap to call on every heartbeat and reads the store at most every RECHECK_SECONDS."""
+
+    def __init__(self, open_session: Callable[..., Any], session: WebSession) -> None:
+        self._open, self._session = open_session, session
+        self._checked = time.monotonic()
+
+    def _signed_in(self) -> bool:
+        with self._open(read_only=True) as db:
+            return user_of(db, self._session) is not None
+
+    async def lapsed(self) -> bool:
+        """True once the session no longer belongs to an active user (the stream should end)."""
+        now = time.monotonic()
+        if now - self._checked < RECHECK_SECONDS:
+            return False
+        self._checked = now
+        return not await asyncio.to_thread(self._signed_in)

@@ -15,6 +15,7 @@
     const source = new EventSource("/inbox/live");
     source.addEventListener("ready", () => { body.dataset.inboxLive = "true"; });
     source.addEventListener("conversation", changed);
+    source.addEventListener("signed-out", () => { source.close(); window.location.reload(); });
   }
 
   /* Keyboard: j/k move between rows, Enter opens, a assigns to me, r refreshes. */

@@ -26,8 +26,6 @@ from hub.web.pages import Agent, PageError, get_hub, render, require
 router = APIRouter()
 Reader = Annotated[Agent, Depends(require("contacts:read"))]
 HEARTBEAT_SECONDS = 15.0
-# An open stream re-reads its session this often, so a password change or a disabled user ends it.
-RECHECK_SECONDS = 60.0
 
 
 def _frame(name: str, data: dict[str, Any]) -> str:
@@ -40,11 +38,7 @@ async def stream(request: Request, agent: Reader, contact: int | None = None) ->
     topics = {live.AGENTS_TOPIC}
     if contact is not None:
         topics.add(live.contact_topic(contact))
-    web_session = agent.session
-
-    def still_signed_in() -> bool:
-        with hub.session(read_only=True) as db:
-            return sessions.user_of(db, web_session) is not None
+    signed_in = sessions.StreamSignIn(hub.session, agent.session)
 
     async def frames() -> AsyncIterator[str]:
         queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(maxsize=1000)
@@ -55,8 +49,6 @@ async def stream(request: Request, agent: Reader, contact: int | None = None) ->
 
         task = asyncio.create_task(pump())
         await asyncio.sleep(0)  # let the pump subscribe before "ready" tells the page it is live
-        loop = asyncio.get_running_loop()
-        checked = loop.time()
         try:
             yield "retry: 3000\n" + _frame("ready", {"topics": sorted(topics)})
             while True:
@@ -65,11 +57,9 @@ async def stream(request: Request, agent: Reader, contact: int | None = None) ->
                 except asyncio.TimeoutError:
                     yield ": keep-alive\n\n"
                     message = None
-                if loop.time() - checked > RECHECK_SECONDS:
-                    checked = loop.time()
-                    if not await asyncio.to_thread(still_signed_in):
-                        yield _frame("signed-out", {})
-                        return
+                if await signed_in.lapsed():
+                    yield _frame("signed-out", {})
+                    return
                 if message is None:
                     continue
                 if message.get("type") == INCOMING_CALL and message.get("topic") == live.AGENTS_TOPIC:
