@@ -1,7 +1,8 @@
 """Every account's profit in a few aggregate queries, for the ranking, the managers' page and the
 figures job (`profit.all_profits`): the same rules as `profit.compute`, summed by the database, so
 memory does not grow with the number of events (one row per account and line comes back, never one
-per event). One account's panel still reads its rows (`profit.account_profit`), to list them.
+per event). One account's panel sums its figures here too (`contact_ids`) and lists only its newest rows
+(`profit.account_panel`).
 
 - One pass over the period's timeline events with conditional aggregates per owner: calls and their
   talk time, completed meetings and their length, agent-written emails, SMS and notes.
@@ -16,6 +17,7 @@ on the panel, not here.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
@@ -29,7 +31,7 @@ from sqlalchemy.sql.functions import FunctionElement
 from hub.json_sql import json_number, json_text
 from hub.events import COMMERCE_CHANNEL, ORDER_COMPLETED, ORDER_REFUNDED
 from hub.models import Contact, Delivery, Purpose, Task, TimelineEvent
-from keyaccounts.profit import CENT, LINES, Line, Owner, Profit, Rates
+from keyaccounts.profit import CENT, LINES, Line, Owner, Profit, Rates, _scoped
 
 
 class seconds_between(FunctionElement):  # type: ignore[type-arg]  # noqa: N801 - reads like SQL
@@ -61,8 +63,10 @@ def _positive(value: Any) -> Any:
     return case((value > 0, value), else_=0)
 
 
-def load_totals(session: Session, *, since: datetime, until: datetime, rates: Rates) -> dict[Owner, Profit]:
-    """Every owner's profit over the period, from aggregate queries (no refs, no order list)."""
+def load_totals(session: Session, *, since: datetime, until: datetime, rates: Rates,
+                contact_ids: Sequence[int] | None = None) -> dict[Owner, Profit]:
+    """Every owner's profit over the period (or only these contacts' owners'), from aggregate queries
+    (no refs, no order list)."""
     profits: dict[Owner, Profit] = {}
 
     def profit_of(account_id: int | None, lone_id: int | None) -> Profit:
@@ -88,7 +92,7 @@ def load_totals(session: Session, *, since: datetime, until: datetime, rates: Ra
                 func.sum(case((is_meeting, func.coalesce(_positive(length), 0)), else_=0)).label("meeting_seconds")]
     events = (select(account_id, lone_id, *columns).select_from(e).join(Contact, Contact.id == e.contact_id)
               .where(in_period, or_(*kinds.values())).group_by(account_id, lone_id))
-    for row in session.execute(events):
+    for row in session.execute(_scoped(session, events, e.contact_id, contact_ids)):
         profit = profit_of(row.account_id, row.lone_id)
         for name in kinds:
             profit.lines[name].count = int(getattr(row, name) or 0)
@@ -99,7 +103,7 @@ def load_totals(session: Session, *, since: datetime, until: datetime, rates: Ra
 
     tasks = (select(account_id, lone_id, func.count().label("n")).select_from(Task).join(Contact, Contact.id == Task.contact_id)
              .where(Task.created_at >= since, Task.created_at < until).group_by(account_id, lone_id))
-    for row in session.execute(tasks):
+    for row in session.execute(_scoped(session, tasks, Task.contact_id, contact_ids)):
         line = profit_of(row.account_id, row.lone_id).lines["tasks"]
         line.count = int(row.n)
         line.minutes = line.count * rates.minutes_per("tasks")
@@ -108,12 +112,12 @@ def load_totals(session: Session, *, since: datetime, until: datetime, rates: Ra
              .select_from(Delivery).join(Contact, Contact.id == Delivery.contact_id)
              .where(Delivery.purpose == Purpose.MARKETING, Delivery.sent_at >= since, Delivery.sent_at < until)
              .group_by(account_id, lone_id, Delivery.channel))
-    for row in session.execute(sends):
+    for row in session.execute(_scoped(session, sends, Delivery.contact_id, contact_ids)):
         line = profit_of(row.account_id, row.lone_id).lines["marketing"]
         line.count += int(row.n)
         line.cost += int(row.n) * rates.marketing_send_cost.get(row.channel or "", Decimal(0))
 
-    _orders(session, in_period=in_period, rates=rates, profit_of=profit_of)
+    _orders(session, in_period=in_period, rates=rates, profit_of=profit_of, contact_ids=contact_ids)
     per_minute = rates.agent_hour_cost / 60
     for profit in profits.values():
         for name in LINES:
@@ -125,7 +129,8 @@ def load_totals(session: Session, *, since: datetime, until: datetime, rates: Ra
     return profits
 
 
-def _orders(session: Session, *, in_period: Any, rates: Rates, profit_of: Any) -> None:
+def _orders(session: Session, *, in_period: Any, rates: Rates, profit_of: Any,
+            contact_ids: Sequence[int] | None) -> None:
     e = TimelineEvent
     account_id, lone_id = _owner_columns()
     amount = json_number(e.data, "order", "amount")
@@ -139,16 +144,18 @@ def _orders(session: Session, *, in_period: Any, rates: Rates, profit_of: Any) -
                                         e.kind, json_text(e.data, "source"), json_text(e.data, "order", "order_id")),
                           order_by=(e.occurred_at.desc(), e.id.desc())).label("nth"))
                .select_from(e).join(Contact, Contact.id == e.contact_id)
-               .where(in_period, e.channel == COMMERCE_CHANNEL, e.kind.in_([ORDER_COMPLETED, ORDER_REFUNDED]))
-               .subquery())
+               .where(in_period, e.channel == COMMERCE_CHANNEL, e.kind.in_([ORDER_COMPLETED, ORDER_REFUNDED])))
+    reports = _scoped(session, reports, e.contact_id, contact_ids).subquery()
     sign = case((reports.c.kind == ORDER_REFUNDED, -1), else_=1)
     totals = (select(reports.c.account_id, reports.c.lone_id,
-                     func.sum(sign * reports.c.amount).label("revenue"), func.sum(sign * reports.c.margin).label("margin"))
+                     func.sum(sign * reports.c.amount).label("revenue"), func.sum(sign * reports.c.margin).label("margin"),
+                     func.count(reports.c.amount).label("counted"), func.count().label("reports"))
               .where(or_(reports.c.nth == 1, reports.c.kind == ORDER_REFUNDED))
               .group_by(reports.c.account_id, reports.c.lone_id))
     for row in session.execute(totals):
-        if row.revenue is None and row.margin is None:
-            continue  # only orders in another currency, or without an amount
+        if row.revenue is None and row.margin is None and contact_ids is None:
+            continue  # only orders in another currency, or without an amount: not an owner to rank
         profit = profit_of(row.account_id, row.lone_id)
+        profit.order_count, profit.skipped_count = int(row.counted), int(row.reports) - int(row.counted)
         profit.revenue = Decimal(str(row.revenue or 0)).quantize(CENT, rounding=ROUND_HALF_UP)
         profit.margin = Decimal(str(row.margin or 0)).quantize(CENT, rounding=ROUND_HALF_UP)
