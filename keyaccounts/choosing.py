@@ -26,7 +26,8 @@ from keyaccounts.profit import Owner, Profit, Rates, all_profits
 
 VIP_TAG = "vip"
 MAX_POINTS = 400
-RANKING_ROWS = 200  # the ranking table's rows: the top, then only key accounts and the trap
+RANKING_ROWS = 100  # the ranking table's rows per page, in rank order
+LISTED = 50  # the trap's and the suggested set's rows a page lists (the rest are counted)
 
 
 @dataclass(frozen=True)
@@ -81,9 +82,14 @@ class Board:
         return [r for r in self.rows if r.suggested and not r.is_key and r.account_id is not None]
 
     @property
-    def shown(self) -> list[Ranked]:
-        """The ranking table's rows: the top RANKING_ROWS, and below them key accounts and the trap."""
-        return [r for r in self.rows if r.rank <= RANKING_ROWS or r.is_key or r.costly_vip]
+    def pages(self) -> int:
+        return max(1, math.ceil(len(self.rows) / RANKING_ROWS))
+
+    def page(self, number: int) -> list[Ranked]:
+        """The ranking table's rows of page `number` (1-based), in rank order: a page is a bounded
+        render however many accounts there are (20,000 rows with a form each would be megabytes)."""
+        start = (min(max(1, number), self.pages) - 1) * RANKING_ROWS
+        return self.rows[start:start + RANKING_ROWS]
 
     @property
     def keys(self) -> list[Ranked]:
@@ -199,8 +205,9 @@ def pareto_svg(data: Board, *, title: str = "", width: int = 640, height: int = 
     kept = [i for i in range(n) if i % step == 0 or i == n - 1]
     coords = " ".join([f"{x(0):.1f},{y(0):.1f}", *(f"{x(i + 1):.1f},{y(data.cumulative[i]):.1f}" for i in kept)])
     parts.append(f'<polyline fill="none" stroke="#2563eb" stroke-width="2" points="{coords}"/>')
-    for i, row in enumerate(data.rows):
-        if data.cumulative and (row.is_key or row.costly_vip):
+    marked = [(i, row) for i, row in enumerate(data.rows) if row.is_key or row.costly_vip]
+    for i, row in marked[:MAX_POINTS]:  # as many marks as vertices at most
+        if data.cumulative:
             colour = "#dc2626" if row.costly_vip else "#16a34a"
             parts.append(f'<circle cx="{x(i + 1):.1f}" cy="{y(data.cumulative[i]):.1f}" r="3.5" fill="{colour}">'
                          f'<title>{escape(row.name)}</title></circle>')

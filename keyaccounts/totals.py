@@ -59,8 +59,26 @@ def _owner_columns() -> tuple[Any, Any]:
     return Contact.account_id.label("account_id"), case((Contact.account_id.is_(None), Contact.id)).label("lone_id")
 
 
+class at_least_zero(FunctionElement):  # type: ignore[type-arg]  # noqa: N801 - reads like SQL
+    """The value, or 0 when it is below 0 (NULL stays NULL): the value is evaluated once, where
+    CASE WHEN v > 0 THEN v would compute a JSON extraction twice per row."""
+
+    type = sa.Numeric()
+    inherit_cache = True
+
+
+@compiles(at_least_zero, "sqlite")
+def _at_least_zero_sqlite(element: Any, compiler: Any, **kw: Any) -> str:
+    return f"max({compiler.process(element.clauses, **kw)}, 0)"
+
+
+@compiles(at_least_zero, "postgresql")
+def _at_least_zero_pg(element: Any, compiler: Any, **kw: Any) -> str:
+    return f"greatest({compiler.process(element.clauses, **kw)}, 0)"
+
+
 def _positive(value: Any) -> Any:
-    return case((value > 0, value), else_=0)
+    return func.coalesce(at_least_zero(value), 0)
 
 
 def load_totals(session: Session, *, since: datetime, until: datetime, rates: Rates,
@@ -89,7 +107,7 @@ def load_totals(session: Session, *, since: datetime, until: datetime, rates: Ra
              "notes": and_(authored, e.channel == "note", e.direction == "internal")}
     columns = [func.count(case((cond, 1))).label(name) for name, cond in kinds.items()]
     columns += [func.sum(case((is_call, _positive(talk)), else_=0)).label("call_seconds"),
-                func.sum(case((is_meeting, func.coalesce(_positive(length), 0)), else_=0)).label("meeting_seconds")]
+                func.sum(case((is_meeting, _positive(length)), else_=0)).label("meeting_seconds")]
     events = (select(account_id, lone_id, *columns).select_from(e).join(Contact, Contact.id == e.contact_id)
               .where(in_period, or_(*kinds.values())).group_by(account_id, lone_id))
     for row in session.execute(_scoped(session, events, e.contact_id, contact_ids)):
@@ -133,25 +151,28 @@ def _orders(session: Session, *, in_period: Any, rates: Rates, profit_of: Any,
             contact_ids: Sequence[int] | None) -> None:
     e = TimelineEvent
     account_id, lone_id = _owner_columns()
-    amount = json_number(e.data, "order", "amount")
-    shop_margin = json_number(e.data, "order", "margin")
-    counted = and_(amount.is_not(None), json_text(e.data, "order", "currency") == rates.currency)
-    margin = func.coalesce(shop_margin, func.round(amount * literal(rates.default_margin_rate, sa.Numeric()), 2))
-    reports = (select(account_id, lone_id, e.kind, case((counted, amount)).label("amount"),
-                      case((counted, margin)).label("margin"),
+    # Each report's JSON is read once, in the windowed subquery (which the planner cannot flatten),
+    # and the margin rule applied to those columns outside it.
+    reports = (select(account_id, lone_id, e.kind, json_number(e.data, "order", "amount").label("amount"),
+                      json_number(e.data, "order", "margin").label("shop_margin"),
+                      json_text(e.data, "order", "currency").label("currency"),
                       func.row_number().over(
                           partition_by=(Contact.account_id, case((Contact.account_id.is_(None), Contact.id)),
                                         e.kind, json_text(e.data, "source"), json_text(e.data, "order", "order_id")),
                           order_by=(e.occurred_at.desc(), e.id.desc())).label("nth"))
                .select_from(e).join(Contact, Contact.id == e.contact_id)
                .where(in_period, e.channel == COMMERCE_CHANNEL, e.kind.in_([ORDER_COMPLETED, ORDER_REFUNDED])))
-    reports = _scoped(session, reports, e.contact_id, contact_ids).subquery()
-    sign = case((reports.c.kind == ORDER_REFUNDED, -1), else_=1)
-    totals = (select(reports.c.account_id, reports.c.lone_id,
-                     func.sum(sign * reports.c.amount).label("revenue"), func.sum(sign * reports.c.margin).label("margin"),
-                     func.count(reports.c.amount).label("counted"), func.count().label("reports"))
-              .where(or_(reports.c.nth == 1, reports.c.kind == ORDER_REFUNDED))
-              .group_by(reports.c.account_id, reports.c.lone_id))
+    r = _scoped(session, reports, e.contact_id, contact_ids).subquery()
+    counted = and_(r.c.amount.is_not(None), r.c.currency == rates.currency)
+    amount = case((counted, r.c.amount))
+    margin = case((counted, func.coalesce(r.c.shop_margin,
+                                          func.round(r.c.amount * literal(rates.default_margin_rate, sa.Numeric()), 2))))
+    sign = case((r.c.kind == ORDER_REFUNDED, -1), else_=1)
+    totals = (select(r.c.account_id, r.c.lone_id,
+                     func.sum(sign * amount).label("revenue"), func.sum(sign * margin).label("margin"),
+                     func.count(amount).label("counted"), func.count().label("reports"))
+              .where(or_(r.c.nth == 1, r.c.kind == ORDER_REFUNDED))
+              .group_by(r.c.account_id, r.c.lone_id))
     for row in session.execute(totals):
         if row.revenue is None and row.margin is None and contact_ids is None:
             continue  # only orders in another currency, or without an amount: not an owner to rank

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Form, Request
+from fastapi import APIRouter, Depends, Form, Query, Request
 from starlette.responses import Response
 
 from hub import clock
@@ -65,7 +65,8 @@ def profit_panel(request: Request, account_id: int, agent: Reader, days: int | N
 
 
 @router.get("/key-accounts")
-def choosing_page(request: Request, agent: Reader, days: int | None = None) -> Response:
+def choosing_page(request: Request, agent: Reader, days: int | None = None,
+                  page: Annotated[int, Query(ge=1, le=100_000)] = 1) -> Response:
     hub = get_hub(request)
     settings = _settings(request)
     chosen, since, until = period(request, days)
@@ -77,6 +78,7 @@ def choosing_page(request: Request, agent: Reader, days: int | None = None) -> R
             board = choosing.board(db, since=since, until=until, rates=settings.rates(), key_share=settings.key_share)
     return render(request, agent, "keyaccounts/choosing.html", board=board, days=chosen, periods=PERIODS,
                   currency=settings.currency, every_hours=settings.figures_minutes / 60,
+                  page=min(page, board.pages), listed=choosing.LISTED,
                   chart=choosing.pareto_svg(board, title=agent.package_gettext("keyaccounts")(PARETO_TITLE)))
 
 
