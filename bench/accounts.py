@@ -218,14 +218,14 @@ def _plan(hub: Any, big: int) -> list[str]:
     from hub.timeline import _merged_page
 
     with hub.session(read_only=True) as session:
-        stmt, _after = _merged_page(session, member_ids(session, account_id=big))
+        stmt = _merged_page(session, member_ids(session, account_id=big))
         compiled = stmt.compile(dialect=session.get_bind().dialect)
         params = {**compiled.params, "limit": 51}
         raw = session.connection().connection.dbapi_connection
         sql = psycopg.ClientCursor(raw).mogrify(str(compiled), params)  # type: ignore[arg-type]
         lines = [row[0] for row in session.connection().exec_driver_sql("EXPLAIN ANALYZE " + sql)]
     return [line.strip().lstrip("-> ").split("  (")[0] for line in lines if "Scan" in line or "Sort" in line
-            or "Limit" in line or "Merge" in line] + [line.strip() for line in lines if "Execution" in line]
+            or "Limit" in line or "Merge" in line or "Loop" in line] + [line.strip() for line in lines if "Execution" in line]
 
 
 def _p(values: list[float], q: int) -> float:

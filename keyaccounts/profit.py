@@ -193,7 +193,7 @@ def _meeting_seconds(data: dict[str, Any]) -> int:
 
 # --- the computation ----------------------------------------------------------------------------
 
-@dataclass
+@dataclass(slots=True)
 class Line:
     """One cost line of an account: how many items, how much agent time, what it cost, and the rows."""
 
@@ -217,7 +217,7 @@ class OrderFigure:
     refunded: bool = False
 
 
-@dataclass
+@dataclass(slots=True)
 class Profit:
     owner: Owner
     orders: list[OrderFigure] = field(default_factory=list)
