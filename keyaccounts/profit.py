@@ -16,7 +16,9 @@ Profit = gross margin − cost to serve, in the settings' currency (docs/account
 One account's figure: one set-based query per input (`load_inputs`), then `compute`, a pure
 function of those rows and the rates, so the figure is reproducible and every line keeps the ids of
 the rows behind it. Every account's at once (`all_profits`): the same rules summed in SQL
-(`keyaccounts.totals`), one row per account and line, never one per event.
+(`keyaccounts.totals`), one row per account and line, never one per event. The account page's panel
+(`account_panel`): its figures summed in SQL the same way, and only each source's newest rows read to
+list them.
 """
 
 from __future__ import annotations
