@@ -222,22 +222,28 @@ def signals_of_many(session: Session, *, account_ids: Sequence[int], now: dateti
                 s.last_survey = s.last_survey or (float(raw), scale)
                 break
 
-    # Orders: counted and summed per account and window by the database (no event's data in Python).
+    # Orders: counted and summed per contact and window by the database (no event's data in Python),
+    # then per account here (a row per contact, never one per order).
     amount = func.coalesce(json_number(TimelineEvent.data, "order", "amount"), 0)
     recent = TimelineEvent.occurred_at >= now - ORDER_RECENT
-    periods = ORDER_HISTORY / ORDER_RECENT
-    for account_id, n_recent, v_recent, n_before, v_before in session.execute(
-            select(Contact.account_id, func.count(case((recent, 1))), func.sum(case((recent, amount), else_=0)),
+    before_count: dict[int, int] = defaultdict(int)
+    before_value: dict[int, Decimal] = defaultdict(Decimal)
+    for contact_id, n_recent, v_recent, n_before, v_before in session.execute(
+            select(TimelineEvent.contact_id, func.count(case((recent, 1))), func.sum(case((recent, amount), else_=0)),
                    func.count(case((~recent, 1))), func.sum(case((~recent, amount), else_=0)))
-            .select_from(TimelineEvent).join(Contact, Contact.id == TimelineEvent.contact_id)
             .where(mine, TimelineEvent.channel == COMMERCE_CHANNEL, TimelineEvent.kind == ORDER_COMPLETED,
                    TimelineEvent.occurred_at >= now - ORDER_RECENT - ORDER_HISTORY, TimelineEvent.occurred_at <= now)
-            .group_by(Contact.account_id)):
-        s = found[account_id]
-        s.orders_recent, s.value_recent = int(n_recent), Decimal(str(v_recent or 0))
-        if n_before:
-            s.orders_before_per_90 = n_before / periods
-            s.value_before_per_90 = Decimal(str(v_before or 0)) / Decimal(str(periods))
+            .group_by(TimelineEvent.contact_id)):
+        account_id = owner[contact_id]
+        found[account_id].orders_recent += int(n_recent)
+        found[account_id].value_recent += Decimal(str(v_recent or 0))
+        before_count[account_id] += int(n_before)
+        before_value[account_id] += Decimal(str(v_before or 0))
+    periods = ORDER_HISTORY / ORDER_RECENT
+    for account_id, count in before_count.items():
+        if count:
+            found[account_id].orders_before_per_90 = count / periods
+            found[account_id].value_before_per_90 = before_value[account_id] / Decimal(str(periods))
 
     for account_id, count in session.execute(
             select(Contact.account_id, func.count()).select_from(Task)
