@@ -9,10 +9,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Generic, TypeVar
 
-from sqlalchemy import BigInteger, Integer, Select, bindparam, or_, select, tuple_
-from sqlalchemy.orm import Session
+from sqlalchemy import BigInteger, ColumnElement, Integer, Select, bindparam, func, or_, select, true, tuple_
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.orm import Session, aliased
 
-from hub.db import among, contains_folded
+from hub.db import among, contains_folded, is_postgres
 from hub.identities import InvalidIdentity, normalize_phone
 from hub.ingest import survivor
 from hub.models import Contact, Identity, IdentityKind, TimelineEvent, UTCDateTime
@@ -66,24 +67,32 @@ _PAGE = (
     .order_by(TimelineEvent.occurred_at.desc(), TimelineEvent.id.desc())
     .limit(bindparam("limit", type_=Integer()))
 )
-_PAGE_AFTER = _PAGE.where(
-    tuple_(TimelineEvent.occurred_at, TimelineEvent.id)
-    < tuple_(bindparam("at", type_=UTCDateTime()), bindparam("last_id", type_=BigInteger()))
-)
+_AFTER = (tuple_(TimelineEvent.occurred_at, TimelineEvent.id)
+          < tuple_(bindparam("at", type_=UTCDateTime()), bindparam("last_id", type_=BigInteger())))
+_PAGE_AFTER = _PAGE.where(_AFTER)
 
 
-def _merged_page(session: Session, contact_ids: Sequence[int]) -> tuple[Select[tuple[TimelineEvent]], Select[tuple[TimelineEvent]]]:
-    """_PAGE and _PAGE_AFTER over several contacts' timelines merged (an account's)."""
-    first = (
-        select(TimelineEvent)
-        .where(among(session, TimelineEvent.contact_id, list(contact_ids)))
-        .order_by(TimelineEvent.occurred_at.desc(), TimelineEvent.id.desc())
-        .limit(bindparam("limit", type_=Integer()))
-    )
-    return first, first.where(
-        tuple_(TimelineEvent.occurred_at, TimelineEvent.id)
-        < tuple_(bindparam("at", type_=UTCDateTime()), bindparam("last_id", type_=BigInteger()))
-    )
+def _merged_page(session: Session, contact_ids: Sequence[int], conditions: Sequence[ColumnElement[bool]] = (),
+                 ) -> Select[tuple[TimelineEvent]]:
+    """One page over several contacts' timelines merged (an account's), newest first.
+
+    On PostgreSQL each contact's page is read on its own (a LATERAL subquery walking
+    ix_event_contact_time backwards, at most `limit` rows) and the pages merged: a page then reads
+    at most contacts × limit rows however long the timelines are, where `contact_id = ANY(…)` ORDER
+    BY … LIMIT reads and sorts every event of the account (a parallel seq scan at 100,000 events).
+    Elsewhere, one statement over the contacts' events."""
+    order = (TimelineEvent.occurred_at.desc(), TimelineEvent.id.desc())
+    limit = bindparam("limit", type_=Integer())
+    if not is_postgres(session):
+        return (select(TimelineEvent).where(among(session, TimelineEvent.contact_id, list(contact_ids)), *conditions)
+                .order_by(*order).limit(limit))
+    members = func.unnest(bindparam("member_ids", list(contact_ids), type_=ARRAY(BigInteger()))).table_valued(
+        "id").render_derived("members")
+    per_contact = (select(TimelineEvent).where(TimelineEvent.contact_id == members.c.id, *conditions)
+                   .order_by(*order).limit(limit).lateral("per_contact"))
+    event = aliased(TimelineEvent, per_contact)
+    return (select(event).select_from(members).join(per_contact, true())
+            .order_by(event.occurred_at.desc(), event.id.desc()).limit(limit))
 
 
 def timeline_page(
@@ -100,13 +109,9 @@ def timeline_page(
     if (contact_id is None) == (contact_ids is None):
         raise TypeError("timeline_page takes one of contact_id or contact_ids")
     params: dict[str, object] = {"limit": limit + 1}
-    if contact_ids is not None:
-        if not contact_ids:
-            return Page(items=[], next_cursor=None)
-        stmt, after = _merged_page(session, contact_ids)
-    else:
-        stmt, after = _PAGE, _PAGE_AFTER
-        params["contact_id"] = contact_id
+    if contact_ids is not None and not contact_ids:
+        return Page(items=[], next_cursor=None)
+    conditions: list[ColumnElement[bool]] = []
     if cursor:
         parts = decode_cursor(cursor)
         try:
@@ -115,25 +120,34 @@ def timeline_page(
             raise InvalidCursor("the cursor is not one this API issued; start again without it") from None
         if at.tzinfo is None:
             raise InvalidCursor("the cursor is not one this API issued; start again without it")
-        stmt = after
+        conditions.append(_AFTER)
         params.update(at=at, last_id=last_id)
     if filters.channels:
-        stmt = stmt.where(TimelineEvent.channel.in_(sorted(filters.channels)))
+        conditions.append(TimelineEvent.channel.in_(sorted(filters.channels)))
     if filters.directions:
-        stmt = stmt.where(TimelineEvent.direction.in_(sorted(filters.directions)))
+        conditions.append(TimelineEvent.direction.in_(sorted(filters.directions)))
     if filters.kinds:
-        stmt = stmt.where(TimelineEvent.kind.in_(sorted(filters.kinds)))
+        conditions.append(TimelineEvent.kind.in_(sorted(filters.kinds)))
     if filters.since is not None:
-        stmt = stmt.where(TimelineEvent.occurred_at >= filters.since)
+        conditions.append(TimelineEvent.occurred_at >= filters.since)
     if filters.until is not None:
-        stmt = stmt.where(TimelineEvent.occurred_at < filters.until)
+        conditions.append(TimelineEvent.occurred_at < filters.until)
     if filters.text:
-        stmt = stmt.where(
+        conditions.append(
             or_(
                 contains_folded(session, TimelineEvent.subject, filters.text),
                 contains_folded(session, TimelineEvent.text, filters.text),
             )
         )
+    if contact_ids is not None:
+        stmt = _merged_page(session, contact_ids, conditions)
+    else:
+        # The unfiltered pages run the prebuilt statements as they are; a filter adds its conditions.
+        stmt = _PAGE_AFTER if cursor else _PAGE
+        extra = conditions[1:] if cursor else conditions
+        if extra:
+            stmt = stmt.where(*extra)
+        params["contact_id"] = contact_id
     rows = list(session.scalars(stmt, params))
     next_cursor = None
     if len(rows) > limit:

@@ -16,23 +16,34 @@ from datetime import datetime
 from decimal import Decimal
 
 from markupsafe import Markup, escape
-from sqlalchemy import String, cast, select
+from sqlalchemy import String, cast, func, select
 from sqlalchemy.orm import Session
 
 from hub.db import contains_folded
 from hub.models import Account, Contact, User
+from keyaccounts.models import StoredFigure
 from keyaccounts.profit import Owner, Profit, Rates, all_profits
 
 VIP_TAG = "vip"
 MAX_POINTS = 400
-RANKING_ROWS = 200  # the ranking table's rows: the top, then only key accounts and the trap
+RANKING_ROWS = 100  # the ranking table's rows per page, in rank order
+LISTED = 50  # the trap's and the suggested set's rows a page lists (the rest are counted)
+
+
+@dataclass(frozen=True)
+class Figure:
+    """An owner's figures as the figures job stored them (`account_figure`): what a ranking row shows."""
+
+    profit: Decimal
+    margin: Decimal
+    cost_to_serve: Decimal
 
 
 @dataclass
 class Ranked:
     owner: Owner
     name: str
-    profit: Profit
+    profit: Profit | Figure
     is_key: bool = False
     is_vip: bool = False
     manager: str | None = None
@@ -56,6 +67,7 @@ class Board:
     top_share: float | None = None  # share of the total profit made by the top 20%
     top_count: int = 0
     cumulative: list[float] = field(default_factory=list)  # cumulative share of profit after each rank
+    computed_at: datetime | None = None  # when the figures job computed the figures shown; None: now
 
     @property
     def suggested(self) -> list[Ranked]:
@@ -70,9 +82,14 @@ class Board:
         return [r for r in self.rows if r.suggested and not r.is_key and r.account_id is not None]
 
     @property
-    def shown(self) -> list[Ranked]:
-        """The ranking table's rows: the top RANKING_ROWS, and below them key accounts and the trap."""
-        return [r for r in self.rows if r.rank <= RANKING_ROWS or r.is_key or r.costly_vip]
+    def pages(self) -> int:
+        return max(1, math.ceil(len(self.rows) / RANKING_ROWS))
+
+    def page(self, number: int) -> list[Ranked]:
+        """The ranking table's rows of page `number` (1-based), in rank order: a page is a bounded
+        render however many accounts there are (20,000 rows with a form each would be megabytes)."""
+        start = (min(max(1, number), self.pages) - 1) * RANKING_ROWS
+        return self.rows[start:start + RANKING_ROWS]
 
     @property
     def keys(self) -> list[Ranked]:
@@ -89,18 +106,50 @@ def _vip_accounts(session: Session) -> set[Owner]:
 
 
 def board(session: Session, *, since: datetime, until: datetime, rates: Rates, key_share: float) -> Board:
-    """The ranking of the period with its curve, its trap and its suggested set."""
+    """The ranking of the period with its curve, its trap and its suggested set, computed now."""
     profits = all_profits(session, since=since, until=until, rates=rates)
     managers = dict(session.execute(select(User.id, User.display_name)).all())
     rows: list[Ranked] = []
-    for account in session.scalars(select(Account)):
-        owner: Owner = ("account", account.id)  # type: ignore[assignment]
-        rows.append(Ranked(owner, account.name, profits.pop(owner, Profit(owner)), is_key=account.is_key,
-                           manager=managers.get(account.owner_id) if account.owner_id else None))
+    for account_id, name, is_key, owner_id in session.execute(
+            select(Account.id, Account.name, Account.is_key, Account.owner_id)):
+        owner: Owner = ("account", account_id)
+        rows.append(Ranked(owner, name, profits.pop(owner, Profit(owner)), is_key=is_key,
+                           manager=managers.get(owner_id) if owner_id else None))
     lone = [o for o in profits if o[0] == "contact"]
     names = dict(session.execute(select(Contact.id, Contact.display_name).where(
         Contact.id.in_([o[1] for o in lone]))).all()) if lone else {}
     rows += [Ranked(o, names.get(o[1], f"#{o[1]}"), profits[o]) for o in lone]
+    return _ranked(session, rows, key_share=key_share)
+
+
+def stored_board(session: Session, *, period_days: int, key_share: float) -> Board | None:
+    """The ranking the figures job stored for `period_days` (None when it has not stored one): a few
+    column reads, nothing summed. Accounts created since rank at zero; contacts that joined an account
+    or were merged since drop out until the next run."""
+    f = StoredFigure
+    computed_at = session.scalar(select(func.max(f.computed_at)).where(f.period_days == period_days))
+    if computed_at is None:
+        return None
+    managers = dict(session.execute(select(User.id, User.display_name)).all())
+    zero = Figure(Decimal(0), Decimal(0), Decimal(0))
+    rows: list[Ranked] = []
+    for account_id, name, is_key, owner_id, profit, margin, cost in session.execute(
+            select(Account.id, Account.name, Account.is_key, Account.owner_id, f.profit, f.margin, f.cost_to_serve)
+            .outerjoin(f, (f.owner_kind == "account") & (f.owner_id == Account.id))):
+        rows.append(Ranked(("account", account_id), name, zero if profit is None else Figure(profit, margin, cost),
+                           is_key=is_key, manager=managers.get(owner_id) if owner_id else None))
+    for contact_id, name, profit, margin, cost in session.execute(
+            select(Contact.id, Contact.display_name, f.profit, f.margin, f.cost_to_serve)
+            .join(f, (f.owner_kind == "contact") & (f.owner_id == Contact.id))
+            .where(Contact.account_id.is_(None), Contact.merged_into.is_(None))):
+        rows.append(Ranked(("contact", contact_id), name, Figure(profit, margin, cost)))
+    result = _ranked(session, rows, key_share=key_share)
+    result.computed_at = computed_at
+    return result
+
+
+def _ranked(session: Session, rows: list[Ranked], *, key_share: float) -> Board:
+    """Rank the rows by profit and mark the curve, the trap and the suggested set."""
     vips = _vip_accounts(session)
     rows.sort(key=lambda r: (-r.profit.profit, r.name, r.owner))
     result = Board(rows=rows)
@@ -156,8 +205,9 @@ def pareto_svg(data: Board, *, title: str = "", width: int = 640, height: int = 
     kept = [i for i in range(n) if i % step == 0 or i == n - 1]
     coords = " ".join([f"{x(0):.1f},{y(0):.1f}", *(f"{x(i + 1):.1f},{y(data.cumulative[i]):.1f}" for i in kept)])
     parts.append(f'<polyline fill="none" stroke="#2563eb" stroke-width="2" points="{coords}"/>')
-    for i, row in enumerate(data.rows):
-        if data.cumulative and (row.is_key or row.costly_vip):
+    marked = [(i, row) for i, row in enumerate(data.rows) if row.is_key or row.costly_vip]
+    for i, row in marked[:MAX_POINTS]:  # as many marks as vertices at most
+        if data.cumulative:
             colour = "#dc2626" if row.costly_vip else "#16a34a"
             parts.append(f'<circle cx="{x(i + 1):.1f}" cy="{y(data.cumulative[i]):.1f}" r="3.5" fill="{colour}">'
                          f'<title>{escape(row.name)}</title></circle>')

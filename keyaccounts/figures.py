@@ -1,5 +1,7 @@
 """The precomputed figures on each account row (`account.profit`, `profit_band`, `figures_at`) that
-segments and campaigns select by, kept current by the job `keyaccounts.figures`.
+segments and campaigns select by, and the ranking behind them (`account_figure`: every owner's profit,
+margin, cost to serve and place, which the Key accounts page reads for the default period), kept
+current by the job `keyaccounts.figures`.
 
 The band is the account's place in the same ranking the Key accounts page draws (every account, and
 every contact without one that had figures, by profit over `period_days`):
@@ -19,11 +21,13 @@ from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, insert, select, text, update
 
 from hub import clock
+from hub.db import is_postgres
 from hub.models import Account
-from keyaccounts.profit import Rates, all_profits
+from keyaccounts.models import StoredFigure
+from keyaccounts.profit import Profit, Rates, all_profits
 
 BANDS = ("top", "profitable", "break_even", "loss")
 
@@ -38,9 +42,14 @@ def band_of(rank: int, top_count: int, profit: Decimal) -> str:
 
 
 def refresh_figures(hub: Any, *, rates: Rates, period_days: int, key_share: float) -> int:
-    """Recompute every account's profit and band in one transaction; how many accounts were written."""
+    """Recompute every account's profit and band in one transaction; how many accounts were written.
+
+    The ranking goes to `account_figure` (every owner's row, bulk-inserted: what the Key accounts page
+    reads) and from there onto the account rows in one UPDATE … FROM, so nothing is written row by row."""
     now = clock.now()
     with hub.session() as session:
+        if is_postgres(session):  # a concurrent run waits for this one instead of clashing on the keys
+            session.execute(text("LOCK TABLE account_figure IN EXCLUSIVE MODE"))
         profits = all_profits(session, since=now - timedelta(days=period_days), until=now, rates=rates)
         ids = list(session.scalars(select(Account.id)))
         ranked = [(figure.profit, owner) for owner, figure in profits.items() if owner[0] == "contact"]
@@ -48,9 +57,18 @@ def refresh_figures(hub: Any, *, rates: Rates, period_days: int, key_share: floa
                    for i in ids]
         ranked.sort(key=lambda item: (-item[0], item[1]))
         top_count = max(1, math.floor(len(ranked) * key_share)) if ranked else 0
-        rows = [{"id": owner[1], "profit": profit, "profit_band": band_of(rank, top_count, profit), "figures_at": now}
-                for rank, (profit, owner) in enumerate(ranked, start=1) if owner[0] == "account"]
+        rows = []
+        for rank, (profit, owner) in enumerate(ranked, start=1):
+            figure = profits.get(owner) or Profit(owner)
+            rows.append({"owner_kind": owner[0], "owner_id": owner[1], "period_days": period_days, "rank": rank,
+                         "band": band_of(rank, top_count, profit), "profit": profit, "margin": figure.margin,
+                         "cost_to_serve": figure.cost_to_serve, "revenue": figure.revenue,
+                         "minutes": figure.minutes, "computed_at": now})
+        session.execute(delete(StoredFigure))
         if rows:
-            session.execute(update(Account), rows)
+            session.execute(insert(StoredFigure), rows)
+        f = StoredFigure.__table__.c
+        session.execute(update(Account).where(f.owner_kind == "account", f.owner_id == Account.id)
+                        .values(profit=f.profit, profit_band=f.band, figures_at=now))
         session.commit()
-    return len(rows)
+    return len(ids)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 import sqlalchemy as sa
@@ -78,3 +79,25 @@ class AccountThreshold(SQLModel, table=True):
     cold_below: int | None = Field(default=None, sa_column=sa.Column(sa.Integer, nullable=True))
     sharp_drop: int | None = Field(default=None, sa_column=sa.Column(sa.Integer, nullable=True))
     updated_at: datetime = _time()
+
+
+class StoredFigure(SQLModel, table=True):
+    """An owner's profit over the configured period as the figures job last computed it, with its
+    place in the ranking: what the Key accounts page reads for the default period instead of summing
+    every account's timeline per request. Owners are accounts and contacts without one (`owner_kind`
+    "account" or "contact"); the job replaces every row in one transaction, so the rows are one
+    ranking of one moment (`computed_at`)."""
+
+    __tablename__ = "account_figure"
+
+    owner_kind: str = Field(sa_column=sa.Column(sa.String(10), primary_key=True))
+    owner_id: int = Field(sa_column=sa.Column(BigId, primary_key=True, autoincrement=False))
+    period_days: int = Field(sa_column=sa.Column(sa.Integer, nullable=False))
+    rank: int = Field(sa_column=sa.Column(sa.Integer, nullable=False))
+    band: str = Field(sa_column=sa.Column(sa.String(20), nullable=False))
+    profit: Decimal = Field(sa_column=sa.Column(sa.Numeric(16, 2), nullable=False))
+    margin: Decimal = Field(sa_column=sa.Column(sa.Numeric(16, 2), nullable=False))
+    cost_to_serve: Decimal = Field(sa_column=sa.Column(sa.Numeric(16, 2), nullable=False))
+    revenue: Decimal = Field(sa_column=sa.Column(sa.Numeric(16, 2), nullable=False))
+    minutes: Decimal = Field(sa_column=sa.Column(sa.Numeric(14, 1), nullable=False))
+    computed_at: datetime = _time()

@@ -16,7 +16,9 @@ Profit = gross margin − cost to serve, in the settings' currency (docs/account
 One account's figure: one set-based query per input (`load_inputs`), then `compute`, a pure
 function of those rows and the rates, so the figure is reproducible and every line keeps the ids of
 the rows behind it. Every account's at once (`all_profits`): the same rules summed in SQL
-(`keyaccounts.totals`), one row per account and line, never one per event.
+(`keyaccounts.totals`), one row per account and line, never one per event. The account page's panel
+(`account_panel`): its figures summed in SQL the same way, and only each source's newest rows read to
+list them.
 """
 
 from __future__ import annotations
@@ -97,56 +99,80 @@ def _scoped(session: Session, stmt: Select[Any], column: Any, contact_ids: Seque
     return stmt if contact_ids is None else stmt.where(among(session, column, contact_ids))
 
 
-def load_inputs(session: Session, *, since: datetime, until: datetime,
-                contact_ids: Sequence[int] | None = None) -> Inputs:
-    """Every input row of the period, for everyone or for these contacts: one query per source."""
-    inputs = Inputs()
+def _sources(session: Session, *, since: datetime, until: datetime,
+             contact_ids: Sequence[int] | None) -> dict[str, tuple[Select[Any], Any, Any]]:
+    """Each input source's statement, its time column (for a newest-first page) and its row maker."""
     member = (Contact.account_id, Contact.id)
-    in_period = and_(TimelineEvent.occurred_at >= since, TimelineEvent.occurred_at < until)
-    events = select(TimelineEvent.id, TimelineEvent.occurred_at, TimelineEvent.channel, TimelineEvent.direction,
-                    TimelineEvent.kind, TimelineEvent.data, *member).join(Contact, Contact.id == TimelineEvent.contact_id)
+    e = TimelineEvent
+    in_period = and_(e.occurred_at >= since, e.occurred_at < until)
+    events = select(e.id, e.occurred_at, e.channel, e.direction, e.kind, e.data, *member).join(
+        Contact, Contact.id == e.contact_id)
 
-    orders = events.where(in_period, TimelineEvent.channel == COMMERCE_CHANNEL,
-                          TimelineEvent.kind.in_([ORDER_COMPLETED, ORDER_REFUNDED]))
-    for eid, at, _ch, _dir, kind, data, account_id, contact_id in session.execute(
-            _scoped(session, orders, TimelineEvent.contact_id, contact_ids).order_by(TimelineEvent.occurred_at,
-                                                                                     TimelineEvent.id)):
-        inputs.orders.append(OrderRow(eid, _owner(account_id, contact_id), at, kind, data or {}))
+    def order(eid: int, at: datetime, _ch: str, _dir: str, kind: str, data: Any, account_id: int | None,
+              contact_id: int) -> OrderRow:
+        return OrderRow(eid, _owner(account_id, contact_id), at, kind, data or {})
 
-    calls = events.where(in_period, TimelineEvent.channel == "phone", TimelineEvent.kind == "call")
-    for eid, at, _ch, _dir, _kind, data, account_id, contact_id in session.execute(
-            _scoped(session, calls, TimelineEvent.contact_id, contact_ids)):
+    def call(eid: int, at: datetime, _ch: str, _dir: str, _kind: str, data: Any, account_id: int | None,
+             contact_id: int) -> ItemRow:
         data = data or {}
         seconds = _int(data.get("talk_seconds")) or _int(data.get("duration_seconds")) or 0
-        inputs.items.append(ItemRow("calls", f"event:{eid}", _owner(account_id, contact_id), at, seconds=seconds))
+        return ItemRow("calls", f"event:{eid}", _owner(account_id, contact_id), at, seconds=seconds)
 
-    meetings = events.where(in_period, TimelineEvent.channel == "meetings", TimelineEvent.kind == "meeting.completed")
-    for eid, at, _ch, _dir, _kind, data, account_id, contact_id in session.execute(
-            _scoped(session, meetings, TimelineEvent.contact_id, contact_ids)):
-        inputs.items.append(ItemRow("meetings", f"event:{eid}", _owner(account_id, contact_id), at,
-                                    seconds=_meeting_seconds(data or {})))
+    def meeting(eid: int, at: datetime, _ch: str, _dir: str, _kind: str, data: Any, account_id: int | None,
+                contact_id: int) -> ItemRow:
+        return ItemRow("meetings", f"event:{eid}", _owner(account_id, contact_id), at,
+                       seconds=_meeting_seconds(data or {}))
 
-    written = select(TimelineEvent.id, TimelineEvent.occurred_at, TimelineEvent.channel, TimelineEvent.direction,
-                     *member).join(Contact, Contact.id == TimelineEvent.contact_id).where(
-        in_period, TimelineEvent.actor_user_id.is_not(None),
-        or_(*(and_(TimelineEvent.channel == ch, TimelineEvent.direction == d) for ch, d in AGENT_WRITTEN)))
-    for eid, at, channel, direction, account_id, contact_id in session.execute(
-            _scoped(session, written, TimelineEvent.contact_id, contact_ids)):
-        inputs.items.append(ItemRow(AGENT_WRITTEN[(channel, direction)], f"event:{eid}",
-                                    _owner(account_id, contact_id), at))
+    def written(eid: int, at: datetime, channel: str, direction: str, account_id: int | None,
+                contact_id: int) -> ItemRow:
+        return ItemRow(AGENT_WRITTEN[(channel, direction)], f"event:{eid}", _owner(account_id, contact_id), at)
 
-    tasks = select(Task.id, Task.created_at, *member).join(Contact, Contact.id == Task.contact_id).where(
-        Task.created_at >= since, Task.created_at < until)
-    for tid, at, account_id, contact_id in session.execute(_scoped(session, tasks, Task.contact_id, contact_ids)):
-        inputs.items.append(ItemRow("tasks", f"task:{tid}", _owner(account_id, contact_id), at))
+    def task(tid: int, at: datetime, account_id: int | None, contact_id: int) -> ItemRow:
+        return ItemRow("tasks", f"task:{tid}", _owner(account_id, contact_id), at)
 
-    sends = select(Delivery.id, Delivery.sent_at, Delivery.channel, *member).join(
-        Contact, Contact.id == Delivery.contact_id).where(
-        Delivery.purpose == Purpose.MARKETING, Delivery.sent_at >= since, Delivery.sent_at < until)
-    for did, at, channel, account_id, contact_id in session.execute(
-            _scoped(session, sends, Delivery.contact_id, contact_ids)):
-        inputs.items.append(ItemRow("marketing", f"delivery:{did}", _owner(account_id, contact_id), at,
-                                    channel=channel))
+    def send(did: int, at: datetime, channel: str, account_id: int | None, contact_id: int) -> ItemRow:
+        return ItemRow("marketing", f"delivery:{did}", _owner(account_id, contact_id), at, channel=channel)
+
+    sources: dict[str, tuple[Select[Any], Any, Any, Any]] = {
+        "orders": (events.where(in_period, e.channel == COMMERCE_CHANNEL, e.kind.in_([ORDER_COMPLETED, ORDER_REFUNDED])),
+                   e.contact_id, (e.occurred_at, e.id), order),
+        "calls": (events.where(in_period, e.channel == "phone", e.kind == "call"), e.contact_id, (e.occurred_at, e.id),
+                  call),
+        "meetings": (events.where(in_period, e.channel == "meetings", e.kind == "meeting.completed"), e.contact_id,
+                     (e.occurred_at, e.id), meeting),
+        "written": (select(e.id, e.occurred_at, e.channel, e.direction, *member)
+                    .join(Contact, Contact.id == e.contact_id)
+                    .where(in_period, e.actor_user_id.is_not(None),
+                           or_(*(and_(e.channel == ch, e.direction == d) for ch, d in AGENT_WRITTEN))),
+                    e.contact_id, (e.occurred_at, e.id), written),
+        "tasks": (select(Task.id, Task.created_at, *member).join(Contact, Contact.id == Task.contact_id)
+                  .where(Task.created_at >= since, Task.created_at < until), Task.contact_id, (Task.created_at, Task.id),
+                  task),
+        "marketing": (select(Delivery.id, Delivery.sent_at, Delivery.channel, *member)
+                      .join(Contact, Contact.id == Delivery.contact_id)
+                      .where(Delivery.purpose == Purpose.MARKETING, Delivery.sent_at >= since, Delivery.sent_at < until),
+                      Delivery.contact_id, (Delivery.sent_at, Delivery.id), send),
+    }
+    return {name: (_scoped(session, stmt, column, contact_ids), timing, make)
+            for name, (stmt, column, timing, make) in sources.items()}
+
+
+def load_inputs(session: Session, *, since: datetime, until: datetime,
+                contact_ids: Sequence[int] | None = None, newest: int | None = None) -> Inputs:
+    """Every input row of the period, for everyone or for these contacts: one query per source.
+    With `newest`, only each source's newest rows up to that many (a page lists them; the figures
+    come from `keyaccounts.totals`)."""
+    inputs = Inputs()
+    for name, (stmt, timing, make) in _sources(session, since=since, until=until, contact_ids=contact_ids).items():
+        if newest is not None:
+            stmt = stmt.order_by(*(c.desc() for c in timing)).limit(newest)
+        elif name == "orders":  # in time order: a re-reported order keeps its latest report
+            stmt = stmt.order_by(*timing)
+        rows = [make(*row) for row in session.execute(stmt)]
+        if name == "orders":
+            inputs.orders.extend(sorted(rows, key=lambda r: (r.occurred_at, r.event_id)))
+        else:
+            inputs.items.extend(rows)
     return inputs
 
 
@@ -169,7 +195,7 @@ def _meeting_seconds(data: dict[str, Any]) -> int:
 
 # --- the computation ----------------------------------------------------------------------------
 
-@dataclass
+@dataclass(slots=True)
 class Line:
     """One cost line of an account: how many items, how much agent time, what it cost, and the rows."""
 
@@ -193,7 +219,7 @@ class OrderFigure:
     refunded: bool = False
 
 
-@dataclass
+@dataclass(slots=True)
 class Profit:
     owner: Owner
     orders: list[OrderFigure] = field(default_factory=list)
@@ -201,6 +227,8 @@ class Profit:
     lines: dict[str, Line] = field(default_factory=lambda: {name: Line(name) for name in LINES})
     revenue: Decimal = Decimal(0)  # the counted orders' amounts, refunds subtracted
     margin: Decimal = Decimal(0)
+    order_count: int = 0  # orders and refunds counted (`orders` may list only some of them)
+    skipped_count: int = 0  # reports not counted: another currency, or no amount
 
     @property
     def cost_to_serve(self) -> Decimal:
@@ -236,9 +264,11 @@ def _order_figures(rows: Iterable[OrderRow], rates: Rates, profit_of: Any) -> No
             shop_margin = None if order.get("margin") is None else Decimal(str(order["margin"]))
         except (KeyError, ArithmeticError):
             profit.skipped_orders.append(row.event_id)  # not written by hub.events: nothing to trust
+            profit.skipped_count += 1
             continue
         if currency != rates.currency:
             profit.skipped_orders.append(row.event_id)
+            profit.skipped_count += 1
             continue
         margin = shop_margin if shop_margin is not None else _money(amount * rates.default_margin_rate)
         sign = -1 if refunded else 1
@@ -247,6 +277,7 @@ def _order_figures(rows: Iterable[OrderRow], rates: Rates, profit_of: Any) -> No
                                          refunded))
         profit.revenue += sign * amount
         profit.margin += sign * margin
+        profit.order_count += 1
 
 
 def compute(inputs: Inputs, rates: Rates) -> dict[Owner, Profit]:
@@ -279,7 +310,7 @@ def compute(inputs: Inputs, rates: Rates) -> dict[Owner, Profit]:
 
 def account_profit(session: Session, *, account_id: int, since: datetime, until: datetime,
                    rates: Rates) -> Profit:
-    """One account's profit over the period (its surviving contacts' rows)."""
+    """One account's profit over the period (its surviving contacts' rows), every row kept in `refs`."""
     from hub.accounts import member_ids
 
     ids = member_ids(session, account_id=account_id)
@@ -287,6 +318,23 @@ def account_profit(session: Session, *, account_id: int, since: datetime, until:
     if not ids:
         return Profit(owner)
     return compute(load_inputs(session, since=since, until=until, contact_ids=ids), rates).get(owner, Profit(owner))
+
+
+def account_panel(session: Session, *, account_id: int, since: datetime, until: datetime, rates: Rates,
+                  newest: int) -> tuple[Profit, Profit]:
+    """What the account page shows: the period's figures summed by the database (`totals`), and the
+    newest `newest` rows of each source with their own figures (`sample`, whose refs and orders the
+    page lists). However long the account's timeline, neither reads more than a page of rows."""
+    from hub.accounts import member_ids
+    from keyaccounts.totals import load_totals
+
+    ids = member_ids(session, account_id=account_id)
+    owner: Owner = ("account", account_id)
+    if not ids:
+        return Profit(owner), Profit(owner)
+    totals = load_totals(session, since=since, until=until, rates=rates, contact_ids=ids).get(owner, Profit(owner))
+    sample = compute(load_inputs(session, since=since, until=until, contact_ids=ids, newest=newest), rates)
+    return totals, sample.get(owner, Profit(owner))
 
 
 def all_profits(session: Session, *, since: datetime, until: datetime, rates: Rates) -> dict[Owner, Profit]:

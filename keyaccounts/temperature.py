@@ -22,15 +22,16 @@ import dataclasses
 import statistics
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
 from hub.db import among
+from hub.json_sql import json_number
 from hub.events import COMMERCE_CHANNEL, ORDER_COMPLETED
 from hub.models import Contact, Direction, Task, TaskStatus, TimelineEvent
 from hub.web.i18n import N_
@@ -205,43 +206,44 @@ def signals_of_many(session: Session, *, account_ids: Sequence[int], now: dateti
         late = (now - at) > timedelta(hours=SLOW_REPLY_H)
         found[owner[contact_id]].reply_hours.append(float("inf") if late else (now - at).total_seconds() / 3600)
 
-    newest = (select(TimelineEvent.contact_id, TimelineEvent.data,
+    newest = (select(TimelineEvent.contact_id, json_number(TimelineEvent.data, "nps").label("nps"),
+                     json_number(TimelineEvent.data, "csat").label("csat"),
                      func.row_number().over(partition_by=Contact.account_id,
                                             order_by=(TimelineEvent.occurred_at.desc(), TimelineEvent.id.desc()))
                      .label("nth"))
               .select_from(TimelineEvent).join(Contact, Contact.id == TimelineEvent.contact_id)
               .where(mine, TimelineEvent.kind.in_(SURVEY_KINDS), TimelineEvent.occurred_at <= now).subquery())
-    for contact_id, data in session.execute(
-            select(newest.c.contact_id, newest.c.data).where(newest.c.nth <= 10).order_by(newest.c.nth)):
+    for contact_id, nps, csat in session.execute(
+            select(newest.c.contact_id, newest.c.nps, newest.c.csat).where(newest.c.nth <= 10).order_by(newest.c.nth)):
         s = found[owner[contact_id]]
-        for key, scale in (("nps", 10), ("csat", 5)):
-            raw = (data or {}).get(key)
-            if isinstance(raw, (int, float)) and not isinstance(raw, bool):
+        for raw, scale in ((nps, 10), (csat, 5)):
+            if raw is not None:
                 s.survey_scores.insert(0, float(raw) / scale if scale == 10 else (float(raw) - 1) / 4)
                 s.last_survey = s.last_survey or (float(raw), scale)
                 break
 
+    # Orders: counted and summed per contact and window by the database (no event's data in Python),
+    # then per account here (a row per contact, never one per order).
+    amount = func.coalesce(json_number(TimelineEvent.data, "order", "amount"), 0)
+    recent = TimelineEvent.occurred_at >= now - ORDER_RECENT
     before_count: dict[int, int] = defaultdict(int)
     before_value: dict[int, Decimal] = defaultdict(Decimal)
-    for contact_id, at, data in session.execute(
-            select(TimelineEvent.contact_id, TimelineEvent.occurred_at, TimelineEvent.data).where(
-                mine, TimelineEvent.channel == COMMERCE_CHANNEL, TimelineEvent.kind == ORDER_COMPLETED,
-                TimelineEvent.occurred_at >= now - ORDER_RECENT - ORDER_HISTORY, TimelineEvent.occurred_at <= now)):
+    for contact_id, n_recent, v_recent, n_before, v_before in session.execute(
+            select(TimelineEvent.contact_id, func.count(case((recent, 1))), func.sum(case((recent, amount), else_=0)),
+                   func.count(case((~recent, 1))), func.sum(case((~recent, amount), else_=0)))
+            .where(mine, TimelineEvent.channel == COMMERCE_CHANNEL, TimelineEvent.kind == ORDER_COMPLETED,
+                   TimelineEvent.occurred_at >= now - ORDER_RECENT - ORDER_HISTORY, TimelineEvent.occurred_at <= now)
+            .group_by(TimelineEvent.contact_id)):
         account_id = owner[contact_id]
-        try:
-            amount = Decimal(str(((data or {}).get("order") or {}).get("amount", 0)))
-        except ArithmeticError:
-            amount = Decimal(0)
-        if at >= now - ORDER_RECENT:
-            found[account_id].orders_recent += 1
-            found[account_id].value_recent += amount
-        else:
-            before_count[account_id] += 1
-            before_value[account_id] += amount
+        found[account_id].orders_recent += int(n_recent)
+        found[account_id].value_recent += Decimal(str(v_recent or 0))
+        before_count[account_id] += int(n_before)
+        before_value[account_id] += Decimal(str(v_before or 0))
     periods = ORDER_HISTORY / ORDER_RECENT
     for account_id, count in before_count.items():
-        found[account_id].orders_before_per_90 = count / periods
-        found[account_id].value_before_per_90 = before_value[account_id] / Decimal(str(periods))
+        if count:
+            found[account_id].orders_before_per_90 = count / periods
+            found[account_id].value_before_per_90 = before_value[account_id] / Decimal(str(periods))
 
     for account_id, count in session.execute(
             select(Contact.account_id, func.count()).select_from(Task)
@@ -254,4 +256,5 @@ def signals_of_many(session: Session, *, account_ids: Sequence[int], now: dateti
 
 def parts_json(parts: list[Part]) -> dict[str, Any]:
     """The parts as a snapshot keeps them (pages translate each template with its params)."""
-    return {p.name: {**asdict(p), "reason": p.reason, "weight": WEIGHTS[p.name]} for p in parts}
+    return {p.name: {"name": p.name, "value": p.value, "points": p.points, "template": p.template,
+                     "params": dict(p.params), "reason": p.reason, "weight": WEIGHTS[p.name]} for p in parts}

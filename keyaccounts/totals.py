@@ -1,7 +1,8 @@
 """Every account's profit in a few aggregate queries, for the ranking, the managers' page and the
 figures job (`profit.all_profits`): the same rules as `profit.compute`, summed by the database, so
 memory does not grow with the number of events (one row per account and line comes back, never one
-per event). One account's panel still reads its rows (`profit.account_profit`), to list them.
+per event). One account's panel sums its figures here too (`contact_ids`) and lists only its newest rows
+(`profit.account_panel`).
 
 - One pass over the period's timeline events with conditional aggregates per owner: calls and their
   talk time, completed meetings and their length, agent-written emails, SMS and notes.
@@ -16,6 +17,7 @@ on the panel, not here.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
@@ -29,7 +31,7 @@ from sqlalchemy.sql.functions import FunctionElement
 from hub.json_sql import json_number, json_text
 from hub.events import COMMERCE_CHANNEL, ORDER_COMPLETED, ORDER_REFUNDED
 from hub.models import Contact, Delivery, Purpose, Task, TimelineEvent
-from keyaccounts.profit import CENT, LINES, Line, Owner, Profit, Rates
+from keyaccounts.profit import CENT, LINES, Line, Owner, Profit, Rates, _scoped
 
 
 class seconds_between(FunctionElement):  # type: ignore[type-arg]  # noqa: N801 - reads like SQL
@@ -57,12 +59,32 @@ def _owner_columns() -> tuple[Any, Any]:
     return Contact.account_id.label("account_id"), case((Contact.account_id.is_(None), Contact.id)).label("lone_id")
 
 
+class at_least_zero(FunctionElement):  # type: ignore[type-arg]  # noqa: N801 - reads like SQL
+    """The value, or 0 when it is below 0 (NULL stays NULL): the value is evaluated once, where
+    CASE WHEN v > 0 THEN v would compute a JSON extraction twice per row."""
+
+    type = sa.Numeric()
+    inherit_cache = True
+
+
+@compiles(at_least_zero, "sqlite")
+def _at_least_zero_sqlite(element: Any, compiler: Any, **kw: Any) -> str:
+    return f"max({compiler.process(element.clauses, **kw)}, 0)"
+
+
+@compiles(at_least_zero, "postgresql")
+def _at_least_zero_pg(element: Any, compiler: Any, **kw: Any) -> str:
+    return f"greatest({compiler.process(element.clauses, **kw)}, 0)"
+
+
 def _positive(value: Any) -> Any:
-    return case((value > 0, value), else_=0)
+    return func.coalesce(at_least_zero(value), 0)
 
 
-def load_totals(session: Session, *, since: datetime, until: datetime, rates: Rates) -> dict[Owner, Profit]:
-    """Every owner's profit over the period, from aggregate queries (no refs, no order list)."""
+def load_totals(session: Session, *, since: datetime, until: datetime, rates: Rates,
+                contact_ids: Sequence[int] | None = None) -> dict[Owner, Profit]:
+    """Every owner's profit over the period (or only these contacts' owners'), from aggregate queries
+    (no refs, no order list)."""
     profits: dict[Owner, Profit] = {}
 
     def profit_of(account_id: int | None, lone_id: int | None) -> Profit:
@@ -85,10 +107,10 @@ def load_totals(session: Session, *, since: datetime, until: datetime, rates: Ra
              "notes": and_(authored, e.channel == "note", e.direction == "internal")}
     columns = [func.count(case((cond, 1))).label(name) for name, cond in kinds.items()]
     columns += [func.sum(case((is_call, _positive(talk)), else_=0)).label("call_seconds"),
-                func.sum(case((is_meeting, func.coalesce(_positive(length), 0)), else_=0)).label("meeting_seconds")]
+                func.sum(case((is_meeting, _positive(length)), else_=0)).label("meeting_seconds")]
     events = (select(account_id, lone_id, *columns).select_from(e).join(Contact, Contact.id == e.contact_id)
               .where(in_period, or_(*kinds.values())).group_by(account_id, lone_id))
-    for row in session.execute(events):
+    for row in session.execute(_scoped(session, events, e.contact_id, contact_ids)):
         profit = profit_of(row.account_id, row.lone_id)
         for name in kinds:
             profit.lines[name].count = int(getattr(row, name) or 0)
@@ -99,7 +121,7 @@ def load_totals(session: Session, *, since: datetime, until: datetime, rates: Ra
 
     tasks = (select(account_id, lone_id, func.count().label("n")).select_from(Task).join(Contact, Contact.id == Task.contact_id)
              .where(Task.created_at >= since, Task.created_at < until).group_by(account_id, lone_id))
-    for row in session.execute(tasks):
+    for row in session.execute(_scoped(session, tasks, Task.contact_id, contact_ids)):
         line = profit_of(row.account_id, row.lone_id).lines["tasks"]
         line.count = int(row.n)
         line.minutes = line.count * rates.minutes_per("tasks")
@@ -108,12 +130,12 @@ def load_totals(session: Session, *, since: datetime, until: datetime, rates: Ra
              .select_from(Delivery).join(Contact, Contact.id == Delivery.contact_id)
              .where(Delivery.purpose == Purpose.MARKETING, Delivery.sent_at >= since, Delivery.sent_at < until)
              .group_by(account_id, lone_id, Delivery.channel))
-    for row in session.execute(sends):
+    for row in session.execute(_scoped(session, sends, Delivery.contact_id, contact_ids)):
         line = profit_of(row.account_id, row.lone_id).lines["marketing"]
         line.count += int(row.n)
         line.cost += int(row.n) * rates.marketing_send_cost.get(row.channel or "", Decimal(0))
 
-    _orders(session, in_period=in_period, rates=rates, profit_of=profit_of)
+    _orders(session, in_period=in_period, rates=rates, profit_of=profit_of, contact_ids=contact_ids)
     per_minute = rates.agent_hour_cost / 60
     for profit in profits.values():
         for name in LINES:
@@ -125,30 +147,36 @@ def load_totals(session: Session, *, since: datetime, until: datetime, rates: Ra
     return profits
 
 
-def _orders(session: Session, *, in_period: Any, rates: Rates, profit_of: Any) -> None:
+def _orders(session: Session, *, in_period: Any, rates: Rates, profit_of: Any,
+            contact_ids: Sequence[int] | None) -> None:
     e = TimelineEvent
     account_id, lone_id = _owner_columns()
-    amount = json_number(e.data, "order", "amount")
-    shop_margin = json_number(e.data, "order", "margin")
-    counted = and_(amount.is_not(None), json_text(e.data, "order", "currency") == rates.currency)
-    margin = func.coalesce(shop_margin, func.round(amount * literal(rates.default_margin_rate, sa.Numeric()), 2))
-    reports = (select(account_id, lone_id, e.kind, case((counted, amount)).label("amount"),
-                      case((counted, margin)).label("margin"),
+    # Each report's JSON is read once, in the windowed subquery (which the planner cannot flatten),
+    # and the margin rule applied to those columns outside it.
+    reports = (select(account_id, lone_id, e.kind, json_number(e.data, "order", "amount").label("amount"),
+                      json_number(e.data, "order", "margin").label("shop_margin"),
+                      json_text(e.data, "order", "currency").label("currency"),
                       func.row_number().over(
                           partition_by=(Contact.account_id, case((Contact.account_id.is_(None), Contact.id)),
                                         e.kind, json_text(e.data, "source"), json_text(e.data, "order", "order_id")),
                           order_by=(e.occurred_at.desc(), e.id.desc())).label("nth"))
                .select_from(e).join(Contact, Contact.id == e.contact_id)
-               .where(in_period, e.channel == COMMERCE_CHANNEL, e.kind.in_([ORDER_COMPLETED, ORDER_REFUNDED]))
-               .subquery())
-    sign = case((reports.c.kind == ORDER_REFUNDED, -1), else_=1)
-    totals = (select(reports.c.account_id, reports.c.lone_id,
-                     func.sum(sign * reports.c.amount).label("revenue"), func.sum(sign * reports.c.margin).label("margin"))
-              .where(or_(reports.c.nth == 1, reports.c.kind == ORDER_REFUNDED))
-              .group_by(reports.c.account_id, reports.c.lone_id))
+               .where(in_period, e.channel == COMMERCE_CHANNEL, e.kind.in_([ORDER_COMPLETED, ORDER_REFUNDED])))
+    r = _scoped(session, reports, e.contact_id, contact_ids).subquery()
+    counted = and_(r.c.amount.is_not(None), r.c.currency == rates.currency)
+    amount = case((counted, r.c.amount))
+    margin = case((counted, func.coalesce(r.c.shop_margin,
+                                          func.round(r.c.amount * literal(rates.default_margin_rate, sa.Numeric()), 2))))
+    sign = case((r.c.kind == ORDER_REFUNDED, -1), else_=1)
+    totals = (select(r.c.account_id, r.c.lone_id,
+                     func.sum(sign * amount).label("revenue"), func.sum(sign * margin).label("margin"),
+                     func.count(amount).label("counted"), func.count().label("reports"))
+              .where(or_(r.c.nth == 1, r.c.kind == ORDER_REFUNDED))
+              .group_by(r.c.account_id, r.c.lone_id))
     for row in session.execute(totals):
-        if row.revenue is None and row.margin is None:
-            continue  # only orders in another currency, or without an amount
+        if row.revenue is None and row.margin is None and contact_ids is None:
+            continue  # only orders in another currency, or without an amount: not an owner to rank
         profit = profit_of(row.account_id, row.lone_id)
+        profit.order_count, profit.skipped_count = int(row.counted), int(row.reports) - int(row.counted)
         profit.revenue = Decimal(str(row.revenue or 0)).quantize(CENT, rounding=ROUND_HALF_UP)
         profit.margin = Decimal(str(row.margin or 0)).quantize(CENT, rounding=ROUND_HALF_UP)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Form, Request
+from fastapi import APIRouter, Depends, Form, Query, Request
 from starlette.responses import Response
 
 from hub import clock
@@ -15,8 +15,8 @@ from hub.web import confirm
 from hub.web.i18n import N_
 from hub.web.pages import Agent, PageError, get_hub, is_fragment, redirect, render, require
 from keyaccounts import choosing
-from keyaccounts.profit import account_profit, by_line
-from keyaccounts.trace import trace
+from keyaccounts.profit import account_panel, by_line
+from keyaccounts.trace import SHOWN_PER_LINE, trace
 
 router = APIRouter()
 Reader = Annotated[Agent, Depends(require("contacts:read"))]
@@ -53,10 +53,11 @@ def profit_panel(request: Request, account_id: int, agent: Reader, days: int | N
             account = get_account(db, account_id)
         except AccountNotFound:
             raise PageError(404, NO_ACCOUNT) from None
-        profit = account_profit(db, account_id=account_id, since=since, until=until, rates=settings.rates())
-        rows = trace(db, profit)
+        profit, newest = account_panel(db, account_id=account_id, since=since, until=until, rates=settings.rates(),
+                                       newest=SHOWN_PER_LINE)
+        rows = trace(db, newest)
     template = "keyaccounts/_profit.html" if is_fragment(request) else "keyaccounts/profit.html"
-    orders_by_event = {f"event:{o.event_id}": o for o in profit.orders}
+    orders_by_event = {f"event:{o.event_id}": o for o in newest.orders}
     return render(request, agent, template, account=account, profit=profit, lines=by_line(profit), rows=rows,
                   orders_by_event=orders_by_event,
                   line_labels=LINE_LABELS, days=chosen, periods=PERIODS, since=since, until=until,
@@ -64,14 +65,20 @@ def profit_panel(request: Request, account_id: int, agent: Reader, days: int | N
 
 
 @router.get("/key-accounts")
-def choosing_page(request: Request, agent: Reader, days: int | None = None) -> Response:
+def choosing_page(request: Request, agent: Reader, days: int | None = None,
+                  page: Annotated[int, Query(ge=1, le=100_000)] = 1) -> Response:
     hub = get_hub(request)
     settings = _settings(request)
     chosen, since, until = period(request, days)
     with hub.session(read_only=True) as db:
-        board = choosing.board(db, since=since, until=until, rates=settings.rates(), key_share=settings.key_share)
+        # The configured period is the one the figures job ranks: read its figures, sum nothing.
+        board = choosing.stored_board(db, period_days=chosen, key_share=settings.key_share) \
+            if chosen == settings.period_days else None
+        if board is None:
+            board = choosing.board(db, since=since, until=until, rates=settings.rates(), key_share=settings.key_share)
     return render(request, agent, "keyaccounts/choosing.html", board=board, days=chosen, periods=PERIODS,
-                  currency=settings.currency,
+                  currency=settings.currency, every_hours=settings.figures_minutes / 60,
+                  page=min(page, board.pages), listed=choosing.LISTED,
                   chart=choosing.pareto_svg(board, title=agent.package_gettext("keyaccounts")(PARETO_TITLE)))
 
 

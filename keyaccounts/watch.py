@@ -28,7 +28,7 @@ from hub import clock, notices
 from hub.accounts import member_ids
 from hub.auth import SYSTEM
 from hub.ingest import InboundEvent, post_event
-from hub.models import Account, Direction, User
+from hub.models import Account, Contact, Direction, User
 from hub.tasks import InvalidTask, create_task
 from hub.web.i18n import N_, package_translations
 from keyaccounts.models import AccountThreshold, CoolingEpisode, TemperatureSnapshot
@@ -162,12 +162,17 @@ def _watch_chunk(session: Session, *, chunk: list[int], signals: dict[int, Signa
     if updates:
         session.execute(update(TemperatureSnapshot), updates)
     session.flush()
+    # Each alert's contact (the account's first surviving member), for all of them in one query.
+    first_member = dict(session.execute(
+        select(Contact.account_id, func.min(Contact.id)).where(
+            Contact.account_id.in_([a.id for a, *_ in to_open]), Contact.merged_into.is_(None))
+        .group_by(Contact.account_id)).all()) if to_open else {}
     for account, reasons, current, parts in to_open:
         session.info[WATCHING] = account.id
         try:
             with session.begin_nested():
                 _open(session, account=account, reasons=reasons, score_now=current, parts=parts, now=now,
-                      default_locale=default_locale)
+                      default_locale=default_locale, contact_id=first_member.get(account.id))
             result.opened.append(account.id)  # type: ignore[arg-type]
         except IntegrityError:  # another process opened this account's episode first: it is open
             log.info("keyaccounts: the cooling episode of account %s was opened elsewhere", account.id)
@@ -235,8 +240,13 @@ def _snapshot(session: Session, *, account_id: int, now: datetime) -> Temperatur
     return snapshot
 
 
+_UNKNOWN = object()
+
+
 def _open(session: Session, *, account: Account, reasons: dict[str, dict[str, Any]], score_now: int,
-          parts: list[Part], now: datetime, default_locale: str) -> CoolingEpisode:
+          parts: list[Part], now: datetime, default_locale: str, contact_id: Any = _UNKNOWN) -> CoolingEpisode:
+    """Open the episode, with its event and the owner's task (`contact_id`: the account's first
+    surviving member when the caller read it already, else read here)."""
     first = next(iter(reasons))
     episode = CoolingEpisode(account_id=account.id, open_account_id=account.id, reason=first,  # type: ignore[arg-type]
                              detail={"reasons": reasons, "score": score_now},
@@ -251,20 +261,22 @@ def _open(session: Session, *, account: Account, reasons: dict[str, dict[str, An
     action = _(ACTIONS[first]) % reasons[first] if first == "silence" else _(ACTIONS[first])
     cold = [_(p.template) % p.params for p in sorted(parts, key=lambda p: p.value) if p.template and p.value < WARM_PART]
     notes = f"{why}.\n{_('Temperature')} {score_now}: {'; '.join(cold)}\n\n{action}\n\n/accounts/{account.id}"
-    members = member_ids(session, account_id=account.id)  # type: ignore[arg-type]
-    contact_id = members[0] if members else None
+    if contact_id is _UNKNOWN:
+        members = member_ids(session, account_id=account.id)  # type: ignore[arg-type]
+        contact_id = members[0] if members else None
+    event_id = None
     if contact_id is not None:
         posted = post_event(session, event=InboundEvent(
             channel=CHANNEL, kind=COOLING_KIND, direction=Direction.INTERNAL, contact_id=contact_id,
             external_id=f"keyaccounts:cooling:{episode.id}", subject=title[:1000], text=notes,
             data={"account_id": account.id, "reasons": reasons, "score": score_now, "episode_id": episode.id}))
-        episode.event_id = posted.event.id
+        event_id = posted.event.id
     try:
         task = create_task(session, actor=SYSTEM, title=title[:500], notes=notes, assignee_id=assignee_id,
                            contact_id=contact_id)
     except InvalidTask:  # the owner left: everyone's open tasks show it
         task = create_task(session, actor=SYSTEM, title=title[:500], notes=notes, contact_id=contact_id)
-    episode.task_id = task.id
+    episode.event_id, episode.task_id = event_id, task.id  # one UPDATE of the episode, after the task's flush
     notices.emit(session, "key_account.cooling", subject=f"account:{account.id}",
                  data={"account_id": account.id, "account_name": account.name, "episode_id": episode.id,
                        "score": score_now, "reasons": reasons, "owner_id": account.owner_id}, occurred_at=now)
