@@ -114,7 +114,8 @@ def test_rows_update_known_contacts_by_email_or_phone(hub):
         assert s.scalar(select(func.count()).select_from(Contact)) == 3
         summary = s.scalars(select(AuditEntry).where(AuditEntry.action == "contacts.import")).one()
         assert summary.changes["created"] == 1 and summary.entity_id == "test.csv"
-        assert s.scalars(select(AuditEntry.action).where(AuditEntry.contact_id == ivan)).all()[-2:] == [
+        assert s.scalars(select(AuditEntry.action).where(AuditEntry.contact_id == ivan)
+                         .order_by(AuditEntry.id)).all()[-2:] == [
             "contact.import", "contact.identity.add"]
 
 
