@@ -6,6 +6,7 @@ import asyncio
 import base64
 import binascii
 import hmac
+import logging
 from collections.abc import Mapping, Sequence
 from functools import cached_property
 from pathlib import Path
@@ -16,9 +17,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy import select
 
 from hub.channel import (
+    TEXT,
     Capability,
     Channel,
     ChannelLimits,
+    ContentPart,
+    MarketingContext,
     OutboundMessage,
     PeriodicJob,
     PermanentSendError,
@@ -33,10 +37,14 @@ from channels.email.store import EmailFiles
 from hub import clock
 from hub.db import among
 from hub.identities import InvalidIdentity, normalize_email
+from hub.html import html_to_text
 from hub.ingest import InboundEvent
 from hub.models import Purpose
 from hub.plugin import EventKind, TimelineChannel
 from hub.translatable import N_
+
+
+log = logging.getLogger("channels.email")
 
 
 class RawPayload(BaseModel):
@@ -52,12 +60,17 @@ class RawPayload(BaseModel):
 class EmailChannel(Channel):
     name = "email"
     label = "Email"
+    mailing_label = N_("email")
     timeline_channels = (TimelineChannel("email", N_("Email"), "email"),)
     event_kinds = (EventKind("email", N_("Email")), EventKind("email.bounced", N_("Bounced")))
     capabilities = frozenset({Capability.SEND, Capability.RECEIVE, Capability.STATUS, Capability.POLL})
     limits = ChannelLimits(max_body_chars=2_000_000, html=True, attachments=True,
                            max_attachment_bytes=10 * 1024 * 1024, delivery_receipts=True)
+    # A subject line (RFC 5322 caps a line at 998 characters), an HTML body, a plain-text body.
+    parts = (ContentPart("subject", N_("Subject"), max_chars=998, one_line=True, missing=N_("an email needs a subject")),
+             ContentPart("html", N_("HTML body"), html=True), TEXT)
     Settings = EmailSettings
+    identity_kind = "email"  # hub.channel_hooks: a delivery goes to the contact's email identity
     # One SMTP conversation carries many messages; smtp_connections sets the parallelism.
     concurrency = 1
     setup_example = {"smtp_host": "smtp.example.com", "smtp_port": 587, "smtp_security": "starttls",
@@ -161,6 +174,30 @@ class EmailChannel(Channel):
             return receive(session, channel=self, path=path, origin=origin, strict=strict)
 
     # --- outbound -------------------------------------------------------------------------------
+
+    def decorate_marketing(self, content: dict[str, Any], context: MarketingContext) -> dict[str, Any]:
+        """The sender the marketer chose, List-Unsubscribe with List-Unsubscribe-Post (RFC 8058) and
+        tracked links with an open pixel; a plain-text part from the HTML when the message has none."""
+        if context.sender_name:
+            content["from_name"] = context.sender_name
+        if context.sender_address:
+            content["from_address"] = context.sender_address  # checked again when queued and sent
+        if context.recipient_name:
+            content["to_name"] = context.recipient_name
+        url = context.unsubscribe_url
+        if url and url.startswith("https://"):
+            content["list_unsubscribe"], content["list_unsubscribe_post"] = url, True
+        elif url:  # both headers need https (RFC 8058; mailbox providers ignore anything else)
+            log.warning("the unsubscribe URL is not https://: marketing email goes out without List-Unsubscribe")
+        html = content.get("html")
+        if html and context.track_links is not None:
+            # The plain-text part, when the template has none, comes from the same parse.
+            content["html"], text = context.track_links(html)
+            if content.get("text") is None:
+                content["text"] = text
+        elif html and content.get("text") is None:
+            content["text"] = html_to_text(html, links=True)
+        return content
 
     def validate_content(self, content: Mapping[str, Any]) -> None:
         try:
