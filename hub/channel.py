@@ -54,6 +54,7 @@ class ContentPart:
     # What to say (a msgid) when a template leaves the part empty and it may not be: a one-line
     # part always, a message's only body part. A message needs at least one of its body parts.
     missing: str | None = None
+    empty: str | None = None  # what to say when a one-line part renders empty (a msgid)
 
 
 TEXT = ContentPart("text", N_("Text"), missing=N_("the message needs its text"))

@@ -224,7 +224,7 @@ def render_message(template_or_variants: Any, *, contact_context: Mapping[str, A
         if part.one_line:  # a header line: newlines would inject headers or be refused by the mailer
             value = " ".join(value.split())
             if not value:
-                raise TemplateRenderError(N_("came out empty"), part=where)
+                raise TemplateRenderError(part.empty or N_("came out empty"), part=where)
             if limit is not None and len(value) > limit:
                 raise TemplateRenderError(N_("came out longer than %(limit)s characters"),
                                           part=where, limit=limit)

@@ -67,7 +67,8 @@ class EmailChannel(Channel):
     limits = ChannelLimits(max_body_chars=2_000_000, html=True, attachments=True,
                            max_attachment_bytes=10 * 1024 * 1024, delivery_receipts=True)
     # A subject line (RFC 5322 caps a line at 998 characters), an HTML body, a plain-text body.
-    parts = (ContentPart("subject", N_("Subject"), max_chars=998, one_line=True, missing=N_("an email needs a subject")),
+    parts = (ContentPart("subject", N_("Subject"), max_chars=998, one_line=True, missing=N_("an email needs a subject"),
+                         empty=N_("the subject came out empty")),
              ContentPart("html", N_("HTML body"), html=True), TEXT)
     Settings = EmailSettings
     identity_kind = "email"  # hub.channel_hooks: a delivery goes to the contact's email identity
