@@ -14,7 +14,6 @@ from typing import Any
 
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from sqlalchemy import select
 
 from hub.channel import (
     TEXT,
@@ -35,11 +34,9 @@ from channels.email.settings import EmailSettings
 from channels.email.smtp import Prepared, SmtpSender, prepare_all
 from channels.email.store import EmailFiles
 from hub import clock
-from hub.db import among
 from hub.identities import InvalidIdentity, normalize_email
 from hub.html import html_to_text
 from hub.ingest import InboundEvent
-from hub.models import Purpose
 from hub.plugin import EventKind, TimelineChannel
 from hub.translatable import N_
 
@@ -261,11 +258,8 @@ class EmailChannel(Channel):
         return ascii_address(address), data, message_id
 
     async def send_many(self, messages: Sequence[OutboundMessage]) -> list[SendResult | BaseException]:
-        blocked = await asyncio.to_thread(self._suppressed, messages)
         # Reading attachments and encoding them is blocking work: keep it off the event loop.
         prepared = await asyncio.to_thread(prepare_all, messages, self._prepare)
-        for index, reason in blocked.items():
-            prepared[index] = PermanentSendError(reason)
         return await SmtpSender(self.settings).deliver(prepared)
 
     async def send(self, message: OutboundMessage) -> SendResult:
@@ -274,26 +268,12 @@ class EmailChannel(Channel):
             raise result
         return result
 
-    def _suppressed(self, messages: Sequence[OutboundMessage]) -> dict[int, str]:
-        """Marketing messages to suppressed addresses: checked again at send time, as the last gate
-        (one query for the batch)."""
-        from channels.email.suppression import EmailSuppression
+    def send_gates(self) -> list[Any]:
+        """Marketing mail never goes to an address on this channel's suppression list (checked by the
+        worker with the hub's own gates, once, at send time)."""
+        from channels.email.suppression import SuppressionGate
 
-        marketing: dict[int, str] = {}
-        for index, message in enumerate(messages):
-            if message.purpose == Purpose.MARKETING:
-                try:
-                    marketing[index] = normalize_email(message.address)
-                except InvalidIdentity:
-                    continue  # _prepare refuses it with the reason
-        if not marketing:
-            return {}
-        with self.hub.session(read_only=True) as session:
-            rows = {row.address: row for row in session.scalars(
-                select(EmailSuppression).where(among(session, EmailSuppression.address, set(marketing.values())))).all()}
-        return {index: (f"{row.address} is suppressed ({row.reason} since {row.created_at:%Y-%m-%d %H:%M} UTC); "
-                        "marketing mail is not sent to it")
-                for index, address in marketing.items() if (row := rows.get(address)) is not None}
+        return [SuppressionGate(self.name)]
 
 
 def poll_imap(hub: Any) -> None:
