@@ -42,8 +42,8 @@ from campaigns.scheduling import next_cron_time, run_key
 from hub import clock, notices
 from hub.db import after_commit, among, insert_ignore, insert_ignore_many
 from hub.channel import MarketingContext
-from hub.channel_hooks import identity_kind_of
-from hub.models import Contact, Delivery, DeliveryStatus, Direction, Identity, IdentityKind, Purpose, TimelineEvent
+from hub.channel_hooks import contact_channels, identity_kind_of
+from hub.models import Contact, Delivery, DeliveryStatus, Direction, Identity, Purpose, TimelineEvent
 
 if TYPE_CHECKING:
     from hub.runtime import Hub
@@ -295,10 +295,10 @@ def _add_recipients(session: Session, hub: Hub, *, campaign: Campaign, run: Camp
 
 
 def addresses_for(session: Session, *, channel: str, contact_ids: Sequence[int]) -> dict[int, str]:
-    """Each contact's address on `channel`: the primary email or phone first, then the oldest."""
+    """Each contact's address on `channel` (an identity of the kind the channel sends to): the primary
+    one first, then the oldest."""
     hub = session.info.get("hub")
-    kind = identity_kind_of(hub.channels.get(channel) if hub is not None else None,
-                            IdentityKind.EMAIL if channel == "email" else IdentityKind.PHONE)
+    kind = identity_kind_of(hub.channels.get(channel) if hub is not None else contact_channels().get(channel), channel)
     if not contact_ids:
         return {}
     rows = session.execute(
