@@ -143,3 +143,35 @@ def test_the_marketers_pages_offer_telegram_with_its_own_parts(world: World) -> 
         assert refused.status_code == 422 and templates(world) == 1
         campaign = web.get("/campaigns/new")
         assert '<option value="telegram"' in campaign.text and '<option value="phone"' not in campaign.text
+        survey = web.get("/surveys/new")
+        assert '<option value="telegram,email">Telegram, иначе' in survey.text and '<option value="telegram">' in survey.text
+
+
+@pytest.mark.any_store
+def test_a_survey_lists_telegram_among_its_channels_and_falls_back_in_order(world: World) -> None:
+    """Telegram first, then SMS, then email: a contact without Telegram gets the SMS, with STOP wording."""
+    from pydantic import ValidationError
+
+    from campaigns.surveys.models import Survey
+    from campaigns.surveys.service import SurveyIn, send_due, send_to_contacts
+    from tests.campaigns.surveys.conftest import make_survey, survey_data
+
+    with pytest.raises(ValidationError, match="email, sms, telegram"):
+        SurveyIn.model_validate(survey_data(channels=["telegram", "pigeon"]))
+    world.api.say(ANNA, "Спасибо за заказ", first_name="Анна")
+    anna = contact_of(world, ANNA)
+    with world.hub.session() as s, s.begin():
+        vera = create_contact(s, actor=SYSTEM, region="RU", display_name="Вера", locale="en",
+                              identities=[IdentityIn(kind="phone", value="+79161234567"),
+                                          IdentityIn(kind="email", value="vera@example.org")]).id
+    sms = world.hub.channels["sms"]
+    sms.settings = type(sms.settings)(account_sid="AC" + "0" * 32, auth_token="x" * 32, from_number="+15005550006")
+    survey = make_survey(world.hub, delay_minutes=0, channels=["telegram", "sms", "email"])
+    with world.hub.session() as s, s.begin():
+        send_to_contacts(s, survey=s.get(Survey, survey.id), contact_ids=[anna.id, vera], batch="tg")
+    assert send_due(world.hub) == 2
+    with world.hub.session(read_only=True) as s:
+        queued = {d.contact_id: d for d in s.scalars(select(Delivery)).all()}
+    assert queued[anna.id].channel == "telegram" and queued[anna.id].content["text"].endswith("отправьте /stop.")
+    assert queued[vera].channel == "sms" and queued[vera].content["text"].endswith("Reply STOP to opt out")
+    assert "/s/" in queued[vera].content["text"] and "buttons" not in queued[vera].content
