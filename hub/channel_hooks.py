@@ -8,6 +8,7 @@ core never names a channel. (The plug-in contract itself is being moved into the
 from __future__ import annotations
 
 from collections.abc import Mapping
+from functools import lru_cache
 from typing import Any, Protocol, runtime_checkable
 
 
@@ -43,7 +44,13 @@ def contact_channels(channels: Mapping[str, Any] | None = None) -> dict[str, Any
     """The channels that send to contacts, by name: among `channels` (a hub's adapters), or among the
     installed adapter classes when none are given (validation that has no hub at hand)."""
     if channels is None:
-        from hub.plugin import installed
-
-        channels = {cls.name: cls for cls in installed()}
+        return dict(_installed_contact_channels())
     return {name: channel for name, channel in sorted(channels.items()) if sends_to_contacts(channel)}
+
+
+@lru_cache(maxsize=1)
+def _installed_contact_channels() -> tuple[tuple[str, Any], ...]:
+    """Read once per process, as hub.plugin.installed() is: rendering asks for every message."""
+    from hub.plugin import installed
+
+    return tuple((cls.name, cls) for cls in sorted(installed(), key=lambda cls: cls.name) if sends_to_contacts(cls))
