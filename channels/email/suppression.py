@@ -45,7 +45,7 @@ class SuppressionGate:
 
     def __init__(self, channel: str) -> None:
         self.channel = channel
-        self._listed: dict[str, EmailSuppression] = {}
+        self._listed: dict[int, EmailSuppression] = {}
 
     def _address(self, message: OutboundMessage) -> str | None:
         if message.channel != self.channel or message.purpose != Purpose.MARKETING:
@@ -56,13 +56,14 @@ class SuppressionGate:
             return None  # the channel refuses it with the reason when it sends
 
     def prepare(self, session: Session, messages: Sequence[OutboundMessage], now: datetime) -> None:
-        wanted = {address for m in messages if (address := self._address(m)) is not None}
-        self._listed = {row.address: row for row in session.scalars(
-            select(EmailSuppression).where(among(session, EmailSuppression.address, wanted))).all()} if wanted else {}
+        addresses = {m.delivery_id: address for m in messages if (address := self._address(m)) is not None}
+        rows = {row.address: row for row in session.scalars(select(EmailSuppression).where(
+            among(session, EmailSuppression.address, set(addresses.values())))).all()} if addresses else {}
+        # By delivery: check() then normalises nothing again.
+        self._listed = {delivery_id: rows[address] for delivery_id, address in addresses.items() if address in rows}
 
     def check(self, session: Session, *, message: OutboundMessage, now: datetime) -> Decision | None:
-        address = self._address(message)
-        row = self._listed.get(address) if address is not None else None
+        row = self._listed.get(message.delivery_id) if message.channel == self.channel else None
         if row is None:
             return None
         return Decision.skip(f"{row.address} is suppressed ({row.reason} since {row.created_at:%Y-%m-%d %H:%M} UTC); "
