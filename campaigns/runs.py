@@ -41,8 +41,9 @@ from campaigns.models import (
 from campaigns.scheduling import next_cron_time, run_key
 from hub import clock, notices
 from hub.db import after_commit, among, insert_ignore, insert_ignore_many
-from hub.channel_hooks import DecoratesMarketing, identity_kind_of
-from hub.models import Contact, Delivery, DeliveryStatus, Direction, Identity, IdentityKind, Purpose, TimelineEvent
+from hub.channel import MarketingContext
+from hub.channel_hooks import contact_channels, identity_kind_of
+from hub.models import Contact, Delivery, DeliveryStatus, Direction, Identity, Purpose, TimelineEvent
 
 if TYPE_CHECKING:
     from hub.runtime import Hub
@@ -294,10 +295,10 @@ def _add_recipients(session: Session, hub: Hub, *, campaign: Campaign, run: Camp
 
 
 def addresses_for(session: Session, *, channel: str, contact_ids: Sequence[int]) -> dict[int, str]:
-    """Each contact's address on `channel`: the primary email or phone first, then the oldest."""
+    """Each contact's address on `channel` (an identity of the kind the channel sends to): the primary
+    one first, then the oldest."""
     hub = session.info.get("hub")
-    kind = identity_kind_of(hub.channels.get(channel) if hub is not None else None,
-                            IdentityKind.EMAIL if channel == "email" else IdentityKind.PHONE)
+    kind = identity_kind_of(hub.channels.get(channel) if hub is not None else contact_channels().get(channel), channel)
     if not contact_ids:
         return {}
     rows = session.execute(
@@ -375,37 +376,22 @@ def send_steps(session: Session, hub: Hub, *, campaign: Campaign, run_id: int, s
 
 
 def decorate(hub: Hub, *, campaign: Campaign, contact: Contact, content: dict[str, Any], key: str) -> dict[str, Any]:
-    """What every campaign message carries: its thread, unsubscribe headers and tracking, opt-out wording."""
+    """What every campaign message carries: its thread, and what its channel adds to marketing (the
+    channel decides: unsubscribe headers and tracked links, opt-out wording, a stop button)."""
+    from campaigns.service import sender_parts
+    from campaigns.tracking.links import instrument_html_and_text
+    from campaigns.unsubscribe import unsubscribe_url
+
     content["thread_key"] = thread_key(campaign.id)  # type: ignore[arg-type]
-    if campaign.channel == "email":
-        from campaigns.service import sender_parts
-
-        name, address = sender_parts(campaign.sender)  # checked when the campaign was saved
-        if name:
-            content["from_name"] = name
-        if address:
-            content["from_address"] = address  # the email channel checks it again when queued and sent
-        from campaigns.unsubscribe import email_unsubscribe_fields
-
-        content.update(email_unsubscribe_fields(hub.settings, contact_id=contact.id, campaign_id=campaign.id))
-        if content.get("html"):
-            from campaigns.tracking.links import instrument_html_and_text
-
-            # The plain-text part, when the template has none, comes from the same parse.
-            html, text = instrument_html_and_text(hub.settings, content["html"], delivery_key=key)
-            content["html"] = html
-            if content.get("text") is None:
-                content["text"] = text
-    elif isinstance(adapter := hub.channels.get(campaign.channel), DecoratesMarketing):
-        content = adapter.decorate_marketing(content, locale=contact.locale or hub.settings.default_locale)
-    else:
-        from campaigns.unsubscribe import sms_opt_out_text
-
-        wording = sms_opt_out_text(contact.locale or hub.settings.default_locale)
-        text = (content.get("text") or "").rstrip()
-        if wording and wording not in text:
-            content["text"] = f"{text}\n{wording}" if text else wording
-    return content
+    name, address = sender_parts(campaign.sender) if campaign.sender else ("", None)  # checked when saved
+    settings = hub.settings
+    context = MarketingContext(
+        locale=contact.locale or settings.default_locale,
+        unsubscribe_url=unsubscribe_url(settings, contact_id=contact.id, channel=campaign.channel,  # type: ignore[arg-type]
+                                        campaign_id=campaign.id),
+        delivery_key=key, track_links=lambda html: instrument_html_and_text(settings, html, delivery_key=key),
+        sender_name=name or None, sender_address=address)
+    return hub.channel(campaign.channel).decorate_marketing(content, context)
 
 
 # --- drips: later steps ------------------------------------------------------------------------

@@ -160,10 +160,10 @@ class CampaignIn(BaseModel):
 
 def _check(session: Session, hub: Any, data: CampaignIn, *, future_from: datetime | None = None) -> None:
     """Refuse settings that cannot work; with `future_from`, also a send time at or before it."""
-    from hub.channel import Capability
+    from hub.channel_hooks import sends_to_contacts
 
     channel = hub.channels.get(data.channel)
-    if channel is None or Capability.SEND not in channel.capabilities:
+    if channel is None or not sends_to_contacts(channel):
         raise CampaignError(N_("There is no channel “%(channel)s” that can send."), field="channel", channel=data.channel)
     _name, address = sender_parts(data.sender)
     allows = getattr(getattr(channel, "settings", None), "allows_sender", None)

@@ -188,9 +188,9 @@ def _editor(request: Request, agent: Agent, *, values: dict[str, Any], errors: d
     hub = get_hub(request)
     with hub.session(read_only=True) as db:
         segments, templates = _choices(db)
-    from hub.channel import Capability
+    from hub.channel_hooks import contact_channels
 
-    channels = [name for name, c in sorted(hub.channels.items()) if Capability.SEND in c.capabilities and name in ("email", "sms")]
+    channels = list(contact_channels(hub.channels))
     trigger_kinds = list(TRIGGER_KINDS)
     if values.get("trigger_kind") and values["trigger_kind"] not in trigger_kinds:
         trigger_kinds.append(values["trigger_kind"])  # one an API client chose stays choosable

@@ -30,11 +30,12 @@ if TYPE_CHECKING:
     from hub.runtime import Hub
 
 # How hub.sending's gates begin the reasons they record (QuietHoursGate, FrequencyCapGate, ConsentGate,
-# SuppressionGate); tests/campaigns/test_waiting.py runs the real gates, so a change of wording shows.
+# SuppressionGate, and the email channel's SuppressionGate); tests/campaigns/test_waiting.py runs the
+# real gates, so a change of wording shows.
 QUIET_HOURS = "quiet hours:%"
 FREQUENCY_CAP = "frequency cap:%"
 CONSENT = ("the contact withdrew marketing consent%", "the contact never opted in%", "marketing needs opt-in%")
-SUPPRESSED = "% is on the do-not-contact list"
+SUPPRESSED = ("% is on the do-not-contact list", "% is suppressed (%")
 
 # In the order the page lists them; each reason's words say what holds the messages and who can help.
 REASONS = {
@@ -121,7 +122,8 @@ def _skipped(session: Session, runs: Any) -> list[Reason]:
     d = Delivery.__table__
     kind = case(
         (d.c.last_error.like(CONSENT[0]), "consent"), (d.c.last_error.like(CONSENT[1]), "consent"),
-        (d.c.last_error.like(CONSENT[2]), "consent"), (d.c.last_error.like(SUPPRESSED), "suppressed"),
+        (d.c.last_error.like(CONSENT[2]), "consent"), (d.c.last_error.like(SUPPRESSED[0]), "suppressed"),
+        (d.c.last_error.like(SUPPRESSED[1]), "suppressed"),
         else_="cancelled",
     )
     rows = dict(session.execute(

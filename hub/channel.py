@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from abc import ABC
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict
 from hub.ingest import InboundEvent
 from hub.models import DeliveryStatus
 from hub.plugin import NavEntry, PeriodicJob, Plugin
+from hub.translatable import N_
 
 if TYPE_CHECKING:
     from hub.runtime import Hub
@@ -39,6 +40,44 @@ class ChannelLimits:
     attachments: bool = False
     max_attachment_bytes: int | None = None
     delivery_receipts: bool = False
+
+
+@dataclass(frozen=True)
+class ContentPart:
+    """One part of what a message on a channel carries, as a template writes it and content holds it."""
+
+    name: str  # the content key: "subject", "html", "text"
+    label: str  # a msgid, translated where it is shown
+    max_chars: int | None = None  # of the rendered part
+    html: bool = False  # rendered with every value escaped
+    one_line: bool = False  # a header line (a subject): folded to one line, needed in every message
+    # What to say (a msgid) when a template leaves the part empty and it may not be: a one-line
+    # part always, a message's only body part. A message needs at least one of its body parts.
+    missing: str | None = None
+    empty: str | None = None  # what to say when a one-line part renders empty (a msgid)
+
+
+TEXT = ContentPart("text", N_("Text"), missing=N_("the message needs its text"))
+
+
+@dataclass(frozen=True)
+class MarketingContext:
+    """What a feature sending marketing (campaigns, surveys) knows, in values any channel can read;
+    `Channel.decorate_marketing` decides what a message on the channel makes of them."""
+
+    locale: str
+    # The signed page that unsubscribes this contact from this channel: a GET shows a confirmation,
+    # a POST unsubscribes at once (RFC 8058 one-click). None when the feature has none.
+    unsubscribe_url: str | None = None
+    # The delivery's idempotency key, and what rewrites an HTML body's links into tracked ones
+    # (html → (tracked html, its plain text)): for channels that carry links.
+    delivery_key: str | None = None
+    track_links: Callable[[str], tuple[str, str]] | None = None
+    # Who the message is from, as the marketer wrote it (a name, an address): a channel with a
+    # From field uses what it can.
+    sender_name: str | None = None
+    sender_address: str | None = None
+    recipient_name: str | None = None
 
 
 class ChannelSettings(BaseModel):
@@ -114,8 +153,13 @@ class Channel(Plugin, ABC):
 
     name: ClassVar[str]
     label: ClassVar[str] = ""
+    # Its name inside a sentence ("our mailings by email"; a msgid): the unsubscribe pages use it.
+    # Empty: the label.
+    mailing_label: ClassVar[str] = ""
     capabilities: ClassVar[frozenset[Capability]] = frozenset()
     limits: ClassVar[ChannelLimits] = ChannelLimits()
+    # What a message on it carries (message templates offer these parts): a text by default.
+    parts: ClassVar[tuple[ContentPart, ...]] = (TEXT,)
     Settings: ClassVar[type[ChannelSettings]] = ChannelSettings
     # How many sends the worker may run at once on this channel.
     concurrency: ClassVar[int] = 4
@@ -188,6 +232,11 @@ class Channel(Plugin, ABC):
                 return await self.send(message)
 
         return list(await asyncio.gather(*(one(m) for m in messages), return_exceptions=True))
+
+    def decorate_marketing(self, content: dict[str, Any], context: MarketingContext) -> dict[str, Any]:
+        """`content` with what every marketing message on this channel must carry (opt-out wording,
+        unsubscribe headers, tracked links); by default nothing is added."""
+        return content
 
     def validate_content(self, content: Mapping[str, Any]) -> None:
         """Refuse content the channel cannot carry (ValueError says what is wrong)."""

@@ -7,16 +7,9 @@ core never names a channel. (The plug-in contract itself is being moved into the
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from functools import lru_cache
 from typing import Any, Protocol, runtime_checkable
-
-
-@runtime_checkable
-class DecoratesMarketing(Protocol):
-    """A channel that words its own marketing messages (opt-out wording, a stop button)."""
-
-    def decorate_marketing(self, content: dict[str, Any], *, locale: str) -> dict[str, Any]:
-        """`content` with what every marketing message on this channel must carry."""
-        ...
 
 
 @runtime_checkable
@@ -37,3 +30,27 @@ class ComposeSlot(Protocol):
 def identity_kind_of(channel: object, default: str) -> str:
     """The identity kind `channel` addresses by, or `default` when it does not say."""
     return channel.identity_kind if isinstance(channel, AddressedByIdentity) else default
+
+
+def sends_to_contacts(channel: object) -> bool:
+    """Whether `channel` (an adapter or its class) sends to a contact's identity: what campaigns,
+    surveys and message templates may use."""
+    from hub.channel import Capability
+
+    return Capability.SEND in getattr(channel, "capabilities", ()) and isinstance(getattr(channel, "identity_kind", None), str)
+
+
+def contact_channels(channels: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The channels that send to contacts, by name: among `channels` (a hub's adapters), or among the
+    installed adapter classes when none are given (validation that has no hub at hand)."""
+    if channels is None:
+        return dict(_installed_contact_channels())
+    return {name: channel for name, channel in sorted(channels.items()) if sends_to_contacts(channel)}
+
+
+@lru_cache(maxsize=1)
+def _installed_contact_channels() -> tuple[tuple[str, Any], ...]:
+    """Read once per process, as hub.plugin.installed() is: rendering asks for every message."""
+    from hub.plugin import installed
+
+    return tuple((cls.name, cls) for cls in sorted(installed(), key=lambda cls: cls.name) if sends_to_contacts(cls))

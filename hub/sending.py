@@ -6,8 +6,9 @@ withdrawn, address suppressed). Checking at send time, not when the audience was
 point: a contact who unsubscribed a minute ago must not get the campaign queued an hour ago.
 
 The hub's own gates (consent, suppression, quiet hours in the recipient's time zone, a frequency cap
-per contact) hold back marketing only; transactional mail always goes. Extensions contribute more
-gates through `Extension.send_gates()`. The worker runs all of them in one read-only session per
+per contact) hold back marketing only; transactional mail always goes. Plug-ins contribute more
+gates through `Plugin.send_gates()`: extensions their rules, channels their own lists (email's
+bounce and complaint list), so each list is checked once, here, at send time. The worker runs all of them in one read-only session per
 batch; a gate with a `prepare(session, messages, now)` method loads what it needs for the whole
 batch in a few queries instead of a few per message.
 """
@@ -73,11 +74,19 @@ class SendGate(Protocol):
 
 
 def gates_of(hub: Hub) -> list[SendGate]:
-    """The hub's own gates, then every gate the installed extensions contribute, in extension-name order."""
+    """The hub's own gates, then every gate the installed extensions contribute, then the channels',
+    each in name order."""
     gates: list[SendGate] = builtin_gates(hub)
     for _name, extension in sorted(hub.extensions.items()):
         gates.extend(extension.send_gates())
+    for _name, channel in sorted(hub.channels.items()):
+        gates.extend(channel.send_gates())
     return gates
+
+
+def _marketing_only(gate: SendGate) -> bool:
+    """Whether a gate holds back marketing only (the hub's own, and those that say so)."""
+    return isinstance(gate, _BUILTIN) or bool(getattr(gate, "marketing_only", False))
 
 
 def decide(hub: Hub, messages: Sequence[OutboundMessage], *, now: datetime,
@@ -85,8 +94,8 @@ def decide(hub: Hub, messages: Sequence[OutboundMessage], *, now: datetime,
     """The first objection of any gate to each message, or SEND; aligned with `messages`."""
     if gates is None:
         gates = gates_of(hub)
-        if not any(_is_marketing(m) for m in messages):  # the hub's own rules hold back marketing only
-            gates = [g for g in gates if not isinstance(g, _BUILTIN)]
+        if not any(_is_marketing(m) for m in messages):  # most rules hold back marketing only
+            gates = [g for g in gates if not _marketing_only(g)]
     gates = list(gates)
     if not gates or not messages:
         return [SEND] * len(messages)

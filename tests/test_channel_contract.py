@@ -9,7 +9,16 @@ from pathlib import Path
 import pytest
 from pydantic import BaseModel
 
-from hub.channel import Capability, Channel, ChannelLimits, ChannelSettings, SignatureError
+from hub.channel import (
+    Capability,
+    Channel,
+    ChannelLimits,
+    ChannelSettings,
+    ContentPart,
+    MarketingContext,
+    SignatureError,
+)
+from hub.channel_hooks import sends_to_contacts
 from hub.ingest import InboundEvent
 from tests.conftest import test_registry
 
@@ -79,6 +88,29 @@ def test_instance_contract(adapter, hub):
     for job in channel.jobs():
         assert job.id.startswith(adapter.name + "."), "job ids are dotted and start with the channel name"
         assert (job.seconds is None) != (job.cron is None)
+
+
+def test_declares_what_its_messages_carry(adapter):
+    parts = adapter.parts
+    assert parts and all(isinstance(p, ContentPart) for p in parts)
+    assert len({p.name for p in parts}) == len(parts), "part names are content keys: each once"
+    assert any(not p.one_line for p in parts), "a message needs a body part"
+    assert all(p.max_chars is None or p.max_chars > 0 for p in parts)
+
+
+@pytest.mark.any_store
+def test_marketing_it_decorates_is_content_it_can_carry(adapter, hub):
+    """A message made of the channel's own parts, decorated for marketing, still passes its own check
+    (what campaigns and surveys rely on: they hand over neutral values and queue what comes back)."""
+    if not sends_to_contacts(adapter):
+        pytest.skip("does not send to contacts")
+    channel = hub.channels[adapter.name]
+    content = {p.name: ("<p>Spring sale</p>" if p.html else "Spring sale") for p in adapter.parts}
+    context = MarketingContext(locale="ru", unsubscribe_url="https://hub.example.com/u/token", delivery_key="k",
+                               track_links=lambda html: (html, "Spring sale"))
+    decorated = channel.decorate_marketing(dict(content), context)
+    channel.validate_content(decorated)
+    assert decorated != content or type(channel).decorate_marketing is Channel.decorate_marketing
 
 
 @pytest.mark.any_store

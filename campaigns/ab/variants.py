@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from campaigns.ab.split import LABELS
 from campaigns.models import CampaignVariant
+from hub.channel_hooks import contact_channels
 from hub.web.i18n import N_
 
 if TYPE_CHECKING:
@@ -109,13 +110,15 @@ def check(session: Session, data: Any) -> None:
     if data.schedule_kind not in (ScheduleKind.NOW, ScheduleKind.AT):
         raise _error(N_("An A/B test needs a one-off campaign (now or at a time): a recurring or triggered "
                         "campaign has no “rest of the audience” to send the winner to."), field="ab_test")
-    if data.channel != "email" and test.metric in (Metric.OPEN, Metric.CLICK):
+    # What the channel's messages carry decides: opens and clicks are tracked in HTML, a subject is a part.
+    parts = {part.name: part for part in getattr(contact_channels().get(data.channel), "parts", ())}
+    if not any(part.html for part in parts.values()) and test.metric in (Metric.OPEN, Metric.CLICK):
         raise _error(N_("Opens and clicks are tracked in email only; pick the winner of an SMS test by replies "
                         "or orders."), field="ab_test.metric")
     seen: set[tuple[Any, ...]] = set()
     for i, variant in enumerate(test.variants):
         field = f"ab_test.variants.{i}"
-        if variant.subject and data.channel != "email":
+        if variant.subject and "subject" not in parts:
             raise _error(N_("An SMS has no subject; variant %(label)s differs by its template or send time "
                             "instead."), field=f"{field}.subject", label=LABELS[i])
         if variant.template_id is not None:

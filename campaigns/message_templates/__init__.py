@@ -1,4 +1,4 @@
-"""Message templates: email and SMS, per language, rendered in a limited Jinja2 sandbox."""
+"""Message templates for any channel that sends to contacts, per language, rendered in a limited Jinja2 sandbox."""
 
 from campaigns.message_templates import models  # noqa: F401  (registers the message_template table)
 from hub.extensions import NavEntry

@@ -6,10 +6,11 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy.orm import Session
 
 from campaigns.message_templates.models import MessageTemplate
+from campaigns.message_templates.rendering import channel_names
 from campaigns.message_templates.service import (
     TemplateError,
     create_template,
@@ -29,23 +30,28 @@ Writer = Annotated[Principal, Depends(require("campaigns:write"))]
 Locale = Literal["ru", "en"]
 
 
-class Variant(BaseModel):
-    """One language's parts: subject, html and text for email; text for SMS (Jinja2, sandboxed)."""
+# One language's parts, as its channel declares them (GET /templates/channels): subject, html and text
+# for email; text for SMS and Telegram (Jinja2, sandboxed). Each part's own limit is checked on save.
+Variant = dict[Annotated[str, Field(max_length=40)], Annotated[str | None, Field(max_length=200_000)]]
 
-    model_config = ConfigDict(extra="forbid")
 
-    subject: str | None = Field(default=None, max_length=2000)
-    html: str | None = Field(default=None, max_length=200_000)
-    text: str | None = Field(default=None, max_length=100_000)
+def _installed_channel(value: str) -> str:
+    names = channel_names()
+    if value not in names:
+        raise ValueError(f"{value!r} is not an installed channel that sends to contacts; installed: {', '.join(names)}")
+    return value
 
 
 class TemplateCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(min_length=1, max_length=200)
-    channel: Literal["email", "sms"]
+    channel: str = Field(min_length=1, max_length=40, description="An installed channel that sends to contacts "
+                         "(GET /templates/channels): email, sms, telegram…")
     default_locale: Locale = "ru"
     variants: dict[Locale, Variant] = Field(min_length=1)
+
+    _channel = field_validator("channel")(_installed_channel)
 
 
 class TemplateUpdate(BaseModel):
@@ -78,6 +84,24 @@ class TemplateList(BaseModel):
     items: list[TemplatePublic]
 
 
+class PartPublic(BaseModel):
+    name: str
+    label: str
+    max_chars: int | None
+    html: bool
+    one_line: bool
+
+
+class ChannelParts(BaseModel):
+    name: str
+    label: str
+    parts: list[PartPublic]
+
+
+class ChannelList(BaseModel):
+    items: list[ChannelParts]
+
+
 class PreviewRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -108,7 +132,7 @@ class TestSendResult(BaseModel):
 
 
 def _variants(variants: dict[str, Variant]) -> dict[str, dict[str, Any]]:
-    return {locale: v.model_dump(exclude_none=True) for locale, v in variants.items()}
+    return {locale: {name: value for name, value in v.items() if value is not None} for locale, v in variants.items()}
 
 
 def _problem(exc: TemplateError) -> Problem:
@@ -125,8 +149,19 @@ def _template(session: Session, template_id: int) -> MessageTemplate:
     return template
 
 
+@router.get("/templates/channels", summary="The channels a template can be written for, and each one's parts")
+def get_template_channels(principal: Reader) -> ChannelList:
+    from hub.channel_hooks import contact_channels
+
+    return ChannelList(items=[
+        ChannelParts(name=name, label=cls.label or name,
+                     parts=[PartPublic(name=p.name, label=p.label, max_chars=p.max_chars, html=p.html,
+                                       one_line=p.one_line) for p in cls.parts])
+        for name, cls in contact_channels().items()])
+
+
 @router.get("/templates", summary="List message templates")
-def get_templates(session: SessionDep, principal: Reader, channel: Literal["email", "sms"] | None = None) -> TemplateList:
+def get_templates(session: SessionDep, principal: Reader, channel: str | None = None) -> TemplateList:
     return TemplateList(items=[TemplatePublic.of(t) for t in list_templates(session, channel=channel)])
 
 

@@ -1,4 +1,5 @@
-"""The message template table: an email (subject, HTML, text) or an SMS (text), per language."""
+"""The message template table: one channel's message (its parts: subject, HTML, text for email; text for SMS
+and Telegram), per language."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from hub.models import BigId, JSONType, UTCDateTime
 
 
 class MessageTemplate(SQLModel, table=True):
-    """`variants` is {locale: {"subject", "html", "text"}} (SMS: {locale: {"text"}}), checked by
+    """`variants` is {locale: {part: source}} with the channel's parts (hub.channel.Channel.parts), checked by
     `rendering.validate_variants` before it is stored; `default_locale` names one of its keys."""
 
     __tablename__ = "message_template"

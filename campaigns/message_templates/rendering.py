@@ -2,8 +2,10 @@
 
 `render_message` picks the variant for the contact's locale (else the template's default locale),
 renders its parts in the limited sandbox (`campaigns.message_templates.sandbox`) and returns the
-outbox content: `{"subject", "html", "text"}` for email, `{"text"}` for SMS. HTML parts autoescape
-every value; subjects and plain text do not (they are not HTML), and a subject is kept on one line.
+outbox content. The parts are the channel's own (`hub.channel.Channel.parts`: subject, html, text for
+email; text for SMS and Telegram), so a template carries only what its channel can. HTML parts
+autoescape every value; subjects and plain text do not (they are not HTML), and a subject is kept
+on one line.
 Any failure, a syntax error, an undefined variable, a refused attribute or a spent budget, is a
 `TemplateRenderError` that names the part and the line.
 """
@@ -22,14 +24,28 @@ from jinja2.exceptions import SecurityError, TemplateError
 from sqlalchemy.orm import Session
 
 from campaigns.message_templates.sandbox import LimitedEnvironment, LimitExceeded, budgeted
+from hub.channel import ContentPart
+from hub.channel_hooks import contact_channels
 from hub.web.i18n import N_, TranslatableError
 
-CHANNELS = ("email", "sms")
 LOCALES = ("ru", "en")
-PARTS = {"email": ("subject", "html", "text"), "sms": ("text",)}
+# The longest template source of a part (what is rendered is the channel's ContentPart.max_chars).
 MAX_PART_CHARS = {"subject": 2_000, "html": 200_000, "text": 100_000}
-MAX_SUBJECT_CHARS = 998
-MAX_SMS_CHARS = 1_600
+MAX_OUTPUT = 1_000_000
+
+
+def channel_names() -> list[str]:
+    """The installed channels a template can be written for: those that send to contacts."""
+    return list(contact_channels())
+
+
+def channel_parts(channel: str) -> tuple[ContentPart, ...]:
+    """What a message on `channel` carries; TemplateRenderError naming the installed channels otherwise."""
+    found = contact_channels().get(channel)
+    if found is None:
+        raise TemplateRenderError(N_("channel must be one of %(channels)s"), part="channel",
+                                  channels=", ".join(channel_names()))
+    return found.parts
 
 _html_env = LimitedEnvironment(autoescape=True)
 _text_env = LimitedEnvironment(autoescape=False)
@@ -66,12 +82,27 @@ class TemplateRenderError(TranslatableError):
     def _part_label(self, gettext: Callable[[str], str]) -> str:
         """"ru.html" as "HTML body (ru)" in the reader's language; other parts by name."""
         locale, _, name = (self.part or "").rpartition(".")
-        if name in PART_LABELS and locale in LOCALES:
-            return f"{gettext(PART_LABELS[name])} ({locale})"
+        label = _PART_LABELS.get(name)
+        if label and locale in LOCALES:
+            return f"{gettext(label)} ({locale})"
         return self.part or ""
 
 
-PART_LABELS = {"subject": N_("Subject"), "html": N_("HTML body"), "text": N_("Text")}
+def part_labels() -> dict[str, str]:
+    """Each part name's label (a msgid), as the installed channels declare them."""
+    return {part.name: part.label for channel in contact_channels().values() for part in channel.parts}
+
+
+class _Labels(dict):  # type: ignore[type-arg]
+    """part_labels(), read when first needed (the channels load after this module)."""
+
+    def get(self, key: Any, default: Any = None) -> Any:
+        if not self:
+            self.update(part_labels())
+        return super().get(key, default)
+
+
+_PART_LABELS = _Labels()
 
 
 @lru_cache(maxsize=512)
@@ -152,8 +183,7 @@ def _source_of(template_or_variants: Any, channel: str | None, default_locale: s
     if isinstance(template_or_variants, Mapping):
         variants = template_or_variants
         if channel is None:
-            has_email = any(isinstance(v, Mapping) and (v.get("subject") or v.get("html")) for v in variants.values())
-            channel = "email" if has_email else "sms"
+            raise TypeError("rendering variants needs the channel they are written for")
         return _Source(channel, variants, default_locale)
     return _Source(channel or template_or_variants.channel, template_or_variants.variants,
                    default_locale or template_or_variants.default_locale)
@@ -172,41 +202,41 @@ def choose_locale(variants: Mapping[str, Any], locale: str | None, default_local
 def render_message(template_or_variants: Any, *, contact_context: Mapping[str, Any], locale: str | None,
                    extra: Mapping[str, Any] = {}, channel: str | None = None,  # noqa: B006 - read only
                    default_locale: str | None = None, text_from_html: bool = True) -> dict[str, Any]:
-    """Outbox content for one contact: {"subject", "html", "text"} (email) or {"text"} (SMS).
+    """Outbox content for one contact: each of the channel's parts rendered ({"subject", "html",
+    "text"} for email, {"text"} for SMS); an HTML part left empty is None.
 
-    An email variant without text gets the HTML's text; with `text_from_html=False` its "text" is
+    A variant with HTML and no text gets the HTML's text; with `text_from_html=False` its "text" is
     None instead, for a caller that reads the HTML anyway (campaigns, while tracking its links)."""
     source = _source_of(template_or_variants, channel, default_locale)
+    parts = channel_parts(source.channel)
     chosen = choose_locale(source.variants, locale, source.default_locale)
     variant = source.variants[chosen]
     values = {**extra, "contact": contact_context, "locale": chosen}
-    if source.channel == "sms":
-        text = render_part(variant.get("text") or "", values, part=f"{chosen}.text", html=False,
-                           max_output=MAX_SMS_CHARS * 4).strip()
-        if not text:
-            raise TemplateRenderError(N_("the message came out empty"), part=f"{chosen}.text")
-        return {"text": text}
-    subject = render_part(variant.get("subject") or "", values, part=f"{chosen}.subject", html=False,
-                          max_output=MAX_SUBJECT_CHARS * 4)
-    # A subject is one header line: newlines would inject headers or be refused by the mailer.
-    subject = " ".join(subject.split())
-    if not subject:
-        raise TemplateRenderError(N_("the subject came out empty"), part=f"{chosen}.subject")
-    if len(subject) > MAX_SUBJECT_CHARS:
-        raise TemplateRenderError(N_("the subject came out longer than %(limit)s characters"),
-                                  part=f"{chosen}.subject", limit=MAX_SUBJECT_CHARS)
-    html = None
-    if (variant.get("html") or "").strip():
-        html = render_part(variant["html"], values, part=f"{chosen}.html", html=True)
-    if (variant.get("text") or "").strip():
-        text = render_part(variant["text"], values, part=f"{chosen}.text", html=False).strip()
-    elif html and not text_from_html:
-        text = None
-    else:
-        text = _text_of(html or "")
-    if not text and not html:
-        raise TemplateRenderError(N_("the message came out empty"), part=chosen)
-    return {"subject": subject, "html": html, "text": text}
+    content: dict[str, Any] = {}
+    for part in parts:
+        where = f"{chosen}.{part.name}"
+        if part.html and not (variant.get(part.name) or "").strip():
+            content[part.name] = None
+            continue
+        limit = part.max_chars
+        value = render_part(variant.get(part.name) or "", values, part=where, html=part.html,
+                            max_output=limit * 4 if limit else MAX_OUTPUT)
+        if part.one_line:  # a header line: newlines would inject headers or be refused by the mailer
+            value = " ".join(value.split())
+            if not value:
+                raise TemplateRenderError(part.empty or N_("came out empty"), part=where)
+            if limit is not None and len(value) > limit:
+                raise TemplateRenderError(N_("came out longer than %(limit)s characters"),
+                                          part=where, limit=limit)
+        elif not part.html:
+            value = value.strip()
+        content[part.name] = value
+    html = next((content[p.name] for p in parts if p.html and content[p.name]), None)
+    if "text" in content and not content["text"] and html:
+        content["text"] = None if not text_from_html else _text_of(html)
+    if not any(content[p.name] for p in parts if not p.one_line) and not html:
+        raise TemplateRenderError(N_("the message came out empty"), part=chosen if len(parts) > 1 else f"{chosen}.text")
+    return content
 
 
 def _text_of(html: str) -> str:
@@ -218,9 +248,11 @@ def _text_of(html: str) -> str:
 # --- validating at save time ------------------------------------------------------------------
 
 def validate_variants(channel: str, variants: Any, *, default_locale: str | None = None) -> dict[str, dict[str, str]]:
-    """The variants checked (locales, parts, syntax) and cleaned; TemplateRenderError says what is wrong."""
-    if channel not in CHANNELS:
-        raise TemplateRenderError(N_("channel must be one of %(channels)s"), part="channel", channels=", ".join(CHANNELS))
+    """The variants checked (locales, the channel's parts, syntax) and cleaned; TemplateRenderError
+    says what is wrong."""
+    parts = channel_parts(channel)
+    names = [part.name for part in parts]
+    bodies = [part for part in parts if not part.one_line]
     if not isinstance(variants, Mapping) or not variants:
         raise TemplateRenderError(N_("add at least one language variant"), part="variants")
     cleaned: dict[str, dict[str, str]] = {}
@@ -230,26 +262,28 @@ def validate_variants(channel: str, variants: Any, *, default_locale: str | None
                                       part="variants", locale=locale, locales=", ".join(LOCALES))
         if not isinstance(variant, Mapping):
             raise TemplateRenderError(N_("must be an object with the message parts"), part=locale)
-        unknown = set(variant) - set(PARTS[channel])
+        unknown = set(variant) - set(names)
         if unknown:
             raise TemplateRenderError(N_("%(channel)s messages have no %(unknown)s; their parts are %(parts)s"),
                                       part=locale, channel=channel, unknown=", ".join(sorted(unknown)),
-                                      parts=", ".join(PARTS[channel]))
-        parts = {name: variant.get(name) or "" for name in PARTS[channel]}
-        for name, value in parts.items():
+                                      parts=", ".join(names))
+        values = {name: variant.get(name) or "" for name in names}
+        for name, value in values.items():
             if not isinstance(value, str):
                 raise TemplateRenderError(N_("must be text"), part=f"{locale}.{name}")
-        if channel == "email":
-            if not parts["subject"].strip():
-                raise TemplateRenderError(N_("an email needs a subject"), part=f"{locale}.subject")
-            if not parts["html"].strip() and not parts["text"].strip():
-                raise TemplateRenderError(N_("an email needs an HTML or a text body (or both)"), part=locale)
-        elif not parts["text"].strip():
-            raise TemplateRenderError(N_("an SMS needs its text"), part=f"{locale}.text")
-        for name, value in parts.items():
-            if value.strip():
-                compile_part(value, part=f"{locale}.{name}", html=name == "html")
-        cleaned[locale] = {name: value for name, value in parts.items() if value.strip() or name != "html"}
+        for part in parts:
+            if part.one_line and not values[part.name].strip():
+                raise TemplateRenderError(part.missing or N_("must not be empty"), part=f"{locale}.{part.name}")
+        if bodies and not any(values[part.name].strip() for part in bodies):
+            if len(bodies) == 1:
+                raise TemplateRenderError(bodies[0].missing or N_("must not be empty"), part=f"{locale}.{bodies[0].name}")
+            raise TemplateRenderError(N_("write at least one of %(parts)s"), part=locale,
+                                      parts=", ".join(part.name for part in bodies))
+        for part in parts:
+            if values[part.name].strip():
+                compile_part(values[part.name], part=f"{locale}.{part.name}", html=part.html)
+        html_parts = {part.name for part in parts if part.html}
+        cleaned[locale] = {name: value for name, value in values.items() if value.strip() or name not in html_parts}
     if default_locale is not None and default_locale not in cleaned:
         raise TemplateRenderError(N_("the default language %(locale)r has no variant"), part="default_locale",
                                   locale=default_locale)

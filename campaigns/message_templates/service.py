@@ -12,10 +12,10 @@ from sqlalchemy.orm import Session
 
 from campaigns.message_templates.models import MessageTemplate
 from campaigns.message_templates.rendering import (
-    CHANNELS,
     LOCALES,
     SAMPLE_CONTEXT,
     TemplateRenderError,
+    channel_names,
     check_renders,
     contact_context,
     render_message,
@@ -23,8 +23,9 @@ from campaigns.message_templates.rendering import (
 )
 from hub import audit, clock
 from hub.auth import Principal
-from hub.identities import InvalidIdentity, normalize_email, normalize_phone
-from hub.models import Contact, Delivery, Purpose, User
+from hub.channel_hooks import identity_kind_of
+from hub.identities import InvalidIdentity, normalize, normalize_email
+from hub.models import Contact, Delivery, IdentityKind, Purpose, User
 from hub.web.i18n import N_, TranslatableError
 
 MAX_NAME = 200
@@ -79,8 +80,8 @@ def _variants(channel: str, variants: Any, default_locale: str) -> dict[str, dic
 def create_template(session: Session, *, actor: Principal, name: str, channel: str,
                     variants: Mapping[str, Any], default_locale: str = "ru") -> MessageTemplate:
     """A new template, its variants checked (syntax errors name the part and line)."""
-    if channel not in CHANNELS:
-        raise TemplateError(f"channel must be one of {', '.join(CHANNELS)}", field="channel")
+    if channel not in channel_names():
+        raise TemplateError(f"channel must be one of {', '.join(channel_names())}", field="channel")
     now = clock.now()
     template = MessageTemplate(name=_clean_name(session, name), channel=channel, default_locale=default_locale,
                                variants=_variants(channel, variants, default_locale), created_by=actor.actor,
@@ -184,10 +185,10 @@ def send_test(session: Session, *, template: MessageTemplate, actor: Principal, 
     if channel is None or not channel.configured:
         raise TemplateError(N_("the %(channel)s channel is not configured; an administrator sets it up under Channels"),
                             status=409, slug="channel-not-configured", channel=template.channel)
-    address = _own_address(session, template.channel, actor=actor, to=to, region=hub.settings.default_region)
+    address = _own_address(session, identity_kind_of(channel, IdentityKind.PHONE), actor=actor, to=to, region=hub.settings.default_region)
     content, _ctx = preview(session, template=template, contact_id=contact_id, locale=locale)
-    if template.channel == "email":
-        content = {k: v for k, v in content.items() if v is not None}
+    content = {k: v for k, v in content.items() if v is not None}
+    if content.get("subject"):
         content["subject"] = f"[TEST] {content['subject']}"[:998]
     try:
         delivery = _enqueue(session, channel=template.channel, address=address, content=content)
@@ -206,8 +207,10 @@ def _enqueue(session: Session, *, channel: str, address: str, content: dict[str,
                    idempotency_key=f"template-test:{uuid.uuid4().hex}")
 
 
-def _own_address(session: Session, channel: str, *, actor: Principal, to: str | None, region: str) -> str:
-    if channel == "email":
+def _own_address(session: Session, kind: str, *, actor: Principal, to: str | None, region: str) -> str:
+    """Where a test goes: the signed-in user's own email address, or the address given for another
+    kind (a phone number, a Telegram user id)."""
+    if kind == IdentityKind.EMAIL:
         user = session.get(User, actor.user_id) if actor.user_id is not None else None
         if user is None:
             raise TemplateError(N_("a test email goes to the signed-in user's own address; an API key has none"),
@@ -217,10 +220,11 @@ def _own_address(session: Session, channel: str, *, actor: Principal, to: str | 
                                 slug="forbidden")
         return user.email
     if not to:
-        raise TemplateError(N_("give the phone number to text the test to"), field="to")
+        raise TemplateError(N_("give the phone number to text the test to") if kind == IdentityKind.PHONE
+                            else N_("give the address to send the test to"), field="to")
     try:
-        return normalize_phone(to, region)
-    except InvalidIdentity as exc:
+        return normalize(kind, to, region=region)
+    except (InvalidIdentity, ValueError) as exc:
         raise TemplateError("%(detail)s", field="to", detail=str(exc)) from None
 
 

@@ -11,7 +11,8 @@ from starlette.datastructures import FormData
 from starlette.responses import Response
 
 from campaigns.message_templates.models import MessageTemplate
-from campaigns.message_templates.rendering import CHANNELS, LOCALES, PART_LABELS, PARTS, VARIABLES
+from campaigns.message_templates.channels import ChannelOption, channel_options
+from campaigns.message_templates.rendering import LOCALES, VARIABLES
 from campaigns.message_templates.service import (
     TemplateError,
     create_template,
@@ -32,8 +33,16 @@ from hub.web.security import email_document
 router = APIRouter()
 Reader = Annotated[Agent, Depends(require("campaigns:read"))]
 Writer = Annotated[Agent, Depends(require("campaigns:write"))]
-CHANNEL_LABELS = {"email": N_("Email"), "sms": N_("SMS")}
 MAX_FIELD = 200_000
+
+
+def _options(request: Request) -> dict[str, ChannelOption]:
+    return channel_options(get_hub(request).channels)
+
+
+def _chosen(request: Request, channel: Any) -> ChannelOption | None:
+    """The installed channel the form or the link names; None when it names none."""
+    return _options(request).get(str(channel or ""))
 
 
 def _template_or_404(db: Any, template_id: int) -> MessageTemplate:
@@ -43,37 +52,38 @@ def _template_or_404(db: Any, template_id: int) -> MessageTemplate:
     return template
 
 
-def _variants_from(form: FormData, channel: str) -> dict[str, dict[str, str]]:
+def _variants_from(form: FormData, channel: ChannelOption) -> dict[str, dict[str, str]]:
     """The languages the marketer filled in (a variant with every part empty is left out)."""
     variants: dict[str, dict[str, str]] = {}
     for locale in LOCALES:
         parts = {}
-        for part in PARTS.get(channel, ("text",)):
-            value = form.get(f"v:{locale}:{part}")
-            parts[part] = value[:MAX_FIELD + 1] if isinstance(value, str) else ""
+        for part in channel.parts:
+            value = form.get(f"v:{locale}:{part.name}")
+            parts[part.name] = value[:MAX_FIELD + 1] if isinstance(value, str) else ""
         if any(v.strip() for v in parts.values()):
             variants[locale] = parts
     return variants
 
 
-def _editor(request: Request, agent: Agent, *, template: MessageTemplate | None, channel: str,
+def _editor(request: Request, agent: Agent, *, template: MessageTemplate | None, channel: ChannelOption,
             values: dict[str, Any], errors: dict[str, str] | None = None, status: int = 200) -> Response:
-    return page(request, agent, "message_templates/edit.html", status=status, message_template=template, channel=channel,
-                values=values, errors=errors or {}, locales=LOCALES, parts=PARTS[channel], part_labels=PART_LABELS,
-                channel_labels=CHANNEL_LABELS, variables=VARIABLES)
+    return page(request, agent, "message_templates/edit.html", status=status, message_template=template,
+                channel=channel, values=values, errors=errors or {}, locales=LOCALES, variables=VARIABLES)
 
 
 @router.get("/message-templates")
 def template_list(request: Request, agent: Reader) -> Response:
     with get_hub(request).session(read_only=True) as db:
         templates = list_templates(db)
-    return page(request, agent, "message_templates/list.html", templates=templates, channel_labels=CHANNEL_LABELS)
+    return page(request, agent, "message_templates/list.html", templates=templates, channels=_options(request))
 
 
 @router.get("/message-templates/new")
 def new_template(request: Request, agent: Writer, channel: str = "email") -> Response:
-    channel = channel if channel in CHANNELS else "email"
-    return _editor(request, agent, template=None, channel=channel,
+    chosen = _chosen(request, channel)
+    if chosen is None:
+        raise PageError(404, N_("There is no such channel."))
+    return _editor(request, agent, template=None, channel=chosen,
                    values={"name": "", "default_locale": agent.locale, "variants": {}})
 
 
@@ -92,8 +102,11 @@ def contact_options(request: Request, agent: Reader, q: Annotated[str, Query(max
 async def preview_fragment(request: Request, agent: Reader) -> Response:
     """The message as it would look for the picked contact (or a sample person), from the unsaved form."""
     form = await request.form()
-    channel = form.get("channel") if form.get("channel") in CHANNELS else "email"
-    variants = _variants_from(form, str(channel))
+    chosen = _chosen(request, form.get("channel"))
+    if chosen is None:
+        raise PageError(422, N_("There is no such channel."))
+    channel = chosen.name
+    variants = _variants_from(form, chosen)
     default_locale = str(form.get("default_locale") or "ru")
     contact_raw = str(form.get("contact_id") or "")
     contact_id = int(contact_raw) if contact_raw.isdigit() else None
@@ -115,15 +128,16 @@ async def preview_fragment(request: Request, agent: Reader) -> Response:
     content, contact_name, error = await run_in_threadpool(work)
     document = email_document(content["html"]) if content and content.get("html") else None
     return page(request, agent, "message_templates/_preview.html", content=content, error=error, document=document,
-                contact_name=contact_name, channel=channel)
+                contact_name=contact_name, channel=chosen)
 
 
 async def _save(request: Request, agent: Agent, template_id: int | None) -> Response:
     form = await request.form()
-    channel = str(form.get("channel") or "email")
-    if channel not in CHANNELS:
-        raise PageError(422, N_("Choose email or SMS."))
-    variants = _variants_from(form, channel)
+    chosen = _chosen(request, form.get("channel"))
+    if chosen is None:
+        raise PageError(422, N_("There is no such channel."))
+    channel = chosen.name
+    variants = _variants_from(form, chosen)
     default_locale = str(form.get("default_locale") or "ru")
     if default_locale not in variants and len(variants) == 1:
         default_locale = next(iter(variants))  # one language written: it is the default, whatever was picked
@@ -152,7 +166,7 @@ async def _save(request: Request, agent: Agent, template_id: int | None) -> Resp
     saved_id, errors, template = await run_in_threadpool(work)
     if saved_id is not None:
         return redirect(request, f"/message-templates/{saved_id}?saved=1")
-    return _editor(request, agent, template=template, channel=channel, values=values, errors=errors, status=422)
+    return _editor(request, agent, template=template, channel=chosen, values=values, errors=errors, status=422)
 
 
 @router.post("/message-templates/new")
@@ -164,7 +178,10 @@ async def create(request: Request, agent: Writer) -> Response:
 def edit_template(request: Request, template_id: int, agent: Reader) -> Response:
     with get_hub(request).session(read_only=True) as db:
         template = _template_or_404(db, template_id)
-    return _editor(request, agent, template=template, channel=template.channel,
+    chosen = _chosen(request, template.channel)
+    if chosen is None:  # its channel was uninstalled since
+        raise PageError(409, N_("The channel of this template is not installed."))
+    return _editor(request, agent, template=template, channel=chosen,
                    values={"name": template.name, "default_locale": template.default_locale,
                            "variants": template.variants})
 

@@ -42,6 +42,7 @@ from campaigns.segments.definition import (
     parse_definition,
 )
 from hub.json_sql import folded_contains, json_array_has, json_kind, json_number, json_text
+from hub.channel_hooks import contact_channels
 from hub.models import Account, ConsentRecord, Contact, Direction, Identity, TimelineEvent
 
 __all__ = ["SegmentDefinition", "InvalidDefinition", "parse_definition", "contact_ids_query", "iter_contact_ids",
@@ -56,7 +57,13 @@ CAMPAIGN_OPENED = "campaign.opened"
 CAMPAIGN_CLICKED = "campaign.clicked"
 CAMPAIGN_UNSUBSCRIBED = "campaign.unsubscribed"
 SURVEY_ANSWERED = "survey.answered"
-REPLY_CHANNELS = ("email", "sms")
+
+
+def reply_channels() -> list[str]:
+    """Where a contact's reply can come from: the installed channels that send to contacts (email,
+    SMS, Telegram…), as a reply arrives on the channel the message went out on."""
+    return list(contact_channels())
+
 
 _CAMPAIGN_EVENTS = {"received": CAMPAIGN_MESSAGE, "opened": CAMPAIGN_OPENED, "clicked": CAMPAIGN_CLICKED,
                     "unsubscribed": CAMPAIGN_UNSUBSCRIBED}
@@ -251,7 +258,7 @@ def _campaign_event(campaign_id: int, kind: str) -> Any:
 def _reply_after(when: Any) -> Any:
     reply = aliased(TimelineEvent)
     return exists().where(_events(reply), reply.direction == Direction.IN.value,
-                          reply.channel.in_(REPLY_CHANNELS), reply.occurred_at > when).correlate(Contact)
+                          reply.channel.in_(reply_channels()), reply.occurred_at > when).correlate(Contact)
 
 
 def _campaign(c: CampaignCondition, now: datetime) -> Any:

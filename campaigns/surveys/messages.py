@@ -1,4 +1,5 @@
-"""The invitation and reminder a contact receives, by email or SMS, in the contact's language."""
+"""The invitation and reminder a contact receives, in the contact's language: a mail (subject, HTML,
+text) on a channel that carries one, a short text with the link on any other (SMS, Telegram)."""
 
 from __future__ import annotations
 
@@ -65,3 +66,13 @@ def sms_content(settings: Settings, survey: Survey, invitation: SurveyInvitation
     if reminder:
         text = _("Reminder: %(subject)s") % {"subject": text}
     return {"text": " ".join(text.split())}
+
+
+def content_for(settings: Settings, survey: Survey, invitation: SurveyInvitation, *, parts: set[str], locale: str,
+                name: str, reminder: bool = False) -> dict[str, Any]:
+    """The invitation as a channel carrying `parts` can hold it: the mail where it has a subject, the
+    short text otherwise."""
+    if "subject" in parts:
+        mail = email_content(settings, survey, invitation, locale=locale, name=name, reminder=reminder)
+        return {key: value for key, value in mail.items() if key in parts}
+    return sms_content(settings, survey, invitation, locale=locale, name=name, reminder=reminder)

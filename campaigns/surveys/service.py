@@ -12,8 +12,6 @@ import logging
 import secrets
 from collections.abc import Iterable
 from datetime import datetime, timedelta
-from functools import lru_cache
-from importlib.metadata import entry_points
 from typing import TYPE_CHECKING, Any
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
@@ -25,11 +23,12 @@ from campaigns.surveys.models import InvitationStatus, Survey, SurveyInvitation,
 from campaigns.surveys.questions import Question, Texts, parse_questions
 from hub import audit, clock, outbox
 from hub.auth import Principal
-from hub.channel_hooks import DecoratesMarketing
+from hub.channel import MarketingContext
+from hub.channel_hooks import contact_channels
 from hub.contacts import consent_status, identities_of
 from hub.db import insert_ignore, is_postgres
 from hub.ingest import ContactNotFound, get_contact
-from hub.models import ConsentStatus, Contact, IdentityKind, Purpose, TimelineEvent, User
+from hub.models import ConsentStatus, Contact, Purpose, TimelineEvent, User
 
 if TYPE_CHECKING:
     from hub.runtime import Hub
@@ -38,23 +37,15 @@ log = logging.getLogger("campaigns.surveys")
 
 SURVEYS_CHANNEL = "surveys"
 TRIGGER_KINDS = ("order.completed", "meeting.completed", "task.completed")
-SEND_CHANNELS = {"email": IdentityKind.EMAIL, "sms": IdentityKind.PHONE}
-
-
-@lru_cache(maxsize=1)
-def _declared_send_channels() -> dict[str, str]:
-    """Installed channels that name the identity they address (hub.channel_hooks), such as telegram."""
-    found = {}
-    for ep in entry_points(group="hub.channels"):
-        kind = getattr(ep.load(), "identity_kind", None)
-        if isinstance(kind, str):
-            found[ep.name] = kind
-    return found
 
 
 def send_kind(channel: str) -> str | None:
-    """The identity kind a survey invitation on `channel` goes to; None for a channel that cannot invite."""
-    return SEND_CHANNELS.get(channel) or _declared_send_channels().get(channel)
+    """The identity kind a survey invitation on `channel` goes to; None for a channel that cannot invite
+    (every installed channel that sends to a contact identity can: email, SMS, Telegram…)."""
+    found = contact_channels().get(channel)
+    return found.identity_kind if found is not None else None
+
+
 BATCH = 200
 
 
@@ -70,7 +61,7 @@ class SurveyIn(BaseModel):
     questions: list[Question] = Field(min_length=1, max_length=30)
     trigger_kind: str | None = Field(default=None, description="order.completed, meeting.completed, task.completed")
     delay_minutes: int = Field(default=0, ge=0, le=60 * 24 * 90)
-    channels: list[str] = Field(default_factory=lambda: ["email", "sms"], min_length=1, max_length=2)
+    channels: list[str] = Field(default_factory=lambda: ["email", "sms"], min_length=1, max_length=10)
     reminder_days: int | None = Field(default=None, ge=1, le=60)
     expiry_days: int = Field(default=14, ge=1, le=365)
     cooldown_days: int = Field(default=30, ge=0, le=365)
@@ -93,8 +84,8 @@ class SurveyIn(BaseModel):
     @classmethod
     def _channels(cls, value: list[str]) -> list[str]:
         if any(send_kind(v) is None for v in value) or len(set(value)) != len(value):
-            raise ValueError("channels are 'email', 'sms' or another installed channel that sends to a contact "
-                             "identity (telegram), each once, in order of preference")
+            raise ValueError(f"channels are installed channels that send to a contact ({', '.join(contact_channels())}), "
+                             "each once, in order of preference")
         return value
 
     @field_validator("questions")
@@ -281,27 +272,18 @@ def _send(session: Session, hub: Hub, *, invitation: SurveyInvitation, survey: S
     locale = contact.locale or hub.settings.default_locale
     name = contact.display_name if contact.display_name and "@" not in contact.display_name else ""
     assert invitation.channel is not None and invitation.address is not None
-    if invitation.channel == "email":
-        content = messages.email_content(hub.settings, survey, invitation, locale=locale, name=name, reminder=reminder)
-        content["to_name"] = name or None
-        try:
-            from campaigns.unsubscribe import email_unsubscribe_fields
-        except ImportError:  # the campaigns package brings unsubscribe links; without it none are added
-            pass
-        else:
-            content.update(email_unsubscribe_fields(hub.settings, contact_id=contact.id))
+    adapter = hub.channel(invitation.channel)
+    content = messages.content_for(hub.settings, survey, invitation, parts={p.name for p in adapter.parts},
+                                   locale=locale, name=name, reminder=reminder)
+    try:
+        from campaigns.unsubscribe import unsubscribe_url
+    except ImportError:  # the campaigns package brings unsubscribe links; without it none are given
+        link = None
     else:
-        content = messages.sms_content(hub.settings, survey, invitation, locale=locale, name=name, reminder=reminder)
-        adapter = hub.channels.get(invitation.channel)
-        if isinstance(adapter, DecoratesMarketing):  # the channel words its own opt-out (Telegram's /stop)
-            content = adapter.decorate_marketing(content, locale=locale)
-        else:
-            try:
-                from campaigns.unsubscribe import sms_opt_out_text
-            except ImportError:
-                pass
-            else:
-                content["text"] = f"{content['text']} {sms_opt_out_text(locale)}".strip()
+        link = unsubscribe_url(hub.settings, contact_id=contact.id, channel=invitation.channel)  # type: ignore[arg-type]
+    # The channel words its own opt-out: List-Unsubscribe, STOP, Telegram's /stop and its button.
+    content = adapter.decorate_marketing(content, MarketingContext(locale=locale, unsubscribe_url=link,
+                                                                   recipient_name=name or None))
     # The delivery's own timeline event is the invitation's record: kind survey.invited (or
     # survey.reminded), carrying the survey and invitation ids. Quiet hours and the frequency cap
     # come from the hub's sending defaults, checked by the worker at send time.

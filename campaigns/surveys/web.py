@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime, time, timezone
+from itertools import permutations
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -28,6 +29,7 @@ from campaigns.surveys.service import (
     update_survey,
 )
 from hub import clock
+from hub.channel_hooks import contact_channels
 from hub.models import Contact, User
 from hub.web.i18n import N_
 from hub.web.pages import Agent, PageError, get_hub, redirect, render
@@ -44,8 +46,7 @@ KINDS = [(QuestionKind.NPS, N_("NPS (0–10)")), (QuestionKind.CSAT, N_("Satisfa
          (QuestionKind.MULTIPLE, N_("Several choices")), (QuestionKind.TEXT, N_("Free text"))]
 TRIGGERS = [("", N_("Manual sends only")), ("order.completed", N_("A sale (order.completed)")),
             ("meeting.completed", N_("A completed meeting")), ("task.completed", N_("A closed task"))]
-CHANNEL_ORDERS = {"email,sms": N_("Email, else SMS"), "sms,email": N_("SMS, else email"),
-                  "email": N_("Email only"), "sms": N_("SMS only")}
+EITHER, ONLY, ELSE = N_("%(first)s, else %(second)s"), N_("%(channel)s only"), N_(", else ")
 CAUSES = {"manual": N_("Manual send"), "order.completed": N_("A sale"), "meeting.completed": N_("A completed meeting"),
           "task.completed": N_("A closed task")}
 STATUSES = [(SurveyStatus.DRAFT, N_("Draft")), (SurveyStatus.ACTIVE, N_("Active")), (SurveyStatus.CLOSED, N_("Closed"))]
@@ -164,6 +165,19 @@ def _from_form(form: dict[str, list[str]]) -> tuple[dict[str, Any], bool]:
     return data, adding
 
 
+def channel_orders(hub: Any, current: list[str], gettext: Any) -> dict[str, str]:
+    """The orders of preference a survey can choose among the installed channels that send to contacts:
+    each pair ("Email, else SMS") and each one alone, and the survey's own order if it is none of them."""
+    labels = {name: gettext(channel.label or name) for name, channel in contact_channels(hub.channels).items()}
+    orders = {f"{a},{b}": gettext(EITHER) % {"first": labels[a], "second": labels[b]}
+              for a, b in permutations(labels, 2)}
+    orders.update({name: gettext(ONLY) % {"channel": label} for name, label in labels.items()})
+    own = ",".join(current)
+    if own and own not in orders:
+        orders[own] = gettext(ELSE).join(labels.get(name, name) for name in current)
+    return orders
+
+
 def _errors(exc: ValidationError) -> list[str]:
     out = []
     for err in exc.errors():
@@ -179,7 +193,8 @@ def _builder(request: Request, agent: Agent, *, survey_id: int | None, data: dic
     with hub.session(read_only=True) as db:
         users = list(db.scalars(select(User).where(User.is_active.is_(True)).order_by(User.display_name)))
     return render(request, agent, "surveys/edit.html", status=status, survey_id=survey_id, data=data,
-                  errors=errors or [], kinds=KINDS, triggers=TRIGGERS, channel_orders=CHANNEL_ORDERS,
+                  errors=errors or [], kinds=KINDS, triggers=TRIGGERS,
+                  channel_orders=channel_orders(hub, data.get("channels") or [], agent.package_gettext("surveys")),
                   statuses=STATUSES, users=users)
 
 

@@ -1,4 +1,5 @@
-"""Signed unsubscribe and preferences links, the List-Unsubscribe fields, and SMS opt-out wording.
+"""Signed unsubscribe and preferences links (what a channel makes of them is its own business:
+hub.channel.Channel.decorate_marketing).
 
 Tokens are hub.signing tokens (a purpose per kind of link) and never expire: an unsubscribe link in
 a two-year-old email must still work. They carry ids only, never an address.
@@ -6,21 +7,16 @@ a two-year-old email must still work. They carry ids only, never an address.
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from hub.signing import BadLink, sign, unsign
-from hub.web.i18n import N_, package_translations
 
 if TYPE_CHECKING:
     from hub.settings import Settings
 
-log = logging.getLogger("campaigns.unsubscribe")
-
 UNSUBSCRIBE = "unsubscribe"
 PREFERENCES = "unsubscribe.preferences"
-OPT_OUT = N_("Reply STOP to opt out")
 
 
 @dataclass(frozen=True)
@@ -69,25 +65,3 @@ def unsubscribe_url(settings: Settings, *, contact_id: int, channel: str, campai
 def preferences_url(settings: Settings, *, contact_id: int) -> str:
     """The contact's preferences page (marketing per channel, language)."""
     return f"{settings.public_base_url}/preferences/{sign(settings, PREFERENCES, {'c': contact_id})}"
-
-
-def email_unsubscribe_fields(settings: Settings, *, contact_id: int, campaign_id: int | None = None) -> dict[str, Any]:
-    """`List-Unsubscribe` (HTTPS) and `List-Unsubscribe-Post` (RFC 8058) to merge into an EmailContent.
-
-    Both headers need an https:// URL (RFC 8058; mailbox providers ignore anything else), so with a
-    plain-http `public_base_url` (a development set-up) there are none, and a warning says why.
-    """
-    if not settings.public_base_url.startswith("https://"):
-        log.warning("public_base_url %s is not https://: marketing email goes out without List-Unsubscribe",
-                    settings.public_base_url)
-        return {}
-    return {
-        "list_unsubscribe": unsubscribe_url(settings, contact_id=contact_id, channel="email", campaign_id=campaign_id),
-        "list_unsubscribe_post": True,
-    }
-
-
-def sms_opt_out_text(locale: str | None) -> str:
-    """The opt-out wording a marketing SMS ends with, in the contact's language (Russian by default)."""
-    code = "en" if (locale or "").lower().startswith("en") else "ru"
-    return package_translations(code, "unsubscribe").gettext(OPT_OUT)

@@ -26,15 +26,11 @@ from campaigns.unsubscribe.links import (
 from hub.runtime import Hub
 from hub.signing import BadLink
 from hub.web import i18n
-from hub.web.i18n import N_
 from hub.web.public import public_locale, render_public
 
 log = logging.getLogger("campaigns.unsubscribe")
 router = APIRouter(include_in_schema=False)
 
-# "our mailings by …" on the unsubscribe pages; the preferences page names each switch.
-CHANNEL_LABELS = {"email": N_("email"), "sms": N_("SMS")}
-SWITCH_LABELS = {"email": N_("Email"), "sms": N_("SMS messages")}
 MAX_BODY = 64 * 1024
 
 
@@ -42,11 +38,11 @@ def _hub(request: Request) -> Hub:
     return request.app.state.hub
 
 
-def channel_label(hub: Hub, name: str, locale: str, labels: dict[str, str] = CHANNEL_LABELS) -> str:
-    gettext = i18n.package_translations(locale, "unsubscribe").gettext
-    if name in labels:
-        return gettext(labels[name])
-    return getattr(hub.channels.get(name), "label", "") or name
+def channel_label(hub: Hub, name: str, locale: str, *, in_sentence: bool = True) -> str:
+    """The channel as the channel names itself: inside "our mailings by …", or as a switch's label."""
+    channel = hub.channels.get(name)
+    label = (getattr(channel, "mailing_label", "") if in_sentence else "") or getattr(channel, "label", "") or name
+    return i18n.package_translations(locale, "unsubscribe").gettext(label)
 
 
 def _invalid(request: Request) -> HTMLResponse:
@@ -137,7 +133,7 @@ def _preferences_view(hub: Hub, contact_id: int) -> dict[str, Any]:
 def _render_preferences(request: Request, token: str, view: dict[str, Any], *, saved: bool = False) -> HTMLResponse:
     hub = _hub(request)
     locale = public_locale(request, view["locale"])
-    labels = {name: channel_label(hub, name, locale, SWITCH_LABELS) for name in view["channels"]}
+    labels = {name: channel_label(hub, name, locale, in_sentence=False) for name in view["channels"]}
     return render_public(request, "public/unsubscribe/preferences.html", locale=locale, channels=view["channels"],
                          labels=labels, contact_locale=view["locale"] or hub.settings.default_locale, saved=saved,
                          action=_path(request, f"/preferences/{token}"))

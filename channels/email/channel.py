@@ -6,6 +6,7 @@ import asyncio
 import base64
 import binascii
 import hmac
+import logging
 from collections.abc import Mapping, Sequence
 from functools import cached_property
 from pathlib import Path
@@ -13,12 +14,14 @@ from typing import Any
 
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from sqlalchemy import select
 
 from hub.channel import (
+    TEXT,
     Capability,
     Channel,
     ChannelLimits,
+    ContentPart,
+    MarketingContext,
     OutboundMessage,
     PeriodicJob,
     PermanentSendError,
@@ -31,12 +34,14 @@ from channels.email.settings import EmailSettings
 from channels.email.smtp import Prepared, SmtpSender, prepare_all
 from channels.email.store import EmailFiles
 from hub import clock
-from hub.db import among
 from hub.identities import InvalidIdentity, normalize_email
+from hub.html import html_to_text
 from hub.ingest import InboundEvent
-from hub.models import Purpose
 from hub.plugin import EventKind, TimelineChannel
 from hub.translatable import N_
+
+
+log = logging.getLogger("channels.email")
 
 
 class RawPayload(BaseModel):
@@ -52,12 +57,18 @@ class RawPayload(BaseModel):
 class EmailChannel(Channel):
     name = "email"
     label = "Email"
+    mailing_label = N_("email")
     timeline_channels = (TimelineChannel("email", N_("Email"), "email"),)
     event_kinds = (EventKind("email", N_("Email")), EventKind("email.bounced", N_("Bounced")))
     capabilities = frozenset({Capability.SEND, Capability.RECEIVE, Capability.STATUS, Capability.POLL})
     limits = ChannelLimits(max_body_chars=2_000_000, html=True, attachments=True,
                            max_attachment_bytes=10 * 1024 * 1024, delivery_receipts=True)
+    # A subject line (RFC 5322 caps a line at 998 characters), an HTML body, a plain-text body.
+    parts = (ContentPart("subject", N_("Subject"), max_chars=998, one_line=True, missing=N_("an email needs a subject"),
+                         empty=N_("the subject came out empty")),
+             ContentPart("html", N_("HTML body"), html=True), TEXT)
     Settings = EmailSettings
+    identity_kind = "email"  # hub.channel_hooks: a delivery goes to the contact's email identity
     # One SMTP conversation carries many messages; smtp_connections sets the parallelism.
     concurrency = 1
     setup_example = {"smtp_host": "smtp.example.com", "smtp_port": 587, "smtp_security": "starttls",
@@ -162,6 +173,30 @@ class EmailChannel(Channel):
 
     # --- outbound -------------------------------------------------------------------------------
 
+    def decorate_marketing(self, content: dict[str, Any], context: MarketingContext) -> dict[str, Any]:
+        """The sender the marketer chose, List-Unsubscribe with List-Unsubscribe-Post (RFC 8058) and
+        tracked links with an open pixel; a plain-text part from the HTML when the message has none."""
+        if context.sender_name:
+            content["from_name"] = context.sender_name
+        if context.sender_address:
+            content["from_address"] = context.sender_address  # checked again when queued and sent
+        if context.recipient_name:
+            content["to_name"] = context.recipient_name
+        url = context.unsubscribe_url
+        if url and url.startswith("https://"):
+            content["list_unsubscribe"], content["list_unsubscribe_post"] = url, True
+        elif url:  # both headers need https (RFC 8058; mailbox providers ignore anything else)
+            log.warning("the unsubscribe URL is not https://: marketing email goes out without List-Unsubscribe")
+        html = content.get("html")
+        if html and context.track_links is not None:
+            # The plain-text part, when the template has none, comes from the same parse.
+            content["html"], text = context.track_links(html)
+            if content.get("text") is None:
+                content["text"] = text
+        elif html and content.get("text") is None:
+            content["text"] = html_to_text(html, links=True)
+        return content
+
     def validate_content(self, content: Mapping[str, Any]) -> None:
         try:
             parsed = EmailContent.model_validate(dict(content))
@@ -223,11 +258,8 @@ class EmailChannel(Channel):
         return ascii_address(address), data, message_id
 
     async def send_many(self, messages: Sequence[OutboundMessage]) -> list[SendResult | BaseException]:
-        blocked = await asyncio.to_thread(self._suppressed, messages)
         # Reading attachments and encoding them is blocking work: keep it off the event loop.
         prepared = await asyncio.to_thread(prepare_all, messages, self._prepare)
-        for index, reason in blocked.items():
-            prepared[index] = PermanentSendError(reason)
         return await SmtpSender(self.settings).deliver(prepared)
 
     async def send(self, message: OutboundMessage) -> SendResult:
@@ -236,26 +268,12 @@ class EmailChannel(Channel):
             raise result
         return result
 
-    def _suppressed(self, messages: Sequence[OutboundMessage]) -> dict[int, str]:
-        """Marketing messages to suppressed addresses: checked again at send time, as the last gate
-        (one query for the batch)."""
-        from channels.email.suppression import EmailSuppression
+    def send_gates(self) -> list[Any]:
+        """Marketing mail never goes to an address on this channel's suppression list (checked by the
+        worker with the hub's own gates, once, at send time)."""
+        from channels.email.suppression import SuppressionGate
 
-        marketing: dict[int, str] = {}
-        for index, message in enumerate(messages):
-            if message.purpose == Purpose.MARKETING:
-                try:
-                    marketing[index] = normalize_email(message.address)
-                except InvalidIdentity:
-                    continue  # _prepare refuses it with the reason
-        if not marketing:
-            return {}
-        with self.hub.session(read_only=True) as session:
-            rows = {row.address: row for row in session.scalars(
-                select(EmailSuppression).where(among(session, EmailSuppression.address, set(marketing.values())))).all()}
-        return {index: (f"{row.address} is suppressed ({row.reason} since {row.created_at:%Y-%m-%d %H:%M} UTC); "
-                        "marketing mail is not sent to it")
-                for index, address in marketing.items() if (row := rows.get(address)) is not None}
+        return [SuppressionGate(self.name)]
 
 
 def poll_imap(hub: Any) -> None:

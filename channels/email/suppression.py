@@ -7,7 +7,9 @@ reason and time show where the agent looks.
 
 from __future__ import annotations
 
-from datetime import timedelta
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
@@ -16,10 +18,14 @@ from channels.email.dsn import RecipientStatus
 from channels.email.models import EmailBounce, EmailSuppression, SuppressionReason
 from hub import audit, clock
 from hub.auth import Principal
-from hub.db import insert_ignore
-from hub.identities import normalize_email
+from hub.db import among, insert_ignore
+from hub.identities import InvalidIdentity, normalize_email
 from hub.ingest import InboundEvent, post_event
-from hub.models import Direction, Identity, IdentityKind
+from hub.models import Direction, Identity, IdentityKind, Purpose
+from hub.sending import Decision
+
+if TYPE_CHECKING:
+    from hub.channel import OutboundMessage
 
 _REASON_TEXT = {
     SuppressionReason.HARD_BOUNCE: "the address bounced permanently",
@@ -28,6 +34,40 @@ _REASON_TEXT = {
     SuppressionReason.UNSUBSCRIBED: "the recipient unsubscribed",
     SuppressionReason.MANUAL: "an agent suppressed it",
 }
+
+
+class SuppressionGate:
+    """A send gate (hub.sending): marketing mail to an address on the list is skipped for good, with the
+    reason and since when. One query per batch."""
+
+    name = "email.suppression"
+    marketing_only = True
+
+    def __init__(self, channel: str) -> None:
+        self.channel = channel
+        self._listed: dict[int, EmailSuppression] = {}
+
+    def _address(self, message: OutboundMessage) -> str | None:
+        if message.channel != self.channel or message.purpose != Purpose.MARKETING:
+            return None
+        try:
+            return normalize_email(message.address)
+        except InvalidIdentity:
+            return None  # the channel refuses it with the reason when it sends
+
+    def prepare(self, session: Session, messages: Sequence[OutboundMessage], now: datetime) -> None:
+        addresses = {m.delivery_id: address for m in messages if (address := self._address(m)) is not None}
+        rows = {row.address: row for row in session.scalars(select(EmailSuppression).where(
+            among(session, EmailSuppression.address, set(addresses.values())))).all()} if addresses else {}
+        # By delivery: check() then normalises nothing again.
+        self._listed = {delivery_id: rows[address] for delivery_id, address in addresses.items() if address in rows}
+
+    def check(self, session: Session, *, message: OutboundMessage, now: datetime) -> Decision | None:
+        row = self._listed.get(message.delivery_id) if message.channel == self.channel else None
+        if row is None:
+            return None
+        return Decision.skip(f"{row.address} is suppressed ({row.reason} since {row.created_at:%Y-%m-%d %H:%M} UTC); "
+                             "marketing mail is not sent to it")
 
 
 def get_suppression(session: Session, *, address: str) -> EmailSuppression | None:

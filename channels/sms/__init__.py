@@ -13,6 +13,8 @@ from twilio.base.exceptions import TwilioRestException
 from hub.channel import (
     Capability,
     ChannelLimits,
+    ContentPart,
+    MarketingContext,
     OutboundMessage,
     PermanentSendError,
     SendResult,
@@ -26,8 +28,11 @@ from hub.ingest import InboundEvent
 from hub.models import DeliveryStatus
 from hub.plugin import EventKind, TimelineChannel
 from hub.translatable import N_
+from hub.web.i18n import package_translations
 
 log = logging.getLogger("channels.sms")
+
+OPT_OUT = N_("Reply STOP to opt out")
 
 
 class SmsChannel(TwilioChannel):
@@ -37,7 +42,9 @@ class SmsChannel(TwilioChannel):
     event_kinds = (EventKind("sms", N_("SMS")),)
     capabilities = frozenset({Capability.SEND, Capability.RECEIVE, Capability.STATUS})
     limits = ChannelLimits(max_body_chars=MAX_BODY_CHARS, delivery_receipts=True)
+    parts = (ContentPart("text", N_("Text"), max_chars=MAX_BODY_CHARS, missing=N_("an SMS needs its text")),)
     Settings = SmsSettings
+    identity_kind = "phone"  # hub.channel_hooks: a delivery goes to the contact's phone identity
     # Twilio queues per sender anyway; a few parallel API calls keep a campaign moving.
     concurrency = 8
     setup_example = {"account_sid": "AC" + "0" * 32, "auth_token": "your-auth-token", "from_number": "+15005550006"}
@@ -73,6 +80,15 @@ class SmsChannel(TwilioChannel):
         from channels.sms.panel import build_router
 
         return build_router()
+
+    def decorate_marketing(self, content: dict[str, Any], context: MarketingContext) -> dict[str, Any]:
+        """The STOP wording under the text, in the contact's language (STOP is what Twilio honours)."""
+        code = "en" if context.locale.lower().startswith("en") else "ru"
+        wording = package_translations(code, "sms").gettext(OPT_OUT)
+        text = (content.get("text") or "").rstrip()
+        if wording and wording not in text:
+            content["text"] = f"{text}\n{wording}" if text else wording
+        return content
 
     def validate_content(self, content: Mapping[str, Any]) -> None:
         super().validate_content(content)

@@ -112,3 +112,23 @@ def test_due_messages_wait_for_the_worker_or_for_the_rate_limit(hub):
 
         service.pause(s, campaign=s.get(Campaign, cid))
     assert reasons(hub, cid)[0] == {"paused": 2}
+
+
+def test_a_bounced_address_is_skipped_once_at_send_time_and_counted_as_suppressed(hub, smtp):  # noqa: F811
+    """The email channel's own list (a hard bounce) is a send gate the worker runs with the hub's: the
+    message is skipped before any SMTP conversation, and the run completes."""
+    from channels.email.suppression import suppress
+
+    add_contacts(hub, 3)
+    with hub.session() as s, s.begin():
+        suppress(s, address="c1@example.org", reason="hard_bounce", source="test")
+    cid = make_campaign(hub, segment_id=make_segment(hub), template_ids=[make_template(hub)])
+    tick(hub)
+    Worker(hub).tick()
+    tick(hub)
+    by_address = {d.address: d for d in deliveries(hub, cid)}
+    assert by_address["c1@example.org"].status == "cancelled"
+    assert "is suppressed (hard_bounce since" in by_address["c1@example.org"].last_error
+    assert sorted(r for meta, _ in smtp.received() for r in meta["rcpt_tos"]) == ["c0@example.org", "c2@example.org"]
+    assert reasons(hub, cid)[1] == {"suppressed": 1}
+    assert statuses(hub, cid) == ("completed", ["completed"])

@@ -17,6 +17,8 @@ from hub.channel import (
     Capability,
     Channel,
     ChannelLimits,
+    ContentPart,
+    MarketingContext,
     OutboundMessage,
     PeriodicJob,
     PermanentSendError,
@@ -26,6 +28,7 @@ from hub.channel import (
 from hub.inbound import mount
 from hub.ingest import InboundEvent
 from hub.models import IdentityKind
+from hub.translatable import N_
 from hub_telegram.settings import TelegramSettings
 from hub_telegram.updates import STOP_BUTTON, parse_update
 from hub_telegram.webhook import SECRET_HEADER, check_secret, webhook
@@ -43,6 +46,7 @@ class TelegramChannel(Channel):
     label = "Telegram"
     capabilities = frozenset({Capability.SEND, Capability.RECEIVE, Capability.POLL})
     limits = ChannelLimits(max_body_chars=MAX_TEXT)
+    parts = (ContentPart("text", N_("Text"), max_chars=MAX_TEXT, missing=N_("a Telegram message needs its text")),)
     Settings = TelegramSettings
     concurrency = 8  # the Bot API allows ~30 messages a second per bot
     setup_example = {"bot_token": "123456789:AAE-your-token-from-BotFather", "webhook_secret": "a-long-random-secret-16+"}
@@ -104,9 +108,9 @@ class TelegramChannel(Channel):
             if not (isinstance(button, Mapping) and button.get("text") and button.get("callback_data")):
                 raise ValueError("a button needs a text and callback_data")
 
-    def decorate_marketing(self, content: dict[str, Any], *, locale: str) -> dict[str, Any]:
-        """The /stop wording under the text and a stop button (hub.channel_hooks.DecoratesMarketing)."""
-        language = locale if locale in OPT_OUT_WORDING else "en"
+    def decorate_marketing(self, content: dict[str, Any], context: MarketingContext) -> dict[str, Any]:
+        """The /stop wording under the text and a stop button (a chat has no unsubscribe link to open)."""
+        language = context.locale if context.locale in OPT_OUT_WORDING else "en"
         wording = OPT_OUT_WORDING[language]
         text = (content.get("text") or "").rstrip()
         if wording not in text:

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from sqlalchemy import func, select
 
-from campaigns.unsubscribe import email_unsubscribe_fields, preferences_url, sms_opt_out_text, unsubscribe_url
+from campaigns.unsubscribe import preferences_url, unsubscribe_url
 from channels.email.mime import EmailContent
 from hub import outbox
+from hub.channel import MarketingContext
 from hub.auth import SYSTEM
 from hub.contacts import consent_status, create_contact, IdentityIn
 from hub.models import ConsentRecord, Contact, Delivery, Purpose, TimelineEvent
@@ -199,11 +200,24 @@ def test_preferences_with_a_bad_token_reveal_nothing(hub, public):
     assert consents(hub, contact) == []
 
 
-# --- what campaigns put into their messages -----------------------------------------------------
+# --- what campaigns put into their messages (each channel decides, from the link they hand it) --------
+
+def email_unsubscribe_fields(hub, *, contact_id: int, campaign_id: int | None = None) -> dict:  # type: ignore[no-untyped-def]
+    """What the email channel adds to a marketing message for this link: the RFC 8058 fields."""
+    url = unsubscribe_url(hub.settings, contact_id=contact_id, channel="email", campaign_id=campaign_id)
+    content = hub.channel("email").decorate_marketing({"subject": "s", "text": "t"},
+                                                      MarketingContext(locale="en", unsubscribe_url=url))
+    return {key: content[key] for key in ("list_unsubscribe", "list_unsubscribe_post") if key in content}
+
+
+def sms_opt_out_text(hub, locale: str | None) -> str:  # type: ignore[no-untyped-def]
+    """The wording the SMS channel puts under a marketing text."""
+    return hub.channel("sms").decorate_marketing({"text": ""}, MarketingContext(locale=locale or ""))["text"]
+
 
 def test_email_fields_are_valid_rfc_8058_headers_for_an_https_hub(hub):
     hub.settings.public_base_url = BASE
-    fields = email_unsubscribe_fields(hub.settings, contact_id=7, campaign_id=2)
+    fields = email_unsubscribe_fields(hub, contact_id=7, campaign_id=2)
     assert fields["list_unsubscribe_post"] is True and fields["list_unsubscribe"].startswith(BASE + "/u/")
     content = EmailContent.model_validate({"subject": "s", "text": "t", **fields})
     assert content.list_unsubscribe == fields["list_unsubscribe"]
@@ -216,7 +230,7 @@ def test_the_fields_become_rfc_8058_headers_in_the_built_message(hub):
     from channels.email.settings import EmailSettings
 
     hub.settings.public_base_url = BASE
-    fields = email_unsubscribe_fields(hub.settings, contact_id=7, campaign_id=2)
+    fields = email_unsubscribe_fields(hub, contact_id=7, campaign_id=2)
     content = EmailContent.model_validate({"subject": "Sale", "html": "<p>Sale</p>", **fields})
     settings = EmailSettings(from_address="news@hub.example.com")
     raw, _ = build_message(content, settings=settings, to_address="anna@example.com", idempotency_key="k",
@@ -228,13 +242,13 @@ def test_the_fields_become_rfc_8058_headers_in_the_built_message(hub):
 
 def test_no_list_unsubscribe_without_https(hub):
     hub.settings.public_base_url = "http://127.0.0.1:8000"
-    assert email_unsubscribe_fields(hub.settings, contact_id=7) == {}
+    assert email_unsubscribe_fields(hub, contact_id=7) == {}
 
 
-def test_sms_opt_out_wording_in_both_languages():
-    assert sms_opt_out_text("en") == "Reply STOP to opt out"
-    assert "STOP" in sms_opt_out_text("ru") and sms_opt_out_text("ru") != sms_opt_out_text("en")
-    assert sms_opt_out_text(None) == sms_opt_out_text("ru")
+def test_sms_opt_out_wording_in_both_languages(hub):
+    assert sms_opt_out_text(hub, "en") == "Reply STOP to opt out"
+    assert "STOP" in sms_opt_out_text(hub, "ru") and sms_opt_out_text(hub, "ru") != sms_opt_out_text(hub, "en")
+    assert sms_opt_out_text(hub, None) == sms_opt_out_text(hub, "ru")
 
 
 def test_a_link_of_a_merged_contact_unsubscribes_the_survivor(hub, public):

@@ -230,7 +230,9 @@ def test_a_suppressed_address_gets_no_marketing_mail_but_still_transactional(hub
     service = queue(hub, contact, "gone@example.org", "test:txn")
     Worker(hub).tick()
     blocked = delivery(hub, marketing)
-    assert blocked.status == "dead" and "is suppressed (hard_bounce since" in blocked.last_error
+    # Skipped for good by the channel's send gate, before any SMTP conversation (as a do-not-contact
+    # address is): cancelled, with the reason.
+    assert blocked.status == "cancelled" and "is suppressed (hard_bounce since" in blocked.last_error
     assert delivery(hub, service).status == "sent"
     assert [m["rcpt_tos"] for m, _ in smtp_server.received()] == [["gone@example.org"]]
 
