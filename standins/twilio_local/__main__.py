@@ -9,6 +9,8 @@ import httpx
 import typer
 from rich.console import Console
 
+import hub.cli  # noqa: F401 - the hub's --help conventions (a flag shows no "<bool>" type)
+
 from standins.twilio_local.server import DEMO_ACCOUNT_SID, DEMO_AUTH_TOKEN, LocalTwilio
 
 app = typer.Typer(help="A local stand-in for Twilio: try the hub's SMS and phone channels without an account.",
