@@ -53,7 +53,7 @@ FILL_EVENTS = """
 INSERT INTO timeline_event (contact_id, occurred_at, channel, direction, kind, data, external_id, actor_user_id,
                             created_at)
 SELECT :first_contact + (g % :contacts),
-       now() - make_interval(secs => (g * 7919 % 31536000)),
+       now() - make_interval(secs => (g::bigint * 7919 % 31536000)),
        CASE WHEN m < 9 THEN 'email' WHEN m < 11 THEN 'sms' WHEN m < 13 THEN 'phone' WHEN m = 13 THEN 'note'
             WHEN m < 16 THEN 'commerce' WHEN m = 16 THEN 'surveys' WHEN m = 17 THEN 'meetings' ELSE 'email' END,
        CASE WHEN m < 6 OR m = 9 OR m = 11 OR m = 14 OR m = 15 OR m = 16 THEN 'in'
