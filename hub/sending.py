@@ -8,8 +8,8 @@ point: a contact who unsubscribed a minute ago must not get the campaign queued 
 The hub's own gates (consent, suppression, quiet hours in the recipient's time zone, a frequency cap
 per contact) hold back marketing only; transactional mail always goes. Plug-ins contribute more
 gates through `Plugin.send_gates()`: extensions their rules, channels their own lists (email's
-bounce and complaint list), so each list is checked once, here, at send time. The worker runs all of them in one read-only session per
-batch; a gate with a `prepare(session, messages, now)` method loads what it needs for the whole
+bounce and complaint list), so each list is checked once, here, at send time. The worker runs all
+of them in one read-only session per batch; a gate with a `prepare(session, messages, now)` method loads what it needs for the whole
 batch in a few queries instead of a few per message.
 """
 

@@ -63,7 +63,7 @@ class SuppressionGate:
         self._listed = {delivery_id: rows[address] for delivery_id, address in addresses.items() if address in rows}
 
     def check(self, session: Session, *, message: OutboundMessage, now: datetime) -> Decision | None:
-        row = self._listed.get(message.delivery_id) if message.channel == self.channel else None
+        row = self._listed.get(message.delivery_id)  # prepare() kept only this channel's marketing
         if row is None:
             return None
         return Decision.skip(f"{row.address} is suppressed ({row.reason} since {row.created_at:%Y-%m-%d %H:%M} UTC); "
