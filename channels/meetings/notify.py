@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
@@ -23,7 +24,6 @@ from sqlalchemy.orm import Session
 from hub import clock, outbox
 from hub.contacts import consent_status
 from hub.models import ConsentStatus, Purpose, User
-from hub.settings import HUB_TEMPLATES
 from hub.signing import sign
 from hub.web import i18n
 from channels.meetings.ics import build_ics
@@ -37,7 +37,7 @@ log = logging.getLogger("channels.meetings")
 
 MANAGE_PURPOSE = "meetings.manage"
 _ENV = Environment(
-    loader=FileSystemLoader(str(HUB_TEMPLATES)),
+    loader=FileSystemLoader(str(Path(__file__).resolve().parent / "templates")),  # messages/meetings/…
     autoescape=select_autoescape(["html"], default=True),
     undefined=StrictUndefined,
     trim_blocks=True,

@@ -44,6 +44,7 @@ LOCALE_DIR = Path(__file__).resolve().parent / "locale"
 DOMAIN = "messages"
 LANGUAGE_NAMES = {"ru": "Русский", "en": "English"}
 # The messages refused input carries; they live below hub.web so core rules can raise them.
+TEMPLATE_KINDS = ("ui", "public", "messages")  # templates/<kind>/<package>/…, in the root or a plug-in
 CORE_MESSAGE_FILES = ("hub/translatable.py", "hub/contacts.py", "hub/identities.py", "hub/auth.py")
 
 
@@ -54,19 +55,26 @@ def catalog_path(locale: str) -> Path:
 @dataclass(frozen=True)
 class PackageCatalog:
     """A package with catalogs of its own (channels/forms, campaigns/surveys, …): its Python files and
-    its folders templates/{ui,public,messages}/<name>/ are extracted into <package>/locale/<locale>.po,
-    so packages built side by side never edit one shared file."""
+    its templates are extracted into <package>/locale/<locale>.po, so packages built side by side never
+    edit one shared file. `root` is the plug-in's folder it belongs to (itself, or the plug-in it is
+    nested in: campaigns/segments keeps its pages in campaigns/templates/ui/segments/)."""
 
     name: str
     folder: Path
+    root: Path
 
     def path(self, locale: str) -> Path:
         return self.folder / "locale" / f"{locale}.po"
 
     def template_folders(self) -> list[Path]:
-        """Its templates: the root's templates/<kind>/<name>/, or templates/ inside the package."""
-        inside = [self.folder / "templates"] if (self.folder / "templates").is_dir() else []
-        return [*inside, *(HUB_TEMPLATES / kind / self.name for kind in ("ui", "public", "messages"))]
+        """Its templates: templates/ inside the package, its folders in the plug-in's templates/<kind>/
+        when it is nested in one, and any left in the root's templates/<kind>/<name>/."""
+        candidates = [self.folder / "templates"]
+        if self.root != self.folder:
+            candidates += [self.root / "templates" / kind / self.name for kind in TEMPLATE_KINDS]
+        candidates += [HUB_TEMPLATES / kind / self.name for kind in TEMPLATE_KINDS]
+        return [folder for folder in candidates if folder.is_dir()]
+
 
 
 def package_catalogs() -> list[PackageCatalog]:
@@ -79,7 +87,7 @@ def package_catalogs() -> list[PackageCatalog]:
         for locale_dir in sorted(root.glob("**/locale")):
             package = locale_dir.parent
             if locale_dir.is_dir() and (package / "__init__.py").exists() and all(p.folder != package for p in found):
-                found.append(PackageCatalog(package.name, package))
+                found.append(PackageCatalog(package.name, package, root))
     return found
 
 
@@ -301,6 +309,7 @@ def hub_messages() -> list[tuple[str | tuple[str, str], str, int, list[str]]]:
     owned = tuple(folder for p in packages for folder in [p.folder, *p.template_folders()])
     without = [(folder, "python") for folder in plugin_folders()
                if not any(folder.is_relative_to(p.folder) for p in packages)]
+    without += [(folder / "templates", "jinja2") for folder, _ in without]
     messages = _extract([(HUB_TEMPLATES / "ui", "jinja2"), (HUB_TEMPLATES / "public", "jinja2"),
                          (Path(__file__).resolve().parent, "python")], skip=owned)
     messages += _extract(without, skip=owned)
@@ -310,7 +319,8 @@ def hub_messages() -> list[tuple[str | tuple[str, str], str, int, list[str]]]:
 
 def package_messages(package: PackageCatalog) -> list[tuple[str | tuple[str, str], str, int, list[str]]]:
     """What one package's catalog holds (nested packages with catalogs of their own left out)."""
-    nested = tuple(p.folder for p in package_catalogs() if p.folder != package.folder and p.folder.is_relative_to(package.folder))
+    nested = tuple(folder for p in package_catalogs() if p.folder != package.folder and p.folder.is_relative_to(package.folder)
+                   for folder in (p.folder, *p.template_folders()))
     return _extract([(package.folder, "python"), *[(f, "jinja2") for f in package.template_folders()]], skip=nested)
 
 
