@@ -1,13 +1,15 @@
-"""form.locale: the language a form's texts are written in (its page speaks it)
+"""forms: form.locale: now in channels/forms/migrations/forms_0001_forms.py
+
+This revision created form.locale until 2026-12-07; the tables belong to their plug-in's branch now
+(channels/forms/migrations/forms_0001_forms.py), which creates them on a new database and keeps them
+on one this revision built (hub.migration_steps). The revision stays, empty, so databases that
+passed it stay on the chain.
 
 Revision ID: 0005
 Revises: 0004 (written beside the accounts migrations, chained after them)
 Create Date: 2026-12-06 21:40:00
 """
 from __future__ import annotations
-
-import sqlalchemy as sa
-from alembic import op
 
 revision = "0005"
 down_revision = "0004"
@@ -16,10 +18,8 @@ depends_on = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("form", schema=None) as batch_op:
-        batch_op.add_column(sa.Column("locale", sa.String(length=10), nullable=True))
+    pass
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("form", schema=None) as batch_op:
-        batch_op.drop_column("locale")
+    pass

@@ -1,0 +1,1 @@
+"""campaigns revisions: a branch of the schema of its own (hub.migrate)."""
