@@ -18,6 +18,7 @@ from analytics import rfm
 from analytics.models import ChannelMonth, CohortCell, ComputeRun, MonthFigure, ResponseMonth
 from analytics.sql import epoch_days, month_index, month_of_days, order_moves
 from hub import clock
+from hub.channel_hooks import conversation_channels
 from hub.models import TimelineEvent
 
 if TYPE_CHECKING:
@@ -112,13 +113,10 @@ def _channels(session: Session, months: int, now: datetime) -> int:
     return int(session.scalar(select(func.count()).select_from(ChannelMonth)) or 0)
 
 
-REPLY_CHANNELS = ("email", "sms")
-
-
 def _responses(session: Session, months: int, now: datetime) -> int:
     """Per month and channel: inbound messages whose next event on that contact and channel is an
     agent's outbound message, and the time to it (a burst of several inbound messages counts its
-    last one: the reply answers them all)."""
+    last one: the reply answers them all). Channels: those a contact writes and is answered on."""
     te = TimelineEvent
     since = now - timedelta(days=31 * months)
     window = {"partition_by": (te.contact_id, te.channel), "order_by": (te.occurred_at, te.id)}
@@ -127,7 +125,7 @@ def _responses(session: Session, months: int, now: datetime) -> int:
                   func.lead(te.direction).over(**window).label("next_direction"),
                   func.lead(te.actor_user_id).over(**window).label("next_actor"),
                   func.lead(day).over(**window).label("next_day"))
-           .where(te.channel.in_(REPLY_CHANNELS), te.occurred_at >= since, te.occurred_at <= now).subquery("seq"))
+           .where(te.channel.in_(conversation_channels()), te.occurred_at >= since, te.occurred_at <= now).subquery("seq"))
     source = (select(seq.c.month, seq.c.channel, func.count(), func.sum((seq.c.next_day - seq.c.day) * 86400.0))
               .where(seq.c.direction == "in", seq.c.next_direction == "out", seq.c.next_actor.is_not(None))
               .group_by(seq.c.month, seq.c.channel))

@@ -166,6 +166,9 @@ class Channel(Plugin, ABC):
     # Example values of the settings that make it work: Admin → Channels shows them, as HUB_* lines
     # and as TOML, to a channel that is not configured yet.
     setup_example: ClassVar[dict[str, Any]] = {}
+    # Whether agents record a contact's consent to be reached on it (the contact form's list). None:
+    # when it sends to contacts (hub.channel_hooks.consent_channels); phone calls say True themselves.
+    asks_consent: ClassVar[bool | None] = None
 
     def __init__(self, settings: ChannelSettings, hub: Hub) -> None:
         super().__init__(settings, hub)

@@ -48,6 +48,20 @@ def contact_channels(channels: Mapping[str, Any] | None = None) -> dict[str, Any
     return {name: channel for name, channel in sorted(channels.items()) if sends_to_contacts(channel)}
 
 
+def consent_channels(channels: Mapping[str, Any]) -> list[str]:
+    """The channels among `channels` that a contact's consent is recorded for, by name."""
+    return sorted(name for name, channel in channels.items()
+                  if (asks if (asks := getattr(channel, "asks_consent", None)) is not None else sends_to_contacts(channel)))
+
+
+def conversation_channels() -> tuple[str, ...]:
+    """The installed channels a contact writes on and an agent answers on, as a conversation (email,
+    SMS, Telegram): they receive, and send to the contact's identity."""
+    from hub.channel import Capability
+
+    return tuple(name for name, cls in _installed_contact_channels() if Capability.RECEIVE in cls.capabilities)
+
+
 @lru_cache(maxsize=1)
 def _installed_contact_channels() -> tuple[tuple[str, Any], ...]:
     """Read once per process, as hub.plugin.installed() is: rendering asks for every message."""

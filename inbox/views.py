@@ -19,7 +19,7 @@ from hub import clock
 from hub.ingest import ContactNotFound, get_contact
 from hub.models import User
 from hub.web.i18n import N_
-from hub.web import sessions
+from hub.web import sessions, timeline_view
 from hub.web.pages import Agent, PageError, get_hub, is_fragment, redirect, render, require
 from inbox import assignment, canned, events, queries, service, sla
 from inbox.models import AgentState, Conversation, Presence, Priority, Status, Team
@@ -46,8 +46,8 @@ def _warn(request: Request) -> float:
     return max((p.warn_minutes_before for p in _settings(request).policies), default=15)
 
 
-# The icon (templates/ui/_icons) each channel's badge shows in the list; others show "chat".
-CHANNEL_ICONS = {"email": "email", "sms": "sms", "phone": "phone", "forms": "form"}
+# The icon each channel's badge shows in the list (what its plug-in declares); others show "chat".
+CHANNEL_ICONS = timeline_view.CHANNEL_ICONS
 
 
 def _labels() -> dict[str, Any]:

@@ -98,3 +98,17 @@ def test_a_plugin_imports_no_other_plugins_modules(unit):
             if target is not None and _owner(target, others):
                 problems.append(f"{path.name}:{line} imports {module}")
     assert not problems, f"{unit.name} reaches into another plug-in; move what they share into hub/:\n" + "\n".join(problems)
+
+
+def test_channel_lists_come_from_what_channels_declare():
+    """The consent list on the contact form and the channels analytics counts replies on are read from
+    the channels' declarations, so a channel installed as a package (Telegram) is in them unnamed."""
+    from hub.channel import Channel
+    from hub.channel_hooks import consent_channels, conversation_channels
+
+    adapters = {cls.name: cls for cls in installed() if issubclass(cls, Channel)}
+    consent = consent_channels(adapters)
+    assert {"email", "sms", "phone", "telegram"} <= set(consent)
+    assert not {"forms", "meetings", "note"} & set(consent)
+    assert {"email", "sms", "telegram"} <= set(conversation_channels())
+    assert not {"phone", "forms", "meetings", "note"} & set(conversation_channels())

@@ -23,6 +23,7 @@ class PhoneChannel(TwilioChannel):
     event_kinds = (EventKind("call", N_("Call")), EventKind("call.incoming", N_("Incoming call")),
                    EventKind("call.completed", N_("Call")), EventKind("call.missed", N_("Missed call")))
     capabilities = frozenset({Capability.RECEIVE, Capability.STATUS})
+    asks_consent = True  # agents call contacts, who may refuse calls (hub.channel_hooks.consent_channels)
     limits = ChannelLimits(max_body_chars=20_000)
     Settings = PhoneSettings
 

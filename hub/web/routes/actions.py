@@ -14,6 +14,7 @@ from starlette.responses import Response
 
 from hub import audit
 from hub.accounts import account_choices
+from hub.channel_hooks import consent_channels
 from hub.contacts import (
     FIELD_LABELS,
     ContactConflict,
@@ -162,8 +163,7 @@ def _live_contact(db: Session, contact_id: int) -> Contact:
 
 def _consent_channels(request: Request) -> list[tuple[str, str]]:
     hub = get_hub(request)
-    names = {"email", "sms", "phone", *(name for name, c in hub.channels.items() if "send" in c.capabilities)}
-    return [(name, timeline_view.channel_label(name, hub.channels)) for name in sorted(names)]
+    return [(name, timeline_view.channel_label(name, hub.channels)) for name in consent_channels(hub.channels)]
 
 
 @router.post("/contacts/{contact_id}/edit")
