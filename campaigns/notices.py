@@ -6,7 +6,7 @@ from datetime import datetime
 
 from pydantic import Field
 
-from hub.notices import NoticeData, NoticeType
+from hub.notices import NoticeData, NoticeType, timeline_example, timeline_type
 
 
 class RunData(NoticeData):
@@ -24,4 +24,7 @@ NOTICE_TYPES = [
     NoticeType("campaign.finished", 1, RunData, "A campaign run finished: every recipient's messages left the outbox.",
                {"campaign_id": 5, "run_id": 31, "campaign_name": "Декабрьская рассылка", "contact_id": None,
                 "at": "2026-12-06T09:40:00+00:00"}),
+    timeline_type("contact.unsubscribed", "A contact unsubscribed from a campaign's messages (link or List-Unsubscribe).",
+                  (("campaign.unsubscribed", None),),
+                  timeline_example("campaign.unsubscribed", "campaigns", "in", {"campaign_id": 5})),
 ]

@@ -231,13 +231,16 @@ class ConsentData(NoticeData):
     source: str = ""
 
 
-def _timeline_example(kind: str, channel: str, direction: str, data: dict[str, Any], **extra: Any) -> dict[str, Any]:
+def timeline_example(kind: str, channel: str, direction: str, data: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    """An example payload of a timeline-sourced notice (the catalogue shows one per type)."""
     return {"event_id": 9001, "contact_id": 42, "channel": channel, "kind": kind, "direction": direction,
             "occurred_at": "2026-12-06T10:15:00+00:00", "subject": extra.get("subject"), "text": extra.get("text"),
             "status": extra.get("status"), "data": data}
 
 
-def _timeline_type(name: str, description: str, sources: tuple[tuple[str, str | None], ...], example: dict[str, Any]) -> NoticeType:
+def timeline_type(name: str, description: str, sources: tuple[tuple[str, str | None], ...], example: dict[str, Any]) -> NoticeType:
+    """A notice type emitted for timeline events of the (kind, direction or None) `sources`: plug-ins
+    declare theirs with it (`Plugin.notice_types`)."""
     return NoticeType(name, 1, TimelineData, description, example, from_timeline=sources)
 
 
@@ -260,23 +263,11 @@ CORE_TYPES: tuple[NoticeType, ...] = (
     NoticeType("message.failed", 1, DeliveryData, "An outbound message failed: the provider refused or bounced it, or the hub gave up.",
                {"delivery_id": 812, "event_id": 9002, "contact_id": 42, "channel": "email", "status": "bounced",
                 "error": "550 5.1.1 mailbox unavailable"}),
-    _timeline_type("message.received", "A message from a contact arrived (email, SMS, any channel).",
-                   (("message", "in"),), _timeline_example("message", "email", "in", {"address": "anna@example.ru"},
+    timeline_type("message.received", "A message from a contact arrived (email, SMS, any channel).",
+                   (("message", "in"),), timeline_example("message", "email", "in", {"address": "anna@example.ru"},
                                                            subject="Заказ 1042", text="Когда приедет курьер?")),
-    _timeline_type("call.logged", "A phone call was logged (inbound or outbound), with its duration and outcome in data.",
-                   (("call", None),), _timeline_example("call", "phone", "in", {"duration_seconds": 184, "outcome": "answered"})),
-    _timeline_type("form.submitted", "A website form was submitted; data holds the answers.",
-                   (("form.submitted", None),), _timeline_example("form.submitted", "forms", "in", {"form": "callback", "fields": {"phone": "+79161234567"}})),
-    _timeline_type("meeting.booked", "A meeting was booked.", (("meeting.booked", None),),
-                   _timeline_example("meeting.booked", "meetings", "in", {"meeting_id": 7, "starts_at": "2026-12-08T09:00:00+00:00"})),
-    _timeline_type("meeting.rescheduled", "A meeting was moved.", (("meeting.rescheduled", None),),
-                   _timeline_example("meeting.rescheduled", "meetings", "in", {"meeting_id": 7, "starts_at": "2026-12-09T09:00:00+00:00"})),
-    _timeline_type("meeting.cancelled", "A meeting was cancelled.", (("meeting.cancelled", None),),
-                   _timeline_example("meeting.cancelled", "meetings", "in", {"meeting_id": 7})),
-    _timeline_type("survey.answered", "A contact answered a survey; data holds the answers and scores.",
-                   (("survey.answered", None),), _timeline_example("survey.answered", "surveys", "in", {"survey_id": 2, "nps": 9})),
-    _timeline_type("contact.unsubscribed", "A contact unsubscribed from a campaign's messages (link or List-Unsubscribe).",
-                   (("campaign.unsubscribed", None),), _timeline_example("campaign.unsubscribed", "campaigns", "in", {"campaign_id": 5})),
+    timeline_type("call.logged", "A phone call was logged (inbound or outbound), with its duration and outcome in data.",
+                   (("call", None),), timeline_example("call", "phone", "in", {"duration_seconds": 184, "outcome": "answered"})),
 )
 
 # The catalogue of a session without a runtime: the core's types only (used to validate).
@@ -296,4 +287,4 @@ def build_catalogue(sources: Iterable[Any]) -> Catalogue:
 
 
 __all__ = ["CORE_TYPES", "Catalogue", "Notice", "NoticeData", "NoticeType", "UnknownNotice", "build_catalogue",
-           "emit", "timeline_data"]
+           "emit", "timeline_data", "timeline_example", "timeline_type"]

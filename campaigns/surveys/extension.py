@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 from pydantic import Field
 
 from hub.extensions import Extension, ExtensionSettings, NavEntry
+from hub.notices import NoticeType, timeline_example, timeline_type
 from hub.web.i18n import N_
 from hub.plugin import EventKind, TimelineChannel
 
@@ -37,6 +38,11 @@ class SurveysExtension(Extension):
                    EventKind("survey.completed", N_("Survey answered"), score=True),
                    EventKind("survey.invited", N_("Survey sent")), EventKind("survey.reminded", N_("Survey reminder")))
     Settings = SurveysSettings
+
+    def notice_types(self) -> list[NoticeType]:
+        return [timeline_type("survey.answered", "A contact answered a survey; data holds the answers and scores.",
+                              (("survey.answered", None),),
+                              timeline_example("survey.answered", "surveys", "in", {"survey_id": 2, "nps": 9}))]
 
     def register_triggers(self, triggers: TriggerRegistry) -> None:
         from campaigns.surveys.service import TRIGGER_KINDS, on_event

@@ -7,6 +7,7 @@ from pydantic import Field
 
 from hub.channel import Capability, Channel, ChannelSettings
 from hub.extensions import NavEntry
+from hub.notices import NoticeType, timeline_example, timeline_type
 from hub.web.i18n import N_
 from hub.plugin import EventKind, TimelineChannel
 
@@ -41,6 +42,12 @@ class FormsChannel(Channel):
     @property
     def max_request_bytes(self) -> int | None:
         return self.settings.max_body_bytes
+
+    def notice_types(self) -> list[NoticeType]:
+        return [timeline_type("form.submitted", "A website form was submitted; data holds the answers.",
+                              (("form.submitted", None),),
+                              timeline_example("form.submitted", "forms", "in",
+                                               {"form": "callback", "fields": {"phone": "+79161234567"}}))]
 
     def router(self) -> APIRouter:
         from channels.forms.public import build_router

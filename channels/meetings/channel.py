@@ -10,6 +10,7 @@ from pydantic import Field
 from hub.channel import Capability, Channel, ChannelSettings, PeriodicJob
 from channels.meetings import models  # noqa: F401 - registers the tables
 from hub.extensions import NavEntry
+from hub.notices import NoticeType, timeline_example, timeline_type
 from hub.web.i18n import N_
 from hub.plugin import EventKind, TimelineChannel
 
@@ -49,6 +50,18 @@ class MeetingsChannel(Channel):
                    EventKind("meeting.reminder", N_("Meeting reminder")))
     capabilities: frozenset[Capability] = frozenset()
     Settings = MeetingsSettings
+
+    def notice_types(self) -> list[NoticeType]:
+        moved = {"meeting_id": 7, "starts_at": "2026-12-09T09:00:00+00:00"}
+        return [
+            timeline_type("meeting.booked", "A meeting was booked.", (("meeting.booked", None),),
+                          timeline_example("meeting.booked", "meetings", "in",
+                                           {"meeting_id": 7, "starts_at": "2026-12-08T09:00:00+00:00"})),
+            timeline_type("meeting.rescheduled", "A meeting was moved.", (("meeting.rescheduled", None),),
+                          timeline_example("meeting.rescheduled", "meetings", "in", moved)),
+            timeline_type("meeting.cancelled", "A meeting was cancelled.", (("meeting.cancelled", None),),
+                          timeline_example("meeting.cancelled", "meetings", "in", {"meeting_id": 7})),
+        ]
 
     def router(self) -> APIRouter:
         from channels.meetings.public import build_router
