@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING, Any
 
 from itsdangerous import BadData, Serializer, SignatureExpired, URLSafeSerializer, URLSafeTimedSerializer
 from itsdangerous.encoding import base64_encode
-from itsdangerous.signer import HMACAlgorithm
+from itsdangerous.signer import HMACAlgorithm, Signer
+from itsdangerous.timed import TimestampSigner
 
 if TYPE_CHECKING:
     from hub.settings import Settings
@@ -44,9 +45,42 @@ class _OneShotHMAC(HMACAlgorithm):
 _SIGNER = {"algorithm": _OneShotHMAC()}
 
 
+class _KeyOnce:
+    """Derives each secret key once (itsdangerous hashes salt and key again on every signature and
+    check); the same derived bytes, so tokens are unchanged. Mixed into both signers."""
+
+    _derived: dict[bytes | None, bytes]
+
+    def derive_key(self, secret_key: str | bytes | None = None) -> bytes:
+        cache = self.__dict__.setdefault("_derived", {})
+        index = secret_key if secret_key is None or isinstance(secret_key, bytes) else secret_key.encode()
+        if index not in cache:
+            cache[index] = super().derive_key(secret_key)  # type: ignore[misc]
+        return cache[index]
+
+
+class _Signer(_KeyOnce, Signer):
+    pass
+
+
+class _TimestampSigner(_KeyOnce, TimestampSigner):
+    pass
+
+
 class _Compact(URLSafeSerializer):
     """Compresses only payloads long enough to gain from it: zlib on the usual few dozen bytes
-    costs as much as the signature and never wins. Tokens read the same either way."""
+    costs as much as the signature and never wins. Tokens read the same either way.
+
+    itsdangerous makes a new signer (and derives its key) for every token; one per salt is kept
+    here instead, so a campaign run derives each purpose's key once (four links per message)."""
+
+    default_signer = _Signer
+
+    def make_signer(self, salt: str | bytes | None = None) -> Signer:
+        signers = self.__dict__.setdefault("_signers", {})
+        if salt not in signers:
+            signers[salt] = super().make_signer(salt)
+        return signers[salt]
 
     def dump_payload(self, obj: Any) -> bytes:
         json = Serializer.dump_payload(self, obj)
@@ -54,7 +88,7 @@ class _Compact(URLSafeSerializer):
 
 
 class _CompactTimed(_Compact, URLSafeTimedSerializer):
-    pass
+    default_signer = _TimestampSigner
 
 
 _COMPRESS_ABOVE = 200
