@@ -192,6 +192,20 @@ class DatabaseCpu:
         self.engine.dispose()
 
 
+def settle(pids: list[int], *, most: float = 60.0) -> None:
+    """Wait until the workers are idle: their start (imports, the first run of every scheduled job)
+    is not work per message, and on a loaded machine it lasts longer than any fixed pause."""
+    deadline = time.monotonic() + most
+    time.sleep(3)
+    used = cpu_seconds(pids)
+    while time.monotonic() < deadline:
+        time.sleep(1.0)
+        now = cpu_seconds(pids)
+        if now - used < 0.05 * len(pids):
+            return
+        used = now
+
+
 @dataclass
 class Cpu:
     """CPU seconds spent on one phase, by party."""
@@ -472,7 +486,7 @@ def run(url: str, n: int, connections: int, rate: float, rate_seconds: float, wo
         procs = [start(["worker", "--url", url, "--smtp-port", str(port), "--connections", str(share)])
                  for share in shares]
         try:
-            time.sleep(3)  # let the scheduler and the pools settle
+            settle([p.pid for p in procs])
             idle = sum(rss_mb(p.pid)[0] for p in procs)
             database = DatabaseCpu(url)
             counting = create_engine(url, pool_size=1)
