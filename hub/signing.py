@@ -15,7 +15,7 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from itsdangerous import BadData, Serializer, SignatureExpired, URLSafeSerializer, URLSafeTimedSerializer
-from itsdangerous.encoding import base64_encode
+from itsdangerous.encoding import base64_encode, want_bytes
 from itsdangerous.signer import HMACAlgorithm, Signer
 from itsdangerous.timed import TimestampSigner
 
@@ -49,13 +49,13 @@ class _KeyOnce:
     """Derives each secret key once (itsdangerous hashes salt and key again on every signature and
     check); the same derived bytes, so tokens are unchanged. Mixed into both signers."""
 
-    _derived: dict[bytes | None, bytes]
+    secret_keys: list[bytes]
 
     def derive_key(self, secret_key: str | bytes | None = None) -> bytes:
-        cache = self.__dict__.setdefault("_derived", {})
-        index = secret_key if secret_key is None or isinstance(secret_key, bytes) else secret_key.encode()
+        cache: dict[bytes, bytes] = self.__dict__.setdefault("_derived", {})
+        index = self.secret_keys[-1] if secret_key is None else want_bytes(secret_key)  # signing uses the last
         if index not in cache:
-            cache[index] = super().derive_key(secret_key)  # type: ignore[misc]
+            cache[index] = super().derive_key(index)  # type: ignore[misc]
         return cache[index]
 
 
@@ -78,6 +78,7 @@ class _Compact(URLSafeSerializer):
 
     def make_signer(self, salt: str | bytes | None = None) -> Signer:
         signers = self.__dict__.setdefault("_signers", {})
+        salt = self.salt if salt is None else salt
         if salt not in signers:
             signers[salt] = super().make_signer(salt)
         return signers[salt]
