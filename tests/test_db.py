@@ -114,3 +114,22 @@ def test_a_batch_insert_can_return_the_new_rows_as_objects_of_the_session(hub):
             event.remove(s.get_bind(), "before_cursor_execute", listen)
     writes = [sql for sql in statements if not sql.upper().startswith("BEGIN")]  # SQLite: BEGIN IMMEDIATE
     assert len(writes) == 1 and writes[0].lstrip().upper().startswith("INSERT")
+
+
+def test_postgresql_reads_json_columns_with_the_fast_decoder_and_the_same_values(hub):
+    """Every claim reads an outbox row's content back: psycopg decodes json/jsonb with loads_json
+    (orjson), which gives what json.loads gives, long integers exact."""
+    import json
+
+    from hub.db import loads_json
+
+    if hub.db.engine.dialect.name != "postgresql":
+        pytest.skip("psycopg's decoder")
+    texts = ['{"a": 123456789012345678901234567890, "b": [1, 2.5, null, true], "c": "привет \\u2028"}',
+             '{"n": -0.0, "e": 1e-7, "s": "\\ud83d\\ude00"}']
+    with hub.db.engine.connect() as conn:
+        raw = conn.connection.dbapi_connection
+        loader = raw.adapters.get_loader(raw.adapters.types["jsonb"].oid, 0)
+        assert getattr(loader, "_loads", None) is loads_json
+        for text_ in texts:
+            assert conn.execute(text("SELECT CAST(:v AS jsonb)"), {"v": text_}).scalar_one() == json.loads(text_)
