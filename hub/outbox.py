@@ -31,7 +31,7 @@ from hub.channel import (
     StatusUpdate,
     TransientSendError,
 )
-from hub.db import after_commit, among, insert_ignore, insert_ignore_many, is_postgres
+from hub.db import after_commit, among, dumps_compact, insert_ignore, insert_ignore_many, is_postgres
 from hub.event_updates import EventChange, update_events
 from hub.ingest import InboundEvent, post_events, survivors
 from hub.locks import xact_lock, xact_locks
@@ -437,6 +437,15 @@ def record_outcomes(
     return statuses
 
 
+# PostgreSQL: a batch's sends recorded in one UPDATE … FROM, not one UPDATE per row (executemany).
+_RECORD_SENT = text(
+    "UPDATE delivery AS d SET status = v.new_status, provider_id = v.provider, sent_at = :now, updated_at = :now, "
+    "claimed_by = NULL, claimed_until = NULL, last_error = NULL "
+    "FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS v(delivery bigint, new_status text, provider text) "
+    "WHERE d.id = v.delivery"
+).bindparams(bindparam("now", type_=T.c.sent_at.type))
+
+
 def _record_sent_many(session: Session, hub: Hub, sent: Sequence[tuple[int, int, int | None, SendResult]], *,
                       worker: str, now: datetime) -> list[tuple[int, str, str]]:
     """Mark the held rows among `sent` (index, delivery_id, attempt, result) as sent; (index, status,
@@ -461,7 +470,9 @@ def _record_sent_many(session: Session, hub: Hub, sent: Sequence[tuple[int, int,
         done.append((index, status.value, row.channel))
         mirrors.append((delivery_id, row.event_id, status.value,
                         {"provider_id": result.provider_id} if result.provider_id else None))
-    if updates:
+    if updates and is_postgres(session):  # one statement, the rows as one JSON parameter
+        session.execute(_RECORD_SENT, {"rows": dumps_compact(updates), "now": now})
+    elif updates:
         session.execute(update(T).where(T.c.id == bindparam("delivery")).values(
             status=bindparam("new_status"), provider_id=bindparam("provider"), sent_at=now, updated_at=now,
             claimed_by=None, claimed_until=None, last_error=None), updates)

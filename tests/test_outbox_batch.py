@@ -149,3 +149,31 @@ def test_on_postgresql_a_key_another_enqueue_won_leaves_no_event_behind(hub):
         assert outbox._insert_with_events(s, {"race-1": (row, event)}) == {}
     assert count(hub, TimelineEvent, TimelineEvent.direction == "out") == 0
     assert get(hub, winner).content == {"text": "Hello"} and get(hub, winner).event_id is None
+
+
+def test_on_postgresql_a_batch_of_sends_is_recorded_with_one_statement(hub, frozen_clock):
+    """Not an UPDATE per row (executemany): one UPDATE … FROM the batch as one JSON parameter."""
+    from sqlalchemy import event
+
+    if hub.db.engine.dialect.name != "postgresql":
+        pytest.skip("SQLite records row by row in its one write transaction")
+    contact = make_contact(hub)
+    ids = [queue(hub, f"one-{i}", contact_id=contact) for i in range(5)]
+    claimed = outbox.claim_due(hub, worker="w", limit=10)
+    updates: list[int] = []
+
+    def seen(_conn, _cursor, statement, parameters, _context, executemany):  # type: ignore[no-untyped-def]
+        if statement.lstrip().upper().startswith("UPDATE DELIVERY"):
+            updates.append(len(parameters) if executemany else 1)
+
+    event.listen(hub.db.engine, "before_cursor_execute", seen)
+    try:
+        statuses = outbox.record_outcomes(hub, [(m.delivery_id, m.attempt, SendResult(provider_id=f"p-{m.delivery_id}"))
+                                                for m in claimed], worker="w")
+    finally:
+        event.remove(hub.db.engine, "before_cursor_execute", seen)
+    assert statuses == ["sent"] * 5 and updates == [1]
+    for delivery_id in ids:
+        delivery = get(hub, delivery_id)
+        assert (delivery.status, delivery.provider_id, delivery.claimed_by) == ("sent", f"p-{delivery_id}", None)
+        assert delivery.sent_at == frozen_clock.current and event_of(hub, delivery_id).status == "sent"
