@@ -50,6 +50,11 @@ def _fk(target: str, *, nullable: bool = True, index: bool = True, ondelete: str
     )
 
 
+def _where(condition: str) -> dict[str, Any]:
+    """A partial index's condition, on PostgreSQL and SQLite alike."""
+    return {"postgresql_where": sa.text(condition), "sqlite_where": sa.text(condition)}
+
+
 def _time(*, nullable: bool = False, default_now: bool = True, index: bool = False) -> Any:
     if default_now:
         return Field(
@@ -249,11 +254,18 @@ class TimelineEvent(SQLModel, table=True):
 class Delivery(SQLModel, table=True):
     """The outbox: one outbound message to one address, written with its cause."""
 
+    # Partial indexes: each holds only the rows its queries look for, so a row gets an entry in one
+    # of them for the one state it is in, not in each of them for every version the queue writes
+    # (queued → sending → sent is three row versions; docs/benchmarks.md, "Campaign").
     __table_args__ = (
-        sa.Index("ix_delivery_due", "status", "send_after"),
-        sa.Index("ix_delivery_provider", "channel", "provider_id"),
+        # The claim and has_due: due rows of a channel, oldest first.
+        sa.Index("ix_delivery_due", "channel", "send_after", "id", **_where("status = 'queued'")),
+        # The reaper and a stopping worker: rows on their way out.
+        sa.Index("ix_delivery_claimed", "claimed_until", **_where("status = 'sending'")),
+        # Provider callbacks find their delivery; a row has a provider id once it is sent.
+        sa.Index("ix_delivery_provider", "channel", "provider_id", **_where("provider_id IS NOT NULL")),
         # The frequency cap counts a contact's recent marketing sends (hub.sending).
-        sa.Index("ix_delivery_contact_sent", "contact_id", "purpose", "sent_at"),
+        sa.Index("ix_delivery_contact_sent", "contact_id", "purpose", "sent_at", **_where("sent_at IS NOT NULL")),
     )
 
     id: int | None = _id()

@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import and_, bindparam, delete, literal, select, true, tuple_, update
+from sqlalchemy import and_, bindparam, delete, literal, select, text, true, tuple_, update
 from sqlalchemy.orm import Session
 
 from hub import clock, notices
@@ -31,7 +31,7 @@ from hub.channel import (
     StatusUpdate,
     TransientSendError,
 )
-from hub.db import after_commit, among, insert_ignore, insert_ignore_many
+from hub.db import after_commit, among, dumps_compact, insert_ignore, insert_ignore_many, is_postgres
 from hub.event_updates import EventChange, update_events
 from hub.ingest import InboundEvent, post_events, survivors
 from hub.locks import xact_lock, xact_locks
@@ -151,11 +151,14 @@ def enqueue_many(session: Session, items: Sequence[Outgoing]) -> list[Queued]:
                 continue
         waiting.append((index, key))
     if fresh:
-        inserted = {r.idempotency_key: r.id for r in insert_ignore_many(
-            session, Delivery, [row for row, _ in fresh.values()], ["idempotency_key"], ["id", "idempotency_key"])}
+        if is_postgres(session):
+            inserted = _insert_with_events(session, fresh)
+        else:
+            inserted = {r.idempotency_key: r.id for r in insert_ignore_many(
+                session, Delivery, [row for row, _ in fresh.values()], ["idempotency_key"], ["id", "idempotency_key"])}
+            _post_events(session, [(inserted[key], row, event) for key, (row, event) in fresh.items()
+                                   if key in inserted and event is not None])
         raced = _ids_by_key(session, [key for key in fresh if key not in inserted])  # concurrent enqueues won
-        _post_events(session, [(inserted[key], row, event) for key, (row, event) in fresh.items()
-                               if key in inserted and event is not None])
         for index, key in waiting:
             results[index] = Queued(inserted.get(key) or raced[key])
         if any(row["send_after"] <= now for key, (row, _) in fresh.items() if key in inserted):
@@ -206,8 +209,39 @@ def _prepared(hub: Hub, item: Outgoing, contacts: Mapping[int, Any], now: dateti
     return row, event
 
 
+# Ids taken from the delivery table's own sequence, as its inserts would take them.
+_RESERVE_IDS = text("SELECT nextval(pg_get_serial_sequence('delivery', 'id')) FROM generate_series(1, :n)")
+
+
+def _insert_with_events(session: Session, fresh: Mapping[str, tuple[dict[str, Any], InboundEvent | None]]) -> dict[str, int]:
+    """PostgreSQL: the deliveries and their timeline events, each delivery written once and already
+    linked to its event (an insert, not an insert and then an UPDATE of every row); the ids of the
+    deliveries inserted, by key. Their ids are reserved first, so each event carries its delivery's.
+
+    A key a concurrent enqueue wrote first is skipped; its event, if this batch made it (the winner
+    wrote none of its own), is deleted again, so every event still stands for one delivery."""
+    reserved = dict(zip(fresh, session.scalars(_RESERVE_IDS, {"n": len(fresh)}).all()))
+    posting = [(key, event) for key, (_row, event) in fresh.items() if event is not None]
+    for key, event in posting:
+        event.data["delivery_id"] = reserved[key]
+    events = dict(zip((key for key, _ in posting), post_events(session, events=[e for _, e in posting]))) \
+        if posting else {}
+    rows = [{**row, "id": reserved[key], "event_id": events.get(key)} for key, (row, _event) in fresh.items()]
+    inserted = {r.idempotency_key: r.id for r in insert_ignore_many(
+        session, Delivery, rows, ["idempotency_key"], ["id", "idempotency_key"])}
+    lost = {events[key]: reserved[key] for key in events if key not in inserted}
+    if lost:  # rare: only a race on the same key. Ours are the ones naming an id only this batch had.
+        found = session.execute(select(TimelineEvent.id, TimelineEvent.data)
+                                .where(among(session, TimelineEvent.id, lost))).all()
+        ours = [r.id for r in found if (r.data or {}).get("delivery_id") == lost[r.id]]
+        if ours:
+            session.execute(delete(TimelineEvent).where(among(session, TimelineEvent.id, ours)))
+    return inserted
+
+
 def _post_events(session: Session, batch: list[tuple[int, dict[str, Any], InboundEvent]]) -> None:
-    """The new deliveries' outbound timeline events, posted together, and each delivery linked to its own."""
+    """SQLite: the new deliveries' outbound timeline events, posted together, and each delivery
+    linked to its own (SQLite has no sequence to take the deliveries' ids from beforehand)."""
     if not batch:
         return
     for delivery_id, _row, event in batch:
@@ -403,6 +437,15 @@ def record_outcomes(
     return statuses
 
 
+# PostgreSQL: a batch's sends recorded in one UPDATE … FROM, not one UPDATE per row (executemany).
+_RECORD_SENT = text(
+    "UPDATE delivery AS d SET status = v.new_status, provider_id = v.provider, sent_at = :now, updated_at = :now, "
+    "claimed_by = NULL, claimed_until = NULL, last_error = NULL "
+    "FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS v(delivery bigint, new_status text, provider text) "
+    "WHERE d.id = v.delivery"
+).bindparams(bindparam("now", type_=T.c.sent_at.type))
+
+
 def _record_sent_many(session: Session, hub: Hub, sent: Sequence[tuple[int, int, int | None, SendResult]], *,
                       worker: str, now: datetime) -> list[tuple[int, str, str]]:
     """Mark the held rows among `sent` (index, delivery_id, attempt, result) as sent; (index, status,
@@ -427,7 +470,9 @@ def _record_sent_many(session: Session, hub: Hub, sent: Sequence[tuple[int, int,
         done.append((index, status.value, row.channel))
         mirrors.append((delivery_id, row.event_id, status.value,
                         {"provider_id": result.provider_id} if result.provider_id else None))
-    if updates:
+    if updates and is_postgres(session):  # one statement, the rows as one JSON parameter
+        session.execute(_RECORD_SENT, {"rows": dumps_compact(updates), "now": now})
+    elif updates:
         session.execute(update(T).where(T.c.id == bindparam("delivery")).values(
             status=bindparam("new_status"), provider_id=bindparam("provider"), sent_at=now, updated_at=now,
             claimed_by=None, claimed_until=None, last_error=None), updates)

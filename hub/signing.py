@@ -15,8 +15,9 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from itsdangerous import BadData, Serializer, SignatureExpired, URLSafeSerializer, URLSafeTimedSerializer
-from itsdangerous.encoding import base64_encode
-from itsdangerous.signer import HMACAlgorithm
+from itsdangerous.encoding import base64_encode, want_bytes
+from itsdangerous.signer import HMACAlgorithm, Signer
+from itsdangerous.timed import TimestampSigner
 
 if TYPE_CHECKING:
     from hub.settings import Settings
@@ -44,9 +45,43 @@ class _OneShotHMAC(HMACAlgorithm):
 _SIGNER = {"algorithm": _OneShotHMAC()}
 
 
+class _KeyOnce:
+    """Derives each secret key once (itsdangerous hashes salt and key again on every signature and
+    check); the same derived bytes, so tokens are unchanged. Mixed into both signers."""
+
+    secret_keys: list[bytes]
+
+    def derive_key(self, secret_key: str | bytes | None = None) -> bytes:
+        cache: dict[bytes, bytes] = self.__dict__.setdefault("_derived", {})
+        index = self.secret_keys[-1] if secret_key is None else want_bytes(secret_key)  # signing uses the last
+        if index not in cache:
+            cache[index] = super().derive_key(index)  # type: ignore[misc]
+        return cache[index]
+
+
+class _Signer(_KeyOnce, Signer):
+    pass
+
+
+class _TimestampSigner(_KeyOnce, TimestampSigner):
+    pass
+
+
 class _Compact(URLSafeSerializer):
     """Compresses only payloads long enough to gain from it: zlib on the usual few dozen bytes
-    costs as much as the signature and never wins. Tokens read the same either way."""
+    costs as much as the signature and never wins. Tokens read the same either way.
+
+    itsdangerous makes a new signer (and derives its key) for every token; one per salt is kept
+    here instead, so a campaign run derives each purpose's key once (four links per message)."""
+
+    default_signer = _Signer
+
+    def make_signer(self, salt: str | bytes | None = None) -> Signer:
+        signers = self.__dict__.setdefault("_signers", {})
+        salt = self.salt if salt is None else salt
+        if salt not in signers:
+            signers[salt] = super().make_signer(salt)
+        return signers[salt]
 
     def dump_payload(self, obj: Any) -> bytes:
         json = Serializer.dump_payload(self, obj)
@@ -54,7 +89,7 @@ class _Compact(URLSafeSerializer):
 
 
 class _CompactTimed(_Compact, URLSafeTimedSerializer):
-    pass
+    default_signer = _TimestampSigner
 
 
 _COMPRESS_ABOVE = 200

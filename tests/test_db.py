@@ -62,6 +62,28 @@ def test_a_batch_insert_keeps_every_type_fills_defaults_and_skips_conflicts(hub)
         insert_ignore_many(s, Delivery, [row("d"), {**row("e"), "last_error": "x"}], ["idempotency_key"], ["id"])
 
 
+def test_a_batch_parameter_is_compact_utf8_and_still_takes_what_only_the_standard_encoder_can(hub):
+    """The batch's one JSON parameter (orjson): text as it is, not \\u escapes; an integer past 64
+    bits (orjson refuses it) still goes in; bytes are refused so the caller takes the VALUES path."""
+    from datetime import datetime, timezone
+
+    from hub.db import _recordset_payload, dumps_compact, insert_ignore_many
+    from hub.models import Delivery
+
+    when = datetime(2026, 12, 7, 6, 30, tzinfo=timezone.utc)
+    rows = [dict(channel="email", address="big@example.com", idempotency_key="big", send_after=when,
+                 content={"subject": "Привет", "n": 2 ** 70, 1: "int key"}, created_at=when, updated_at=when)]
+    payload = _recordset_payload(Delivery.__table__, rows, hub.db.engine.dialect)
+    assert payload is not None and "Привет" in payload and "1180591620717411303424" in payload
+    assert '"1":"int key"' in payload
+    with pytest.raises(TypeError):
+        dumps_compact([{"raw": b"bytes"}])
+    with hub.db.transaction() as s:
+        [inserted] = insert_ignore_many(s, Delivery, rows, ["idempotency_key"], ["id"])
+        stored = s.get(Delivery, inserted.id)
+        assert stored is not None and stored.content == {"subject": "Привет", "n": 2 ** 70, "1": "int key"}
+
+
 def test_a_batch_insert_can_return_the_new_rows_as_objects_of_the_session(hub):
     """Given the mapped class as `returning`, the inserted rows come back as its objects, already in
     the session's identity map with every column (what triggers need), and no SELECT follows."""
@@ -92,3 +114,22 @@ def test_a_batch_insert_can_return_the_new_rows_as_objects_of_the_session(hub):
             event.remove(s.get_bind(), "before_cursor_execute", listen)
     writes = [sql for sql in statements if not sql.upper().startswith("BEGIN")]  # SQLite: BEGIN IMMEDIATE
     assert len(writes) == 1 and writes[0].lstrip().upper().startswith("INSERT")
+
+
+def test_postgresql_reads_json_columns_with_the_fast_decoder_and_the_same_values(hub):
+    """Every claim reads an outbox row's content back: psycopg decodes json/jsonb with loads_json
+    (orjson), which gives what json.loads gives, long integers exact."""
+    import json
+
+    from hub.db import loads_json
+
+    if hub.db.engine.dialect.name != "postgresql":
+        pytest.skip("psycopg's decoder")
+    texts = ['{"a": 123456789012345678901234567890, "b": [1, 2.5, null, true], "c": "привет \\u2028"}',
+             '{"n": -0.0, "e": 1e-7, "s": "\\ud83d\\ude00"}']
+    with hub.db.engine.connect() as conn:
+        raw = conn.connection.dbapi_connection
+        loader = raw.adapters.get_loader(raw.adapters.types["jsonb"].oid, 0)
+        assert getattr(loader, "_loads", None) is loads_json
+        for text_ in texts:
+            assert conn.execute(text("SELECT CAST(:v AS jsonb)"), {"v": text_}).scalar_one() == json.loads(text_)

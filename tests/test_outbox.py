@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -397,3 +398,24 @@ def test_an_event_the_timeline_would_refuse_leaves_no_half_written_delivery(hub)
         queue_in_same_transaction = outbox.enqueue(s, channel="fake", address="+79161234567", content={"text": "ok"},
                                                    idempotency_key="fine", contact_id=contact)
     assert count(hub, Delivery) == 1 and get(hub, queue_in_same_transaction.id).idempotency_key == "fine"
+
+
+def test_the_queue_indexes_hold_only_the_rows_their_queries_look_for(hub):
+    """Partial indexes (migration 0007): a queued row is in the due index, a sending one in the
+    claimed index, a sent one in the provider and frequency-cap indexes; none of them takes an
+    entry for every version the queue writes of a row."""
+    from sqlalchemy import text
+
+    if hub.db.engine.dialect.name == "postgresql":
+        sql = "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'delivery'"
+    else:
+        sql = "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'delivery'"
+    with hub.session(read_only=True) as s:
+        # Written out as each store prints it: without quotes, casts and parentheses.
+        indexes = {name: " ".join(re.sub(r"::\w+|[()\"]", "", (definition or "").lower()).split())
+                   for name, definition in s.execute(text(sql)).all()}
+    expected = {"ix_delivery_due": "where status = 'queued'", "ix_delivery_claimed": "where status = 'sending'",
+                "ix_delivery_provider": "where provider_id is not null",
+                "ix_delivery_contact_sent": "where sent_at is not null"}
+    for name, condition in expected.items():
+        assert indexes[name].endswith(condition), indexes.get(name)

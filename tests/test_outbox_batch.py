@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from hub.channel import SendResult
 from hub import outbox
 from tests.fakes.channel import PermanentSendError, TransientSendError
@@ -106,3 +108,75 @@ def test_a_batch_of_sends_is_recorded_and_mirrored_row_by_row(hub, frozen_clock)
         assert (row.status, row.provider_id, row.claimed_by) == ("sent", f"p-{delivery_id}", None)
         assert event.status == "sent" and event.data["provider_id"] == f"p-{delivery_id}"
         assert event.data["delivery_id"] == delivery_id  # the mirror merged into the event's data
+
+
+def test_on_postgresql_enqueue_many_writes_each_delivery_once_already_linked_to_its_event(hub):
+    """The event's id goes in with the delivery (ids reserved from the sequence), not in an UPDATE
+    of every row after the insert: one row version per delivery, so one set of index entries."""
+    from sqlalchemy import text
+
+    if hub.db.engine.dialect.name != "postgresql":
+        pytest.skip("SQLite has no sequence to reserve the ids from; it links in a second statement")
+    contact = make_contact(hub)
+    # The backend's counts not yet flushed (earlier transactions on this pooled connection) are in
+    # the view too: what this transaction wrote is the difference.
+    counts = text("SELECT n_tup_ins, n_tup_upd FROM pg_stat_xact_user_tables WHERE relname = 'delivery'")
+    with hub.session() as s, s.begin():
+        before = s.execute(counts).one()
+        queued = outbox.enqueue_many(s, [_outgoing(f"once-{i}", contact) for i in range(5)])
+        after = s.execute(counts).one()
+    assert (after[0] - before[0], after[1] - before[1]) == (5, 0)
+    for q in queued:
+        assert get(hub, q.delivery_id).event_id == event_of(hub, q.delivery_id).id
+        assert event_of(hub, q.delivery_id).data["delivery_id"] == q.delivery_id
+
+
+def test_on_postgresql_a_key_another_enqueue_won_leaves_no_event_behind(hub):
+    """The race enqueue_many's first lookup cannot see (a concurrent enqueue of the same key that
+    wrote no event of its own): the event made for the losing delivery is taken back."""
+    from hub.ingest import InboundEvent
+    from hub.models import Direction, TimelineEvent
+    from tests.test_outbox import count
+
+    if hub.db.engine.dialect.name != "postgresql":
+        pytest.skip("the reserved-id path is PostgreSQL's")
+    contact = make_contact(hub)
+    winner = queue(hub, "race-1", contact_id=None)  # written first, without an event
+    now = outbox.clock.now()
+    row = dict(channel="fake", contact_id=contact, address="+79161234567", purpose="transactional",
+               content={"text": "late"}, idempotency_key="race-1", send_after=now, status="queued", attempts=0,
+               campaign_run_id=None, rules=None, created_at=now, updated_at=now)
+    event = InboundEvent(channel="fake", kind="message", direction=Direction.OUT, external_id="delivery:race-1",
+                         contact_id=contact, text="late", status="queued", data={})
+    with hub.session() as s, s.begin():
+        assert outbox._insert_with_events(s, {"race-1": (row, event)}) == {}
+    assert count(hub, TimelineEvent, TimelineEvent.direction == "out") == 0
+    assert get(hub, winner).content == {"text": "Hello"} and get(hub, winner).event_id is None
+
+
+def test_on_postgresql_a_batch_of_sends_is_recorded_with_one_statement(hub, frozen_clock):
+    """Not an UPDATE per row (executemany): one UPDATE … FROM the batch as one JSON parameter."""
+    from sqlalchemy import event
+
+    if hub.db.engine.dialect.name != "postgresql":
+        pytest.skip("SQLite records row by row in its one write transaction")
+    contact = make_contact(hub)
+    ids = [queue(hub, f"one-{i}", contact_id=contact) for i in range(5)]
+    claimed = outbox.claim_due(hub, worker="w", limit=10)
+    updates: list[int] = []
+
+    def seen(_conn, _cursor, statement, parameters, _context, executemany):  # type: ignore[no-untyped-def]
+        if statement.lstrip().upper().startswith("UPDATE DELIVERY"):
+            updates.append(len(parameters) if executemany else 1)
+
+    event.listen(hub.db.engine, "before_cursor_execute", seen)
+    try:
+        statuses = outbox.record_outcomes(hub, [(m.delivery_id, m.attempt, SendResult(provider_id=f"p-{m.delivery_id}"))
+                                                for m in claimed], worker="w")
+    finally:
+        event.remove(hub.db.engine, "before_cursor_execute", seen)
+    assert statuses == ["sent"] * 5 and updates == [1]
+    for delivery_id in ids:
+        delivery = get(hub, delivery_id)
+        assert (delivery.status, delivery.provider_id, delivery.claimed_by) == ("sent", f"p-{delivery_id}", None)
+        assert delivery.sent_at == frozen_clock.current and event_of(hub, delivery_id).status == "sent"

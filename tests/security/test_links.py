@@ -131,3 +131,24 @@ def test_tokens_are_itsdangerous_tokens_byte_for_byte(keys):
             URLSafeSerializer(key, salt="hub.link.tracking.click").dumps(payload)
         timed = signing.sign(mine, "surveys.invitation", payload, timed=True)
         assert URLSafeTimedSerializer(key, salt="hub.link.surveys.invitation").loads(timed, max_age=60) == payload
+
+
+def test_a_purpose_derives_its_key_once_however_many_tokens_it_signs_and_opens(keys, monkeypatch):
+    """itsdangerous derives the signing key (a hash of salt and secret) for every token; a campaign
+    signs four per message, so each purpose's signer keeps its derived key. The bytes are the same."""
+    from itsdangerous.signer import Signer
+
+    derived: list[bytes] = []
+    original = Signer.derive_key
+
+    def counting(self, secret_key=None):  # type: ignore[no-untyped-def]
+        derived.append(self.salt)
+        return original(self, secret_key)
+
+    monkeypatch.setattr(Signer, "derive_key", counting)
+    mine, _other = keys
+    tokens = [signing.sign(mine, "derive.once", {"k": f"run:1:0:{i}"}) for i in range(20)]
+    timed = [signing.sign(mine, "derive.once", {"k": f"run:1:0:{i}"}, timed=True) for i in range(20)]
+    assert [signing.unsign(mine, "derive.once", t) for t in tokens] == [{"k": f"run:1:0:{i}"} for i in range(20)]
+    assert signing.unsign(mine, "derive.once", timed[-1], max_age=60) == {"k": "run:1:0:19"}
+    assert len(derived) <= 2  # once for the plain signer, once for the timed one
