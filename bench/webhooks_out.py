@@ -20,6 +20,7 @@ Goals (issue 22): hub ≥ 0.5 × bare, and the dead endpoint lowers the others' 
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import os
 import platform
@@ -121,12 +122,20 @@ def _hub(url: str, data_dir: Path) -> Any:
     return hub
 
 
+@functools.cache
+def _probe() -> httpx.Client:
+    """The bench's own kept-alive client for the receiver's counters. httpx.get() would build a client,
+    and with it an SSL context (~20 ms of CPU loading the CA bundle), on every poll: in this process,
+    under the GIL the hub's lanes need, 20 times a second."""
+    return httpx.Client(timeout=10, trust_env=False)
+
+
 def _stats(port: int) -> dict[str, int]:
-    return httpx.get(f"http://127.0.0.1:{port}/stats").json()
+    return _probe().get(f"http://127.0.0.1:{port}/stats").json()
 
 
 def _reset(port: int) -> None:
-    httpx.post(f"http://127.0.0.1:{port}/reset")
+    _probe().post(f"http://127.0.0.1:{port}/reset")
 
 
 def _endpoints(hub: Any, port: int, paths: list[str]) -> None:
