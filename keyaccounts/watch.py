@@ -90,7 +90,12 @@ def reasons_for(signals: Signals, current: int, best_recent: int | None, t: Thre
     return found
 
 
-CHUNK = 200  # key accounts whose signals are read together
+# Key accounts whose signals are read together. Each of a chunk's six signal queries reads its members'
+# share of the timeline, and past a few hundred members the planner answers with a scan of the whole
+# table (or of the whole index range): so the number of chunks, not their size, sets the cost (21
+# chunks of 200 at 4,000 key accounts were ~100 such scans). 1,000 accounts hold a few tens of
+# thousands of small rows in memory at once, whatever the number of contacts.
+CHUNK = 1000
 
 
 @long_lived_frozen()
