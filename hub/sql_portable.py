@@ -5,7 +5,7 @@ compiles to the right SQL on SQLite and on PostgreSQL, so a figure is one Select
   PostgreSQL timestamptz). A month is an integer, year × 12 + month − 1 (2026-12 is 24323), so month
   arithmetic is subtraction on both stores.
 - `seconds_between`: the seconds between two ISO-8601 texts (a meeting's `starts_at` and `ends_at`).
-- `at_least_zero`: max(value, 0) with the value evaluated once.
+- `at_least_zero`: max(value, 0), NULL as 0, with the value evaluated once.
 
 analytics (RFM, value, cohorts) and keyaccounts (profit, temperature) build on them."""
 
@@ -102,8 +102,9 @@ def _seconds_pg(element: Any, compiler: Any, **kw: Any) -> str:
 
 
 class at_least_zero(FunctionElement):  # type: ignore[type-arg]  # noqa: N801
-    """The value, or 0 when it is below 0 (NULL stays NULL): the value is evaluated once, where
-    CASE WHEN v > 0 THEN v would compute a JSON extraction twice per row."""
+    """The value, or 0 when it is below 0 or NULL, with the value evaluated once (CASE WHEN v > 0
+    THEN v would compute a JSON extraction twice per row). PostgreSQL's greatest() skips NULLs where
+    SQLite's max() returns NULL: SQLite's form coalesces first, so both stores give 0."""
 
     type = sa.Numeric()
     inherit_cache = True
@@ -111,7 +112,7 @@ class at_least_zero(FunctionElement):  # type: ignore[type-arg]  # noqa: N801
 
 @compiles(at_least_zero, "sqlite")
 def _at_least_zero_sqlite(element: Any, compiler: Any, **kw: Any) -> str:
-    return f"max({_args(element, compiler, **kw)[0]}, 0)"
+    return f"max(coalesce({_args(element, compiler, **kw)[0]}, 0), 0)"
 
 
 @compiles(at_least_zero, "postgresql")

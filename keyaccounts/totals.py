@@ -37,10 +37,6 @@ def _owner_columns() -> tuple[Any, Any]:
     return Contact.account_id.label("account_id"), case((Contact.account_id.is_(None), Contact.id)).label("lone_id")
 
 
-def _positive(value: Any) -> Any:
-    return func.coalesce(at_least_zero(value), 0)
-
-
 def load_totals(session: Session, *, since: datetime, until: datetime, rates: Rates,
                 contact_ids: Sequence[int] | None = None) -> dict[Owner, Profit]:
     """Every owner's profit over the period (or only these contacts' owners'), from aggregate queries
@@ -66,8 +62,8 @@ def load_totals(session: Session, *, since: datetime, until: datetime, rates: Ra
              "sms": and_(authored, e.channel == "sms", e.direction == "out"),
              "notes": and_(authored, e.channel == "note", e.direction == "internal")}
     columns = [func.count(case((cond, 1))).label(name) for name, cond in kinds.items()]
-    columns += [func.sum(case((is_call, _positive(talk)), else_=0)).label("call_seconds"),
-                func.sum(case((is_meeting, _positive(length)), else_=0)).label("meeting_seconds")]
+    columns += [func.sum(case((is_call, at_least_zero(talk)), else_=0)).label("call_seconds"),
+                func.sum(case((is_meeting, at_least_zero(length)), else_=0)).label("meeting_seconds")]
     events = (select(account_id, lone_id, *columns).select_from(e).join(Contact, Contact.id == e.contact_id)
               .where(in_period, or_(*kinds.values())).group_by(account_id, lone_id))
     for row in session.execute(_scoped(session, events, e.contact_id, contact_ids)):
