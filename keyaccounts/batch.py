@@ -1,9 +1,10 @@
 """How the recompute jobs (figures, temperature) use the process and the store.
 
-**The collector.** The process's long-lived heap is left out of collections while a job runs. A worker holds the whole application in memory (every module, mapper, template and catalog: hundreds
-of thousands of objects). A recompute allocates rows and figures by the thousand, which starts
-full (generation 2) collections, and each of those walks that whole heap again although none of it
-is garbage: a third of the temperature job's time at 400 key accounts. `gc.freeze()` moves what
+**The collector.** The process's long-lived heap is left out of collections while a job runs. A
+worker holds the whole application in memory (every module, mapper, template and catalog: hundreds
+of thousands of objects). A recompute allocates rows and figures by the thousand, which starts full
+(generation 2) collections, and each of those walks that whole heap again although none of it is
+garbage: a third of the temperature job's time at 400 key accounts. `gc.freeze()` moves what
 exists when the job starts into the permanent generation, so collections during the job walk only
 the job's own objects (its cycles are still collected); `gc.unfreeze()` hands the heap back after the
 last job running in the process ends. Both are constant-time list moves.
