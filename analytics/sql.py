@@ -1,8 +1,9 @@
-"""Dialect-neutral SQL pieces every figure is built from: calendar months and days from timestamps
-(UTC), and the order "moves" (each order once, refunds negative) that RFM, value and cohorts read.
+"""The SQL pieces every analytics figure is built from: the order "moves" (each order once, refunds
+negative) that RFM, value and cohorts read, per owner. The portable time functions (calendar months
+and days from timestamps, UTC) are the core's, in hub.sql_portable, shared with keyaccounts; they are
+imported here for the analytics modules that read them from this one.
 
-A month is an integer: year × 12 + month − 1 (2026-12 is 24323), so month arithmetic is subtraction
-on both stores. SQLite keeps naive UTC text, PostgreSQL timestamptz; both are read as UTC."""
+A month is an integer: year × 12 + month − 1 (2026-12 is 24323)."""
 
 from __future__ import annotations
 
@@ -10,71 +11,14 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import and_, func, select, union_all
-from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import aliased
-from sqlalchemy.sql.functions import FunctionElement
 
-from hub.json_sql import json_number, json_text
 from hub.events import COMMERCE_CHANNEL, ORDER_COMPLETED, ORDER_REFUNDED
+from hub.json_sql import json_number, json_text
 from hub.models import Contact, TimelineEvent
+from hub.sql_portable import epoch_days, month_index, month_of_days
 
-UNIX_JULIAN = 2440587.5
-
-
-class month_index(FunctionElement):  # type: ignore[type-arg]  # noqa: N801 - reads like a SQL function
-    """The UTC calendar month of a timestamp as year × 12 + month − 1."""
-
-    type = sa.Integer()
-    inherit_cache = True
-
-
-@compiles(month_index, "sqlite")
-def _month_sqlite(element: Any, compiler: Any, **kw: Any) -> str:
-    ts = compiler.process(list(element.clauses)[0], **kw)
-    return f"(CAST(strftime('%Y', {ts}) AS INTEGER) * 12 + CAST(strftime('%m', {ts}) AS INTEGER) - 1)"
-
-
-@compiles(month_index, "postgresql")
-def _month_pg(element: Any, compiler: Any, **kw: Any) -> str:
-    ts = compiler.process(list(element.clauses)[0], **kw)
-    return (f"(CAST(EXTRACT(YEAR FROM ({ts}) AT TIME ZONE 'UTC') AS INTEGER) * 12 "
-            f"+ CAST(EXTRACT(MONTH FROM ({ts}) AT TIME ZONE 'UTC') AS INTEGER) - 1)")
-
-
-class epoch_days(FunctionElement):  # type: ignore[type-arg]  # noqa: N801
-    """Days (fractional) since 1970-01-01 UTC."""
-
-    type = sa.Float()
-    inherit_cache = True
-
-
-@compiles(epoch_days, "sqlite")
-def _days_sqlite(element: Any, compiler: Any, **kw: Any) -> str:
-    return f"(julianday({compiler.process(list(element.clauses)[0], **kw)}) - {UNIX_JULIAN})"
-
-
-@compiles(epoch_days, "postgresql")
-def _days_pg(element: Any, compiler: Any, **kw: Any) -> str:
-    return f"(EXTRACT(EPOCH FROM {compiler.process(list(element.clauses)[0], **kw)}) / 86400.0)"
-
-
-class month_of_days(FunctionElement):  # type: ignore[type-arg]  # noqa: N801
-    """The UTC calendar month (year × 12 + month − 1) of a moment given in epoch days."""
-
-    type = sa.Integer()
-    inherit_cache = True
-
-
-@compiles(month_of_days, "sqlite")
-def _month_days_sqlite(element: Any, compiler: Any, **kw: Any) -> str:
-    d = f"(({compiler.process(list(element.clauses)[0], **kw)}) + {UNIX_JULIAN})"
-    return f"(CAST(strftime('%Y', {d}) AS INTEGER) * 12 + CAST(strftime('%m', {d}) AS INTEGER) - 1)"
-
-
-@compiles(month_of_days, "postgresql")
-def _month_days_pg(element: Any, compiler: Any, **kw: Any) -> str:
-    ts = f"(to_timestamp(({compiler.process(list(element.clauses)[0], **kw)}) * 86400.0) AT TIME ZONE 'UTC')"
-    return f"(CAST(EXTRACT(YEAR FROM {ts}) AS INTEGER) * 12 + CAST(EXTRACT(MONTH FROM {ts}) AS INTEGER) - 1)"
+__all__ = ["epoch_days", "in_range", "month_index", "month_label", "month_of_days", "order_moves", "per_owner"]
 
 
 def month_label(month: int) -> str:

@@ -24,61 +24,17 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import and_, case, func, literal, or_, select
-from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session
-from sqlalchemy.sql.functions import FunctionElement
 
-from hub.json_sql import json_number, json_text
 from hub.events import COMMERCE_CHANNEL, ORDER_COMPLETED, ORDER_REFUNDED
+from hub.json_sql import json_number, json_text
 from hub.models import Contact, Delivery, Purpose, Task, TimelineEvent
+from hub.sql_portable import at_least_zero, seconds_between
 from keyaccounts.profit import CENT, LINES, Line, Owner, Profit, Rates, _scoped
-
-
-class seconds_between(FunctionElement):  # type: ignore[type-arg]  # noqa: N801 - reads like SQL
-    """Seconds from one ISO-8601 text timestamp to another (NULL when either is not one)."""
-
-    type = sa.Float()
-    inherit_cache = True
-
-
-@compiles(seconds_between, "sqlite")
-def _seconds_sqlite(element: Any, compiler: Any, **kw: Any) -> str:
-    start, end = (compiler.process(c, **kw) for c in element.clauses)
-    return f"((julianday({end}) - julianday({start})) * 86400.0)"
-
-
-@compiles(seconds_between, "postgresql")
-def _seconds_pg(element: Any, compiler: Any, **kw: Any) -> str:
-    start, end = (compiler.process(c, **kw) for c in element.clauses)
-    iso = "'^[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9:.]+([+-][0-9:]+|Z)?$'"
-    return (f"(CASE WHEN {start} ~ {iso} AND {end} ~ {iso} THEN "
-            f"EXTRACT(EPOCH FROM (CAST({end} AS TIMESTAMPTZ) - CAST({start} AS TIMESTAMPTZ))) END)")
 
 
 def _owner_columns() -> tuple[Any, Any]:
     return Contact.account_id.label("account_id"), case((Contact.account_id.is_(None), Contact.id)).label("lone_id")
-
-
-class at_least_zero(FunctionElement):  # type: ignore[type-arg]  # noqa: N801 - reads like SQL
-    """The value, or 0 when it is below 0 (NULL stays NULL): the value is evaluated once, where
-    CASE WHEN v > 0 THEN v would compute a JSON extraction twice per row."""
-
-    type = sa.Numeric()
-    inherit_cache = True
-
-
-@compiles(at_least_zero, "sqlite")
-def _at_least_zero_sqlite(element: Any, compiler: Any, **kw: Any) -> str:
-    return f"max({compiler.process(element.clauses, **kw)}, 0)"
-
-
-@compiles(at_least_zero, "postgresql")
-def _at_least_zero_pg(element: Any, compiler: Any, **kw: Any) -> str:
-    return f"greatest({compiler.process(element.clauses, **kw)}, 0)"
-
-
-def _positive(value: Any) -> Any:
-    return func.coalesce(at_least_zero(value), 0)
 
 
 def load_totals(session: Session, *, since: datetime, until: datetime, rates: Rates,
@@ -106,8 +62,8 @@ def load_totals(session: Session, *, since: datetime, until: datetime, rates: Ra
              "sms": and_(authored, e.channel == "sms", e.direction == "out"),
              "notes": and_(authored, e.channel == "note", e.direction == "internal")}
     columns = [func.count(case((cond, 1))).label(name) for name, cond in kinds.items()]
-    columns += [func.sum(case((is_call, _positive(talk)), else_=0)).label("call_seconds"),
-                func.sum(case((is_meeting, _positive(length)), else_=0)).label("meeting_seconds")]
+    columns += [func.sum(case((is_call, at_least_zero(talk)), else_=0)).label("call_seconds"),
+                func.sum(case((is_meeting, at_least_zero(length)), else_=0)).label("meeting_seconds")]
     events = (select(account_id, lone_id, *columns).select_from(e).join(Contact, Contact.id == e.contact_id)
               .where(in_period, or_(*kinds.values())).group_by(account_id, lone_id))
     for row in session.execute(_scoped(session, events, e.contact_id, contact_ids)):

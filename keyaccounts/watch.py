@@ -27,10 +27,12 @@ from sqlalchemy.orm import Session
 from hub import clock, notices
 from hub.accounts import member_ids
 from hub.auth import SYSTEM
+from hub.db import among
 from hub.ingest import InboundEvent, post_event
 from hub.models import Account, Contact, Direction, User
 from hub.tasks import InvalidTask, create_task
 from hub.web.i18n import N_, package_translations
+from keyaccounts.batch import long_lived_frozen, with_sort_memory
 from keyaccounts.models import AccountThreshold, CoolingEpisode, TemperatureSnapshot
 from keyaccounts.temperature import WARM_PART, Part, Signals, parts_json, score, signals_of, signals_of_many
 
@@ -88,9 +90,15 @@ def reasons_for(signals: Signals, current: int, best_recent: int | None, t: Thre
     return found
 
 
-CHUNK = 200  # key accounts whose signals are read together
+# Key accounts whose signals are read together. Each of a chunk's six signal queries reads its members'
+# share of the timeline, and past a few hundred members the planner answers with a scan of the whole
+# table (or of the whole index range): so the number of chunks, not their size, sets the cost (21
+# chunks of 200 at 4,000 key accounts were ~100 such scans). 1,000 accounts hold a few tens of
+# thousands of small rows in memory at once, whatever the number of contacts.
+CHUNK = 1000
 
 
+@long_lived_frozen()
 def run(hub: Any, *, thresholds: Thresholds) -> RunResult:
     """Score every key account now, keep the snapshot, open or end cooling episodes (each in its own
     transaction, so one account's failure leaves the others done). Signals are read a chunk of
@@ -102,6 +110,7 @@ def run(hub: Any, *, thresholds: Thresholds) -> RunResult:
     for start in range(0, len(ids), CHUNK):
         chunk = ids[start:start + CHUNK]
         with hub.session(read_only=True) as session:
+            with_sort_memory(session)
             signals = signals_of_many(session, account_ids=chunk, now=now)
         # One transaction per chunk, its rows locked in id order and its writes batched: a commit and
         # a handful of statements per account cost far more than the scoring itself.
@@ -115,24 +124,26 @@ def run(hub: Any, *, thresholds: Thresholds) -> RunResult:
 def _watch_chunk(session: Session, *, chunk: list[int], signals: dict[int, Signals], now: datetime,
                  thresholds: Thresholds, result: RunResult, default_locale: str) -> None:
     """watch_one for a chunk of accounts, with its reads and writes done once for the chunk."""
-    accounts = list(session.scalars(select(Account).where(Account.id.in_(chunk), Account.is_key.is_(True))
+    accounts = list(session.scalars(select(Account).where(among(session, Account.id, chunk), Account.is_key.is_(True))
                                     .order_by(Account.id).with_for_update()))
     ids = [a.id for a in accounts]
     best = dict(session.execute(
         select(TemperatureSnapshot.account_id, func.max(TemperatureSnapshot.score))
-        .where(TemperatureSnapshot.account_id.in_(ids),
+        .where(among(session, TemperatureSnapshot.account_id, ids),
                TemperatureSnapshot.computed_at >= now - timedelta(days=thresholds.drop_window_days))
         .group_by(TemperatureSnapshot.account_id)).all())
     newest = (select(TemperatureSnapshot.account_id, func.max(TemperatureSnapshot.computed_at).label("at"))
-              .where(TemperatureSnapshot.account_id.in_(ids)).group_by(TemperatureSnapshot.account_id).subquery())
+              .where(among(session, TemperatureSnapshot.account_id, ids))
+              .group_by(TemperatureSnapshot.account_id).subquery())
     latest = {account_id: (snapshot_id, at) for account_id, snapshot_id, at in session.execute(
         select(TemperatureSnapshot.account_id, func.max(TemperatureSnapshot.id), newest.c.at)
         .join(newest, (newest.c.account_id == TemperatureSnapshot.account_id)
               & (newest.c.at == TemperatureSnapshot.computed_at))
         .group_by(TemperatureSnapshot.account_id, newest.c.at))}
     episodes = {e.open_account_id: e for e in session.scalars(
-        select(CoolingEpisode).where(CoolingEpisode.open_account_id.in_(ids)))}
-    own = {t.account_id: t for t in session.scalars(select(AccountThreshold).where(AccountThreshold.account_id.in_(ids)))}
+        select(CoolingEpisode).where(among(session, CoolingEpisode.open_account_id, ids)))}
+    own = {t.account_id: t for t in session.scalars(
+        select(AccountThreshold).where(among(session, AccountThreshold.account_id, ids)))}
     hour = now.replace(minute=0, second=0, microsecond=0)
     inserts: list[dict[str, Any]] = []
     updates: list[dict[str, Any]] = []
@@ -165,7 +176,7 @@ def _watch_chunk(session: Session, *, chunk: list[int], signals: dict[int, Signa
     # Each alert's contact (the account's first surviving member), for all of them in one query.
     first_member = dict(session.execute(
         select(Contact.account_id, func.min(Contact.id)).where(
-            Contact.account_id.in_([a.id for a, *_ in to_open]), Contact.merged_into.is_(None))
+            among(session, Contact.account_id, [a.id for a, *_ in to_open]), Contact.merged_into.is_(None))
         .group_by(Contact.account_id)).all()) if to_open else {}
     for account, reasons, current, parts in to_open:
         session.info[WATCHING] = account.id

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import and_, delete, exists, func, insert, or_, select, update
+from sqlalchemy import and_, bindparam, delete, exists, func, insert, or_, select, update
 from sqlalchemy.orm import aliased
 
 from hub import clock
@@ -141,6 +141,7 @@ def record(hub: Hub, outcomes: Sequence[Outcome], *, worker: str, now: datetime 
         failing: dict[int, Outcome] = {}
         succeeded: set[int] = set()
         attempts_log = []
+        changes: dict[tuple[str, ...], list[dict[str, Any]]] = {}
         release_at = now
         for outcome in outcomes:
             row = current.get(outcome.delivery_id)
@@ -168,16 +169,19 @@ def record(hub: Hub, outcomes: Sequence[Outcome], *, worker: str, now: datetime 
                 else:
                     values.update(status=S.QUEUED, next_attempt_at=retry_at)
                 failing[row.endpoint_id] = outcome
-            session.execute(update(D).where(D.c.id == row.id).values(**values))
+            changes.setdefault(tuple(sorted(values)), []).append({"row_id": row.id, **values})
             statuses[row.id] = values["status"]
-        for delivery_id, attempt in released:
-            row = current.get(delivery_id)
-            if row is None or row.attempts != attempt:
-                continue
-            session.execute(update(D).where(D.c.id == delivery_id).values(
+        # One executemany per shape of change (delivered, retried, given up): a batch's rows in a
+        # handful of round trips, not a statement each.
+        for rows in changes.values():
+            session.execute(update(D).where(D.c.id == bindparam("row_id")), rows)
+        back = [delivery_id for delivery_id, attempt in released
+                if (row := current.get(delivery_id)) is not None and row.attempts == attempt]
+        if back:
+            session.execute(update(D).where(among(session, D.c.id, back)).values(
                 status=S.QUEUED, attempts=D.c.attempts - 1, claimed_by=None, claimed_until=None, updated_at=now,
                 next_attempt_at=release_at))
-            statuses[delivery_id] = S.QUEUED
+            statuses.update(dict.fromkeys(back, S.QUEUED))
         if attempts_log:
             session.execute(insert(A), attempts_log)
         if succeeded:

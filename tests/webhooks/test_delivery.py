@@ -328,3 +328,46 @@ def test_an_ordered_endpoint_never_sends_a_subjects_later_notice_first(whub, fre
     # The failed first try of contact.created, its retry, and only then the update.
     assert mine == ["contact.created", "contact.created", "contact.updated"]
     assert (f"contact:{other}", "contact.created") in got
+
+
+def test_a_batch_of_outcomes_is_recorded_in_a_few_statements_whatever_its_size(whub, fresh_receiver, frozen_clock):
+    from sqlalchemy import event
+
+    from hub import notices
+
+    endpoint_id, _ = add_endpoint(whub, fresh_receiver, "/batch")
+    with whub.session() as session, session.begin():
+        for n in range(30):
+            notices.emit(session, "contact.created", subject=f"contact:{n}", data={"contact_id": n})
+    jobs, _ = delivery.claim(whub, worker="w", per_endpoint=30)
+    assert len(jobs) == 30
+    sent, failed, untried = jobs[:20], jobs[20], jobs[21:]
+    outcomes = [delivery.Outcome(j.delivery_id, j.attempt, status_code=200, latency_ms=5, response="ok") for j in sent]
+    outcomes.append(delivery.Outcome(failed.delivery_id, failed.attempt, status_code=503, latency_ms=7, retry_after=60))
+    statements: list[str] = []
+
+    def seen(_conn, _cursor, statement, *_args):  # type: ignore[no-untyped-def]
+        statements.append(statement.split()[0].upper())
+
+    event.listen(whub.db.engine, "before_cursor_execute", seen)
+    try:
+        statuses = delivery.record(whub, outcomes, worker="w", released=[(j.delivery_id, j.attempt) for j in untried])
+    finally:
+        event.remove(whub.db.engine, "before_cursor_execute", seen)
+    # The delivered rows in one statement, the retried one in another, the handed-back rest in a third,
+    # and the endpoint's failing streak: not a statement per delivery.
+    assert statements.count("UPDATE") <= 4 and len(statements) <= 10, statements
+    assert statuses == {**{j.delivery_id: "delivered" for j in sent}, failed.delivery_id: "queued",
+                        **{j.delivery_id: "queued" for j in untried}}
+    rows = {d.id: d for d in deliveries(whub, endpoint_id)}
+    assert all(rows[j.delivery_id].delivered_at is not None and rows[j.delivery_id].last_status_code == 200
+               and rows[j.delivery_id].claimed_by is None for j in sent)
+    retried = rows[failed.delivery_id]
+    assert (retried.attempts, retried.last_status_code, retried.delivered_at) == (1, 503, None)
+    assert retried.next_attempt_at == clock.now() + timedelta(seconds=60), "Retry-After honoured"
+    assert all((rows[j.delivery_id].attempts, rows[j.delivery_id].next_attempt_at) == (0, retried.next_attempt_at)
+               for j in untried), "the untried rest is handed back uncounted, due with the retry"
+    with whub.session(read_only=True) as session:
+        log = session.scalars(select(WebhookAttempt).order_by(WebhookAttempt.id)).all()
+        assert session.get(WebhookEndpoint, endpoint_id).failing_since is None, "a success in the batch ends the streak"
+    assert [(a.delivery_id, a.status_code) for a in log] == [(o.delivery_id, o.status_code) for o in outcomes]
