@@ -30,14 +30,21 @@ JOB_WORK_MEM = "64MB"
 
 _lock = threading.Lock()
 _running = 0
+_frozen_before = False
 
 
 @contextmanager
 def long_lived_frozen() -> Iterator[None]:
-    """Run the block with the heap that existed before it out of the collector's walks."""
-    global _running
+    """Run the block with the heap that existed before it out of the collector's walks.
+
+    A served process froze its start-up heap already (hub.app.freeze_startup_objects): that freeze
+    is kept when the jobs end (gc.unfreeze would undo it). Garbage is collected before freezing, so
+    none is pinned in the permanent generation for good."""
+    global _running, _frozen_before
     with _lock:
         if _running == 0:
+            _frozen_before = gc.get_freeze_count() > 0
+            gc.collect()
             gc.freeze()
         _running += 1
     try:
@@ -45,7 +52,7 @@ def long_lived_frozen() -> Iterator[None]:
     finally:
         with _lock:
             _running -= 1
-            if _running == 0:
+            if _running == 0 and not _frozen_before:
                 gc.unfreeze()
 
 
