@@ -317,7 +317,7 @@ def sent_count(conn: Any, campaign_id: int) -> tuple[int, int]:
     """(deliveries of the campaign, of which recorded as sent), read on `conn`."""
     row = conn.execute(text(
         "SELECT count(*), count(*) FILTER (WHERE d.status = 'sent') FROM delivery d "
-        "JOIN campaign_run r ON r.id = d.campaign_run_id WHERE r.campaign_id = :c"), {"c": campaign_id}).one()
+        "JOIN campaign_message m ON m.delivery_id = d.id WHERE m.campaign_id = :c"), {"c": campaign_id}).one()
     conn.commit()
     return int(row[0]), int(row[1])
 

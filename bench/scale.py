@@ -214,7 +214,7 @@ def campaign_counts(url: str, campaign_ids: list[int]) -> tuple[int, int, int]:
         row = conn.execute(text(
             "SELECT count(*), count(*) FILTER (WHERE d.status IN ('sent', 'delivered')), "
             "count(*) FILTER (WHERE d.status IN ('queued', 'sending')) FROM delivery d "
-            "JOIN campaign_run r ON r.id = d.campaign_run_id WHERE r.campaign_id = ANY(:c)"), {"c": campaign_ids}).one()
+            "JOIN campaign_message m ON m.delivery_id = d.id WHERE m.campaign_id = ANY(:c)"), {"c": campaign_ids}).one()
     engine.dispose()
     return int(row[0]), int(row[1]), int(row[2])
 

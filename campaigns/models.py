@@ -10,6 +10,7 @@ transaction, so "a recipient row exists" means "their message is in the outbox".
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 from enum import StrEnum
 
 import sqlalchemy as sa
@@ -174,6 +175,19 @@ class CampaignVariant(SQLModel, table=True):
     template_id: int | None = Field(default=None, sa_column=sa.Column(BigId, nullable=True))
     subject: str | None = Field(default=None, max_length=300)
     send_time: str | None = Field(default=None, max_length=5)  # "HH:MM" in the campaign's zone
+
+
+def run_deliveries(run_ids: Any) -> Any:
+    """A SELECT of the delivery ids of the runs `run_ids` (a list or a subquery): the outbox does not
+    know campaigns, campaign_message links each delivery to its run."""
+    return sa.select(CampaignMessage.delivery_id).where(CampaignMessage.run_id.in_(run_ids))
+
+
+def of_runs(run_ids: Any) -> Any:
+    """The condition on delivery rows: one of the runs `run_ids` carried it."""
+    from hub.models import Delivery
+
+    return Delivery.__table__.c.id.in_(run_deliveries(run_ids))
 
 
 class CampaignMessage(SQLModel, table=True):

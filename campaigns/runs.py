@@ -37,6 +37,7 @@ from campaigns.models import (
     RecipientStatus,
     RunStatus,
     ScheduleKind,
+    of_runs,
 )
 from campaigns.scheduling import next_cron_time, run_key
 from hub import clock, notices
@@ -359,7 +360,7 @@ def send_steps(session: Session, hub: Hub, *, campaign: Campaign, run_id: int, s
         outgoing.append(outbox.Outgoing(
             channel=campaign.channel, address=address, idempotency_key=key, contact_id=contact.id,
             content=decorate(hub, campaign=campaign, contact=contact, content=content, key=key),
-            purpose=Purpose.MARKETING, campaign_run_id=run_id, rules=rules, event_kind="campaign.message",
+            purpose=Purpose.MARKETING, rules=rules, event_kind="campaign.message",
             event_data=event_data, send_after=send_after))
     queued = outbox.enqueue_many(session, outgoing)
     now = clock.now()
@@ -486,7 +487,7 @@ def finish_runs(hub: Hub, *, now: datetime | None = None) -> int:
             if pending is not None:
                 continue
             waiting = session.scalar(
-                select(d.c.id).where(d.c.campaign_run_id == run.id,
+                select(d.c.id).where(of_runs([run.id]),
                                      d.c.status.in_([DeliveryStatus.QUEUED.value, DeliveryStatus.SENDING.value]))
                 .limit(1)
             )
@@ -527,7 +528,7 @@ def progress(session: Session, *, campaign_id: int) -> dict[str, int]:
     run_ids = select(CampaignRun.id).where(CampaignRun.campaign_id == campaign_id).scalar_subquery()
     targeted = session.scalar(select(func.count()).select_from(R).where(R.c.run_id.in_(run_ids))) or 0
     counts = dict(session.execute(
-        select(Delivery.status, func.count()).where(Delivery.campaign_run_id.in_(run_ids)).group_by(Delivery.status)
+        select(Delivery.status, func.count()).where(of_runs(run_ids)).group_by(Delivery.status)
     ).all())
     pending = counts.get(DeliveryStatus.QUEUED, 0) + counts.get(DeliveryStatus.SENDING, 0)
     failed = sum(counts.get(s, 0) for s in (DeliveryStatus.FAILED, DeliveryStatus.UNDELIVERED, DeliveryStatus.DEAD,

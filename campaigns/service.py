@@ -26,6 +26,8 @@ from campaigns.models import (
     CampaignStep,
     RunStatus,
     ScheduleKind,
+    of_runs,
+    run_deliveries,
 )
 from campaigns.ab import variants as ab_variants
 from campaigns.ab.variants import ABTestIn
@@ -384,7 +386,7 @@ def run_now(session: Session, *, campaign: Campaign) -> Campaign:
 
 def _campaign_deliveries(campaign: Campaign) -> Any:
     runs = select(CampaignRun.id).where(CampaignRun.campaign_id == campaign.id).scalar_subquery()
-    return Delivery.__table__.c.campaign_run_id.in_(runs)
+    return of_runs(runs)
 
 
 def pause(session: Session, *, campaign: Campaign) -> int:
@@ -451,7 +453,7 @@ def cancel(session: Session, *, campaign: Campaign) -> int:
     cancelled = 0
     runs = session.scalars(select(CampaignRun).where(CampaignRun.campaign_id == campaign.id)).all()
     for run in runs:
-        cancelled += outbox.cancel_where(session, campaign_run_id=run.id)
+        cancelled += outbox.cancel_where(session, ids=run_deliveries([run.id]))
         if run.status not in (RunStatus.COMPLETED, RunStatus.CANCELLED):
             run.status = RunStatus.CANCELLED
             run.finished_at = now

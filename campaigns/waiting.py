@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import and_, case, func, select
 from sqlalchemy.orm import Session
 
-from campaigns.models import Campaign, CampaignRun
+from campaigns.models import Campaign, CampaignRun, of_runs
 from hub import clock, throttle
 from hub.models import Delivery, DeliveryStatus
 from hub.web.i18n import N_
@@ -93,7 +93,7 @@ def waiting(session: Session, hub: Hub, *, campaign: Campaign, now: datetime | N
     )
     rows = session.execute(
         select(kind, func.count(), func.min(d.c.send_after))
-        .where(d.c.campaign_run_id.in_(runs),
+        .where(of_runs(runs),
                d.c.status.in_([DeliveryStatus.QUEUED.value, DeliveryStatus.SENDING.value]))
         .group_by(kind)
     ).all()
@@ -127,7 +127,7 @@ def _skipped(session: Session, runs: Any) -> list[Reason]:
         else_="cancelled",
     )
     rows = dict(session.execute(
-        select(kind, func.count()).where(d.c.campaign_run_id.in_(runs), d.c.status == DeliveryStatus.CANCELLED.value)
+        select(kind, func.count()).where(of_runs(runs), d.c.status == DeliveryStatus.CANCELLED.value)
         .group_by(kind)
     ).all())
     return [Reason(key, rows[key], SKIPS[key], {}) for key in SKIPS if rows.get(key)]

@@ -100,9 +100,8 @@ class OutboundMessage:
     purpose: str
     contact_id: int | None
     attempt: int
-    # Sending rules given at enqueue (hub.sending.DeliveryRules as a dict) and the campaign run, if any.
+    # Sending rules given at enqueue (hub.sending.DeliveryRules as a dict), if any.
     rules: Mapping[str, Any] | None = None
-    campaign_run_id: int | None = None
 
 
 @dataclass(frozen=True)

@@ -283,7 +283,6 @@ class Delivery(SQLModel, table=True):
     claimed_by: str | None = Field(default=None, max_length=200)
     claimed_until: datetime | None = _time(nullable=True, default_now=False)
     event_id: int | None = _fk("timeline_event.id")
-    campaign_run_id: int | None = Field(default=None, sa_column=sa.Column(BigId, nullable=True, index=True))
     # Sending rules of this delivery's cause (hub.sending.DeliveryRules: quiet hours, frequency cap).
     rules: dict[str, Any] | None = Field(default=None, sa_column=sa.Column(JSONType, nullable=True))
     created_at: datetime = _time()

@@ -88,7 +88,6 @@ class Outgoing:
     contact_id: int | None = None
     purpose: str = Purpose.TRANSACTIONAL
     send_after: datetime | None = None
-    campaign_run_id: int | None = None
     record_event: bool = True
     actor_user_id: int | None = None
     rules: Mapping[str, Any] | None = None
@@ -205,7 +204,7 @@ def _prepared(hub: Hub, item: Outgoing, contacts: Mapping[int, Any], now: dateti
     row = dict(channel=item.channel, contact_id=contact_id, address=item.address, purpose=item.purpose,
                content=dict(item.content), idempotency_key=item.idempotency_key,
                send_after=item.send_after or now, status=S.QUEUED.value, attempts=0,
-               campaign_run_id=item.campaign_run_id, rules=item.rules, created_at=now, updated_at=now)
+               rules=item.rules, created_at=now, updated_at=now)
     return row, event
 
 
@@ -271,21 +270,23 @@ def cancel(session: Session, *, delivery_id: int) -> bool:
 def cancel_where(
     session: Session,
     *,
-    campaign_run_id: int | None = None,
+    ids: Any = None,
     contact_id: int | None = None,
     channel: str | None = None,
     purpose: str | None = None,
 ) -> int:
-    """Cancel every queued delivery matching all the given filters (at least one besides purpose); how many."""
+    """Cancel every queued delivery matching all the given filters (at least one besides purpose); how
+    many. `ids` is a SELECT of delivery ids: a feature's own link table names its deliveries (a
+    campaign run's are in campaign_message)."""
     filters = []
-    if campaign_run_id is not None:
-        filters.append(T.c.campaign_run_id == campaign_run_id)
+    if ids is not None:
+        filters.append(T.c.id.in_(ids))
     if contact_id is not None:
         filters.append(T.c.contact_id == contact_id)
     if channel is not None:
         filters.append(T.c.channel == channel)
     if not filters:
-        raise ValueError("cancel_where needs campaign_run_id, contact_id or channel")
+        raise ValueError("cancel_where needs ids, contact_id or channel")
     if purpose is not None:
         filters.append(T.c.purpose == Purpose(purpose).value)
     return _cancel(session, and_(*filters))
@@ -344,7 +345,7 @@ def claim_due(
         )
         .returning(
             T.c.id, T.c.channel, T.c.address, T.c.content, T.c.idempotency_key, T.c.purpose,
-            T.c.contact_id, T.c.attempts, T.c.send_after, T.c.rules, T.c.campaign_run_id,
+            T.c.contact_id, T.c.attempts, T.c.send_after, T.c.rules,
         )
     )
     with hub.db.session() as session, session.begin():
@@ -368,7 +369,6 @@ def claim_due(
             contact_id=r.contact_id,
             attempt=r.attempts,
             rules=r.rules,
-            campaign_run_id=r.campaign_run_id,
         )
         for r in rows
     ]

@@ -308,19 +308,23 @@ def test_release_claims_puts_back_only_this_workers_rows_without_counting_an_att
 
 def test_cancel_only_touches_queued_rows(hub):
     contact = make_contact(hub)
-    a = queue(hub, "a", contact_id=contact, campaign_run_id=7)
-    b = queue(hub, "b", contact_id=contact, campaign_run_id=7)
-    c = queue(hub, "c", contact_id=contact, campaign_run_id=8)
+    a = queue(hub, "a", contact_id=contact)
+    b = queue(hub, "b", contact_id=contact)
+    c = queue(hub, "c", contact_id=contact)
     with hub.session() as s, s.begin():
         assert outbox.cancel(s, delivery_id=a)
         assert not outbox.cancel(s, delivery_id=a)
     assert get(hub, a).status == "cancelled" and event_of(hub, a).status == "cancelled"
     outbox.claim_due(hub, worker="w", limit=10)
     with hub.session() as s, s.begin():
-        assert outbox.cancel_where(s, campaign_run_id=7) == 0  # b is already on its way
+        assert outbox.cancel_where(s, ids=select(Delivery.id).where(Delivery.id.in_([b, c]))) == 0  # on their way
         with pytest.raises(ValueError):
             outbox.cancel_where(s)
     assert (get(hub, b).status, get(hub, c).status) == ("sending", "sending")
+    d = queue(hub, "d", contact_id=contact)
+    with hub.session() as s, s.begin():
+        assert outbox.cancel_where(s, ids=select(Delivery.id).where(Delivery.id.in_([b, c, d]))) == 1
+    assert get(hub, d).status == "cancelled" and event_of(hub, d).status == "cancelled"
 
 
 # --- provider status -----------------------------------------------------------------------------

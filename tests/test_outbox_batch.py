@@ -145,7 +145,7 @@ def test_on_postgresql_a_key_another_enqueue_won_leaves_no_event_behind(hub):
     now = outbox.clock.now()
     row = dict(channel="fake", contact_id=contact, address="+79161234567", purpose="transactional",
                content={"text": "late"}, idempotency_key="race-1", send_after=now, status="queued", attempts=0,
-               campaign_run_id=None, rules=None, created_at=now, updated_at=now)
+               rules=None, created_at=now, updated_at=now)
     event = InboundEvent(channel="fake", kind="message", direction=Direction.OUT, external_id="delivery:race-1",
                          contact_id=contact, text="late", status="queued", data={})
     with hub.session() as s, s.begin():

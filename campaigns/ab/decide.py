@@ -33,6 +33,7 @@ from campaigns.models import (
     CampaignStatus,
     RecipientStatus,
     RunStatus,
+    of_runs,
 )
 from hub import clock
 from hub.auth import SYSTEM, Principal
@@ -51,7 +52,7 @@ def decision_time(session: Session, *, campaign: Campaign, run_id: int, now: dat
     from campaigns.service import HOLD_UNTIL
 
     # Messages a pause holds are not counted: resuming restarts the wait (campaigns.service.resume).
-    latest = session.scalar(select(func.max(Delivery.send_after)).where(Delivery.campaign_run_id == run_id,
+    latest = session.scalar(select(func.max(Delivery.send_after)).where(of_runs([run_id]),
                                                                         Delivery.send_after < HOLD_UNTIL))
     if latest is not None and latest.tzinfo is None:
         from datetime import timezone

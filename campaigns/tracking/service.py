@@ -33,7 +33,7 @@ class Tracked:
 def find_delivery(session: Session, delivery_key: str) -> Tracked | None:
     """The delivery a tracking token names, with the campaign its outbound event was posted for."""
     row = session.execute(
-        select(Delivery.id, Delivery.channel, Delivery.contact_id, Delivery.campaign_run_id, TimelineEvent.data)
+        select(Delivery.id, Delivery.channel, Delivery.contact_id, TimelineEvent.data)
         .outerjoin(TimelineEvent, TimelineEvent.id == Delivery.event_id)
         .where(Delivery.idempotency_key == delivery_key)
     ).first()
@@ -41,7 +41,7 @@ def find_delivery(session: Session, delivery_key: str) -> Tracked | None:
         return None
     data = row.data or {}
     campaign = data.get("campaign_id")
-    run = row.campaign_run_id if row.campaign_run_id is not None else data.get("campaign_run_id")
+    run = data.get("campaign_run_id")  # the run's campaign.message event says which run sent it
     return Tracked(row.id, row.channel, row.contact_id, campaign if isinstance(campaign, int) else None,
                    run if isinstance(run, int) else None)
 

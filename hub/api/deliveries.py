@@ -65,7 +65,6 @@ class DeliveryPublic(BaseModel):
     sent_at: datetime | None
     created_at: datetime
     event_id: int | None
-    campaign_run_id: int | None
     idempotency_key: str
 
     @classmethod

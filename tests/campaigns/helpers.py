@@ -13,7 +13,7 @@ from sqlalchemy import func, select, update
 
 from campaigns import runs, service
 from campaigns.ab import decide
-from campaigns.models import Campaign, CampaignRecipient, CampaignRun
+from campaigns.models import Campaign, CampaignRecipient, CampaignRun, of_runs
 from hub.auth import SYSTEM
 from hub.contacts import create_contact
 from hub.models import Delivery
@@ -108,7 +108,7 @@ def mark_sent(hub: Hub, campaign_id: int) -> int:
 
     with hub.session() as s, s.begin():
         run_ids = select(CampaignRun.id).where(CampaignRun.campaign_id == campaign_id)
-        return s.execute(update(Delivery).where(Delivery.campaign_run_id.in_(run_ids),
+        return s.execute(update(Delivery).where(of_runs(run_ids),
                                                 Delivery.status == DeliveryStatus.QUEUED)
                          .values(status=DeliveryStatus.SENT, sent_at=clock.now())).rowcount or 0
 
@@ -123,7 +123,7 @@ def campaign(hub: Hub, campaign_id: int) -> Campaign:
 def deliveries(hub: Hub, campaign_id: int) -> list[Delivery]:
     with hub.session(read_only=True) as s:
         run_ids = select(CampaignRun.id).where(CampaignRun.campaign_id == campaign_id)
-        return list(s.scalars(select(Delivery).where(Delivery.campaign_run_id.in_(run_ids)).order_by(Delivery.id)).all())
+        return list(s.scalars(select(Delivery).where(of_runs(run_ids)).order_by(Delivery.id)).all())
 
 
 def recipients(hub: Hub, campaign_id: int) -> list[CampaignRecipient]:

@@ -27,7 +27,7 @@ def queue(hub, key: str = "run-9:contact-1", *, campaign: bool = True) -> tuple[
         delivery = outbox.enqueue(
             s, channel="email", address="anna@example.com", content={"subject": "Sale", "html": "<p>Sale</p>"},
             idempotency_key=key, contact_id=contact, purpose=Purpose.MARKETING,
-            campaign_run_id=9 if campaign else None, event_kind="campaign.message" if campaign else "message",
+            event_kind="campaign.message" if campaign else "message",
             event_data={"campaign_id": 3, "campaign_run_id": 9} if campaign else None,
         )
         return contact, delivery.id
