@@ -390,7 +390,8 @@ def _section(result: dict[str, Any], *, command: str, concurrency: int, duration
         "(bench/webhooks_app.py): no verification, one INSERT of the form body, same thread pool and engine.",
         f"- Maximum rate: closed loop, {concurrency} requests in flight, {rounds} alternating rounds of "
         f"{duration:g} s each (hub, raw, …). Latency: open loop at {OPEN_LOOP_SHARE:.0%} of the hub's "
-        f"maximum for {duration:g} s, sends at fixed intervals, latency from the scheduled time to the answer "
+        f"maximum for {duration:g} s, sends at fixed intervals (each on a free keep-alive connection of up to "
+        f"{8 * concurrency}, one httpx client each), latency from the scheduled time to the answer "
         f"({len(result['latencies']):,} requests). {total:,} hub requests in all, "
         f"{statuses:,} of them status callbacks; every answer 2xx.",
         "",
@@ -412,14 +413,25 @@ def _section(result: dict[str, Any], *, command: str, concurrency: int, duration
         f"{'PASS' if p99 < GOAL_P99_MS else '**MISS**'} |",
         "",
     ]
+    lines += [
+        "What each phase cost (CPU of this generator and of the server process per request, from "
+        "`time.process_time` and `/proc`; PostgreSQL sessions opened, from `pg_stat_database`):",
+        "",
+        "| Phase | Requests | Generator CPU ms/request | Server CPU ms/request | PostgreSQL sessions opened |",
+        "|---|---|---|---|---|",
+    ]
+    for key, label in (("hub", "closed loop, hub"), ("raw", "closed loop, raw"), ("open", "open loop, hub")):
+        for cost in result["usage"][key]:
+            n = max(cost.requests, 1)
+            lines.append(f"| {label} | {cost.requests:,} | {cost.generator / n * 1000:.2f} | "
+                         f"{cost.server / n * 1000:.2f} | {cost.sessions} |")
+    lines.append("")
     if result["served"] < 0.95 * result["target"]:
         lines += [
             f"The server fell behind the schedule (it served {result['served']:.0f} of {result['target']:.0f} "
             "req/s), so the backlog grew through the open loop and these percentiles measure that backlog, not a "
-            "steady state at the target rate. The cause is not isolated: the open loop lets connections grow to "
-            f"{8 * concurrency} where the closed loop held {concurrency}, and the generator and any other work "
-            "share the two cores; rerun on a quiet machine, or with the generator elsewhere, before reading "
-            "the p99 as the hub's.",
+            "steady state at the target rate. Compare the open loop's CPU per request with the closed loop's "
+            "above: the generator and any other work share the two cores with the server.",
             "",
         ]
     return "\n".join(lines)
