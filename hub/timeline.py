@@ -58,8 +58,8 @@ class TimelineFilter:
 
 
 # A page's items are rows of timeline_event (Core rows: each column an attribute, as on the ORM
-# object, read-only), not ORM objects: loading 50 of those into the session cost ~0.3 ms of a ~1 ms
-# screen pop (bench/timeline.py); nothing that shows a page changes its events.
+# object, read-only), not ORM objects: loading 50 of those into the session cost 0.15 ms more, 16%
+# of a page's CPU (docs/benchmarks.md, "Timeline reads"); nothing that shows a page changes its events.
 EventRow = Row[Any]
 _EVENT = TimelineEvent.__table__
 
