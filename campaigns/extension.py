@@ -10,6 +10,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from pydantic import Field
+from sqlalchemy import event as sa_event
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 import campaigns.message_templates
 import campaigns.message_templates.models
@@ -22,7 +25,6 @@ from hub.plugin import EventKind, TimelineChannel
 
 if TYPE_CHECKING:
     from fastapi import APIRouter
-    from sqlalchemy.orm import Session
 
     from hub.channel import PeriodicJob
     from hub.models import Contact, TimelineEvent
@@ -137,8 +139,42 @@ def on_event(session: Session, *, event: TimelineEvent, contact: Contact) -> Non
     """
     if event.direction == "out":  # our own messages trigger nothing (and cost no query)
         return
+    if event.kind not in triggering_kinds(session):
+        return
     from campaigns.runs import trigger_run
     from campaigns.service import active_triggered
 
     for campaign in active_triggered(session, kind=event.kind):
         trigger_run(session, campaign=campaign, event=event, contact=contact)
+
+
+_KINDS_KEY = "campaigns.triggering_kinds"
+_CAMPAIGN = campaigns.models.Campaign.__table__
+_TRIGGERING_KINDS = select(_CAMPAIGN.c.trigger_kind).distinct().where(
+    _CAMPAIGN.c.status == campaigns.models.CampaignStatus.RUNNING.value,
+    _CAMPAIGN.c.schedule_kind == campaigns.models.ScheduleKind.TRIGGER.value)
+
+
+def triggering_kinds(session: Session) -> frozenset[str]:
+    """The event kinds running triggered campaigns wait for, read once per transaction.
+
+    A transaction that posts several events (a detractor's answer and its task, a mailbox poll)
+    asks once instead of once per event. Never kept past the transaction: another process may
+    start a campaign at any time, and the next transaction must see it. A campaign started or
+    stopped in this transaction drops the set at its flush (see _forget_kinds).
+    """
+    transaction = session.get_transaction()
+    held = session.info.get(_KINDS_KEY)
+    if held is not None and held[0] is transaction and transaction is not None:
+        return held[1]
+    kinds = frozenset(session.execute(_TRIGGERING_KINDS).scalars())
+    session.info[_KINDS_KEY] = (transaction, kinds)
+    return kinds
+
+
+# after_flush still sees what the flush wrote in new, dirty and deleted.
+@sa_event.listens_for(Session, "after_flush")
+def _forget_kinds(session: Session, _context: Any) -> None:
+    if _KINDS_KEY in session.info and any(isinstance(o, campaigns.models.Campaign) for group in (
+            session.new, session.dirty, session.deleted) for o in group):
+        del session.info[_KINDS_KEY]

@@ -40,8 +40,13 @@ def normalize_email(value: str) -> str:
     return info.normalized.casefold()
 
 
+@lru_cache(maxsize=8192)
 def normalize_phone(value: str, region: str) -> str:
-    """E.164 for a number written in any common notation; `region` reads numbers without a country code."""
+    """E.164 for a number written in any common notation; `region` reads numbers without a country code.
+
+    Cached (a pure function of its two strings; an invalid number raises again each time): the same
+    callers ring again, and the contacts API checks a number before looking it up with it.
+    """
     try:
         number = phonenumbers.parse(value, region)
     except phonenumbers.NumberParseException as exc:

@@ -20,12 +20,12 @@ from typing import Any, Protocol
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from sqlalchemy.orm import Session
-from starlette.concurrency import run_in_threadpool
 
 from hub.channel import SignatureError, StatusUpdate
 from hub.api.problems import Problem
 from hub.ingest import InboundEvent, IngestResult, post_event
 from hub.outbox import apply_status
+from hub.threads import run_db_call
 
 log = logging.getLogger("hub.inbound")
 
@@ -111,8 +111,9 @@ def mount(router: APIRouter, channel: Receiver, webhook: Webhook) -> None:
             log.warning("refused a %s webhook to %s: %s", channel.name, request.url.path, exc)
             raise Problem(403, f"Refused: {exc}", slug="bad-signature") from None
         try:
-            # One hop for parse, the transaction and the after-hook: a slow commit never stalls the loop.
-            received = await run_in_threadpool(receive, channel, webhook, payload)
+            # One hop for parse, the transaction and the after-hook: a slow commit never stalls the loop,
+            # and a burst waits on the loop rather than opening connections beyond the pool (hub.threads).
+            received = await run_db_call(receive, channel, webhook, payload)
         except Unprocessable as exc:
             raise Problem(422, f"{webhook.expects}: {exc}") from None
         except ValueError as exc:

@@ -7,11 +7,11 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
-from sqlalchemy import BigInteger, ColumnElement, Integer, Select, bindparam, func, or_, select, true, tuple_
+from sqlalchemy import BigInteger, ColumnElement, Integer, Row, Select, bindparam, func, or_, select, true, tuple_
 from sqlalchemy.dialects.postgresql import ARRAY
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy.orm import Session
 
 from hub.db import among, contains_folded, is_postgres
 from hub.identities import InvalidIdentity, normalize_phone
@@ -57,12 +57,18 @@ class TimelineFilter:
     text: str | None = None
 
 
+# A page's items are rows of timeline_event (Core rows: each column an attribute, as on the ORM
+# object, read-only), not ORM objects: loading 50 of those into the session cost 0.15 ms more, 16%
+# of a page's CPU (docs/benchmarks.md, "Timeline reads"); nothing that shows a page changes its events.
+EventRow = Row[Any]
+_EVENT = TimelineEvent.__table__
+
 # The unfiltered pages (the screen pop, infinite scroll) run these prebuilt statements with bound
 # values: building and cache-keying a fresh statement cost ~0.1 ms a call (bench/timeline.py).
 # LIMIT stays a bound parameter: should a connection ever prepare the statement, PostgreSQL's generic
 # plan then still walks the index backwards instead of sorting a long timeline whole.
 _PAGE = (
-    select(TimelineEvent)
+    select(_EVENT)
     .where(TimelineEvent.contact_id == bindparam("contact_id"))
     .order_by(TimelineEvent.occurred_at.desc(), TimelineEvent.id.desc())
     .limit(bindparam("limit", type_=Integer()))
@@ -73,7 +79,7 @@ _PAGE_AFTER = _PAGE.where(_AFTER)
 
 
 def _merged_page(session: Session, contact_ids: Sequence[int], conditions: Sequence[ColumnElement[bool]] = (),
-                 ) -> Select[tuple[TimelineEvent]]:
+                 ) -> Select[Any]:
     """One page over several contacts' timelines merged (an account's), newest first.
 
     On PostgreSQL each contact's page is read on its own (a LATERAL subquery walking
@@ -84,15 +90,14 @@ def _merged_page(session: Session, contact_ids: Sequence[int], conditions: Seque
     order = (TimelineEvent.occurred_at.desc(), TimelineEvent.id.desc())
     limit = bindparam("limit", type_=Integer())
     if not is_postgres(session):
-        return (select(TimelineEvent).where(among(session, TimelineEvent.contact_id, list(contact_ids)), *conditions)
+        return (select(_EVENT).where(among(session, TimelineEvent.contact_id, list(contact_ids)), *conditions)
                 .order_by(*order).limit(limit))
     members = func.unnest(bindparam("member_ids", list(contact_ids), type_=ARRAY(BigInteger()))).table_valued(
         "id").render_derived("members")
-    per_contact = (select(TimelineEvent).where(TimelineEvent.contact_id == members.c.id, *conditions)
+    per_contact = (select(_EVENT).where(TimelineEvent.contact_id == members.c.id, *conditions)
                    .order_by(*order).limit(limit).lateral("per_contact"))
-    event = aliased(TimelineEvent, per_contact)
-    return (select(event).select_from(members).join(per_contact, true())
-            .order_by(event.occurred_at.desc(), event.id.desc()).limit(limit))
+    return (select(*per_contact.c).select_from(members).join(per_contact, true())
+            .order_by(per_contact.c.occurred_at.desc(), per_contact.c.id.desc()).limit(limit))
 
 
 def timeline_page(
@@ -103,9 +108,9 @@ def timeline_page(
     limit: int = 50,
     cursor: str | None = None,
     filters: TimelineFilter = TimelineFilter(),
-) -> Page[TimelineEvent]:
-    """One page of a contact's events (or of several contacts' merged: `contact_ids`), newest first;
-    pass `next_cursor` back for the next page."""
+) -> Page[EventRow]:
+    """One page of a contact's events (or of several contacts' merged: `contact_ids`), newest first, as
+    read-only rows of timeline_event; pass `next_cursor` back for the next page."""
     if (contact_id is None) == (contact_ids is None):
         raise TypeError("timeline_page takes one of contact_id or contact_ids")
     params: dict[str, object] = {"limit": limit + 1}
@@ -148,7 +153,7 @@ def timeline_page(
         if extra:
             stmt = stmt.where(*extra)
         params["contact_id"] = contact_id
-    rows = list(session.scalars(stmt, params))
+    rows = list(session.execute(stmt, params))
     next_cursor = None
     if len(rows) > limit:
         rows = rows[:limit]

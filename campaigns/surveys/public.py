@@ -8,15 +8,9 @@ sentence and nothing about the survey or the person.
 
 from __future__ import annotations
 
-import asyncio
-import functools
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
-from weakref import WeakKeyDictionary
+from typing import Any
 
-import anyio.to_thread
-from anyio import CapacityLimiter
 from fastapi import APIRouter, Request
 from sqlalchemy.orm import Session
 from starlette.responses import FileResponse, HTMLResponse, RedirectResponse, Response
@@ -26,6 +20,7 @@ from campaigns.surveys.answers import (AnswersInvalid, Link, LinkProblem, LinkRe
 from campaigns.surveys.models import QuestionKind
 from campaigns.surveys.questions import describe, localized, visible
 from hub.runtime import Hub
+from hub.threads import run_db_call
 from hub.web import i18n
 from hub.web.public import public_locale, render_public
 
@@ -44,23 +39,6 @@ def survey_js() -> Response:
 @router.get("/s/assets/survey.css")
 def survey_css() -> Response:
     return FileResponse(STATIC / "survey.css", media_type="text/css", headers=ASSET_HEADERS)
-
-
-# At most this many of the page's database calls run at once; the rest wait their turn on the event
-# loop. Under a burst, more threads than the engine's pool (10) open and close overflow connections
-# for every request, and more threads than cores only take the GIL from each other.
-DB_CALLS = 4
-_LIMITERS: WeakKeyDictionary[asyncio.AbstractEventLoop, CapacityLimiter] = WeakKeyDictionary()
-T = TypeVar("T")
-
-
-async def _in_thread(func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-    """Run a database call in a worker thread, DB_CALLS at a time (one limiter per event loop)."""
-    loop = asyncio.get_running_loop()
-    limiter = _LIMITERS.get(loop)
-    if limiter is None:
-        limiter = _LIMITERS[loop] = CapacityLimiter(DB_CALLS)
-    return await anyio.to_thread.run_sync(functools.partial(func, *args, **kwargs), limiter=limiter)
 
 
 def _hub(request: Request) -> Hub:
@@ -123,7 +101,7 @@ def _locale(request: Request, link: Link) -> str:
 async def survey_page(request: Request, token: str) -> Response:
     hub = _hub(request)
     try:
-        link = await _in_thread(_open, hub, token)
+        link = await run_db_call(_open, hub, token)
     except LinkRefused as exc:
         return _refused(request, exc.problem)
     locale = _locale(request, link)
@@ -181,7 +159,7 @@ async def submit(request: Request, token: str) -> Response:
     complete = (form.get("action") or ["submit"])[0] != "save"
     asked = request.query_params.get("lang")
     try:
-        invalid = await _in_thread(_save, hub, token, form, complete, request)
+        invalid = await run_db_call(_save, hub, token, form, complete, request)
     except LinkRefused as exc:
         return _refused(request, exc.problem)
     if invalid is not None:
@@ -203,7 +181,7 @@ async def draft(request: Request, token: str) -> Response:
     if form is None:
         return Response(status_code=400)
     try:
-        invalid = await _in_thread(_save, hub, token, form, False, request, draft=True)
+        invalid = await run_db_call(_save, hub, token, form, False, request, draft=True)
     except LinkRefused as exc:
         return Response(status_code=STATUS[exc.problem])
     if invalid is not None:

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from hub.models import TimelineEvent
 from hub.plugin import Plugin, installed
-from hub.timeline import Page, TimelineFilter, timeline_page
+from hub.timeline import EventRow, Page, TimelineFilter, timeline_page
 from hub.web.i18n import N_, Formatter
 
 PAGE_SIZE = 30
@@ -79,7 +79,7 @@ def score_kinds() -> tuple[str, ...]:
 
 @dataclass(frozen=True)
 class EventView:
-    event: TimelineEvent
+    event: TimelineEvent | EventRow  # a page's rows, or a thread's ORM objects
     icon: str
     channel_label: str
     kind_label: str
@@ -145,7 +145,7 @@ def thread_counts(session: Session, *, contact_id: int, keys: Sequence[str]) -> 
     return {key: count for key, count in rows}
 
 
-def views(session: Session, events: Sequence[TimelineEvent], *, contact_id: int, fmt: Formatter,
+def views(session: Session, events: Sequence[TimelineEvent | EventRow], *, contact_id: int, fmt: Formatter,
           channels: dict[str, Any], previous_day: date | None = None) -> list[EventView]:
     counts = thread_counts(session, contact_id=contact_id, keys=[e.thread_key for e in events if e.thread_key])
     out = []
@@ -187,7 +187,7 @@ def parse_filters(channel: Sequence[str], kind: Sequence[str], q: str | None) ->
 
 
 def page(session: Session, *, contact_id: int, filters: TimelineFilter, cursor: str | None,
-         limit: int = PAGE_SIZE) -> Page[TimelineEvent]:
+         limit: int = PAGE_SIZE) -> Page[EventRow]:
     """One page through the hub's one read path."""
     return timeline_page(session, contact_id=contact_id, limit=limit, cursor=cursor, filters=filters)
 

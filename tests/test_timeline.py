@@ -1,0 +1,45 @@
+"""The one read path's cost promises: a page loads no ORM objects, and a caller's number is parsed once."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+from hub.auth import SYSTEM
+from hub.contacts import IdentityIn, create_contact
+from hub.identities import normalize_phone
+from hub.ingest import InboundEvent, ingest
+from hub.models import TimelineEvent
+from hub.timeline import lookup_caller, timeline_page
+
+START = datetime(2026, 3, 1, 9, tzinfo=timezone.utc)
+
+
+def test_a_page_reads_rows_with_the_events_fields_and_loads_nothing_into_the_session(hub):
+    with hub.session() as s, s.begin():
+        contact = create_contact(s, actor=SYSTEM, region="RU", display_name="Анна",
+                                 identities=[IdentityIn(kind="phone", value="+79161234567")]).id
+    posted = [ingest(hub, InboundEvent(channel="sms", kind="message", direction="in", contact_id=contact,
+                                       external_id=f"p{n}", occurred_at=START + timedelta(minutes=n),
+                                       text=f"сообщение {n}", data={"n": n})).event.id for n in range(3)]
+    with hub.session(read_only=True) as s:
+        caller = lookup_caller(s, phone="8 (916) 123-45-67", region="RU")
+        assert caller is not None and caller.id == contact
+        page = timeline_page(s, contact_id=contact, limit=2)
+        # Only the caller's contact is an ORM object; the page's events are plain rows.
+        assert not [o for o in s.identity_map.values() if isinstance(o, TimelineEvent)]
+        assert [e.id for e in page.items] == posted[::-1][:2]
+        newest = page.items[0]
+        assert (newest.text, newest.data, newest.channel, newest.direction) == ("сообщение 2", {"n": 2}, "sms", "in")
+        assert newest.occurred_at == START + timedelta(minutes=2)
+        rest = timeline_page(s, contact_id=contact, limit=2, cursor=page.next_cursor)
+        assert [e.id for e in rest.items] == [posted[0]] and rest.next_cursor is None
+
+
+def test_phone_normalisation_is_cached_per_process_and_bounded():
+    normalize_phone.cache_clear()
+    assert normalize_phone("8 (916) 765-43-21", "RU") == "+79167654321"
+    assert normalize_phone("8 (916) 765-43-21", "RU") == "+79167654321"
+    assert normalize_phone("+7 916 765-43-21", "RU") == "+79167654321"  # the text as written is the key
+    assert normalize_phone("+7 916 765-43-21", "GB") == "+79167654321"  # and so is the region
+    info = normalize_phone.cache_info()
+    assert (info.hits, info.misses) == (1, 3) and info.maxsize == 8192
