@@ -364,8 +364,11 @@ class Scenario:
     raw: Callable[[int], list[int]]
 
 
-def scenarios(hub: Any, conn: psycopg.Connection, ds: DataSet, rounds: int) -> list[Scenario]:
-    """The reads to time, each as (hub, raw) callables that return the event ids they read."""
+def scenarios(hub: Any, conn: psycopg.Connection, auto: psycopg.Connection, ds: DataSet, rounds: int) -> list[Scenario]:
+    """The reads to time, each as (hub, raw) callables that return the event ids they read. The screen
+    pop (a) reads outside a transaction on both paths (`auto` is an autocommit connection), as
+    the hub's /pop does; the pages (b...) end a transaction every time on both."""
+    from hub.db import without_transaction
     from hub.timeline import decode_cursor, lookup_caller, timeline_page
 
     e164 = [r[0] for r in conn.execute(
@@ -394,16 +397,16 @@ def scenarios(hub: Any, conn: psycopg.Connection, ds: DataSet, rounds: int) -> l
 
     def hub_caller(i: int) -> list[int]:
         with hub.session(read_only=True) as s:
+            without_transaction(s)
             contact = lookup_caller(s, phone=national[i % len(national)], region=REGION)
             return [e.id for e in timeline_page(s, contact_id=contact.id, limit=PAGE).items]
 
     def raw_caller(i: int) -> list[int]:
-        with conn.cursor() as cur:
+        with auto.cursor() as cur:
             cur.execute(IDENTITY_SQL, (e164[i % len(e164)],))
             contact_id = cur.fetchone()[0]  # type: ignore[index]
             cur.execute(page_sql(PAGE), (contact_id,))
             rows = cur.fetchall()
-        conn.rollback()
         return [r[0] for r in rows[:PAGE]]
 
     def hub_page(contact_id: int, after: str | None, limit: int = PAGE) -> Callable[[int], list[int]]:
@@ -575,8 +578,10 @@ Recorded {context['date']} with:
 
 How to read it: *hub* is the hub's own read path (`hub.timeline.lookup_caller` and `timeline_page` in a
 session from `Hub.session(read_only=True)`, pooled connection, ORM objects and all); *raw* is the same
-SQL sent through one plain psycopg connection, given the number already in E.164. Both end their
-transaction every time. Read (a) is one screen pop: a random existing caller's number in national
+SQL sent through one plain psycopg connection, given the number already in E.164. Read (a) is read
+outside a transaction on both paths (the hub's `hub.db.without_transaction`, as its /pop does; an
+autocommit connection for raw), two round trips each; the other reads end their transaction every
+time on both paths. Read (a) is one screen pop: a random existing caller's number in national
 notation ("8 (916) …") resolved to the contact, then its newest {PAGE} events. Read (b) is page
 {ds.deep_page:,} of the big contact by keyset cursor (the cursor the hub handed out after walking there
 once). Ratios are taken at p50; the raw baseline's own ratio beside a hub ratio shows what the store
@@ -661,9 +666,9 @@ def main(
             load = [os.getloadavg()[0]]
             if load[0] > len(os.sched_getaffinity(0)):
                 console.print(f"[yellow]Load average {load[0]:.1f} exceeds the CPUs.[/] {BUSY}")
-            with psycopg.connect(url) as conn:
+            with psycopg.connect(url) as conn, psycopg.connect(url, autocommit=True) as auto:
                 info = environment(conn)
-                runs = scenarios(hub, conn, ds, warmup + samples)
+                runs = scenarios(hub, conn, auto, ds, warmup + samples)
                 timings = measure(runs, samples, warmup)
         finally:
             hub.close()

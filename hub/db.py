@@ -270,6 +270,18 @@ def is_postgres(session_or_engine: Session | Engine) -> bool:
     return bind.dialect.name == "postgresql"
 
 
+def without_transaction(session: Session) -> bool:
+    """On PostgreSQL, run the session's next statements outside a transaction (each one commits on
+    its own): a read then costs one round trip, not three (BEGIN, the query, ROLLBACK). Call it
+    before the session's first statement. For reads that need no snapshot across statements (at
+    READ COMMITTED each statement takes its own anyway) and writes that are one statement; on
+    SQLite it does nothing and says False."""
+    if not is_postgres(session):
+        return False
+    session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+    return True
+
+
 class Database:
     """The engine plus its session factories; one per process."""
 

@@ -133,3 +133,27 @@ def test_postgresql_reads_json_columns_with_the_fast_decoder_and_the_same_values
         assert getattr(loader, "_loads", None) is loads_json
         for text_ in texts:
             assert conn.execute(text("SELECT CAST(:v AS jsonb)"), {"v": text_}).scalar_one() == json.loads(text_)
+
+
+def _in_transaction(dbapi_connection) -> bool:  # type: ignore[no-untyped-def]
+    from psycopg.pq import TransactionStatus
+
+    return dbapi_connection.info.transaction_status != TransactionStatus.IDLE
+
+
+def test_without_transaction_reads_outside_one_on_postgresql_and_the_pool_gets_a_normal_connection(hub):
+    """Each read commits on its own (no BEGIN, no ROLLBACK: half the round trips of a one-read session);
+    the connection goes back to the pool in the default mode, so the next session has a transaction."""
+    from hub.db import without_transaction
+
+    with hub.session(read_only=True) as session:
+        outside = without_transaction(session)
+        assert session.execute(text("SELECT 1")).scalar_one() == 1
+        raw = session.connection().connection.dbapi_connection
+        if hub.db.engine.dialect.name != "postgresql":
+            assert outside is False
+            return
+        assert outside is True and not _in_transaction(raw)
+    with hub.session(read_only=True) as session:
+        session.execute(text("SELECT 1"))
+        assert _in_transaction(session.connection().connection.dbapi_connection)

@@ -12,13 +12,13 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, Request
-from sqlalchemy.orm import Session
 from starlette.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 
 from campaigns.surveys.answers import (AnswersInvalid, Link, LinkProblem, LinkRefused, check_answers, open_link,
                                        write_answers, writes_once)
 from campaigns.surveys.models import QuestionKind
 from campaigns.surveys.questions import describe, localized, visible
+from hub.db import without_transaction
 from hub.runtime import Hub
 from hub.threads import run_db_call
 from hub.web import i18n
@@ -74,18 +74,9 @@ def _page(request: Request, link: Link, *, locale: str, status: int = 200, answe
     )
 
 
-def _without_transaction(session: Session) -> bool:
-    """On PostgreSQL, run the session's next statements outside a transaction (each one commits on
-    its own): a single read then costs one round trip, not three (BEGIN, the query, ROLLBACK)."""
-    if session.get_bind().dialect.name != "postgresql":
-        return False
-    session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
-    return True
-
-
 def _open(hub: Hub, token: str) -> Link:
     with hub.session(read_only=True) as session:
-        _without_transaction(session)
+        without_transaction(session)
         link = open_link(session, hub.settings, token)
         session.expunge_all()
     return link
@@ -132,7 +123,7 @@ def _save(hub: Hub, token: str, form: dict[str, list[str]], complete: bool, requ
     upsert, not the read, decides what a concurrent save finds.
     """
     with hub.session() as session:
-        outside = _without_transaction(session)
+        outside = without_transaction(session)
         link = open_link(session, hub.settings, token)
         if draft and link.response is not None and link.response.completed:
             return None  # an answer already sent changes only when the customer sends the edit

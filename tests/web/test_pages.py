@@ -247,6 +247,29 @@ def test_screen_pop_fragment(web, hub):
     assert web.get("/pop/999999", headers=HX).status_code == 404
 
 
+def test_screen_pop_reads_outside_a_transaction_on_postgresql(web, hub):
+    """The pop only reads: on PostgreSQL its statements run without BEGIN/ROLLBACK (two round trips fewer)."""
+    from psycopg.pq import TransactionStatus
+    from sqlalchemy import event
+
+    if hub.db.engine.dialect.name != "postgresql":
+        pytest.skip("SQLite has no round trips to save")
+    login(web, hub)
+    contact_id = seed_customer(hub)
+    states: list[TransactionStatus] = []
+
+    def seen(conn, _cursor, statement, *_args):  # type: ignore[no-untyped-def]
+        if "timeline_event" in statement:
+            states.append(conn.connection.dbapi_connection.info.transaction_status)
+
+    event.listen(hub.db.engine, "after_cursor_execute", seen)
+    try:
+        assert web.get(f"/pop/{contact_id}", headers=HX).status_code == 200
+    finally:
+        event.remove(hub.db.engine, "after_cursor_execute", seen)
+    assert states and set(states) == {TransactionStatus.IDLE}
+
+
 def test_sanitizer_keeps_content_and_drops_everything_active():
     dirty = ('<p onclick="x()">Hi <b>there</b><script>alert(1)</script><a href="javascript:alert(1)">x</a>'
              '<a href="https://example.com/a">ok</a><img src="https://tracker.example/p.gif">'

@@ -16,6 +16,7 @@ from fastapi import APIRouter, Depends, Request
 from starlette.responses import Response, StreamingResponse
 
 from hub import live
+from hub.db import without_transaction
 from hub.ingest import INCOMING_CALL, survivor
 from hub.models import Contact, TimelineEvent
 from hub.web import sessions, timeline_view
@@ -79,6 +80,7 @@ def screen_pop(request: Request, contact_id: int, agent: Reader, event: int | No
     """The caller's card and latest timeline, for the incoming-call dialog."""
     hub = get_hub(request)
     with hub.session(read_only=True) as db:
+        without_transaction(db)  # reads only: half the round trips on PostgreSQL (no BEGIN, no ROLLBACK)
         contact = db.get(Contact, contact_id)
         if contact is None:
             raise PageError(404, N_("There is no such contact."))
