@@ -58,7 +58,7 @@ def create_task(session: Session, *, actor: Principal, title: str, notes: str | 
     if task.contact_id is not None:
         _post(session, task, actor=actor, kind="task.created")
         audit.record(session, actor=actor, action="task.created", entity="task", entity_id=task.id,
-                     contact_id=task.contact_id, changes=audit.diff({}, _snapshot(task)))
+                     contact_id=task.contact_id, changes=audit.diff({}, _snapshot(task)), at_once=True)
     return task
 
 
