@@ -18,6 +18,7 @@ Anything else (no plan, a value that does not qualify) falls back to parsing the
 from __future__ import annotations
 
 import re
+from bisect import bisect_left
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -41,7 +42,6 @@ Pieces = tuple[Any, ...]  # str for skeleton text, int for a value's index
 class Plan:
     events: list[tuple[str, int, int, Any]]  # (kind, skeleton offset, markers before it, payload)
     marker_lengths: list[int]
-    length: int
 
 
 class _Recorder(HTMLParser):
@@ -143,12 +143,17 @@ def plan(text: str) -> Plan | None:
     line_starts = list(accumulate((len(line) + 1 for line in text.split("\n")), initial=0))
     offsets = [line_starts[pos[0] - 1] + pos[1] for _, pos, _ in recorder.events]
     markers = [(m.start(), m.end()) for m in _MARKER.finditer(text)]
-    before = [sum(1 for start, _ in markers if start < offset) for offset in offsets]
+    marker_starts = [start for start, _ in markers]
+    # Where each event's text ends: where the next one starts (<br/> is a start and an end at one spot).
+    ends, following = [0] * len(offsets), len(text)
+    for i in range(len(offsets) - 1, -1, -1):
+        ends[i] = following
+        if i and offsets[i - 1] < offsets[i]:
+            following = offsets[i]
     events: list[tuple[str, int, int, Any]] = []
     for i, (kind, _, payload) in enumerate(recorder.events):
         start = offsets[i]
-        end = next((o for o in offsets[i + 1:] if o > start), len(text))
-        raw = text[start:end]
+        raw = text[start:ends[i]]
         if kind == "start":
             tag_text = payload[2]
             payload = _start_payload(*payload)
@@ -166,10 +171,10 @@ def plan(text: str) -> Plan | None:
             payload = payload[0]
         elif _OPEN in raw:  # in an end tag, a comment, a declaration
             return None
-        events.append((kind, start, before[i], payload))
+        events.append((kind, start, bisect_left(marker_starts, start), payload))
     if markers and (not offsets or markers[0][0] < offsets[0]):
         return None
-    return Plan(events, [end - start for start, end in markers], len(text))
+    return Plan(events, [end - start for start, end in markers])
 
 
 def replay(the_plan: Plan, values: Sequence[str], handler: Any) -> None:
@@ -186,5 +191,7 @@ def replay(the_plan: Plan, values: Sequence[str], handler: Any) -> None:
             handler.start(tag, attrs, raw, at)
         elif kind == "end":
             handler.end(payload, at)
-        elif kind == "data":
-            handler.data(unescape(fill(payload[0], values)) if isinstance(payload, tuple) else payload)
+        elif kind == "data" and not isinstance(payload, tuple):
+            handler.data(payload)
+        elif kind == "data" and (text := fill(payload[0], values)):  # html.parser reports no empty text
+            handler.data(unescape(text))

@@ -1,6 +1,9 @@
 """The template's parse replayed per contact gives what parsing each message gives, byte for byte."""
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from markupsafe import escape
 
 from campaigns.message_templates.rendering import render_message
 from campaigns.tracking import replay
@@ -76,5 +79,27 @@ def test_what_could_change_the_parse_is_parsed_in_full(hub, chunks):
     html = "".join(chunks)
     shape = replay.skeleton(chunks)
     assert shape is None or replay.plan(shape[0]) is None
+    assert instrument_html_and_text(hub.settings, html, delivery_key="k", chunks=chunks) == \
+        instrument_html_and_text(hub.settings, html, delivery_key="k")
+
+
+FRAGMENTS = ["<p>", "</p>", "<a href=\"https://e.com/?q=", "<a href='https://e.com/", "\">", "'>", "</a>", "<br/>",
+             "<a href=https://e.com/x>", "<!-- ", " -->", "<script>", "</script>", "&amp;", "&", "&#39", "<", ">",
+             " ", "\n", "text", "<body>", "</body>", "<blockquote>", "</blockquote>", "<li>", "\"", "'", "=",
+             "<a data-no-track href=\"https://e.com/n\">", "<!DOCTYPE html>", "</", "<?x?>", "<a href=\""]
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
+@given(st.lists(st.one_of(st.sampled_from(FRAGMENTS), st.text(max_size=12).map(escape)), max_size=30))
+def test_any_mix_of_template_text_and_values_replays_as_it_parses(hub, chunks):
+    html = "".join(chunks)
+    assert instrument_html_and_text(hub.settings, html, delivery_key="k", chunks=chunks) == \
+        instrument_html_and_text(hub.settings, html, delivery_key="k")
+
+
+def test_an_empty_value_is_no_text(hub):
+    # html.parser reports no empty text; an empty one would still start a quoted line with "> ".
+    chunks = ["<blockquote><a href=\"https://e.com/\">", replay.Markup(""), "</a>", replay.Markup(""), "</blockquote>"]
+    html = "".join(chunks)
     assert instrument_html_and_text(hub.settings, html, delivery_key="k", chunks=chunks) == \
         instrument_html_and_text(hub.settings, html, delivery_key="k")
