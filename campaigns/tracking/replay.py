@@ -33,14 +33,17 @@ _OPEN, _CLOSE = "\ue000", "\ue001"
 _MARKER = re.compile(f"{_OPEN}(\\d+){_CLOSE}")
 _UNSAFE_VALUE = re.compile(f"[<>\"'{_OPEN}{_CLOSE}]")
 
-# An event: (kind, skeleton offset, payload). kind "start": (tag, attrs, raw); "end": tag;
-# "data": text; "other": None. A payload with markers holds Pieces to fill in instead.
 Pieces = tuple[Any, ...]  # str for skeleton text, int for a value's index
 
 
 @dataclass(frozen=True)
 class Plan:
-    events: list[tuple[str, int, int, Any]]  # (kind, skeleton offset, markers before it, payload)
+    """A skeleton's events: (kind, offset in the skeleton, how many markers come before, payload).
+    Payloads: "start" (tag, attrs, raw tag text), "end" the tag, "data" the text, "other" None (a
+    comment, a declaration); where a value goes, the raw text and attribute values are Pieces and
+    a data payload is (Pieces,), unescaped once filled in."""
+
+    events: list[tuple[str, int, int, Any]]
     marker_lengths: list[int]
 
 
