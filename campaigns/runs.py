@@ -348,18 +348,19 @@ def send_steps(session: Session, hub: Hub, *, campaign: Campaign, run_id: int, s
     outgoing: list[outbox.Outgoing] = []
     for contact, address in targets:
         key = delivery_key(run_id, step.position, contact.id)  # type: ignore[arg-type]
+        chunks: list[str] = []  # the HTML's pieces: its links' parse is the template's, replayed
         try:
             content = dict(render_message(source, contact_context=contexts[contact.id],  # type: ignore[index]
                                           locale=contact.locale or hub.settings.default_locale, extra=extra,
                                           channel=template.channel, default_locale=template.default_locale,
-                                          text_from_html=False))
+                                          text_from_html=False, html_chunks=chunks))
         except TemplateRenderError as exc:
             results.append(f"the template could not be rendered: {exc}")
             continue
         results.append(len(outgoing))
         outgoing.append(outbox.Outgoing(
             channel=campaign.channel, address=address, idempotency_key=key, contact_id=contact.id,
-            content=decorate(hub, campaign=campaign, contact=contact, content=content, key=key),
+            content=decorate(hub, campaign=campaign, contact=contact, content=content, key=key, chunks=chunks),
             purpose=Purpose.MARKETING, rules=rules, event_kind="campaign.message",
             event_data=event_data, send_after=send_after))
     queued = outbox.enqueue_many(session, outgoing)
@@ -376,9 +377,11 @@ def send_steps(session: Session, hub: Hub, *, campaign: Campaign, run_id: int, s
     return out
 
 
-def decorate(hub: Hub, *, campaign: Campaign, contact: Contact, content: dict[str, Any], key: str) -> dict[str, Any]:
+def decorate(hub: Hub, *, campaign: Campaign, contact: Contact, content: dict[str, Any], key: str,
+             chunks: list[str] | None = None) -> dict[str, Any]:
     """What every campaign message carries: its thread, and what its channel adds to marketing (the
-    channel decides: unsubscribe headers and tracked links, opt-out wording, a stop button)."""
+    channel decides: unsubscribe headers and tracked links, opt-out wording, a stop button).
+    `chunks`, the pieces the HTML was rendered from, spare its links' parse (tracking.replay)."""
     from campaigns.service import sender_parts
     from campaigns.tracking.links import instrument_html_and_text
     from campaigns.unsubscribe import unsubscribe_url
@@ -390,7 +393,7 @@ def decorate(hub: Hub, *, campaign: Campaign, contact: Contact, content: dict[st
         locale=contact.locale or settings.default_locale,
         unsubscribe_url=unsubscribe_url(settings, contact_id=contact.id, channel=campaign.channel,  # type: ignore[arg-type]
                                         campaign_id=campaign.id),
-        delivery_key=key, track_links=lambda html: instrument_html_and_text(settings, html, delivery_key=key),
+        delivery_key=key, track_links=lambda html: instrument_html_and_text(settings, html, delivery_key=key, chunks=chunks),
         sender_name=name or None, sender_address=address)
     return hub.channel(campaign.channel).decorate_marketing(content, context)
 

@@ -155,10 +155,11 @@ def compile_part(source: str, *, part: str, html: bool) -> Template:
 
 
 def render_part(source: str, values: Mapping[str, Any], *, part: str, html: bool,
-                max_output: int = 1_000_000) -> str:
-    """One part rendered in the sandbox with a fresh budget."""
+                max_output: int = 1_000_000, chunks: list[str] | None = None) -> str:
+    """One part rendered in the sandbox with a fresh budget; `chunks`, when given, gets the pieces
+    it was joined from (Markup for values, str for the template's own text)."""
     template = compile_part(source, part=part, html=html)
-    chunks: list[str] = []
+    chunks = [] if chunks is None else chunks
     try:
         with budgeted(max_output=max_output) as budget:
             for chunk in template.generate(dict(values)):
@@ -201,12 +202,14 @@ def choose_locale(variants: Mapping[str, Any], locale: str | None, default_local
 
 def render_message(template_or_variants: Any, *, contact_context: Mapping[str, Any], locale: str | None,
                    extra: Mapping[str, Any] = {}, channel: str | None = None,  # noqa: B006 - read only
-                   default_locale: str | None = None, text_from_html: bool = True) -> dict[str, Any]:
+                   default_locale: str | None = None, text_from_html: bool = True,
+                   html_chunks: list[str] | None = None) -> dict[str, Any]:
     """Outbox content for one contact: each of the channel's parts rendered ({"subject", "html",
     "text"} for email, {"text"} for SMS); an HTML part left empty is None.
 
     A variant with HTML and no text gets the HTML's text; with `text_from_html=False` its "text" is
-    None instead, for a caller that reads the HTML anyway (campaigns, while tracking its links)."""
+    None instead, for a caller that reads the HTML anyway (campaigns, while tracking its links).
+    `html_chunks`, when given, gets the pieces of the HTML part (render_part's `chunks`)."""
     source = _source_of(template_or_variants, channel, default_locale)
     parts = channel_parts(source.channel)
     chosen = choose_locale(source.variants, locale, source.default_locale)
@@ -220,7 +223,8 @@ def render_message(template_or_variants: Any, *, contact_context: Mapping[str, A
             continue
         limit = part.max_chars
         value = render_part(variant.get(part.name) or "", values, part=where, html=part.html,
-                            max_output=limit * 4 if limit else MAX_OUTPUT)
+                            max_output=limit * 4 if limit else MAX_OUTPUT,
+                            chunks=html_chunks if part.html and html_chunks is not None else None)
         if part.one_line:  # a header line: newlines would inject headers or be refused by the mailer
             value = " ".join(value.split())
             if not value:

@@ -14,9 +14,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from html import escape
 from itertools import accumulate
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+from campaigns.tracking import replay
 from hub.html import TextExtractor
 from hub.signing import BadLink, sign, unsign
 
@@ -94,6 +96,8 @@ class _LinkFinder(TextExtractor):
 
     Only positions are collected; the output is the source spliced at those spots, so everything
     else (entities, comments, conditional comments for Outlook, odd whitespace) stays as written.
+    It is fed either by its own parse (`feed`) or by a replayed one (`start`, `end`, `data`:
+    campaigns.tracking.replay).
     """
 
     def __init__(self, settings: Settings, delivery_key: str, *, read_text: bool) -> None:
@@ -101,9 +105,19 @@ class _LinkFinder(TextExtractor):
         self.read_text = read_text
         self.settings = settings
         self.delivery_key = delivery_key
-        self.edits: list[tuple[tuple[int, int], int, str]] = []  # ((line, column), length, replacement)
-        self.body_end: tuple[int, int] | None = None
+        self.edits: list[tuple[int, int, str]] = []  # (offset, length, replacement)
+        self.body_end: int | None = None
         self._signed: tuple[str, str | None] | None = None  # (href, its click URL) of the last <a>
+        self._line_starts: list[int] = [0]
+
+    def feed(self, data: str) -> None:
+        # Where each line starts (html.parser counts lines by "\n"), to turn its (line, column) into offsets.
+        self._line_starts = list(accumulate((len(line) + 1 for line in data.split("\n")), initial=0))
+        super().feed(data)
+
+    def _offset(self) -> int:
+        line, column = self.getpos()
+        return self._line_starts[line - 1] + column
 
     def _click_url(self, attrs: list[tuple[str, str | None]]) -> str | None:
         """The tracked address of this <a>, or None when it is not tracked; signed once per tag."""
@@ -120,7 +134,7 @@ class _LinkFinder(TextExtractor):
         # The text part's link goes through the same redirect as the HTML's: a click is a click.
         return self._click_url(attrs) or super().link_address(attrs)
 
-    def _link(self, attrs: list[tuple[str, str | None]], raw: str) -> None:
+    def _link(self, attrs: list[tuple[str, str | None]], raw: str, offset: int) -> None:
         new = self._click_url(attrs)
         if new is None:
             return
@@ -129,21 +143,30 @@ class _LinkFinder(TextExtractor):
             value = new if name == "href" else value
             parts.append(f" {name}" if value is None else f' {name}="{escape(value, quote=True)}"')
         parts.append(" />" if raw.rstrip().endswith("/>") else ">")
-        self.edits.append((self.getpos(), len(raw), "".join(parts)))
+        self.edits.append((offset, len(raw), "".join(parts)))
+
+    def start(self, tag: str, attrs: list[tuple[str, str | None]], raw: str, offset: int) -> None:
+        TextExtractor.handle_starttag(self, tag, attrs)
+        if tag == "a":
+            self._link(attrs, raw, offset)
+
+    def end(self, tag: str, offset: int) -> None:
+        TextExtractor.handle_endtag(self, tag)
+        if tag == "body" and self.body_end is None:
+            self.body_end = offset
+
+    def data(self, data: str) -> None:
+        if self.read_text:
+            TextExtractor.handle_data(self, data)
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        super().handle_starttag(tag, attrs)
-        if tag == "a":
-            self._link(attrs, self.get_starttag_text() or "")
+        self.start(tag, attrs, self.get_starttag_text() or "", self._offset())
 
     def handle_endtag(self, tag: str) -> None:
-        super().handle_endtag(tag)
-        if tag == "body" and self.body_end is None:
-            self.body_end = self.getpos()
+        self.end(tag, self._offset())
 
     def handle_data(self, data: str) -> None:
-        if self.read_text:
-            super().handle_data(data)
+        self.data(data)
 
 
 def _pixel(settings: Settings, delivery_key: str) -> str:
@@ -158,27 +181,30 @@ def instrument_html(settings: Settings, html: str, *, delivery_key: str) -> str:
     return _instrument(settings, html, delivery_key=delivery_key, read_text=False)[0]
 
 
-def instrument_html_and_text(settings: Settings, html: str, *, delivery_key: str) -> tuple[str, str]:
+def instrument_html_and_text(settings: Settings, html: str, *, delivery_key: str,
+                             chunks: Sequence[str] | None = None) -> tuple[str, str]:
     """instrument_html, and the plain text of `html` as hub.html.html_to_text reads it
-    with links, from the same parse (a tracked link's address in the text is its click redirect)."""
-    return _instrument(settings, html, delivery_key=delivery_key, read_text=True)
+    with links, from the same parse (a tracked link's address in the text is its click redirect).
+
+    `chunks`, the pieces `html` was rendered from (render_message's html_chunks), let a campaign
+    replay its template's parse instead of parsing every message (campaigns.tracking.replay)."""
+    return _instrument(settings, html, delivery_key=delivery_key, read_text=True, chunks=chunks)
 
 
-def _instrument(settings: Settings, html: str, *, delivery_key: str, read_text: bool) -> tuple[str, str]:
+def _instrument(settings: Settings, html: str, *, delivery_key: str, read_text: bool,
+                chunks: Sequence[str] | None = None) -> tuple[str, str]:
     if not delivery_key:
         raise ValueError("delivery_key is required")
     finder = _LinkFinder(settings, delivery_key, read_text=read_text)
-    finder.feed(html)
-    finder.close()
-    # Where each line starts (html.parser counts lines by "\n"), to turn its (line, column) into offsets.
-    line_starts = list(accumulate((len(line) + 1 for line in html.split("\n")), initial=0))
-
-    def offset(pos: tuple[int, int]) -> int:
-        return line_starts[pos[0] - 1] + pos[1]
-
-    edits = [(offset(pos), length, text) for pos, length, text in finder.edits]
-    pixel_at = offset(finder.body_end) if finder.body_end is not None else len(html)
-    edits.append((pixel_at, 0, _pixel(settings, delivery_key)))
+    shape = replay.skeleton(chunks) if chunks is not None and "".join(chunks) == html else None
+    the_plan = replay.plan(shape[0]) if shape is not None else None
+    if the_plan is not None:
+        replay.replay(the_plan, shape[1], finder)  # type: ignore[index]
+    else:
+        finder.feed(html)
+        finder.close()
+    edits = list(finder.edits)
+    edits.append((finder.body_end if finder.body_end is not None else len(html), 0, _pixel(settings, delivery_key)))
     out, cursor = [], 0
     for start, length, text in sorted(edits, key=lambda e: e[0]):
         out.append(html[cursor:start])

@@ -67,6 +67,29 @@ def test_a_run_reaches_every_contact_of_the_segment_once_with_personalised_mail(
     assert campaign(hub, cid).status == CampaignStatus.COMPLETED
 
 
+def test_a_runs_messages_replay_the_templates_parse_and_match_a_full_parse(hub):
+    from campaigns.message_templates.rendering import contact_context, render_message
+    from campaigns.tracking import replay
+    from hub.models import Contact
+    from campaigns.tracking.links import instrument_html_and_text
+
+    hub.settings.public_base_url = "https://hub.example.com"
+    add_contacts(hub, 6)
+    html = '<p>Hi {{ contact.first_name }}! <a href="https://shop.example.com/sale?c={{ contact.id }}">Sale</a></p>'
+    cid = make_campaign(hub, segment_id=make_segment(hub), template_ids=[make_template(hub, html=html, text="")])
+    replay.plan.cache_clear()
+    tick(hub)
+    assert replay.plan.cache_info().hits >= 5  # parsed once, replayed for the others
+    for d in deliveries(hub, cid):
+        with hub.session() as session:
+            context = contact_context(session, session.get(Contact, d.contact_id))
+        rendered = render_message({"en": {"subject": "s", "html": html}}, contact_context=context, locale="en",
+                                  channel="email")["html"]
+        tracked, text = instrument_html_and_text(hub.settings, rendered, delivery_key=d.idempotency_key)
+        assert (d.content["html"], d.content["text"]) == (tracked, text)
+        assert f"c={d.contact_id}" not in d.content["html"]  # the link itself is tracked
+
+
 def test_the_campaigns_sender_is_the_from_name_and_the_address_stays_the_channels(hub, smtp):
     import email
     import email.policy
