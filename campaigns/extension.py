@@ -19,6 +19,7 @@ import campaigns.message_templates.models
 import campaigns.models
 import campaigns.segments
 import campaigns.segments.models  # noqa: F401  - the imports above register the tables
+from hub.db import once_per_transaction
 from hub.extensions import Extension, ExtensionSettings, NavEntry
 from hub.web.i18n import N_
 from hub.plugin import EventKind, TimelineChannel
@@ -163,13 +164,7 @@ def triggering_kinds(session: Session) -> frozenset[str]:
     start a campaign at any time, and the next transaction must see it. A campaign started or
     stopped in this transaction drops the set at its flush (see _forget_kinds).
     """
-    transaction = session.get_transaction()
-    held = session.info.get(_KINDS_KEY)
-    if held is not None and held[0] is transaction and transaction is not None:
-        return held[1]
-    kinds = frozenset(session.execute(_TRIGGERING_KINDS).scalars())
-    session.info[_KINDS_KEY] = (transaction, kinds)
-    return kinds
+    return once_per_transaction(session, _KINDS_KEY, lambda: frozenset(session.execute(_TRIGGERING_KINDS).scalars()))
 
 
 # after_flush still sees what the flush wrote in new, dirty and deleted.

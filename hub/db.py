@@ -12,7 +12,7 @@ from decimal import Decimal
 from enum import Enum
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator, TypeVar
 from uuid import UUID
 
 import orjson
@@ -24,6 +24,8 @@ from hub.settings import HUB_MIGRATIONS, Settings
 
 MIGRATIONS_DIR = HUB_MIGRATIONS
 
+
+T = TypeVar("T")
 
 def make_engine(settings: Settings, **kwargs: Any) -> Engine:
     """Create the engine for the configured store, with SQLite tuned for one writer at a time."""
@@ -268,6 +270,19 @@ def contains_folded(session: Session, column: Any, needle: str) -> Any:
 def is_postgres(session_or_engine: Session | Engine) -> bool:
     bind = session_or_engine.get_bind() if isinstance(session_or_engine, Session) else session_or_engine
     return bind.dialect.name == "postgresql"
+
+
+def once_per_transaction(session: Session, key: str, load: Callable[[], T]) -> T:
+    """`load()`, called once per transaction of `session` and kept in `session.info[key]` against
+    that transaction (a later transaction loads again: another process may have changed what it
+    read). Forget it sooner with `session.info.pop(key, None)`."""
+    transaction = session.get_transaction()
+    held = session.info.get(key)
+    if held is not None and transaction is not None and held[0] is transaction:
+        return held[1]
+    value = load()
+    session.info[key] = (transaction, value)
+    return value
 
 
 def without_transaction(session: Session) -> bool:

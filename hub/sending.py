@@ -9,8 +9,8 @@ The hub's own gates (consent, suppression, quiet hours in the recipient's time z
 per contact) hold back marketing only; transactional mail always goes. Plug-ins contribute more
 gates through `Plugin.send_gates()`: extensions their rules, channels their own lists (email's
 bounce and complaint list), so each list is checked once, here, at send time. The worker runs all
-of them in one read-only session per batch; a gate with a `prepare(session, messages, now)` method loads what it needs for the whole
-batch in a few queries instead of a few per message.
+of them in one read-only session per batch; a gate with a `prepare(session, messages, now)` method
+loads what it needs for the whole batch in a few queries instead of a few per message.
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from hub import audit, clock
 from hub.auth import Principal
-from hub.db import after_commit
+from hub.db import after_commit, once_per_transaction
 from hub.notices import Catalogue, Notice, new_id
 from hub.translatable import N_, FieldError
 from webhooks import safety
@@ -175,13 +175,8 @@ def _forget_endpoints(session: Session) -> None:
 
 def _endpoints(session: Session) -> list[Any]:
     """Every endpoint's (id, status, types), read once per transaction (a campaign emits thousands)."""
-    transaction = session.get_transaction()
-    cached = session.info.get("webhooks.endpoints")
-    if cached is not None and transaction is not None and cached[0] is transaction:
-        return cached[1]
-    rows = session.execute(select(E.c.id, E.c.status, E.c.event_types)).all()
-    session.info["webhooks.endpoints"] = (transaction, rows)
-    return rows
+    return once_per_transaction(session, "webhooks.endpoints",
+                                lambda: session.execute(select(E.c.id, E.c.status, E.c.event_types)).all())
 
 
 def wants(event_types: Sequence[str], notice_type: str) -> bool:
