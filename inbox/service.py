@@ -70,21 +70,21 @@ def on_event(session: Session, *, event: TimelineEvent, contact: Contact) -> Non
 
 def get(session: Session, conv_id: int, *, lock: bool = False) -> Conversation:
     query = select(Conversation).where(Conversation.id == conv_id)
-    conv = session.scalars(query.with_for_update() if lock else query).first()
+    # Locked, the row read earlier in this session may be stale after the wait: the locked read
+    # overwrites it (populate_existing) instead of a refresh's second SELECT.
+    conv = session.scalars(query.with_for_update().execution_options(populate_existing=True) if lock else query).first()
     if conv is None:
         raise ConversationNotFound(f"conversation {conv_id} does not exist")
-    if lock:
-        session.refresh(conv)  # a row read earlier in this session may be stale after the wait
     return conv
 
 
 def _locked_open(session: Session, contact_id: int, channel: str) -> Conversation | None:
     """The contact's unresolved conversation on this channel, row-locked until commit."""
-    conv = session.scalars(select(Conversation).where(Conversation.contact_id == contact_id,
-                                                      Conversation.open_key == channel).with_for_update()).first()
-    if conv is not None:
-        session.refresh(conv)
-    return conv
+    # populate_existing: a row this session read before the lock is overwritten by the locked read,
+    # which a refresh (a second SELECT) would otherwise have to do.
+    return session.scalars(select(Conversation).where(Conversation.contact_id == contact_id,
+                                                      Conversation.open_key == channel).with_for_update()
+                           .execution_options(populate_existing=True)).first()
 
 
 def team_for(session: Session, channel: str) -> int | None:
@@ -191,10 +191,10 @@ def _reopen(session: Session, *, key: str, contact: Contact, channel: str, setti
     since = clock.now() - timedelta(days=settings.reopen_days)
     conv = session.scalars(select(Conversation).where(
         Conversation.contact_id == contact.id, Conversation.channel == channel, Conversation.status == Status.RESOLVED,
-        Conversation.resolved_at >= since).order_by(Conversation.resolved_at.desc()).limit(1).with_for_update()).first()
+        Conversation.resolved_at >= since).order_by(Conversation.resolved_at.desc()).limit(1).with_for_update()
+        .execution_options(populate_existing=True)).first()  # the row as it is once locked, in one SELECT
     if conv is None:
         return None
-    session.refresh(conv)
     if conv.status != Status.RESOLVED:  # a concurrent message reopened it while we waited
         return _locked_open(session, contact.id, key)  # type: ignore[arg-type]
     savepoint = session.begin_nested()
