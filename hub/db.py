@@ -304,10 +304,15 @@ class Database:
         self.settings = settings
         self.engine = engine or make_engine(settings)
         self._factory = sessionmaker(self.engine, expire_on_commit=False)
+        from hub.memo import make_memo
+
+        # Small tables' reads kept across transactions, re-read after a change anywhere (hub.memo).
+        self.memo = make_memo(settings.sqlalchemy_url)
 
     def session(self, *, read_only: bool = False) -> Session:
         """A new session; read-only ones on SQLite don't take the write lock."""
         session = self._factory()
+        session.info["hub_memo"] = self.memo
         if read_only and self.engine.dialect.name == "sqlite":
             session.connection(execution_options={"sqlite_begin": "DEFERRED"})
         return session
@@ -320,6 +325,7 @@ class Database:
                 yield session
 
     def dispose(self) -> None:
+        self.memo.stop()
         self.engine.dispose()
 
 

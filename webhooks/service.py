@@ -9,12 +9,13 @@ from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import and_, delete, exists, insert, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import and_, delete, event, exists, insert, select, update
+from sqlalchemy.orm import Session, object_session
 
 from hub import audit, clock
 from hub.auth import Principal
-from hub.db import after_commit, once_per_transaction
+from hub.db import after_commit
+from hub.memo import memo_of
 from hub.notices import Catalogue, Notice, new_id
 from hub.translatable import N_, FieldError
 from webhooks import safety
@@ -169,14 +170,29 @@ def delete_endpoint(session: Session, *, actor: Principal, endpoint: WebhookEndp
 
 # --- the notice listener: deliveries in the cause's transaction ------------------------------
 
+_MEMO_KEY = "webhooks.endpoints"
+
+
 def _forget_endpoints(session: Session) -> None:
-    session.info.pop("webhooks.endpoints", None)
+    """Every process reads the endpoints again once this transaction commits (and it does at once)."""
+    memo_of(session).changed(session, _MEMO_KEY)
+
+
+@event.listens_for(WebhookEndpoint, "after_insert")
+@event.listens_for(WebhookEndpoint, "after_update")
+@event.listens_for(WebhookEndpoint, "after_delete")
+def _endpoint_written(_mapper: Any, _connection: Any, endpoint: WebhookEndpoint) -> None:
+    # Any ORM write of an endpoint, also one that bypasses this module (a seed, a script).
+    session = object_session(endpoint)
+    if session is not None:
+        _forget_endpoints(session)
 
 
 def _endpoints(session: Session) -> list[Any]:
-    """Every endpoint's (id, status, types), read once per transaction (a campaign emits thousands)."""
-    return once_per_transaction(session, "webhooks.endpoints",
-                                lambda: session.execute(select(E.c.id, E.c.status, E.c.event_types)).all())
+    """Every endpoint's (id, status, types): kept per process until an endpoint changes anywhere
+    (hub.memo; once per transaction on SQLite), since every notice of every webhook asks. Deliveries
+    are only sent to endpoints active at send time (webhooks.delivery), whatever was read here."""
+    return memo_of(session).get(session, _MEMO_KEY, lambda: session.execute(select(E.c.id, E.c.status, E.c.event_types)).all())
 
 
 def wants(event_types: Sequence[str], notice_type: str) -> bool:
