@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
-from sqlalchemy import bindparam, select, tuple_
+from sqlalchemy import and_, bindparam, literal, select, tuple_
 from sqlalchemy.orm import Session
 
 from hub import clock, live, notices
@@ -115,17 +115,23 @@ def post_event(session: Session, *, event: InboundEvent) -> IngestResult:
     hub = _runtime(session)
     external_id = event.external_id or f"local:{uuid.uuid4().hex}"
     known = event.contact_id is not None and not event.identities
-    if not known:  # look before resolving identities, so a replay creates no contact
-        existing_id = session.scalar(_EXISTING_ID, {"channel": event.channel, "external_id": external_id})
+    if event.contact_id is None:
+        # A provider's webhook: whether it is a replay and whose first identity it carries, in one
+        # statement (looked at before resolving, so a replay creates no contact).
+        idents = _normalized(event, hub.settings.default_region)
+        existing_id, first = session.execute(_FIRST_LOOK, {"channel": event.channel, "external_id": external_id,
+                                                           "kind": idents[0][0], "value": idents[0][1]}).one()
         if existing_id is not None:
             return _replayed(session, event, existing_id)
-
-    if event.contact_id is not None:
+        contact, contact_created = _resolve(session, event, idents, first=first)
+    else:
+        if not known:  # look before attaching identities, so a replay changes nothing
+            existing_id = session.scalar(_EXISTING_ID, {"channel": event.channel, "external_id": external_id})
+            if existing_id is not None:
+                return _replayed(session, event, existing_id)
         contact, contact_created = get_contact(session, event.contact_id), False
         if event.identities:
             _attach(session, contact, _normalized(event, hub.settings.default_region))
-    else:
-        contact, contact_created = _resolve(session, event, hub.settings.default_region)
 
     # A known contact's event is inserted at once: ON CONFLICT tells a replay apart (one statement
     # fewer than looking first, for the common case).
@@ -271,9 +277,10 @@ def _normalized(event: InboundEvent, region: str) -> list[tuple[str, str]]:
     return list(seen)
 
 
-def _lookup(session: Session, idents: list[tuple[str, str]]) -> tuple[Contact, int] | None:
-    """The contact the first known identity belongs to (its survivor), and that identity's index."""
-    for index, (kind, value) in enumerate(idents):
+def _lookup(session: Session, idents: list[tuple[str, str]], *, start: int = 0) -> tuple[Contact, int] | None:
+    """The contact the first known identity belongs to (its survivor), and that identity's index;
+    identities before `start` are not looked up (their lookup found nothing already)."""
+    for index, (kind, value) in enumerate(idents[start:], start):
         # The identity and its contact in one round trip (a returning customer's every message).
         contact = session.scalars(_BY_IDENTITY, {"kind": kind, "value": value}).first()
         if contact is not None:
@@ -283,6 +290,12 @@ def _lookup(session: Session, idents: list[tuple[str, str]]) -> tuple[Contact, i
 
 _BY_IDENTITY = (select(Contact).join(Identity, Identity.contact_id == Contact.id)
                 .where(Identity.kind == bindparam("kind"), Identity.value == bindparam("value")))
+# The replay check and the first identity's contact in one row, whether either exists or not: one
+# row of nothing, outer-joined to the identity and its contact (a NULL contact comes back as None).
+_ONE_ROW = select(literal(1).label("one")).subquery("one_row")
+_FIRST_LOOK = (select(_EXISTING_ID.scalar_subquery(), Contact).select_from(_ONE_ROW)
+               .outerjoin(Identity, and_(Identity.kind == bindparam("kind"), Identity.value == bindparam("value")))
+               .outerjoin(Contact, Contact.id == Identity.contact_id))
 
 
 def _attach(session: Session, contact: Contact, idents: list[tuple[str, str]]) -> None:
@@ -296,10 +309,15 @@ def _attach(session: Session, contact: Contact, idents: list[tuple[str, str]]) -
         )
 
 
-def _resolve(session: Session, event: InboundEvent, region: str) -> tuple[Contact, bool]:
-    idents = _normalized(event, region)
-    for _attempt in range(5):
-        found = _lookup(session, idents)
+def _resolve(session: Session, event: InboundEvent, idents: list[tuple[str, str]], *,
+             first: Contact | None) -> tuple[Contact, bool]:
+    """The contact the identities belong to, created if none does; `first` is the first identity's
+    contact as post_event's first look found it (None: not known then)."""
+    for attempt in range(5):
+        if attempt == 0:  # the first identity was looked up already
+            found = (survivor(session, first), 0) if first is not None else _lookup(session, idents, start=1)
+        else:
+            found = _lookup(session, idents)
         if found is not None:
             contact, index = found
             # The identity that found it is taken already: its insert would only do nothing.

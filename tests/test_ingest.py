@@ -171,3 +171,35 @@ def test_post_events_records_a_batch_once_fires_triggers_and_publishes_after_com
     assert sorted(event_id for _topic, event_id in published) == sorted({*ids, again[1]})
     with hub.session() as s, pytest.raises(ContactNotFound):
         post_events(s, events=[InboundEvent(channel="fake", kind="message", contact_id=10**9, external_id="x")])
+
+
+def test_a_returning_customers_event_costs_two_statements(hub):
+    """The replay check and the identity's contact in one statement, then the event's insert: no
+    second read of the contact and no insert of the identity that found it."""
+    from sqlalchemy import event as sa_event
+
+    first = ingest(hub, sms("SM1"))
+    statements: list[str] = []
+
+    def seen(_conn, _cursor, statement, *_args):  # type: ignore[no-untyped-def]
+        statements.append(statement)
+
+    sa_event.listen(hub.db.engine, "before_cursor_execute", seen)
+    try:
+        second = ingest(hub, sms("SM2", "8 (916) 123 45 67"))
+    finally:
+        sa_event.remove(hub.db.engine, "before_cursor_execute", seen)
+    assert second.contact.id == first.contact.id and second.created and not second.contact_created
+    # Only the write path's own statements: the extensions' triggers (campaigns, webhooks) add theirs.
+    own = [s for s in statements if any(t in s for t in ("identity", "contact.", "INTO timeline_event"))]
+    assert len(own) == 2, own
+    assert count(hub, Identity) == 1
+
+
+def test_a_replay_found_by_the_first_look_creates_no_contact_for_an_unknown_identity(hub):
+    first = ingest(hub, sms("SM1", "+79161234567"))
+    with hub.session() as s, s.begin():  # the identity is gone (erased), the event is not
+        s.execute(Identity.__table__.delete())
+    again = ingest(hub, sms("SM1", "+79161234567"))
+    assert not again.created and again.event.id == first.event.id
+    assert count(hub, Contact) == 1 and count(hub, Identity) == 0

@@ -150,3 +150,23 @@ def test_conversation_changes_are_notices_for_webhooks_in_the_same_transaction(i
         session.commit()
     resolved = [data for kind, _subject, data in seen if kind == "conversation.resolved"]
     assert resolved and resolved[-1]["status"] == "resolved"
+
+
+def test_joining_an_open_conversation_reads_it_once(ihub, clock_at):
+    """The row lock's read is the read: no refresh after the SELECT … FOR UPDATE."""
+    from sqlalchemy import event as sa_event
+
+    inbound(ihub, text="Где заказ?")
+    reads: list[str] = []
+
+    def seen(_conn, _cursor, statement, *_args):  # type: ignore[no-untyped-def]
+        if statement.lstrip().upper().startswith("SELECT") and "FROM inbox_conversation " in statement + " ":
+            reads.append(statement)
+
+    sa_event.listen(ihub.db.engine, "before_cursor_execute", seen)
+    try:
+        inbound(ihub, text="Ау?")
+    finally:
+        sa_event.remove(ihub.db.engine, "before_cursor_execute", seen)
+    [conv] = conversations(ihub)
+    assert conv.status == Status.OPEN and len(reads) == 1, reads
