@@ -188,7 +188,16 @@ async def _closed_loop(client: httpx.AsyncClient, make: Any, *, concurrency: int
     return len(latencies) / (time.perf_counter() - started), latencies
 
 
-async def _run(base: str, traffic: Traffic, *, concurrency: int, duration: float, rounds: int) -> dict[str, Any]:
+def _server_cpu(pid: int | None) -> float:
+    """CPU seconds the server process has used (user + system, from /proc); 0 without a pid."""
+    if pid is None:
+        return 0.0
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def _run(base: str, traffic: Traffic, *, concurrency: int, duration: float, rounds: int,
+               server_pid: int | None = None) -> dict[str, Any]:
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     async with httpx.AsyncClient(base_url=base, limits=limits, timeout=30) as client:
         page = await client.get(f"/s/{traffic.tokens[0]}")
@@ -198,16 +207,25 @@ async def _run(base: str, traffic: Traffic, *, concurrency: int, duration: float
             await _closed_loop(client, make, concurrency=concurrency, duration=warm)
         result: dict[str, Any] = {name: [] for name in ("get", "raw_get", "post", "raw_post")}
         lat: dict[str, list[float]] = {"get": [], "post": []}
+        # Server CPU per request, a measure a busy machine moves less than the rates: [seconds, requests].
+        cpu: dict[str, list[float]] = {name: [0.0, 0] for name in result}
         for r in range(rounds):
             for name, make in (("get", traffic.get), ("raw_get", traffic.prebuilt_get), ("post", traffic.post),
                                ("raw_post", traffic.prebuilt_post)):
+                used = _server_cpu(server_pid)
                 rate, latencies = await _closed_loop(client, make, concurrency=concurrency, duration=duration)
+                cpu[name][0] += _server_cpu(server_pid) - used
+                cpu[name][1] += len(latencies)
                 result[name].append(rate)
                 if name in lat:
                     lat[name].extend(latencies)
             print(f"round {r + 1}: GET {result['get'][-1]:.0f}/s vs {result['raw_get'][-1]:.0f}/s, "
                   f"POST {result['post'][-1]:.0f}/s vs {result['raw_post'][-1]:.0f}/s", file=sys.stderr)
     result["latencies"] = lat
+    result["cpu_ms"] = {name: seconds / max(n, 1) * 1000 for name, (seconds, n) in cpu.items()}
+    if server_pid is not None:
+        print("server CPU per request: " + ", ".join(f"{name} {ms:.2f} ms" for name, ms in result["cpu_ms"].items()),
+              file=sys.stderr)
     return result
 
 
@@ -275,7 +293,7 @@ def main(
     server = start_server(env, port, target="bench.survey:build_app", factory=True)
     try:
         result = asyncio.run(_run(f"http://127.0.0.1:{port}", Traffic(tokens), concurrency=concurrency,
-                                  duration=duration, rounds=rounds))
+                                  duration=duration, rounds=rounds, server_pid=server.pid))
     finally:
         stop_server(server)
     for name in ("get", "post"):

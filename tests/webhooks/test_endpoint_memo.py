@@ -73,21 +73,14 @@ def test_an_endpoint_changed_in_one_process_is_seen_by_the_next_event_in_another
     _event(there)
     assert _deliveries(here, endpoint_id) == 1  # created there: queued here
 
-    before = there.db.memo.generation
-    with here.session() as session, session.begin():
-        service.set_status(session, actor=SYSTEM, endpoint=service.get_endpoint(session, endpoint_id),
-                           status=EndpointStatus.PAUSED)
-    _heard(there.db.memo, before)
-    _event(there)
-    assert _deliveries(here, endpoint_id) == 1  # paused: nothing more queued
-
-    before = there.db.memo.generation
-    with here.session() as session, session.begin():
-        service.set_status(session, actor=SYSTEM, endpoint=service.get_endpoint(session, endpoint_id),
-                           status=EndpointStatus.ACTIVE)
-    _heard(there.db.memo, before)
-    _event(there)
-    assert _deliveries(here, endpoint_id) == 2
+    for status, queued in ((EndpointStatus.PAUSED, 1), (EndpointStatus.ACTIVE, 2)):  # paused: nothing more queued
+        before = there.db.memo.generation
+        with here.session() as session, session.begin():
+            service.set_status(session, actor=SYSTEM, endpoint=service.get_endpoint(session, endpoint_id),
+                               status=status)
+        _heard(there.db.memo, before)
+        _event(there)
+        assert _deliveries(here, endpoint_id) == queued
 
     before = there.db.memo.generation
     with here.session() as session, session.begin():
