@@ -138,3 +138,25 @@ def test_while_nothing_changes_a_notice_reads_no_endpoints(two):
         event.remove(here.db.engine, "before_cursor_execute", count)
     # PostgreSQL keeps them (a NOTIFY tells of a change); SQLite reads once per transaction.
     assert len(reads) == (0 if here.db.engine.dialect.name == "postgresql" else 2)
+
+
+def test_a_change_made_while_the_listener_was_down_is_seen_after_it(two):
+    """A lost listener connection keeps nothing from before: a change whose NOTIFY it missed is seen."""
+    from sqlalchemy import text
+
+    here, there = two
+    if here.db.engine.dialect.name != "postgresql":
+        pytest.skip("SQLite keeps nothing across transactions and runs no listener")
+    _warm(there)
+    before = there.db.memo.generation
+    with here.db.engine.begin() as conn:  # what a restarted PostgreSQL or a dropped network does
+        ended = conn.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                                  "WHERE datname = current_database() AND query = 'LISTEN hub_memo'")).all()
+    assert ended
+    _heard(there.db.memo, before)  # the lost connection moved the generation on
+    with here.session() as session, session.begin():
+        endpoint, _secret = service.create_endpoint(session, hub=here, actor=SYSTEM, url="https://8.8.8.8/hook",
+                                                    event_types=["contact.created"])
+        endpoint_id = endpoint.id
+    _event(there)  # listening again or not: read after the change either way
+    assert _deliveries(here, endpoint_id) == 1
