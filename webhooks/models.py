@@ -13,8 +13,10 @@ from enum import StrEnum
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.orm import object_session
 from sqlmodel import Field, SQLModel
 
+from hub.memo import memo_of
 from hub.models import BigId, _id, _json, _time
 
 
@@ -119,3 +121,18 @@ class WebhookAttempt(SQLModel, table=True):
     latency_ms: int | None = Field(default=None)
     response: str | None = Field(default=None, sa_column=sa.Column(sa.Text, nullable=True))
     error: str | None = Field(default=None, max_length=500)
+
+
+# Which endpoints want which notices is kept per process (hub.memo, read in webhooks.service).
+ENDPOINTS_MEMO = "webhooks.endpoints"
+
+
+@sa.event.listens_for(WebhookEndpoint, "after_insert")
+@sa.event.listens_for(WebhookEndpoint, "after_update")
+@sa.event.listens_for(WebhookEndpoint, "after_delete")
+def _endpoint_written(_mapper: Any, _connection: Any, endpoint: WebhookEndpoint) -> None:
+    # Any ORM write of an endpoint, wherever it is made (the service, a seed, a script), tells every
+    # process: registered with the table, so no process can write one without it.
+    session = object_session(endpoint)
+    if session is not None:
+        memo_of(session).changed(session, ENDPOINTS_MEMO)

@@ -9,8 +9,8 @@ from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import and_, delete, event, exists, insert, select, update
-from sqlalchemy.orm import Session, object_session
+from sqlalchemy import and_, delete, exists, insert, select, update
+from sqlalchemy.orm import Session
 
 from hub import audit, clock
 from hub.auth import Principal
@@ -19,8 +19,8 @@ from hub.memo import memo_of
 from hub.notices import Catalogue, Notice, new_id
 from hub.translatable import N_, FieldError
 from webhooks import safety
-from webhooks.models import (DeliveryState, EndpointStatus, WebhookAttempt, WebhookDelivery, WebhookEndpoint,
-                             WebhookMessage)
+from webhooks.models import (ENDPOINTS_MEMO, DeliveryState, EndpointStatus, WebhookAttempt, WebhookDelivery,
+                             WebhookEndpoint, WebhookMessage)
 from webhooks.signing import new_secret
 
 if TYPE_CHECKING:
@@ -170,29 +170,19 @@ def delete_endpoint(session: Session, *, actor: Principal, endpoint: WebhookEndp
 
 # --- the notice listener: deliveries in the cause's transaction ------------------------------
 
-_MEMO_KEY = "webhooks.endpoints"
-
-
 def _forget_endpoints(session: Session) -> None:
-    """Every process reads the endpoints again once this transaction commits (and it does at once)."""
-    memo_of(session).changed(session, _MEMO_KEY)
-
-
-@event.listens_for(WebhookEndpoint, "after_insert")
-@event.listens_for(WebhookEndpoint, "after_update")
-@event.listens_for(WebhookEndpoint, "after_delete")
-def _endpoint_written(_mapper: Any, _connection: Any, endpoint: WebhookEndpoint) -> None:
-    # Any ORM write of an endpoint, also one that bypasses this module (a seed, a script).
-    session = object_session(endpoint)
-    if session is not None:
-        _forget_endpoints(session)
+    """Every process reads the endpoints again once this transaction commits (and it does at once).
+    Called before the change is flushed; the flush tells again (webhooks.models) for writes made
+    past this module."""
+    memo_of(session).changed(session, ENDPOINTS_MEMO)
 
 
 def _endpoints(session: Session) -> list[Any]:
     """Every endpoint's (id, status, types): kept per process until an endpoint changes anywhere
     (hub.memo; once per transaction on SQLite), since every notice of every webhook asks. Deliveries
     are only sent to endpoints active at send time (webhooks.delivery), whatever was read here."""
-    return memo_of(session).get(session, _MEMO_KEY, lambda: session.execute(select(E.c.id, E.c.status, E.c.event_types)).all())
+    return memo_of(session).get(session, ENDPOINTS_MEMO,
+                                lambda: session.execute(select(E.c.id, E.c.status, E.c.event_types)).all())
 
 
 def wants(event_types: Sequence[str], notice_type: str) -> bool:
