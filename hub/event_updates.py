@@ -25,7 +25,7 @@ from sqlalchemy import bindparam, select, text, update
 from sqlalchemy.orm import Session
 
 from hub import live
-from hub.db import after_commit, among, is_postgres
+from hub.db import among, is_postgres
 from hub.models import TimelineEvent
 
 E = TimelineEvent.__table__
@@ -99,11 +99,9 @@ def update_event(session: Session, *, event_id: int, status: str | None = None, 
 def publish_updated(session: Session, *, event_id: int, contact_id: int, channel: str, kind: str,
                     status: str | None, **extra: Any) -> None:
     """Tell agents' open pages, after commit, that an event changed (the one shape of that message)."""
-    hub = session.info["hub"]
     message = {"type": "event.updated", "contact_id": contact_id, "event_id": event_id, "channel": channel,
                "kind": kind, "status": None if status is None else str(status), **extra}
-    topic = live.contact_topic(contact_id)
-    after_commit(session, lambda: hub.broker.publish(topic, message))
+    live.publish_after_commit(session, live.contact_topic(contact_id), message)
 
 
 def publish_event_updated(session: Session, event: TimelineEvent, **extra: Any) -> None:
