@@ -10,6 +10,7 @@ reveals nothing else.
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
@@ -34,12 +35,26 @@ class BadLink(ValueError):
 
 
 class _OneShotHMAC(HMACAlgorithm):
-    """itsdangerous' HMAC-SHA1, computed in one call by OpenSSL: the same bytes. Given hashlib's
-    constructor, `hmac.new` takes Python's own HMAC path, which cost a campaign message as much as
-    its four signatures' JSON."""
+    """itsdangerous' HMAC-SHA1 by OpenSSL: the same bytes. Given hashlib's constructor, `hmac.new`
+    takes Python's own HMAC path, which cost a campaign message as much as its four signatures' JSON.
+
+    The keyed state is made once per key and copied per signature: `hmac.digest(key, value, "sha1")`
+    looks the digest up and keys it on every call, and lets go of the GIL around that, so a
+    materialising thread waited to get it back once per link (4 a message) behind the worker's sends."""
+
+    def __init__(self) -> None:
+        super().__init__(hashlib.sha1)
+        self._keyed: dict[bytes, Any] = {}
 
     def get_signature(self, key: bytes, value: bytes) -> bytes:
-        return hmac.digest(key, value, "sha1")
+        keyed = self._keyed.get(key)
+        if keyed is None:
+            if len(self._keyed) > 64:  # keys are per purpose and secret: a handful; never unbounded
+                self._keyed.clear()
+            keyed = self._keyed[key] = hmac.new(key, digestmod="sha1")
+        mac = keyed.copy()
+        mac.update(value)
+        return mac.digest()
 
 
 _SIGNER = {"algorithm": _OneShotHMAC()}
