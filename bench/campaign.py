@@ -116,7 +116,8 @@ def wait_count(counter: Path, target: int, timeout: float) -> None:
 
 # --- the hub worker (its own process) ----------------------------------------------------------
 
-def build_settings(url: str, smtp_port: int, connections: int, rate: float | None, data_dir: str) -> Any:
+def build_settings(url: str, smtp_port: int, connections: int, rate: float | None, data_dir: str,
+                   live: str = "memory") -> Any:
     from hub.settings import load_settings
 
     sending: dict[str, Any] = {"quiet_hours": {}}
@@ -124,7 +125,7 @@ def build_settings(url: str, smtp_port: int, connections: int, rate: float | Non
         sending["rate_per_second"] = {"email": rate}
     return load_settings(
         database_url=url, data_dir=Path(data_dir), secret_key="bench-secret-key-" + "x" * 32,
-        public_base_url="https://hub.bench.example.com", embedded_worker=False, live_backend="memory",
+        public_base_url="https://hub.bench.example.com", embedded_worker=False, live_backend=live,
         outbox={"batch_size": 500, "poll_seconds": 0.2},
         channels={"email": {"smtp_host": "127.0.0.1", "smtp_port": smtp_port, "smtp_security": "none",
                             "smtp_connections": connections, "from_address": FROM, "from_name": "Bench Shop",
@@ -134,11 +135,11 @@ def build_settings(url: str, smtp_port: int, connections: int, rate: float | Non
     )
 
 
-def worker(url: str, smtp_port: int, connections: int, rate: float | None) -> None:
+def worker(url: str, smtp_port: int, connections: int, rate: float | None, live: str = "memory") -> None:
     from hub.runtime import Hub
     from hub.worker import run_worker
 
-    hub = Hub(build_settings(url, smtp_port, connections, rate, tempfile.mkdtemp(prefix="hub-bench-")))
+    hub = Hub(build_settings(url, smtp_port, connections, rate, tempfile.mkdtemp(prefix="hub-bench-"), live))
     print("ready", flush=True)
     run_worker(hub, name="bench")
 
@@ -408,6 +409,7 @@ class Figures:
     autovacuum: str = "?"
     bare_size: float = 0.0  # average bytes per message the sink received
     hub_size: float = 0.0
+    live: str = "memory"  # the workers' live backend (docs/deploy.md runs postgres: NOTIFY per commit)
 
     @property
     def bare_rate(self) -> float:
@@ -461,7 +463,8 @@ def stop(proc: subprocess.Popen[str]) -> None:
         proc.kill()
 
 
-def run(url: str, n: int, connections: int, rate: float, rate_seconds: float, workers: int = 1) -> Figures:
+def run(url: str, n: int, connections: int, rate: float, rate_seconds: float, workers: int = 1,
+        live: str = "memory") -> Figures:
     folder = Path(tempfile.mkdtemp(prefix="hub-bench-campaign-"))
     counter = folder / "count"
     port = free_port()
@@ -483,7 +486,8 @@ def run(url: str, n: int, connections: int, rate: float, rate_seconds: float, wo
 
         print("hub pipeline …", flush=True)
         shares = [connections // workers + (1 if i < connections % workers else 0) for i in range(workers)]
-        procs = [start(["worker", "--url", url, "--smtp-port", str(port), "--connections", str(share)])
+        procs = [start(["worker", "--url", url, "--smtp-port", str(port), "--connections", str(share),
+                        "--live", live])
                  for share in shares]
         try:
             settle([p.pid for p in procs])
@@ -527,7 +531,7 @@ def run(url: str, n: int, connections: int, rate: float, rate_seconds: float, wo
         base = read_count(counter)
         # The same workers, each with the limit: the bucket is shared, so together they keep to it.
         procs = [start(["worker", "--url", url, "--smtp-port", str(port), "--connections", str(share),
-                        "--rate", str(rate)]) for share in shares]
+                        "--rate", str(rate), "--live", live]) for share in shares]
         try:
             wait_count(counter, base + int(rate * 3), 120)  # warm-up: the bucket's burst is spent
             first, t0 = read_count(counter), time.perf_counter()
@@ -540,7 +544,7 @@ def run(url: str, n: int, connections: int, rate: float, rate_seconds: float, wo
     finally:
         stop(smtp)
     return Figures(n, connections, bare, hub_seconds, idle, peak, rate, rate_seconds, observed, workers,
-                   bare_cpu, hub_cpu, autovacuum(url), bare_bytes / n, hub_bytes / n)
+                   bare_cpu, hub_cpu, autovacuum(url), bare_bytes / n, hub_bytes / n, live)
 
 
 def autovacuum(url: str) -> str:
@@ -592,7 +596,7 @@ def section(f: Figures, command: str) -> str:
         f"`{command}` on {platform.node()} ({os.cpu_count()} CPUs, Python {platform.python_version()}), "
         f"PostgreSQL, aiosmtpd in its own process, {f.connections} SMTP connections "
         f"(the hub's split over {f.workers} worker process{'es' if f.workers > 1 else ''}); "
-        f"PostgreSQL autovacuum {f.autovacuum}.\n\n"
+        f"PostgreSQL autovacuum {f.autovacuum}; live updates {f.live}.\n\n"
         "| figure | value | goal | |\n|---|---|---|---|\n"
         f"| recipients | {f.recipients:,} | | |\n"
         f"| bare aiosmtplib, pre-rendered | {f.bare_rate:,.0f} msg/s | | |\n"
@@ -628,6 +632,7 @@ def main(argv: list[str] | None = None) -> None:
     p_worker.add_argument("--smtp-port", type=int, required=True)
     p_worker.add_argument("--connections", type=int, default=4)
     p_worker.add_argument("--rate", type=float)
+    p_worker.add_argument("--live", choices=["memory", "postgres"], default="memory")
     parser.add_argument("--recipients", type=int, default=100_000)
     parser.add_argument("--connections", type=int, default=4, help="SMTP connections, hub and bare alike")
     parser.add_argument("--workers", type=int, default=2,
@@ -637,6 +642,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rate-seconds", type=float, default=60.0, help="how long to count the limited rate")
     parser.add_argument("--autovacuum", choices=["on", "off", "as-is"], default="on",
                         help="PostgreSQL's autovacuum for the run (on, as it ships; put back afterwards)")
+    parser.add_argument("--live", choices=["memory", "postgres"], default="memory",
+                        help="the workers' live backend: memory (the recorded runs) or postgres, as docs/deploy.md "
+                             "deploys them (each commit's live messages as NOTIFY)")
     parser.add_argument("--database-url", default=os.environ.get("HUB_BENCH_PG_URL", DEFAULT_PG))
     parser.add_argument("--record", action="store_true", help="write the figures into docs/benchmarks.md")
     args = parser.parse_args(argv)
@@ -644,13 +652,13 @@ def main(argv: list[str] | None = None) -> None:
         sink(args.port, args.counter)
         return
     if args.command == "worker":
-        worker(args.url, args.smtp_port, args.connections, args.rate)
+        worker(args.url, args.smtp_port, args.connections, args.rate, args.live)
         return
     if not 1 <= args.workers <= args.connections:
         parser.error("--workers must be between 1 and --connections (each worker needs a connection)")
     with autovacuum_set(args.database_url, args.autovacuum):
         figures = run(args.database_url, args.recipients, args.connections, args.rate, args.rate_seconds,
-                      args.workers)
+                      args.workers, args.live)
     command = "python -m bench.campaign " + shlex.join(a for a in (argv if argv is not None else sys.argv[1:]))
     text_ = section(figures, command)
     print(text_)

@@ -337,8 +337,21 @@ def after_commit(session: Session, callback: Callable[[], None]) -> None:
     session.info.setdefault("hub_after_commit", []).append(callback)
 
 
+def after_commit_batched(session: Session, key: str, item: Any, flush: Callable[[list[Any]], None]) -> None:
+    """Gather `item` with the others this transaction adds under `key`, and call `flush(items)` once,
+    in order, when it commits (a batch's live messages: one publish, not one per row)."""
+    batches: dict[str, list[Any]] = session.info.setdefault("hub_after_commit_batches", {})
+    items = batches.get(key)
+    if items is None:  # the transaction's first: its callback holds the list the others join
+        gathered: list[Any] = []
+        items = batches[key] = gathered
+        after_commit(session, lambda: flush(gathered))
+    items.append(item)
+
+
 @event.listens_for(Session, "after_commit")
 def _run_after_commit(session: Session) -> None:
+    session.info.pop("hub_after_commit_batches", None)
     callbacks = session.info.pop("hub_after_commit", [])
     for callback in callbacks:
         try:
@@ -353,3 +366,4 @@ def _run_after_commit(session: Session) -> None:
 def _drop_after_commit(session: Session, previous_transaction: Any) -> None:
     if previous_transaction.parent is None:
         session.info.pop("hub_after_commit", None)
+        session.info.pop("hub_after_commit_batches", None)

@@ -16,7 +16,6 @@ claimed, the task a logged call made) is merged by `complete_event`, which publi
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
@@ -25,7 +24,7 @@ from sqlalchemy import bindparam, select, text, update
 from sqlalchemy.orm import Session
 
 from hub import live
-from hub.db import after_commit, among, is_postgres
+from hub.db import among, dumps_compact, is_postgres
 from hub.models import TimelineEvent
 
 E = TimelineEvent.__table__
@@ -67,8 +66,8 @@ def update_events(session: Session, changes: Sequence[EventChange]) -> list[Upda
     if not wanted:
         return []
     if is_postgres(session):
-        payload = json.dumps([{"id": c.event_id, "status": c.status, "text": c.text,
-                               "data": dict(c.data) if c.data else None} for c in wanted.values()])
+        payload = dumps_compact([{"id": c.event_id, "status": c.status, "text": c.text,
+                                  "data": dict(c.data) if c.data else None} for c in wanted.values()])
         rows = session.execute(_BATCH, {"rows": payload}).all()
     else:
         current = session.execute(select(E.c.id, E.c.contact_id, E.c.channel, E.c.kind, E.c.status, E.c.text, E.c.data)
@@ -99,11 +98,9 @@ def update_event(session: Session, *, event_id: int, status: str | None = None, 
 def publish_updated(session: Session, *, event_id: int, contact_id: int, channel: str, kind: str,
                     status: str | None, **extra: Any) -> None:
     """Tell agents' open pages, after commit, that an event changed (the one shape of that message)."""
-    hub = session.info["hub"]
     message = {"type": "event.updated", "contact_id": contact_id, "event_id": event_id, "channel": channel,
                "kind": kind, "status": None if status is None else str(status), **extra}
-    topic = live.contact_topic(contact_id)
-    after_commit(session, lambda: hub.broker.publish(topic, message))
+    live.publish_after_commit(session, live.contact_topic(contact_id), message)
 
 
 def publish_event_updated(session: Session, event: TimelineEvent, **extra: Any) -> None:

@@ -11,6 +11,7 @@ agent asks to load images. `cid:` images (parts of the same message) stay.
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from html.parser import HTMLParser
 
 import nh3
@@ -115,6 +116,14 @@ _SKIP = {"script", "style", "head", "title", "noscript", "template", "svg"}
 
 
 _LINK_SCHEMES = ("http://", "https://", "mailto:")
+_SPACES = re.compile(r"[ \t\r\n\f\xa0]+")
+
+
+@lru_cache(maxsize=4096)
+def _collapsed(data: str) -> str:
+    """Runs of whitespace as one space. Cached: a campaign's messages are the same template text
+    around each contact's values, so most of the pieces its text parts are read from repeat."""
+    return _SPACES.sub(" ", data)
 
 
 class TextExtractor(HTMLParser):
@@ -186,7 +195,7 @@ class TextExtractor(HTMLParser):
     def handle_data(self, data: str) -> None:
         if self.skipping:
             return
-        text = re.sub(r"[ \t\r\n\f\xa0]+", " ", data)
+        text = _collapsed(data) if len(data) <= 512 else _SPACES.sub(" ", data)
         if self.quote_depth:
             text = text.replace("\n", "\n" + "> " * self.quote_depth)
             if not self.parts or self.parts[-1].endswith("\n"):

@@ -212,10 +212,9 @@ def _announce(session: Session, hub: Hub, *, event_id: int, contact_id: int, cha
     message = {"type": "event.created", "contact_id": contact_id, "event_id": event_id, "channel": channel,
                "kind": kind, "direction": direction}
     # The callbacks run after the commit has expired the ORM rows: they use plain values only.
-    topic = live.contact_topic(contact_id)
-    after_commit(session, lambda: hub.broker.publish(topic, message))
+    live.publish_after_commit(session, live.contact_topic(contact_id), message)
     if kind == INCOMING_CALL:  # every agent's screen pops the caller's card, whatever the channel
-        after_commit(session, lambda: hub.broker.publish(live.AGENTS_TOPIC, {**message, "type": INCOMING_CALL}))
+        live.publish_after_commit(session, live.AGENTS_TOPIC, {**message, "type": INCOMING_CALL})
     after_commit(session, lambda: EVENTS_INGESTED.labels(channel, "true").inc())
 
 

@@ -126,9 +126,10 @@ def enqueue_many(session: Session, items: Sequence[Outgoing]) -> list[Queued]:
     hub = _runtime(session)
     results: list[Queued | None] = [None] * len(items)
     checked: list[tuple[int, Outgoing]] = []
+    rules: dict[int, Any] = {}  # a campaign's batch shares one rules object: validated once, not per item
     for index, item in enumerate(items):
         try:
-            checked.append((index, _checked(hub, item)))
+            checked.append((index, _checked(hub, item, rules)))
         except ValueError as exc:
             results[index] = Queued(None, str(exc))
     known = _ids_by_key(session, [item.idempotency_key for _, item in checked])
@@ -165,8 +166,9 @@ def enqueue_many(session: Session, items: Sequence[Outgoing]) -> list[Queued]:
     return results  # type: ignore[return-value]
 
 
-def _checked(hub: Hub, item: Outgoing) -> Outgoing:
-    """The item with its fields checked and normalised; ValueError says what is wrong."""
+def _checked(hub: Hub, item: Outgoing, rules: dict[int, Any]) -> Outgoing:
+    """The item with its fields checked and normalised; ValueError says what is wrong. `rules` holds
+    the rules already cleaned in this batch, by the identity of the object the items carry."""
     from hub.sending import clean_rules
 
     adapter = hub.channel(item.channel)  # LookupError names the installed channels
@@ -185,7 +187,13 @@ def _checked(hub: Hub, item: Outgoing) -> Outgoing:
         raise ValueError("event_data must be an object")
     if not item.event_kind or len(item.event_kind) > 60:
         raise ValueError("event_kind must be 1 to 60 characters")
-    return replace(item, address=address, purpose=Purpose(item.purpose).value, rules=clean_rules(item.rules))
+    if item.rules is None:
+        cleaned = None
+    elif id(item.rules) in rules:
+        cleaned = rules[id(item.rules)]
+    else:
+        cleaned = rules[id(item.rules)] = clean_rules(item.rules)
+    return replace(item, address=address, purpose=Purpose(item.purpose).value, rules=cleaned)
 
 
 def _prepared(hub: Hub, item: Outgoing, contacts: Mapping[int, Any], now: datetime) -> tuple[dict[str, Any], InboundEvent | None]:

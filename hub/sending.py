@@ -228,30 +228,30 @@ class SuppressionGate:
 
     def __init__(self, hub: Hub) -> None:
         self.region = hub.settings.default_region
-        self._listed: set[tuple[str, str]] = set()
+        self._listed: set[int] = set()
 
     def prepare(self, session: Session, messages: Sequence[OutboundMessage], now: datetime) -> None:
         from hub.suppression import SuppressionEntry, address_hash
 
+        # Each address normalised and hashed once per batch (it was twice: here and in check()).
+        wanted: dict[int, tuple[str, str]] = {}
+        for m in messages:
+            if _is_marketing(m):
+                kind = address_kind(m.channel, m.address)
+                wanted[m.delivery_id] = (kind, address_hash(kind, m.address, region=self.region))
         self._listed = set()
-        wanted = {(address_kind(m.channel, m.address), address_hash(address_kind(m.channel, m.address), m.address,
-                                                                    region=self.region))
-                  for m in messages if _is_marketing(m)}
         if not wanted:
             return
         rows = session.execute(
             select(SuppressionEntry.kind, SuppressionEntry.value_hash)
-            .where(among(session, SuppressionEntry.value_hash, {h for _, h in wanted}))
+            .where(among(session, SuppressionEntry.value_hash, {h for _, h in wanted.values()}))
         ).all()
-        self._listed = {(r.kind, r.value_hash) for r in rows}
+        listed = {(r.kind, r.value_hash) for r in rows}
+        # By delivery: check() then hashes nothing again.
+        self._listed = {delivery_id for delivery_id, pair in wanted.items() if pair in listed}
 
     def check(self, session: Session, *, message: OutboundMessage, now: datetime) -> Decision | None:
-        from hub.suppression import address_hash
-
-        if not _is_marketing(message):
-            return None
-        kind = address_kind(message.channel, message.address)
-        if (kind, address_hash(kind, message.address, region=self.region)) in self._listed:
+        if message.delivery_id in self._listed and _is_marketing(message):
             return Decision.skip(f"{message.address} is on the do-not-contact list")
         return None
 
