@@ -284,7 +284,7 @@ def _open_many(session: Session, *, openings: list[tuple[Account, dict[str, dict
     session.info[WATCHING] = set(ids)
     try:
         event_ids = post_events(session, events=[event for _episode, event in events]) if events else []
-        created = create_tasks(session, actor=SYSTEM, tasks=tasks)
+        task_ids = create_tasks(session, actor=SYSTEM, tasks=tasks)
     finally:
         if watching is None:
             session.info.pop(WATCHING, None)
@@ -292,8 +292,8 @@ def _open_many(session: Session, *, openings: list[tuple[Account, dict[str, dict
             session.info[WATCHING] = watching
     for (episode, _event), event_id in zip(events, event_ids):
         episode.event_id = event_id
-    for (account, reasons, score_now, _parts), task in zip(openings, created):
-        opened[account.id].task_id = task.id
+    for (account, reasons, score_now, _parts), task_id in zip(openings, task_ids):
+        opened[account.id].task_id = task_id
         notices.emit(session, "key_account.cooling", subject=f"account:{account.id}",
                      data={"account_id": account.id, "account_name": account.name,
                            "episode_id": opened[account.id].id, "score": score_now, "reasons": reasons,
