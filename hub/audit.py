@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -35,6 +36,18 @@ def record(session: Session, *, actor: Principal, action: str, entity: str, enti
         session.execute(insert(AuditEntry.__table__).values(occurred_at=clock.now(), **fields))  # type: ignore[arg-type]
     else:
         session.add(AuditEntry(**fields))
+
+
+def record_many(session: Session, *, actor: Principal, action: str, entity: str,
+                entries: Sequence[tuple[object, int | None, dict[str, Any]]]) -> None:
+    """`record` for many entries of one action (entity id, contact id, changes each) in one INSERT."""
+    if not entries:
+        return
+    now = clock.now()
+    session.execute(insert(AuditEntry.__table__), [  # type: ignore[arg-type]
+        dict(occurred_at=now, actor_kind=actor.kind.value, actor_id=None if actor.id is None else str(actor.id),
+             action=action, entity=entity, entity_id=None if entity_id is None else str(entity_id),
+             contact_id=contact_id, changes=changes or {}) for entity_id, contact_id, changes in entries])
 
 
 def diff(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:

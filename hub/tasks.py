@@ -6,16 +6,19 @@ Creating and completing a task about a contact posts an internal event on its ti
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
+from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import and_, case, or_, select
+from sqlalchemy import and_, case, insert, or_, select
 from sqlalchemy.orm import Session
 
 from hub import audit, clock
 from hub.auth import Principal
-from hub.ingest import ContactNotFound, InboundEvent, get_contact, post_event
+from hub.db import among
+from hub.ingest import ContactNotFound, InboundEvent, get_contact, post_event, post_events, survivors
 from hub.models import Direction, Task, TaskStatus, User
 from hub.timeline import InvalidCursor, Page, decode_cursor, encode_cursor
 
@@ -60,6 +63,53 @@ def create_task(session: Session, *, actor: Principal, title: str, notes: str | 
         audit.record(session, actor=actor, action="task.created", entity="task", entity_id=task.id,
                      contact_id=task.contact_id, changes=audit.diff({}, _snapshot(task)), at_once=True)
     return task
+
+
+@dataclass(frozen=True)
+class NewTask:
+    """One task of a `create_tasks` batch (create_task's arguments)."""
+
+    title: str
+    notes: str | None = None
+    due_at: datetime | None = None
+    assignee_id: int | None = None
+    contact_id: int | None = None
+
+
+def create_tasks(session: Session, *, actor: Principal, tasks: Sequence[NewTask]) -> list[int]:
+    """What create_task does, for many tasks in a few statements whatever their number (a scheduler
+    tick's alerts); the new tasks' ids, in order. The same checks (InvalidTask for the first bad one,
+    before anything is written), one insert of the tasks, one batch of their timeline events, one
+    insert of their audit entries: plain rows, no ORM object per task (building those cost more than
+    the statements)."""
+    for new in tasks:
+        _check_due(new.due_at)
+    titles = [_title(new.title) for new in tasks]
+    wanted = {new.assignee_id for new in tasks if new.assignee_id is not None}
+    active = set(session.scalars(select(User.id).where(among(session, User.id, wanted), User.is_active.is_(True)))) \
+        if wanted else set()
+    if missing := sorted(wanted - active):
+        raise InvalidTask("assignee_id", f"user {missing[0]} does not exist or is deactivated")
+    try:
+        contacts = survivors(session, [new.contact_id for new in tasks if new.contact_id is not None])
+    except ContactNotFound as exc:
+        raise InvalidTask("contact_id", str(exc)) from None
+    if not tasks:
+        return []
+    now = clock.now()
+    rows = [{"title": title, "notes": new.notes, "due_at": new.due_at, "assignee_id": new.assignee_id,
+             "contact_id": None if new.contact_id is None else contacts[new.contact_id].id,
+             "status": TaskStatus.OPEN.value, "created_by": actor.actor, "source_event_id": None,
+             "created_at": now, "completed_at": None} for title, new in zip(titles, tasks)]
+    table = Task.__table__  # type: ignore[attr-defined]
+    ids = list(session.scalars(insert(table).returning(table.c.id, sort_by_parameter_order=True), rows))
+    about = [(task_id, row) for task_id, row in zip(ids, rows) if row["contact_id"] is not None]
+    if about:
+        created = [SimpleNamespace(id=task_id, **row) for task_id, row in about]
+        post_events(session, events=[_event(task, actor=actor, kind="task.created") for task in created])
+        audit.record_many(session, actor=actor, action="task.created", entity="task", entries=[
+            (task.id, task.contact_id, audit.diff({}, _snapshot(task))) for task in created])
+    return ids
 
 
 def update_task(session: Session, *, task: Task, actor: Principal, changes: Mapping[str, Any]) -> Task:
@@ -185,7 +235,7 @@ def _contact(session: Session, contact_id: int | None) -> int | None:
         raise InvalidTask("contact_id", str(exc)) from None
 
 
-def _snapshot(task: Task) -> dict[str, Any]:
+def _snapshot(task: Task | SimpleNamespace) -> dict[str, Any]:
     return {
         "title": task.title,
         "notes": task.notes,
@@ -207,7 +257,12 @@ def _audit_change(session: Session, task: Task, *, actor: Principal, before: dic
 
 
 def _post(session: Session, task: Task, *, actor: Principal, kind: str) -> None:
-    post_event(session, event=InboundEvent(
+    post_event(session, event=_event(task, actor=actor, kind=kind))
+
+
+def _event(task: Task | SimpleNamespace, *, actor: Principal, kind: str) -> InboundEvent:
+    """The timeline event a change of a task about a contact posts (`task`: the row, or its values)."""
+    return InboundEvent(
         channel=TASK_CHANNEL,
         kind=kind,
         direction=Direction.INTERNAL,
@@ -221,4 +276,4 @@ def _post(session: Session, task: Task, *, actor: Principal, kind: str) -> None:
             "assignee_id": task.assignee_id,
         },
         actor_user_id=actor.user_id,
-    ))
+    )

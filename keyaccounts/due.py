@@ -45,7 +45,7 @@ def mark_due(session: Session, *, account_id: int) -> None:
 
 def on_event(session: Session, *, event: TimelineEvent, contact: Contact) -> None:
     """The trigger: a new event of a key account's contact makes its temperature due."""
-    if contact.account_id is None or session.info.get(WATCHING) == contact.account_id:
+    if contact.account_id is None or contact.account_id in (session.info.get(WATCHING) or ()):
         return  # no account, or the watch's own alert (its event, its task): nothing new about them
     account = session.get(Account, contact.account_id)  # usually already in the session
     if account is not None and account.is_key:

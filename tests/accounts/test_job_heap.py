@@ -29,3 +29,27 @@ def test_a_job_keeps_a_served_process_start_up_freeze():
         assert gc.get_freeze_count() > 0, "the job undid the served process's start-up freeze"
     finally:
         gc.unfreeze()
+
+
+def test_a_full_collection_only_where_the_freeze_is_kept():
+    """Collecting first is what keeps garbage out of a freeze that outlives the job (a served
+    process); where the job's end unfreezes everything it would be a walk of the whole heap for nothing."""
+    full = []
+
+    def started(phase, info):
+        if phase == "start" and info["generation"] == 2:
+            full.append(1)
+
+    gc.unfreeze()
+    gc.callbacks.append(started)
+    try:
+        with long_lived_frozen():
+            pass
+        assert not full
+        gc.freeze()
+        with long_lived_frozen():
+            pass
+        assert full
+    finally:
+        gc.callbacks.remove(started)
+        gc.unfreeze()

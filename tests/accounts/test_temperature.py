@@ -160,3 +160,61 @@ def test_the_account_page_draws_the_trend_and_explains_the_score(hub, key_accoun
     assert "молчит 37 дней при обычных 7" in panel.text  # the reason, in the reader's language
     assert 'id="cooling"' in panel.text
     assert web.get("/key-accounts/accounts/4242/temperature").status_code == 404
+
+
+def test_a_runs_alerts_are_written_as_one_batch_each_with_its_event_task_and_audit_entry(hub, frozen_clock):
+    """Four more cooling accounts cost the run no more statements than one (the alerts were ~10
+    statements each); each still gets its episode, its account.cooling event, its owner's task with
+    the task's own event and audit entry, and an owner who left gets an unassigned task."""
+    from sqlalchemy import event
+
+    from hub.db import is_postgres
+    from hub.models import Account, AuditEntry, User
+
+    frozen_clock.current = NOW
+    ids = []
+    with hub.session() as s, s.begin():
+        for n in range(5):
+            owner = create_user(s, email=f"kam{n}@example.com", password="x" * 12, role=Role.AGENT,
+                                display_name=f"KAM {n}")
+            account = create_account(s, actor=SYSTEM, name=f"ООО Кедр {n}", is_key=n == 0, owner_id=owner.id)
+            contact = create_contact(s, actor=SYSTEM, region="RU", display_name=f"Закупщик {n}", account_id=account.id)
+            ids.append((account.id, contact.id, owner.id))
+        s.get(User, ids[4][2]).is_active = False  # the last account's manager left
+    for account_id, contact_id, _owner in ids:  # wrote every 7 days, then fell silent
+        for week in range(3):
+            ingest(hub, InboundEvent(channel="email", kind="message", direction="in", contact_id=contact_id,
+                                     external_id=f"in{account_id}-{week}", occurred_at=NOW - timedelta(days=7 * (3 - week))))
+    statements = []
+
+    def count(*_args):
+        statements.append(1)
+
+    event.listen(hub.db.engine, "before_cursor_execute", count)
+    try:
+        frozen_clock.advance(days=30)
+        assert run(hub, thresholds=Thresholds()).opened == [ids[0][0]]
+        one = len(statements)
+        with hub.session() as s, s.begin():
+            for account_id, _c, _o in ids[1:]:
+                s.get(Account, account_id).is_key = True
+        frozen_clock.advance(hours=1)
+        statements.clear()
+        assert run(hub, thresholds=Thresholds()).opened == [i[0] for i in ids[1:]]
+        # Not ~10 statements per alert as before. On SQLite the tasks are inserted one by one (SQLAlchemy
+        # cannot keep a batch's RETURNING in the rows' order there): one statement per alert.
+        assert len(statements) - one < (3 if is_postgres(hub.db.engine) else 3 + 4)
+    finally:
+        event.remove(hub.db.engine, "before_cursor_execute", count)
+    with hub.session(read_only=True) as s:
+        for account_id, contact_id, owner_id in ids:
+            episode = s.scalars(select(CoolingEpisode).where(CoolingEpisode.account_id == account_id)).one()
+            task = s.get(Task, episode.task_id)
+            alert = s.get(TimelineEvent, episode.event_id)
+            assert alert.kind == "account.cooling" and alert.contact_id == contact_id
+            assert alert.data["episode_id"] == episode.id and task.contact_id == contact_id
+            assert task.assignee_id == (None if owner_id == ids[4][2] else owner_id)
+            assert s.scalar(select(func.count()).select_from(TimelineEvent).where(
+                TimelineEvent.external_id == f"task:{task.id}:created")) == 1
+            assert s.scalar(select(func.count()).select_from(AuditEntry).where(
+                AuditEntry.action == "task.created", AuditEntry.entity_id == str(task.id))) == 1
