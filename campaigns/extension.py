@@ -11,15 +11,16 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import Field
 from sqlalchemy import event as sa_event
+from sqlalchemy import inspect as sa_inspect
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, object_session
 
 import campaigns.message_templates
 import campaigns.message_templates.models
 import campaigns.models
 import campaigns.segments
 import campaigns.segments.models  # noqa: F401  - the imports above register the tables
-from hub.db import once_per_transaction
+from hub.memo import memo_of
 from hub.extensions import Extension, ExtensionSettings, NavEntry
 from hub.web.i18n import N_
 from hub.plugin import EventKind, TimelineChannel
@@ -154,22 +155,35 @@ _CAMPAIGN = campaigns.models.Campaign.__table__
 _TRIGGERING_KINDS = select(_CAMPAIGN.c.trigger_kind).distinct().where(
     _CAMPAIGN.c.status == campaigns.models.CampaignStatus.RUNNING.value,
     _CAMPAIGN.c.schedule_kind == campaigns.models.ScheduleKind.TRIGGER.value)
+# The columns the set is made of: a write that changes none of them (a run's bookkeeping) tells nobody.
+_KIND_COLUMNS = ("status", "schedule_kind", "trigger_kind")
 
 
 def triggering_kinds(session: Session) -> frozenset[str]:
-    """The event kinds running triggered campaigns wait for, read once per transaction.
+    """The event kinds running triggered campaigns wait for.
 
-    A transaction that posts several events (a detractor's answer and its task, a mailbox poll)
-    asks once instead of once per event. Never kept past the transaction: another process may
-    start a campaign at any time, and the next transaction must see it. A campaign started or
-    stopped in this transaction drops the set at its flush (see _forget_kinds).
+    Every inbound event asks (an SMS, a survey answer, a form), so the set is kept per process until
+    a campaign's status or trigger changes anywhere (hub.memo: told by the writer's commit here, by
+    PostgreSQL NOTIFY elsewhere; read once per transaction on SQLite). A transaction that starts or
+    stops a campaign sees its own change from its flush on (the mapper events below).
     """
-    return once_per_transaction(session, _KINDS_KEY, lambda: frozenset(session.execute(_TRIGGERING_KINDS).scalars()))
+    return memo_of(session).get(session, _KINDS_KEY, lambda: frozenset(session.execute(_TRIGGERING_KINDS).scalars()))
 
 
-# after_flush still sees what the flush wrote in new, dirty and deleted.
-@sa_event.listens_for(Session, "after_flush")
-def _forget_kinds(session: Session, _context: Any) -> None:
-    if _KINDS_KEY in session.info and any(isinstance(o, campaigns.models.Campaign) for group in (
-            session.new, session.dirty, session.deleted) for o in group):
-        del session.info[_KINDS_KEY]
+@sa_event.listens_for(campaigns.models.Campaign, "after_insert")
+@sa_event.listens_for(campaigns.models.Campaign, "after_delete")
+def _campaign_written(_mapper: Any, _connection: Any, campaign: campaigns.models.Campaign) -> None:
+    _kinds_changed(campaign)
+
+
+@sa_event.listens_for(campaigns.models.Campaign, "after_update")
+def _campaign_updated(_mapper: Any, _connection: Any, campaign: campaigns.models.Campaign) -> None:
+    state = sa_inspect(campaign)
+    if any(state.attrs[name].history.has_changes() for name in _KIND_COLUMNS):
+        _kinds_changed(campaign)
+
+
+def _kinds_changed(campaign: campaigns.models.Campaign) -> None:
+    session = object_session(campaign)
+    if session is not None:
+        memo_of(session).changed(session, _KINDS_KEY)

@@ -1,15 +1,24 @@
 """The campaigns' trigger hook asks for running triggered campaigns once per transaction, not once per
-event, and never keeps the answer past it: a campaign started or paused elsewhere, or earlier in the
-same transaction, is seen by the next event."""
+event; the answer is kept across transactions until a campaign's status or trigger changes anywhere
+(hub.memo): a campaign started or paused elsewhere, or earlier in the same transaction, is seen by
+the next event."""
 
 from __future__ import annotations
 
+import time
+
+import pytest
 from sqlalchemy import event
 
 from campaigns import service
+from campaigns.extension import triggering_kinds
 from campaigns.models import Campaign
+from hub.db import Database
 from hub.ingest import IdentityRef, InboundEvent, post_event
 from hub.models import Direction, IdentityKind
+from hub.runtime import Hub
+from hub.triggers import TriggerRegistry
+from tests.conftest import test_registry
 from tests.campaigns.helpers import act, email_set_up, make_campaign, make_template, run_count
 
 
@@ -68,3 +77,74 @@ def test_a_campaign_started_earlier_in_the_same_transaction_is_seen(hub):
         service.schedule(s, campaign=s.get(Campaign, cid))
         post_event(s, event=_form(2))
     assert run_count(hub, cid) == 1
+
+
+def _kinds_reads(hub, work) -> int:  # type: ignore[no-untyped-def]
+    reads = []
+
+    def count(conn, cursor, statement, params, context, executemany):  # type: ignore[no-untyped-def]
+        if "FROM campaign" in statement and "DISTINCT" in statement:
+            reads.append(statement)
+
+    event.listen(hub.db.engine, "before_cursor_execute", count)
+    try:
+        work()
+    finally:
+        event.remove(hub.db.engine, "before_cursor_execute", count)
+    return len(reads)
+
+
+def _listening(hub) -> None:  # type: ignore[no-untyped-def]
+    """Until the process's memo listens (PostgreSQL): before, every transaction reads (hub.memo)."""
+    deadline = time.monotonic() + 30
+    while not hub.db.memo.listening and hub.db.engine.dialect.name == "postgresql":
+        assert time.monotonic() < deadline, "the memo's listener never connected"
+        with hub.session() as s, s.begin():
+            triggering_kinds(s)
+        time.sleep(0.01)
+    with hub.session() as s, s.begin():
+        triggering_kinds(s)  # read while listening: kept from now on
+
+
+@pytest.fixture
+def other(hub):  # type: ignore[no-untyped-def]
+    """A second runtime on the same store with its own engine and memo, as another process has."""
+    other_db = Database(hub.db.settings)
+    runtime = Hub(hub.settings, registry=test_registry(), triggers=TriggerRegistry(), db=other_db)
+    yield runtime
+    other_db.dispose()
+    runtime.broker.stop()
+
+
+def test_the_kinds_are_kept_across_transactions_until_a_campaign_changes_anywhere(hub, other):
+    cid = make_campaign(hub, segment_id=None, template_ids=[make_template(hub)], schedule_kind="trigger",
+                        trigger_kind="form.submitted", schedule=False)
+    email_set_up(hub)
+    email_set_up(other)
+    _listening(hub)
+
+    def events(*numbers: int):  # type: ignore[no-untyped-def]
+        def post() -> None:
+            for n in numbers:
+                with hub.session() as s, s.begin():
+                    post_event(s, event=_form(n))
+        return post
+
+    kept = hub.db.memo.listening  # SQLite: read once per transaction, as before
+    assert _kinds_reads(hub, events(1, 2, 3)) == (0 if kept else 3)
+    assert run_count(hub, cid) == 0
+
+    before = hub.db.memo.generation
+    with other.session() as s, s.begin():  # started in the other process
+        service.schedule(s, campaign=s.get(Campaign, cid))
+    deadline = time.monotonic() + 30
+    while kept and hub.db.memo.generation == before:  # its NOTIFY reaching this process
+        assert time.monotonic() < deadline, "the change was never heard"
+        time.sleep(0.01)
+    assert _kinds_reads(hub, events(4, 5)) == (1 if kept else 2)
+    assert run_count(hub, cid) == 2
+
+    with other.session() as s, s.begin():  # a write that changes none of the kinds' columns tells nobody
+        s.get(Campaign, cid).name = "Renamed"
+    assert _kinds_reads(hub, events(6)) == (0 if kept else 1)
+    assert run_count(hub, cid) == 3
