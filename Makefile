@@ -17,14 +17,13 @@ $(BIN)/python:
 # hub, as a third-party plug-in would: the hub finds them through their entry points only.
 PLUGINS = plugins/telegram
 
+# One pip run for the hub and its plug-ins: one resolution instead of one per distribution.
 $(VENV)/.installed: pyproject.toml $(PLUGINS:%=%/pyproject.toml) | $(BIN)/python
-	$(BIN)/pip install --quiet -e .
-	$(foreach plugin,$(PLUGINS),$(BIN)/pip install --quiet -e $(plugin) &&) true
+	$(BIN)/pip install --quiet -e . $(PLUGINS:%=-e %)
 	touch $@
 
 $(VENV)/.installed-test: pyproject.toml $(PLUGINS:%=%/pyproject.toml) | $(BIN)/python
-	$(BIN)/pip install --quiet -e '.[test]'
-	$(foreach plugin,$(PLUGINS),$(BIN)/pip install --quiet -e $(plugin) &&) true
+	$(BIN)/pip install --quiet -e '.[test]' $(PLUGINS:%=-e %)
 	touch $@ $(VENV)/.installed
 
 install: $(VENV)/.installed
@@ -41,7 +40,9 @@ services:
 
 ## test: install test dependencies, start the services, run the whole suite on SQLite and PostgreSQL
 ##       (in parallel, then the few tests that must run alone: scripts/run-tests.sh)
-test: install-test services
+##       The install (pip) and the services (apt on first use: Dovecot, Chromium) run side by side.
+test:
+	$(MAKE) --no-print-directory -j2 install-test services
 	PYTEST=$(BIN)/pytest bash scripts/run-tests.sh $(PYTEST_ARGS)
 
 bench-timeline: install-test

@@ -53,3 +53,32 @@ def test_each_remembered_route_calls_its_own_endpoint_and_keeps_its_own_dependen
             continue
         assert one.dependant is not other.dependant
         assert one.dependant.dependencies is not other.dependant.dependencies
+
+
+def test_remembered_route_parts_are_what_fastapi_works_out_and_nothing_mutable_is_shared(hub):
+    from hub.app import create_app
+
+    apps = [create_app(hub, check_schema=False, start_worker=False) for _ in range(2)]
+    routes = [[route for route in app.routes if isinstance(route, APIRoute)] for app in apps]
+    assert app_builds._paths and app_builds._bodies and app_builds._returns  # each memo was used
+    shared = 0
+    for one, other in zip(*routes):
+        assert one.path == other.path
+        if one is other:
+            continue
+        # The call flags carried to the rebound analysis are the endpoint's own.
+        plain = Dependant(call=one.endpoint)
+        for flag in app_builds._CALL_FLAGS:
+            assert getattr(one.dependant, flag) == getattr(plain, flag), (one.path, flag)
+        # A path's compiled pattern is shared; the convertors dict a route may change is its own.
+        assert one.path_regex is other.path_regex
+        assert one.param_convertors == other.param_convertors
+        assert one.param_convertors is not other.param_convertors or not one.param_convertors
+        # A combined body is FastAPI's: the same fields, under the route's own model name (shared
+        # when the body parameters are the remembered analyses' own).
+        if one.body_field is not None and one._embed_body_fields:
+            shared += one.body_field is other.body_field
+            assert one.body_field.field_info.annotation.__name__ == f"Body_{one.unique_id}"
+            assert set(one.body_field.field_info.annotation.model_fields) == {
+                f.alias for f in one._flat_dependant.body_params}
+    assert shared > 0
