@@ -641,16 +641,19 @@ def apply_status(session: Session, *, channel: str, update: StatusUpdate) -> boo
     if status not in PROVIDER_STATUSES:
         raise ValueError(f"{status} is not a status a provider reports")
     hub = _runtime(session)
-    # Serialises with record_sent for the same provider id, so a callback cannot slip between
-    # "no delivery has this id" and the send's commit and be lost.
-    xact_lock(session, f"outbox.provider:{channel}:{update.provider_id}")
     match = and_(T.c.channel == channel, T.c.provider_id == update.provider_id)
     values: dict[str, Any] = {"status": status, "updated_at": clock.now()}
     if update.detail and status in _PROBLEMS:
         values["last_error"] = update.detail
-    rows = session.execute(
-        _forward(match, status).values(**values).returning(T.c.id, T.c.event_id)
-    ).all()
+    forward = _forward(match, status).values(**values).returning(T.c.id, T.c.event_id)
+    rows = session.execute(forward).all()
+    if not rows:
+        # No delivery below this status has the id, or the send that gives it one has not committed
+        # yet: serialise with record_sent for this provider id and look again, so a callback cannot
+        # slip between "no delivery has this id" and the send's commit and be lost. (The common case,
+        # a callback for a recorded send, needs no lock: the row lock orders it.)
+        xact_lock(session, f"outbox.provider:{channel}:{update.provider_id}")
+        rows = session.execute(forward).all()
     if rows:
         for row in rows:
             _mirror(session, hub, delivery_id=row.id, event_id=row.event_id, status=status)

@@ -386,6 +386,43 @@ def test_a_callback_before_the_send_commits_is_applied_when_the_send_is_recorded
     assert not _status(hub, "early-1", S.SENT)
 
 
+def test_a_callback_racing_the_sends_commit_waits_for_it_and_is_applied(hub):
+    """PostgreSQL: the callback's first UPDATE cannot see the send's uncommitted provider id, so it
+    must wait for the send (the provider id's lock) and look again, not file a pending status the
+    send has already passed (it would never be applied)."""
+    if hub.db.engine.dialect.name != "postgresql":
+        pytest.skip("SQLite has one writer at a time: the send and the callback cannot interleave")
+    import threading
+
+    from sqlalchemy import event
+    from sqlalchemy.orm import Session
+
+    delivery_id = queue(hub)
+    outbox.claim_due(hub, worker="w", limit=1)
+    sender = threading.current_thread()
+    holding, release = threading.Event(), threading.Event()
+
+    def hold(session):  # type: ignore[no-untyped-def]
+        if threading.current_thread() is sender and not holding.is_set():
+            holding.set()  # the send's provider id is written and locked, not yet committed
+            assert release.wait(30)
+
+    event.listen(Session, "before_commit", hold)
+    applied: list[bool] = []
+    callback = threading.Thread(target=lambda: (holding.wait(30), applied.append(_status(hub, "race-1", S.DELIVERED))))
+    callback.start()
+    try:
+        threading.Timer(1.0, release.set).start()  # the callback reaches its lock meanwhile
+        assert outbox.record_sent(hub, delivery_id=delivery_id, worker="w", result=SendResult(provider_id="race-1"))
+    finally:
+        release.set()
+        event.remove(Session, "before_commit", hold)
+        callback.join(30)
+    assert applied == [True]
+    assert get(hub, delivery_id).status == "delivered"
+    assert count(hub, PendingStatus) == 0
+
+
 def test_stale_pending_statuses_are_purged(hub, frozen_clock):
     _status(hub, "never-ours", S.DELIVERED)
     assert outbox.purge_pending(hub, older_than=timedelta(days=1)) == 0
