@@ -304,12 +304,6 @@ def run_worker(hub: Hub, name: str | None = None) -> None:
         stop.set()
 
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
-    # The process's start-up heap (every plug-in's modules, mappers, templates, catalogs: hundreds of
-    # thousands of objects) out of the collector's full passes, as a served process has it: a campaign
-    # allocates per message, which starts full collections, and each walked that whole heap again.
-    from hub.app import freeze_startup_objects
-
-    freeze_startup_objects()
     embedded = EmbeddedWorker(hub, name)
     try:
         embedded.start()

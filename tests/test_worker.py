@@ -275,30 +275,3 @@ def test_the_worker_sends_on_uvloop_where_it_is_installed() -> None:
         assert loop.run_until_complete(asyncio.sleep(0, result="ran")) == "ran"
     finally:
         loop.close()
-
-
-def test_hub_worker_freezes_its_start_up_heap_before_starting(hub, monkeypatch):
-    """`hub worker` leaves its start-up heap out of the collector's full passes (a campaign's
-    per-message allocations start them; each walked every plug-in's modules and mappers)."""
-    import gc
-
-    from hub import worker as worker_module
-
-    seen: list[int] = []
-
-    class Started(Exception):
-        pass
-
-    def start(self: EmbeddedWorker) -> None:
-        seen.append(gc.get_freeze_count())
-        raise Started
-
-    monkeypatch.setattr(EmbeddedWorker, "start", start)
-    frozen = gc.get_freeze_count()
-    try:
-        with pytest.raises(Started):
-            worker_module.run_worker(hub, name="frozen")
-    finally:
-        if frozen == 0:
-            gc.unfreeze()  # the test process must stay collectable
-    assert seen and seen[0] > 0
