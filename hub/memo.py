@@ -27,6 +27,7 @@ log = logging.getLogger("hub.memo")
 T = TypeVar("T")
 CHANNEL = "hub_memo"
 _CHANGED = "hub_memo_changed"  # session.info: (transaction, {keys changed in it})
+_RETRY_FIRST, _RETRY_MAX = 1.0, 30.0  # seconds between the listener's reconnection attempts
 
 
 class ProcessMemo:
@@ -116,6 +117,7 @@ class ProcessMemo:
     def _listen(self) -> None:
         import psycopg
 
+        retry = _RETRY_FIRST
         while not self._stop.is_set():
             try:
                 with psycopg.connect(self._conninfo, autocommit=True) as conn:  # type: ignore[arg-type]
@@ -123,15 +125,24 @@ class ProcessMemo:
                     # Whatever changed before LISTEN took effect was not heard: nothing kept from then.
                     self._bump()
                     self._listening = True
+                    if retry > _RETRY_FIRST:
+                        log.warning("memo listener is back; keeping small tables' reads again")
+                    retry = _RETRY_FIRST
                     while not self._stop.is_set():
                         if any(True for _note in conn.notifies(timeout=1.0)):
                             self._bump()
             except psycopg.Error as exc:
-                log.warning("memo listener lost its connection (%s); reading per transaction until it is back", exc)
+                # Said once per outage; the retries back off so a database gone for good (dropped,
+                # moved) costs a connection attempt every half minute, not a warning every second.
+                if retry == _RETRY_FIRST:
+                    log.warning("memo listener lost its connection (%s); reading per transaction until it is back", exc)
+                else:
+                    log.debug("memo listener still cannot connect (%s); next try in %.3g s", exc, retry)
+                self._stop.wait(retry)
+                retry = min(retry * 2, _RETRY_MAX)
             finally:
                 self._listening = False
                 self._bump()
-            self._stop.wait(1.0)
 
 
 def _changed_here(session: Session) -> set[str]:
