@@ -16,7 +16,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import bindparam, case, func, literal_column, select, update
+from sqlalchemy import bindparam, case, func, literal_column, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
@@ -90,7 +90,10 @@ _SAVED = ("id", "answers", "completed", "nps", "csat", "edits", "event_id", "fol
 def _upsert(insert: Any) -> Any:
     """The response's upsert in one dialect: the new row, or these answers saved over the row in place.
 
-    A complete save over a complete row counts an edit; `completed` and `submitted_at` never go back.
+    A complete save over a complete row counts an edit; `completed` and `submitted_at` never go back,
+    and a draft never lands on a row already sent (it returns no row): the page's draft request can
+    reach the store after the answer it was typed toward, read before that answer committed, and
+    would otherwise put older answers and the page's fallback language over what the customer sent.
     """
     columns = ("invitation_id", "survey_id", "contact_id", "answers", "completed", "nps", "csat", "locale",
                "submitted_at", "created_at", "updated_at")
@@ -104,7 +107,7 @@ def _upsert(insert: Any) -> Any:
         "updated_at": new.updated_at, "completed": old.completed | new.completed,
         "submitted_at": func.coalesce(old.submitted_at, new.submitted_at),
         "edits": old.edits + case((old.completed & new.completed, 1), else_=0),
-    }).returning(*(old[c] for c in _SAVED))
+    }, where=or_(~old.completed, new.completed)).returning(*(old[c] for c in _SAVED))
 
 
 _UPSERT = {"postgresql": _upsert(postgresql.insert), "sqlite": _upsert(sqlite.insert)}
@@ -184,7 +187,7 @@ class AnswersInvalid(ValueError):
 
 
 def save_answers(session: Session, *, link: Link, form: Mapping[str, Sequence[str]], complete: bool,
-                 locale: str) -> SavedResponse:
+                 locale: str) -> SavedResponse | None:
     """Store the answers of the link's invitation (partial, or complete) in the caller's transaction.
 
     A completed response can only be replaced by another complete one (an edit), and only while
@@ -226,8 +229,9 @@ def writes_once(session: Session, *, link: Link, answers: CheckedAnswers) -> boo
             and (response.follow_up_task_id is not None or not is_detractor(link.survey, answers)))
 
 
-def write_answers(session: Session, *, link: Link, answers: CheckedAnswers, locale: str) -> SavedResponse:
-    """Save checked answers in the caller's transaction, and close the loop for a complete answer."""
+def write_answers(session: Session, *, link: Link, answers: CheckedAnswers, locale: str) -> SavedResponse | None:
+    """Save checked answers in the caller's transaction, and close the loop for a complete answer;
+    None for a draft that found the answer sent meanwhile (nothing is written)."""
     now = clock.now()
     invitation, complete = link.invitation, answers.complete
     params = dict(
@@ -245,10 +249,12 @@ def write_answers(session: Session, *, link: Link, answers: CheckedAnswers, loca
             params.update(summary=summary, event_data={
                 "survey_id": link.survey.id, "invitation_id": invitation.id, "nps": answers.nps,
                 "csat": answers.csat, "answers": answers.answers})
-        row = session.execute(_PG_UPSERTS[mark, edited is not None], params).one()
+        row = session.execute(_PG_UPSERTS[mark, edited is not None], params).one_or_none()
         mark = False
     else:
-        row, edited = session.execute(_UPSERT["sqlite"], params).one(), None
+        row, edited = session.execute(_UPSERT["sqlite"], params).one_or_none(), None
+    if row is None:  # a draft late for an answer already sent: that answer stands
+        return None
     response = SavedResponse(**row._mapping)
     if complete:
         if mark:

@@ -111,6 +111,7 @@ def demo(hub: Hub, *, seed: int) -> str:
                 form["q_wrong"] = [rng.choice(COMPLAINTS[locale])]
             link = open_link(session, hub.settings, token_for(hub.settings, invitation))
             response = save_answers(session, link=link, form=form, complete=True, locale=locale)
+            assert response is not None  # only a draft can find nothing to save
             # Spread the answers over the past weeks, so the trend chart has a shape.
             session.execute(update(SurveyResponse).where(SurveyResponse.id == response.id).values(
                 submitted_at=invitation.sent_at + timedelta(hours=rng.randint(2, 60))))  # type: ignore[operator]

@@ -62,14 +62,18 @@ def _page(request: Request, link: Link, *, locale: str, status: int = 200, answe
             answers[first.key] = int(score)  # a score link from the email: filled in, not yet saved
     done = response is not None and response.completed and not editing and not errors
     asked = request.query_params.get("lang")
-    action = f"/s/{request.path_params['token']}" + (f"?lang={asked}" if asked in i18n.LOCALES else "")
+    # The draft goes where the answers go, in the language the page is shown in: a draft saved
+    # without `?lang=` would record the contact's language for a page the customer read in another.
+    kept = f"?lang={asked}" if asked in i18n.LOCALES else ""
+    action = f"/s/{request.path_params['token']}"
     return render_public(
         request, "public/surveys/survey.html", locale=locale, status=status, time_zone=link.contact.time_zone,
         survey=link.survey, questions=link.questions, answers=answers, errors=errors or {}, done=done,
         saved=saved, editable=link.editable, completed=response is not None and response.completed,
         title=localized(link.survey.title, locale) or link.survey.name,
         intro=localized(link.survey.intro, locale), thanks=localized(link.survey.thanks, locale),
-        summary=describe(link.questions, answers, locale) if done else [], action=action,
+        summary=describe(link.questions, answers, locale) if done else [], action=action + kept,
+        draft_action=f"{action}/draft{kept}",
         visible=lambda q: visible(q, answers),
     )
 

@@ -272,7 +272,7 @@ def preview(request: Request, survey_id: int, agent: Reader) -> Response:
         request, "public/surveys/survey.html", locale=locale, survey=survey, questions=link.questions,
         answers=answers, errors={}, done=False, saved=False, editable=True, completed=False, preview=True,
         title=localized(survey.title, locale) or survey.name, intro=localized(survey.intro, locale),
-        thanks=localized(survey.thanks, locale), summary=[], action="#", visible=lambda q: visible(q, answers),
+        thanks=localized(survey.thanks, locale), summary=[], action="#", draft_action="", visible=lambda q: visible(q, answers),
         headers={"content-security-policy": "default-src 'none'; style-src 'self'; script-src 'self'; "
                  "img-src 'self' data:; form-action 'none'; frame-ancestors 'self'; base-uri 'none'"},
     )

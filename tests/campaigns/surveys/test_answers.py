@@ -196,3 +196,23 @@ def test_an_edited_answer_reaches_the_agents_open_page(hub, email_ready, monkeyp
         event = session.scalars(select(TimelineEvent).where(TimelineEvent.kind == "survey.answered")).one()
     assert [(m["topic"], m["type"], m["event_id"]) for m in seen if m["type"] == "event.updated"] == \
         [(f"contact:{contact.id}", "event.updated", event.id)]
+
+
+def test_a_draft_late_for_the_sent_answer_changes_nothing(hub, email_ready):
+    """The page's draft request can reach the store after the answer it was typed toward (it read the
+    link before that answer committed): the answer sent stands, with its language."""
+    survey = make_survey(hub, delay_minutes=0)
+    _, token = invite_now(hub, survey, make_contact(hub))
+    with hub.session() as late:  # the draft's request: the link read while nothing was sent yet
+        stale = open_link(late, hub.settings, token)
+        late.commit()
+        with hub.session() as session:  # the answer sent meanwhile, in English
+            link = open_link(session, hub.settings, token)
+            save_answers(session, link=link, form={"q_nps": ["9"], "q_csat": ["5"]}, complete=True, locale="en")
+            session.commit()
+        assert save_answers(late, link=stale, form={"q_nps": ["4"]}, complete=False, locale="ru") is None
+        late.commit()
+    with hub.session(read_only=True) as session:
+        response = session.scalars(select(SurveyResponse)).one()
+    assert (response.answers, response.locale, response.completed) == ({"nps": 9, "csat": 5}, "en", True)
+    assert response.edits == 0

@@ -119,6 +119,16 @@ def test_an_edit_through_the_page_is_two_round_trips_on_postgres(client, hub, in
     assert "10" in answered.text and "Скорость" in answered.text
 
 
+def test_the_draft_keeps_the_language_the_page_is_shown_in(client, hub, invited):
+    _, _, _, token = invited  # a Russian-speaking contact reading the page in English
+    page = client.get(f"/s/{token}?lang=en")
+    assert f'data-draft="/s/{token}/draft?lang=en"' in page.text and f'action="/s/{token}?lang=en"' in page.text
+    assert client.post(f"/s/{token}/draft?lang=en", data={"q_csat": "4"}).status_code == 204
+    with hub.session(read_only=True) as session:
+        assert session.scalars(select(SurveyResponse)).one().locale == "en"
+    assert f'data-draft="/s/{token}/draft"' in client.get(f"/s/{token}").text
+
+
 def test_a_draft_is_kept_and_required_answers_are_checked(client, hub, invited):
     _, _, _, token = invited
     assert client.post(f"/s/{token}/draft", data={"q_csat": "4"}).status_code == 204
