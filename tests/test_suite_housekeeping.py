@@ -37,3 +37,36 @@ def test_a_remembered_entry_point_lookup_is_the_lookup_and_sees_a_new_sys_path(t
     (dist / "entry_points.txt").write_text("[hub.channels]\nextra = tests.fakes.channel:FakeChannel\n")
     monkeypatch.syspath_prepend(str(tmp_path))
     assert "extra" in {ep.name for ep in plugin.entry_points(group="hub.channels")}
+
+
+def sleeper(argv: list[str], ready) -> None:  # type: ignore[no-untyped-def]
+    """A target for tests/forked.py: notes its pid and whether the hub was imported before it, waits."""
+    import os
+    import sys
+    import time
+    from pathlib import Path
+
+    Path(argv[0]).write_text(f"{os.getpid()} {os.getppid()} {'hub.worker' in sys.modules}")
+    ready()
+    time.sleep(600)
+
+
+def broken(argv: list[str], ready) -> None:  # type: ignore[no-untyped-def]
+    raise RuntimeError("fails before it is ready")
+
+
+def test_a_forked_worker_is_a_process_of_its_own_ready_imported_and_killed_by_sigkill(tmp_path):
+    import os
+    import signal
+
+    from tests import forked
+
+    proc = forked.start("tests.test_suite_housekeeping:sleeper", str(tmp_path / "noted"))
+    pid, parent, imported = (tmp_path / "noted").read_text().split()
+    assert int(pid) == proc.pid and proc.pid != os.getpid() and int(parent) != os.getpid()  # the fork server's
+    assert imported == "True"  # the fork server imported the hub once; the child did not have to
+    assert proc.poll() is None
+    proc.send_signal(signal.SIGKILL)
+    assert proc.wait(timeout=30) == -signal.SIGKILL
+    with pytest.raises(AssertionError, match="did not start"):
+        forked.start("tests.test_suite_housekeeping:broken")

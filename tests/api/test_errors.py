@@ -146,9 +146,29 @@ def api_routes(app) -> Iterator[Any]:  # type: ignore[no-untyped-def]
     yield from (r for r in iter_route_contexts(app.routes) if hasattr(r, "dependant"))
 
 
+# The OpenAPI document of an app whose routes are the same (the same code at the same paths), worked
+# out once per process: FastAPI makes it anew for every app (0.4-0.7 s of CPU, most of each test's
+# set-up here), and every test of this module builds an app of the same routes on either store.
+_documents: dict[tuple[Any, ...], dict[str, Any]] = {}
+
+
+def route_table(app) -> tuple[Any, ...]:  # type: ignore[no-untyped-def]
+    """What the document is made from, route by route: any route added, removed or changed differs."""
+    return tuple(
+        (type(r).__name__, getattr(r, "path", None), tuple(sorted(getattr(r, "methods", None) or ())),
+         getattr(getattr(r, "endpoint", None), "__code__", None), getattr(r, "include_in_schema", None),
+         getattr(r, "response_model", None), getattr(r, "name", None))
+        for r in app.routes
+    )
+
+
 @pytest.fixture
 def operations(app, client) -> list[Operation]:  # type: ignore[no-untyped-def]
-    doc = client.get("/api/openapi.json").json()
+    key = route_table(app)
+    if key in _documents:
+        app.openapi_schema = _documents[key]  # what app.openapi() keeps once it has made the document
+    doc = client.get("/api/openapi.json").json()  # still the document the app serves
+    _documents.setdefault(key, app.openapi_schema)
     routes = {(r.path, m.lower()): r for r in api_routes(app) for m in (r.methods or ())}
     found = [
         Operation(path, method, spec, doc, routes.get((path, method)))
@@ -343,3 +363,17 @@ def test_a_crash_is_a_500_problem_without_internals(hub, app, keys):
         response = client.get("/api/v1/zz-crash")
     body = assert_problem(response, 500, "a crashing route")
     assert "secret internals" not in response.text and body["title"] == "Internal server error"
+
+
+@pytest.mark.any_store
+def test_the_document_kept_for_a_route_table_is_the_one_each_such_app_makes(hub, app):
+    from hub.app import create_app
+
+    other = create_app(hub, check_schema=False, start_worker=False)
+    assert route_table(other) == route_table(app)
+    assert other.openapi() == app.openapi()  # each made anew
+
+    @other.get("/api/v1/zz-added")
+    def added() -> None: ...
+
+    assert route_table(other) != route_table(app)  # a route more: a document of its own

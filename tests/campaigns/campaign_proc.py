@@ -2,7 +2,8 @@
 
 It builds its own Hub on the test's database with the email channel pointed at the test's SMTP
 server and the campaigns tick running every fraction of a second in small batches, prints
-"ready", and runs `hub worker` until it is killed.
+"ready", and runs `hub worker` until it is killed. The crash tests fork it ready-imported
+(tests/forked.py: `main(argv, ready=…)`), which says ready through `ready` instead.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import argparse
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 from hub.registry import ChannelRegistry
@@ -18,7 +20,7 @@ from hub.settings import load_settings
 from hub.triggers import TriggerRegistry
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None, ready: Callable[[], None] | None = None) -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--url", required=True)
     parser.add_argument("--smtp-port", type=int, required=True)
@@ -40,8 +42,11 @@ def main(argv: list[str] | None = None) -> None:
     hub = Hub(settings, registry=ChannelRegistry().load_entry_points(), triggers=TriggerRegistry())
     from hub.worker import run_worker
 
-    sys.stdout.write("ready\n")
-    sys.stdout.flush()
+    if ready is None:
+        sys.stdout.write("ready\n")
+        sys.stdout.flush()
+    else:
+        ready()
     run_worker(hub, name=args.name)
 
 

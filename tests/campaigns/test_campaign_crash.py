@@ -6,35 +6,25 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 import time
 from collections import Counter
-from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
 
 from campaigns.models import CampaignRecipient
 from hub.models import Delivery, DeliveryStatus
+from tests import forked
 from tests.campaigns.helpers import add_contacts, deliveries, make_campaign, make_segment, make_template, stop
 from tests.channels.email.conftest import start_smtp
 
-REPO = Path(__file__).resolve().parents[2]
 N = 120
 WAIT = 180.0
 
 
-def spawn(url: str, port: int) -> subprocess.Popen[str]:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "tests.campaigns.campaign_proc", "--url", url, "--smtp-port", str(port), "--batch", "7"],
-        cwd=REPO, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
-    )
-    assert proc.stdout is not None
-    line = proc.stdout.readline().strip()
-    assert line == "ready", f"the worker process did not start: {line!r}"
-    return proc
+def spawn(url: str, port: int) -> forked.Forked:
+    """A worker OS process of its own (forked ready-imported: tests/forked.py), once it is ready."""
+    return forked.start("tests.campaigns.campaign_proc:main", "--url", url, "--smtp-port", str(port), "--batch", "7")
 
 
 def wait_until(condition, what: str) -> None:  # type: ignore[no-untyped-def]

@@ -6,8 +6,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
-import sys
 import time
 from collections import Counter
 
@@ -16,7 +14,7 @@ from sqlalchemy import select
 
 from hub.auth import SYSTEM
 from hub.contacts import create_contact
-from tests.channels.email.conftest import REPO
+from tests import forked
 from tests.webhooks.conftest import WEBHOOK_SETTINGS
 from webhooks import service
 from webhooks.models import WebhookDelivery, WebhookMessage
@@ -25,13 +23,10 @@ pytestmark = pytest.mark.slow
 COUNT = 40
 
 
-def start_worker(url: str) -> subprocess.Popen[str]:
+def start_worker(url: str) -> forked.Forked:
+    """A worker OS process of its own (forked ready-imported: tests/forked.py), once it is ready."""
     settings = {**WEBHOOK_SETTINGS, "lease_seconds": 10.0, "poll_seconds": 0.2, "batch_per_endpoint": 10}
-    proc = subprocess.Popen([sys.executable, "-m", "tests.webhooks.worker_main", url, json.dumps(settings)],
-                            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "PYTHONPATH": str(REPO)})
-    assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
-    return proc
+    return forked.start("tests.webhooks.worker_main:main", url, json.dumps(settings))
 
 
 def wait_for(predicate, timeout: float, what: str) -> None:
