@@ -36,6 +36,7 @@ from hub.json_sql import json_number
 from hub.events import COMMERCE_CHANNEL, ORDER_COMPLETED
 from hub.models import Contact, Direction, Task, TaskStatus, TimelineEvent
 from hub.web.i18n import N_
+from keyaccounts.batch import rows_of
 
 WEIGHTS = {"recency": 25, "frequency": 15, "response": 15, "survey": 20, "orders": 15, "detractors": 10}
 NEUTRAL = 0.5
@@ -47,7 +48,6 @@ ORDER_RECENT, ORDER_HISTORY = timedelta(days=90), timedelta(days=365)
 FAST_REPLY_H, SLOW_REPLY_H = 4.0, 72.0
 CONVERSATION_CHANNELS = ("email", "sms", "phone", "forms")  # inbound contact that a person makes
 SURVEY_KINDS = ("survey.answered", "survey.response", "survey.completed")
-FETCH = 5000  # rows fetched from the driver at a time
 # Why a signal is cold, in the words pages translate.
 SILENT = N_("silent %(days)d days against a usual %(rhythm)d")
 FEWER = N_("inbound contact down %(change)d%% against its 180-day rhythm")
@@ -222,10 +222,8 @@ def signals_of_many(session: Session, *, account_ids: Sequence[int], now: dateti
     replies, surveys = [], []
     before_count: dict[int, int] = defaultdict(int)
     before_value: dict[int, Decimal] = defaultdict(Decimal)
-    # Fetched in batches: iterating the result fetches one row per call (~100,000 calls a chunk at full
-    # bench scale, as long as the pass itself).
-    rows = session.execute(union_all(inbound_rows, reply_rows, survey_rows, order_rows))
-    for part, contact_id, at, direction, a, b, c, d in (row for batch in rows.partitions(FETCH) for row in batch):
+    for part, contact_id, at, direction, a, b, c, d in rows_of(
+            session.execute(union_all(inbound_rows, reply_rows, survey_rows, order_rows))):
         account_id = owner[contact_id]
         if part == "i":
             inbound[account_id].append(at)
