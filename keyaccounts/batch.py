@@ -9,6 +9,10 @@ exists when the job starts into the permanent generation, so collections during 
 the job's own objects (its cycles are still collected); `gc.unfreeze()` hands the heap back after the
 last job running in the process ends. Both are constant-time list moves.
 
+**Fetching.** Iterating a result calls the driver's `fetchone` per row: ~100,000 calls for a
+temperature chunk at full bench scale, as long as the chunk's timeline pass itself. `rows_of` reads
+them `FETCH` at a time instead, never the whole result at once.
+
 **Sort memory.** On PostgreSQL a job's transaction may sort and hash in `JOB_WORK_MEM` (the server's
 default, 4 MB, sends the orders' window sort of a year of orders to disk: a third of the profit
 job's SQL time at 200,000 events). `SET LOCAL` ends with the transaction.
@@ -18,7 +22,7 @@ from __future__ import annotations
 
 import gc
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -27,6 +31,7 @@ from sqlalchemy import text
 from hub.db import is_postgres
 
 JOB_WORK_MEM = "64MB"
+FETCH = 5000  # rows read from the driver at a time
 
 _lock = threading.Lock()
 _running = 0
@@ -63,3 +68,8 @@ def with_sort_memory(session: Any) -> None:
     """Give this transaction JOB_WORK_MEM to sort and hash in (PostgreSQL; nothing elsewhere)."""
     if is_postgres(session):
         session.execute(text(f"SET LOCAL work_mem = '{JOB_WORK_MEM}'"))
+
+
+def rows_of(result: Any) -> Iterable[Any]:
+    """The rows of a query's result, read from the driver FETCH at a time (not one call per row)."""
+    return (row for batch in result.partitions(FETCH) for row in batch)

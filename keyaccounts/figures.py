@@ -31,6 +31,10 @@ from keyaccounts.models import StoredFigure
 from keyaccounts.profit import Profit, Rates, all_profits
 
 BANDS = ("top", "profitable", "break_even", "loss")
+# Ranking rows written per statement: the peak memory of the job stays that of its figures, not
+# also of every row and its JSON at once (full bench scale, 20,001 owners: 109 MB above idle with
+# one statement).
+RANKING_BATCH = 2000
 
 
 def band_of(rank: int, top_count: int, profit: Decimal) -> str:
@@ -60,17 +64,19 @@ def refresh_figures(hub: Any, *, rates: Rates, period_days: int, key_share: floa
                    for i in ids]
         ranked.sort(key=lambda item: (-item[0], item[1]))
         top_count = max(1, math.floor(len(ranked) * key_share)) if ranked else 0
-        rows = []
-        for rank, (profit, owner) in enumerate(ranked, start=1):
-            figure = profits.get(owner) or Profit(owner)
-            rows.append({"owner_kind": owner[0], "owner_id": owner[1], "period_days": period_days, "rank": rank,
-                         "band": band_of(rank, top_count, profit), "profit": profit, "margin": figure.margin,
-                         "cost_to_serve": figure.cost_to_serve, "revenue": figure.revenue,
-                         "minutes": figure.minutes, "computed_at": now})
         session.execute(delete(StoredFigure))
-        # One statement on PostgreSQL (the rows as one JSON parameter), however many accounts; the
-        # table was emptied above under its lock, so nothing conflicts.
-        insert_ignore_many(session, StoredFigure, rows, ["owner_kind", "owner_id"], ["owner_id"])
+        # A statement per RANKING_BATCH rows on PostgreSQL (the rows as one JSON parameter), each
+        # figure freed once its row is written, so the rows and their JSON are never all held at
+        # once; the table was emptied above under its lock, so nothing conflicts.
+        for start in range(0, len(ranked), RANKING_BATCH):
+            rows = []
+            for rank, (profit, owner) in enumerate(ranked[start:start + RANKING_BATCH], start=start + 1):
+                figure = profits.pop(owner, None) or Profit(owner)
+                rows.append({"owner_kind": owner[0], "owner_id": owner[1], "period_days": period_days,
+                             "rank": rank, "band": band_of(rank, top_count, profit), "profit": profit,
+                             "margin": figure.margin, "cost_to_serve": figure.cost_to_serve,
+                             "revenue": figure.revenue, "minutes": figure.minutes, "computed_at": now})
+            insert_ignore_many(session, StoredFigure, rows, ["owner_kind", "owner_id"], ["owner_id"])
         f = StoredFigure.__table__.c
         session.execute(update(Account).where(f.owner_kind == "account", f.owner_id == Account.id)
                         .values(profit=f.profit, profit_band=f.band, figures_at=now))

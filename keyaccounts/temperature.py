@@ -12,8 +12,8 @@ signal with no data is neutral (0.5). docs/accounts.md has the table.
 | orders     | 15     | orders of the last 90 days match the count and value of its own 90-day average over the year before | none |
 | detractors | 10     | no open follow-up task from a low survey score | two or more |
 
-`signals_of_many` reads the inputs of a chunk of accounts in six queries over their contacts’
-timelines (whatever the chunk's size); `score` is pure.
+`signals_of_many` reads the inputs of a chunk of accounts in three queries, one pass over their
+contacts’ timelines (whatever the chunk's size); `score` is pure.
 """
 
 from __future__ import annotations
@@ -27,7 +27,8 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import case, func, select
+import sqlalchemy as sa
+from sqlalchemy import and_, case, func, literal, null, or_, select, union_all
 from sqlalchemy.orm import Session
 
 from hub.db import among
@@ -35,6 +36,7 @@ from hub.json_sql import json_number
 from hub.events import COMMERCE_CHANNEL, ORDER_COMPLETED
 from hub.models import Contact, Direction, Task, TaskStatus, TimelineEvent
 from hub.web.i18n import N_
+from keyaccounts.batch import rows_of
 
 WEIGHTS = {"recency": 25, "frequency": 15, "response": 15, "survey": 20, "orders": 15, "detractors": 10}
 NEUTRAL = 0.5
@@ -167,20 +169,74 @@ def signals_of(session: Session, *, account_id: int, now: datetime) -> Signals:
 
 
 def signals_of_many(session: Session, *, account_ids: Sequence[int], now: datetime) -> dict[int, Signals]:
-    """The signals of several accounts at `now` in six queries whatever their number (the watch reads
-    key accounts in chunks: the rows of one chunk's members only, never the whole timeline)."""
+    """The signals of several accounts at `now` in three queries whatever their number (the watch
+    reads key accounts in chunks: the rows of one chunk's members only, never the whole timeline).
+
+    The members' timeline rows that any signal needs are picked in one pass (`ev`, a CTE both stores
+    materialise, since four parts read it) and each signal's part is taken from those rows: one scan
+    of the timeline per chunk instead of one per signal (four)."""
     found = {account_id: Signals() for account_id in account_ids}
     owner = dict(session.execute(select(Contact.id, Contact.account_id).where(
         among(session, Contact.account_id, list(account_ids)), Contact.merged_into.is_(None))).all())
     if not owner:
         return found
-    mine = among(session, TimelineEvent.contact_id, list(owner))
+    e = TimelineEvent
+    inbound_since, reply_since = now - RHYTHM_WINDOW - RECENT, now - RESPONSE_WINDOW
+    order_since = now - ORDER_RECENT - ORDER_HISTORY
+    is_inbound = and_(e.direction == Direction.IN, e.channel.in_(CONVERSATION_CHANNELS), e.occurred_at >= inbound_since)
+    is_reply = and_(e.channel.in_(("email", "sms")), e.direction.in_((Direction.IN, Direction.OUT)),
+                    e.occurred_at >= reply_since)
+    is_survey = e.kind.in_(SURVEY_KINDS)
+    is_order = and_(e.channel == COMMERCE_CHANNEL, e.kind == ORDER_COMPLETED, e.occurred_at >= order_since)
+    ev = (select(e.id, e.contact_id, e.occurred_at, e.direction,
+                 case((is_inbound, 1), else_=0).label("inbound"), case((is_reply, 1), else_=0).label("reply"),
+                 case((is_survey, json_number(e.data, "nps"))).label("nps"),
+                 case((is_survey, json_number(e.data, "csat"))).label("csat"),
+                 case((is_survey, 1), else_=0).label("survey"),
+                 case((is_order, func.coalesce(json_number(e.data, "order", "amount"), 0))).label("amount"))
+          .where(among(session, e.contact_id, list(owner)), e.occurred_at <= now,
+                 or_(is_inbound, is_reply, is_survey, is_order))
+          .cte("ev"))
+    nothing = null()
+    # Each part's rows with a tag: (part, contact, time, direction, a, b, c, d); the first part's
+    # columns give the union its types.
+    inbound_rows = select(literal("i"), ev.c.contact_id, ev.c.occurred_at, sa.cast(nothing, e.direction.type),
+                          sa.cast(nothing, sa.BigInteger()), *(sa.cast(nothing, sa.Numeric()) for _ in range(3))
+                          ).where(ev.c.inbound == 1)
+    reply_rows = select(literal("r"), ev.c.contact_id, ev.c.occurred_at, ev.c.direction, ev.c.id, nothing, nothing,
+                        nothing).where(ev.c.reply == 1)
+    ranked = (select(ev.c.contact_id, ev.c.nps, ev.c.csat,
+                     func.row_number().over(partition_by=Contact.account_id,
+                                            order_by=(ev.c.occurred_at.desc(), ev.c.id.desc())).label("nth"))
+              .select_from(ev).join(Contact, Contact.id == ev.c.contact_id).where(ev.c.survey == 1).subquery())
+    survey_rows = select(literal("s"), ranked.c.contact_id, nothing, nothing, ranked.c.nth, ranked.c.nps,
+                         ranked.c.csat, nothing).where(ranked.c.nth <= 10)
+    # Orders: counted and summed per contact and window by the database (no event's data in Python),
+    # then per account here (a row per contact, never one per order).
+    recent = ev.c.occurred_at >= now - ORDER_RECENT
+    order_rows = (select(literal("o"), ev.c.contact_id, nothing, nothing, func.count(case((recent, 1))),
+                         func.sum(case((recent, ev.c.amount), else_=0)), func.count(case((~recent, 1))),
+                         func.sum(case((~recent, ev.c.amount), else_=0)))
+                  .where(ev.c.amount.is_not(None)).group_by(ev.c.contact_id))
     inbound: dict[int, list[datetime]] = defaultdict(list)
-    for contact_id, at in session.execute(
-            select(TimelineEvent.contact_id, TimelineEvent.occurred_at).where(
-                mine, TimelineEvent.direction == Direction.IN, TimelineEvent.channel.in_(CONVERSATION_CHANNELS),
-                TimelineEvent.occurred_at >= now - RHYTHM_WINDOW - RECENT, TimelineEvent.occurred_at <= now)):
-        inbound[owner[contact_id]].append(at)
+    replies, surveys = [], []
+    before_count: dict[int, int] = defaultdict(int)
+    before_value: dict[int, Decimal] = defaultdict(Decimal)
+    for part, contact_id, at, direction, a, b, c, d in rows_of(
+            session.execute(union_all(inbound_rows, reply_rows, survey_rows, order_rows))):
+        account_id = owner[contact_id]
+        if part == "i":
+            inbound[account_id].append(at)
+        elif part == "r":
+            replies.append((at, a, direction, contact_id))
+        elif part == "s":
+            surveys.append((a, contact_id, b, c))
+        else:
+            found[account_id].orders_recent += int(a)
+            found[account_id].value_recent += Decimal(str(b or 0))
+            before_count[account_id] += int(c)
+            before_value[account_id] += Decimal(str(d or 0))
+
     for account_id, times in inbound.items():
         times.sort()
         s = found[account_id]
@@ -192,12 +248,8 @@ def signals_of_many(session: Session, *, account_ids: Sequence[int], now: dateti
         s.inbound_before_per_30 = before / (RHYTHM_WINDOW / RECENT) if before else None
 
     waiting: dict[int, datetime] = {}
-    for at, direction, contact_id in session.execute(
-            select(TimelineEvent.occurred_at, TimelineEvent.direction, TimelineEvent.contact_id).where(
-                mine, TimelineEvent.channel.in_(("email", "sms")),
-                TimelineEvent.direction.in_((Direction.IN, Direction.OUT)),
-                TimelineEvent.occurred_at >= now - RESPONSE_WINDOW, TimelineEvent.occurred_at <= now)
-            .order_by(TimelineEvent.occurred_at, TimelineEvent.id)):
+    replies.sort(key=lambda r: (r[0], r[1]))  # in time order, as the conversation went
+    for at, _id, direction, contact_id in replies:
         if direction == Direction.IN:
             waiting.setdefault(contact_id, at)
         elif contact_id in waiting:
@@ -206,15 +258,8 @@ def signals_of_many(session: Session, *, account_ids: Sequence[int], now: dateti
         late = (now - at) > timedelta(hours=SLOW_REPLY_H)
         found[owner[contact_id]].reply_hours.append(float("inf") if late else (now - at).total_seconds() / 3600)
 
-    newest = (select(TimelineEvent.contact_id, json_number(TimelineEvent.data, "nps").label("nps"),
-                     json_number(TimelineEvent.data, "csat").label("csat"),
-                     func.row_number().over(partition_by=Contact.account_id,
-                                            order_by=(TimelineEvent.occurred_at.desc(), TimelineEvent.id.desc()))
-                     .label("nth"))
-              .select_from(TimelineEvent).join(Contact, Contact.id == TimelineEvent.contact_id)
-              .where(mine, TimelineEvent.kind.in_(SURVEY_KINDS), TimelineEvent.occurred_at <= now).subquery())
-    for contact_id, nps, csat in session.execute(
-            select(newest.c.contact_id, newest.c.nps, newest.c.csat).where(newest.c.nth <= 10).order_by(newest.c.nth)):
+    surveys.sort(key=lambda r: r[0])  # newest first: each older score goes in front
+    for _nth, contact_id, nps, csat in surveys:
         s = found[owner[contact_id]]
         for raw, scale in ((nps, 10), (csat, 5)):
             if raw is not None:
@@ -222,23 +267,6 @@ def signals_of_many(session: Session, *, account_ids: Sequence[int], now: dateti
                 s.last_survey = s.last_survey or (float(raw), scale)
                 break
 
-    # Orders: counted and summed per contact and window by the database (no event's data in Python),
-    # then per account here (a row per contact, never one per order).
-    amount = func.coalesce(json_number(TimelineEvent.data, "order", "amount"), 0)
-    recent = TimelineEvent.occurred_at >= now - ORDER_RECENT
-    before_count: dict[int, int] = defaultdict(int)
-    before_value: dict[int, Decimal] = defaultdict(Decimal)
-    for contact_id, n_recent, v_recent, n_before, v_before in session.execute(
-            select(TimelineEvent.contact_id, func.count(case((recent, 1))), func.sum(case((recent, amount), else_=0)),
-                   func.count(case((~recent, 1))), func.sum(case((~recent, amount), else_=0)))
-            .where(mine, TimelineEvent.channel == COMMERCE_CHANNEL, TimelineEvent.kind == ORDER_COMPLETED,
-                   TimelineEvent.occurred_at >= now - ORDER_RECENT - ORDER_HISTORY, TimelineEvent.occurred_at <= now)
-            .group_by(TimelineEvent.contact_id)):
-        account_id = owner[contact_id]
-        found[account_id].orders_recent += int(n_recent)
-        found[account_id].value_recent += Decimal(str(v_recent or 0))
-        before_count[account_id] += int(n_before)
-        before_value[account_id] += Decimal(str(v_before or 0))
     periods = ORDER_HISTORY / ORDER_RECENT
     for account_id, count in before_count.items():
         if count:

@@ -30,6 +30,7 @@ from hub.events import COMMERCE_CHANNEL, ORDER_COMPLETED, ORDER_REFUNDED
 from hub.json_sql import json_number, json_text
 from hub.models import Contact, Delivery, Purpose, Task, TimelineEvent
 from hub.sql_portable import at_least_zero, seconds_between
+from keyaccounts.batch import rows_of
 from keyaccounts.profit import CENT, LINES, Line, Owner, Profit, Rates, _scoped
 
 
@@ -66,7 +67,7 @@ def load_totals(session: Session, *, since: datetime, until: datetime, rates: Ra
                 func.sum(case((is_meeting, at_least_zero(length)), else_=0)).label("meeting_seconds")]
     events = (select(account_id, lone_id, *columns).select_from(e).join(Contact, Contact.id == e.contact_id)
               .where(in_period, or_(*kinds.values())).group_by(account_id, lone_id))
-    for row in session.execute(_scoped(session, events, e.contact_id, contact_ids)):
+    for row in rows_of(session.execute(_scoped(session, events, e.contact_id, contact_ids))):
         profit = profit_of(row.account_id, row.lone_id)
         for name in kinds:
             profit.lines[name].count = int(getattr(row, name) or 0)
@@ -77,7 +78,7 @@ def load_totals(session: Session, *, since: datetime, until: datetime, rates: Ra
 
     tasks = (select(account_id, lone_id, func.count().label("n")).select_from(Task).join(Contact, Contact.id == Task.contact_id)
              .where(Task.created_at >= since, Task.created_at < until).group_by(account_id, lone_id))
-    for row in session.execute(_scoped(session, tasks, Task.contact_id, contact_ids)):
+    for row in rows_of(session.execute(_scoped(session, tasks, Task.contact_id, contact_ids))):
         line = profit_of(row.account_id, row.lone_id).lines["tasks"]
         line.count = int(row.n)
         line.minutes = line.count * rates.minutes_per("tasks")
@@ -86,7 +87,7 @@ def load_totals(session: Session, *, since: datetime, until: datetime, rates: Ra
              .select_from(Delivery).join(Contact, Contact.id == Delivery.contact_id)
              .where(Delivery.purpose == Purpose.MARKETING, Delivery.sent_at >= since, Delivery.sent_at < until)
              .group_by(account_id, lone_id, Delivery.channel))
-    for row in session.execute(_scoped(session, sends, Delivery.contact_id, contact_ids)):
+    for row in rows_of(session.execute(_scoped(session, sends, Delivery.contact_id, contact_ids))):
         line = profit_of(row.account_id, row.lone_id).lines["marketing"]
         line.count += int(row.n)
         line.cost += int(row.n) * rates.marketing_send_cost.get(row.channel or "", Decimal(0))
@@ -129,7 +130,7 @@ def _orders(session: Session, *, in_period: Any, rates: Rates, profit_of: Any,
                      func.count(amount).label("counted"), func.count().label("reports"))
               .where(or_(r.c.nth == 1, r.c.kind == ORDER_REFUNDED))
               .group_by(r.c.account_id, r.c.lone_id))
-    for row in session.execute(totals):
+    for row in rows_of(session.execute(totals)):
         if row.revenue is None and row.margin is None and contact_ids is None:
             continue  # only orders in another currency, or without an amount: not an owner to rank
         profit = profit_of(row.account_id, row.lone_id)

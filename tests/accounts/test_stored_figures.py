@@ -73,6 +73,35 @@ def test_the_job_stores_one_ranking_and_replaces_it(hub, world):  # noqa: F811
     assert (account.profit, account.profit_band, account.figures_at) == (Decimal("26405.65"), "top", mine.computed_at)
 
 
+
+def test_the_ranking_is_written_in_batches_with_every_row_and_rank(hub, monkeypatch):
+    """The ranking goes out RANKING_BATCH rows a statement (the rows and their JSON of 20,000 owners at
+    once were the job's peak memory), and the batches together are the whole ranking, ranked in order."""
+    from sqlalchemy import event
+
+    import keyaccounts.figures as figures
+
+    ids = seed_base(hub)  # ten accounts
+    monkeypatch.setattr(figures, "RANKING_BATCH", 4)
+    inserts = []
+
+    def count(_conn, _cursor, statement, *_args):
+        if statement.lstrip().upper().startswith("INSERT INTO ACCOUNT_FIGURE"):
+            inserts.append(statement)
+
+    event.listen(hub.db.engine, "before_cursor_execute", count)
+    try:
+        assert _refresh(hub) == 10
+    finally:
+        event.remove(hub.db.engine, "before_cursor_execute", count)
+    assert len(inserts) == 3  # 4 + 4 + 2
+    with hub.session(read_only=True) as s:
+        stored = s.scalars(select(StoredFigure).order_by(StoredFigure.rank)).all()
+    assert [f.rank for f in stored] == list(range(1, 11))
+    assert {f.owner_id for f in stored} == set(ids.values())
+    assert [f.profit for f in stored] == sorted((f.profit for f in stored), reverse=True)
+    assert stored[0].owner_id == ids["Тихий завод"] and stored[-1].owner_id == ids["Газпромбанк VIP"]
+
 def test_the_key_accounts_page_reads_the_stored_figures_for_the_configured_period(web, hub):
     login(web, hub)
     ids = seed_base(hub)

@@ -83,6 +83,54 @@ def test_signals_are_read_from_the_accounts_timeline(hub, key_account):
     assert 80 <= score(signals)[0]
 
 
+
+def test_a_chunks_signals_take_one_pass_over_the_timeline(hub, key_account):
+    """Every signal's rows come from one read of the members' timeline (a scan per signal was the
+    temperature job's largest cost): the chunk is three statements, whatever signals have data."""
+    from sqlalchemy import event
+
+    from keyaccounts.temperature import signals_of_many
+
+    contact = key_account["contact"]
+    for n, score_ in enumerate((9, 4)):  # an NPS of 9, then of 4
+        ingest(hub, InboundEvent(channel="surveys", kind="survey.answered", direction="in", contact_id=contact,
+                                 external_id=f"nps{n}", occurred_at=NOW - timedelta(days=20 - n), data={"nps": score_}))
+    for n, (days, amount) in enumerate(((10, "1500.00"), (200, "500.00"))):  # one recent order, one older
+        ingest(hub, InboundEvent(channel="commerce", kind="order.completed", direction="in", contact_id=contact,
+                                 external_id=f"o{n}", occurred_at=NOW - timedelta(days=days),
+                                 data={"source": "shop", "order": {"order_id": f"O{n}", "amount": amount,
+                                                                   "currency": "RUB"}}))
+    statements = []
+
+    def count(_conn, _cursor, statement, *_args):
+        if statement.lstrip().upper().startswith(("SELECT", "WITH")):  # not SQLite's BEGIN
+            statements.append(statement)
+
+    event.listen(hub.db.engine, "before_cursor_execute", count)
+    try:
+        with hub.session(read_only=True) as s:
+            signals = signals_of_many(s, account_ids=[key_account["account"]], now=NOW)[key_account["account"]]
+    finally:
+        event.remove(hub.db.engine, "before_cursor_execute", count)
+    assert len(statements) == 3, statements  # the members, the timeline pass, the detractor tasks
+    assert set(signals.inbound_gaps_days) == {7.0} and max(signals.reply_hours) == 2.0
+    assert signals.survey_scores == [0.9, 0.4] and signals.last_survey == (4.0, 10)
+    assert (signals.orders_recent, signals.value_recent) == (1, Decimal("1500"))
+    assert signals.orders_before_per_90 == pytest.approx(1 / (365 / 90))
+    assert signals.value_before_per_90 == pytest.approx(Decimal(500) / Decimal(str(365 / 90)))
+
+
+def test_key_accounts_are_watched_in_even_chunks():
+    """A remainder under half a chunk joins the others: 4,001 key accounts are two chunks, not a
+    third of one account paying a timeline pass of its own; nothing is lost or repeated."""
+    from keyaccounts.watch import chunks
+
+    ids = list(range(4001))
+    assert [len(c) for c in chunks(ids, 2000)] == [2001, 2000]
+    assert [len(c) for c in chunks(ids[:3000], 2000)] == [1500, 1500]
+    assert [len(c) for c in chunks(ids[:10], 2000)] == [10] and chunks([], 2000) == []
+    assert [i for c in chunks(ids, 700) for i in c] == ids and max(map(len, chunks(ids, 700))) <= 700 * 1.5
+
 def _counts(hub, account_id: int) -> tuple[int, int, int, int]:
     with hub.session(read_only=True) as s:
         return (s.scalar(select(func.count()).select_from(CoolingEpisode).where(CoolingEpisode.account_id == account_id)),
