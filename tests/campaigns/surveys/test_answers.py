@@ -132,6 +132,34 @@ def test_a_detractors_task_is_written_as_rows_and_its_owner_read_once(hub, email
     assert task.assignee_id == owner_id and task.source_event_id == answered.id
 
 
+def test_a_detractors_first_answer_posts_both_events_in_one_insert_answer_first(hub, email_ready):
+    """The answer's event and the task's go in as one batch (one INSERT into timeline_event), and the
+    answer's comes first: its id, and the order the triggers see them in."""
+    survey = make_survey(hub, delay_minutes=0)
+    _, token = invite_now(hub, survey, make_contact(hub))
+    fired: list[str] = []
+    hub.triggers.register("*", lambda session, *, event, contact: fired.append(event.kind))
+    inserts: list[str] = []
+
+    def record(_conn, _cursor, statement, *_args):  # type: ignore[no-untyped-def]
+        if statement.lstrip().startswith("INSERT INTO timeline_event"):
+            inserts.append(statement)
+
+    event.listen(hub.db.engine, "before_cursor_execute", record)
+    try:
+        answer(hub, token, {"q_nps": ["3"]})
+    finally:
+        event.remove(hub.db.engine, "before_cursor_execute", record)
+    assert len(inserts) == 1, inserts
+    assert fired == ["survey.answered", "task.created"]
+    with hub.session(read_only=True) as session:
+        kinds = session.scalars(select(TimelineEvent.kind).order_by(TimelineEvent.id)).all()
+        task = session.scalars(select(Task)).one()
+        answered_id = session.scalar(select(TimelineEvent.id).where(TimelineEvent.kind == "survey.answered"))
+    assert [k for k in kinds if k in ("survey.answered", "task.created")] == ["survey.answered", "task.created"]
+    assert task.source_event_id == answered_id
+
+
 def test_a_detractors_task_skips_a_deactivated_owner(hub, email_ready):
     survey = make_survey(hub, delay_minutes=0)
     with hub.session() as session, session.begin():
