@@ -82,6 +82,14 @@ def create_tasks(session: Session, *, actor: Principal, tasks: Sequence[NewTask]
     before anything is written), one insert of the tasks, one batch of their timeline events, one
     insert of their audit entries: plain rows, no ORM object per task (building those cost more than
     the statements)."""
+    return create_tasks_posting(session, actor=actor, tasks=tasks, events=())[0]
+
+
+def create_tasks_posting(session: Session, *, actor: Principal, tasks: Sequence[NewTask],
+                         events: Sequence[InboundEvent]) -> tuple[list[int], list[int]]:
+    """create_tasks, with the caller's `events` posted in the same batch (one insert) ahead of the
+    tasks' own, so their triggers fire first; (the tasks' ids, the events' ids), each in order.
+    Nothing is written when a task is refused (InvalidTask), the events included."""
     for new in tasks:
         _check_due(new.due_at)
     titles = [_title(new.title) for new in tasks]
@@ -95,7 +103,7 @@ def create_tasks(session: Session, *, actor: Principal, tasks: Sequence[NewTask]
     except ContactNotFound as exc:
         raise InvalidTask("contact_id", str(exc)) from None
     if not tasks:
-        return []
+        return [], post_events(session, events=events) if events else []
     now = clock.now()
     rows = [{"title": title, "notes": new.notes, "due_at": new.due_at, "assignee_id": new.assignee_id,
              "contact_id": None if new.contact_id is None else contacts[new.contact_id].id,
@@ -103,13 +111,13 @@ def create_tasks(session: Session, *, actor: Principal, tasks: Sequence[NewTask]
              "created_at": now, "completed_at": None} for title, new in zip(titles, tasks)]
     table = Task.__table__  # type: ignore[attr-defined]
     ids = list(session.scalars(insert(table).returning(table.c.id, sort_by_parameter_order=True), rows))
-    about = [(task_id, row) for task_id, row in zip(ids, rows) if row["contact_id"] is not None]
-    if about:
-        created = [SimpleNamespace(id=task_id, **row) for task_id, row in about]
-        post_events(session, events=[_event(task, actor=actor, kind="task.created") for task in created])
+    created = [SimpleNamespace(id=task_id, **row) for task_id, row in zip(ids, rows) if row["contact_id"] is not None]
+    posted = post_events(session, events=[*events, *(_event(task, actor=actor, kind="task.created")
+                                                     for task in created)]) if events or created else []
+    if created:
         audit.record_many(session, actor=actor, action="task.created", entity="task", entries=[
             (task.id, task.contact_id, audit.diff({}, _snapshot(task))) for task in created])
-    return ids
+    return ids, posted[:len(events)]
 
 
 def update_task(session: Session, *, task: Task, actor: Principal, changes: Mapping[str, Any]) -> Task:

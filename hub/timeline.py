@@ -15,7 +15,6 @@ from sqlalchemy.orm import Session
 
 from hub.db import among, contains_folded, is_postgres
 from hub.identities import InvalidIdentity, normalize_phone
-from hub.ingest import survivor
 from hub.models import Contact, Identity, IdentityKind, TimelineEvent, UTCDateTime
 
 T = TypeVar("T")
@@ -60,8 +59,12 @@ class TimelineFilter:
 # A page's items are rows of timeline_event (Core rows: each column an attribute, as on the ORM
 # object, read-only), not ORM objects: loading 50 of those into the session cost 0.15 ms more, 16%
 # of a page's CPU (docs/benchmarks.md, "Timeline reads"); nothing that shows a page changes its events.
+# The statements are built from the tables' own columns (`_EVENT.c`), not the models' attributes:
+# those mark a statement as an ORM one, which Session.execute then runs through the ORM's compile
+# and loading steps even for plain rows (~0.1 ms a statement on a loaded 2-core machine).
 EventRow = Row[Any]
 _EVENT = TimelineEvent.__table__
+_E = _EVENT.c
 
 # The unfiltered pages (the screen pop, infinite scroll) run these prebuilt statements with bound
 # values: building and cache-keying a fresh statement cost ~0.1 ms a call (bench/timeline.py).
@@ -69,11 +72,11 @@ _EVENT = TimelineEvent.__table__
 # plan then still walks the index backwards instead of sorting a long timeline whole.
 _PAGE = (
     select(_EVENT)
-    .where(TimelineEvent.contact_id == bindparam("contact_id"))
-    .order_by(TimelineEvent.occurred_at.desc(), TimelineEvent.id.desc())
+    .where(_E.contact_id == bindparam("contact_id"))
+    .order_by(_E.occurred_at.desc(), _E.id.desc())
     .limit(bindparam("limit", type_=Integer()))
 )
-_AFTER = (tuple_(TimelineEvent.occurred_at, TimelineEvent.id)
+_AFTER = (tuple_(_E.occurred_at, _E.id)
           < tuple_(bindparam("at", type_=UTCDateTime()), bindparam("last_id", type_=BigInteger())))
 _PAGE_AFTER = _PAGE.where(_AFTER)
 
@@ -87,14 +90,14 @@ def _merged_page(session: Session, contact_ids: Sequence[int], conditions: Seque
     at most contacts × limit rows however long the timelines are, where `contact_id = ANY(…)` ORDER
     BY … LIMIT reads and sorts every event of the account (a parallel seq scan at 100,000 events).
     Elsewhere, one statement over the contacts' events."""
-    order = (TimelineEvent.occurred_at.desc(), TimelineEvent.id.desc())
+    order = (_E.occurred_at.desc(), _E.id.desc())
     limit = bindparam("limit", type_=Integer())
     if not is_postgres(session):
-        return (select(_EVENT).where(among(session, TimelineEvent.contact_id, list(contact_ids)), *conditions)
+        return (select(_EVENT).where(among(session, _E.contact_id, list(contact_ids)), *conditions)
                 .order_by(*order).limit(limit))
     members = func.unnest(bindparam("member_ids", list(contact_ids), type_=ARRAY(BigInteger()))).table_valued(
         "id").render_derived("members")
-    per_contact = (select(_EVENT).where(TimelineEvent.contact_id == members.c.id, *conditions)
+    per_contact = (select(_EVENT).where(_E.contact_id == members.c.id, *conditions)
                    .order_by(*order).limit(limit).lateral("per_contact"))
     return (select(*per_contact.c).select_from(members).join(per_contact, true())
             .order_by(per_contact.c.occurred_at.desc(), per_contact.c.id.desc()).limit(limit))
@@ -128,20 +131,20 @@ def timeline_page(
         conditions.append(_AFTER)
         params.update(at=at, last_id=last_id)
     if filters.channels:
-        conditions.append(TimelineEvent.channel.in_(sorted(filters.channels)))
+        conditions.append(_E.channel.in_(sorted(filters.channels)))
     if filters.directions:
-        conditions.append(TimelineEvent.direction.in_(sorted(filters.directions)))
+        conditions.append(_E.direction.in_(sorted(filters.directions)))
     if filters.kinds:
-        conditions.append(TimelineEvent.kind.in_(sorted(filters.kinds)))
+        conditions.append(_E.kind.in_(sorted(filters.kinds)))
     if filters.since is not None:
-        conditions.append(TimelineEvent.occurred_at >= filters.since)
+        conditions.append(_E.occurred_at >= filters.since)
     if filters.until is not None:
-        conditions.append(TimelineEvent.occurred_at < filters.until)
+        conditions.append(_E.occurred_at < filters.until)
     if filters.text:
         conditions.append(
             or_(
-                contains_folded(session, TimelineEvent.subject, filters.text),
-                contains_folded(session, TimelineEvent.text, filters.text),
+                contains_folded(session, _E.subject, filters.text),
+                contains_folded(session, _E.text, filters.text),
             )
         )
     if contact_ids is not None:
@@ -153,7 +156,7 @@ def timeline_page(
         if extra:
             stmt = stmt.where(*extra)
         params["contact_id"] = contact_id
-    rows = list(session.execute(stmt, params))
+    rows = session.execute(stmt, params).all()
     next_cursor = None
     if len(rows) > limit:
         rows = rows[:limit]
@@ -161,19 +164,30 @@ def timeline_page(
     return Page(items=rows, next_cursor=next_cursor)
 
 
-# The contact behind a number in the same round trip as the identity (a screen pop is latency-bound).
+# The contact behind a number in the same round trip as the identity (a screen pop is latency-bound),
+# as a row of `contact` built from the tables' columns, like a page's events (see EventRow).
+_CONTACT = Contact.__table__
+_IDENTITY = Identity.__table__
 _CALLER = (
-    select(Contact)
-    .join(Identity, Identity.contact_id == Contact.id)
-    .where(Identity.kind == IdentityKind.PHONE, Identity.value == bindparam("value"))
+    select(_CONTACT)
+    .join(_IDENTITY, _IDENTITY.c.contact_id == _CONTACT.c.id)
+    .where(_IDENTITY.c.kind == IdentityKind.PHONE, _IDENTITY.c.value == bindparam("value"))
 )
+_CONTACT_BY_ID = select(_CONTACT).where(_CONTACT.c.id == bindparam("id"))
 
 
-def lookup_caller(session: Session, *, phone: str, region: str) -> Contact | None:
-    """The contact behind a calling number, written in any notation; None for an unknown caller."""
+def lookup_caller(session: Session, *, phone: str, region: str) -> Row[Any] | None:
+    """The contact behind a calling number, written in any notation, as a read-only row of `contact`
+    (each column an attribute, as on the ORM object; a merged contact's survivor, as `survivor`
+    gives); None for an unknown caller. Nothing is loaded into the session: the screen pop reads
+    the id, and an ORM object cost ~0.2 ms of a pop's ~1 ms of CPU (docs/benchmarks.md)."""
     try:
         value = normalize_phone(phone, region)
     except InvalidIdentity:
         return None
-    contact = session.scalars(_CALLER, {"value": value}).first()
-    return survivor(session, contact) if contact is not None else None
+    contact = session.execute(_CALLER, {"value": value}).first()
+    seen = set()
+    while contact is not None and contact.merged_into is not None and contact.id not in seen:
+        seen.add(contact.id)
+        contact = session.execute(_CONTACT_BY_ID, {"id": contact.merged_into}).first()
+    return contact

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
+from sqlalchemy import event
+
 from hub.auth import SYSTEM
 from hub.contacts import IdentityIn, create_contact
 from hub.identities import normalize_phone
 from hub.ingest import InboundEvent, ingest
-from hub.models import TimelineEvent
+from hub.models import Contact, TimelineEvent
 from hub.timeline import lookup_caller, timeline_page
 
 START = datetime(2026, 3, 1, 9, tzinfo=timezone.utc)
@@ -21,12 +23,17 @@ def test_a_page_reads_rows_with_the_events_fields_and_loads_nothing_into_the_ses
     posted = [ingest(hub, InboundEvent(channel="sms", kind="message", direction="in", contact_id=contact,
                                        external_id=f"p{n}", occurred_at=START + timedelta(minutes=n),
                                        text=f"сообщение {n}", data={"n": n})).event.id for n in range(3)]
+    orm_statements: list[bool] = []
     with hub.session(read_only=True) as s:
+        event.listen(s, "do_orm_execute", lambda state: orm_statements.append(state.is_orm_statement))
         caller = lookup_caller(s, phone="8 (916) 123-45-67", region="RU")
         assert caller is not None and caller.id == contact
         page = timeline_page(s, contact_id=contact, limit=2)
-        # Only the caller's contact is an ORM object; the page's events are plain rows.
+        # The page's events are plain rows, and so is the caller's contact.
         assert not [o for o in s.identity_map.values() if isinstance(o, TimelineEvent)]
+        assert not list(s.identity_map.values())
+        # Plain Core statements: Session.execute skips the ORM's compile and loading steps for them.
+        assert orm_statements == [False, False]
         assert [e.id for e in page.items] == posted[::-1][:2]
         newest = page.items[0]
         assert (newest.text, newest.data, newest.channel, newest.direction) == ("сообщение 2", {"n": 2}, "sms", "in")
@@ -43,3 +50,15 @@ def test_phone_normalisation_is_cached_per_process_and_bounded():
     assert normalize_phone("+7 916 765-43-21", "GB") == "+79167654321"  # and so is the region
     info = normalize_phone.cache_info()
     assert (info.hits, info.misses) == (1, 3) and info.maxsize == 8192
+
+
+def test_a_merged_callers_lookup_gives_the_surviving_contact(hub):
+    with hub.session() as s, s.begin():
+        kept = create_contact(s, actor=SYSTEM, region="RU", display_name="Анна").id
+        gone = create_contact(s, actor=SYSTEM, region="RU", display_name="Анна (дубль)",
+                              identities=[IdentityIn(kind="phone", value="+79161112233")]).id
+        s.get(Contact, gone).merged_into = kept
+    with hub.session(read_only=True) as s:
+        caller = lookup_caller(s, phone="+7 916 111-22-33", region="RU")
+        assert caller is not None and (caller.id, caller.display_name, caller.merged_into) == (kept, "Анна", None)
+        assert lookup_caller(s, phone="+7 916 000-00-00", region="RU") is None

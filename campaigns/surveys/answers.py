@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import bindparam, case, func, literal_column, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
-from sqlalchemy.orm.attributes import set_committed_value
 
 from campaigns.surveys.links import read_token
 from campaigns.surveys.models import InvitationStatus, Survey, SurveyInvitation, SurveyResponse
@@ -28,10 +27,10 @@ from campaigns.surveys.service import SURVEYS_CHANNEL, is_open
 from hub import clock
 from hub.auth import SYSTEM
 from hub.event_updates import publish_updated
-from hub.ingest import InboundEvent, post_event
-from hub.models import Contact, Direction, Task, TimelineEvent, User
+from hub.ingest import InboundEvent, post_events
+from hub.models import Contact, Direction, Task, TimelineEvent
 from hub.signing import BadLink
-from hub.tasks import InvalidTask, create_task
+from hub.tasks import InvalidTask, NewTask, create_tasks_posting
 from hub.web import i18n
 
 if TYPE_CHECKING:
@@ -277,13 +276,14 @@ def _close_the_loop(session: Session, *, link: Link, response: SavedResponse, su
     data = {"survey_id": link.survey.id, "invitation_id": link.invitation.id, "response_id": response.id,
             "nps": response.nps, "csat": response.csat, "answers": response.answers, "edits": response.edits}
     linked = (response.event_id, response.follow_up_task_id)
+    answered = None
     if response.event_id is None:
-        result = post_event(session, event=InboundEvent(
+        # Posted below: with a detractor's task's event in one batch (one insert), or alone.
+        answered = InboundEvent(
             channel=SURVEYS_CHANNEL, kind="survey.answered", direction=Direction.IN,
             contact_id=link.invitation.contact_id, external_id=f"survey-response:{response.id}",
             subject=link.survey.name, text=summary, data=data,
-        ))
-        response.event_id = result.event.id
+        )
     else:
         if response.event_id != edited_event_id:
             # An edit replaces the answer in force on the same event (see the module's docstring): one
@@ -292,21 +292,25 @@ def _close_the_loop(session: Session, *, link: Link, response: SavedResponse, su
         # Agents' open pages hear of the edit (hub.event_updates' one shape), however it was written.
         publish_updated(session, event_id=response.event_id, contact_id=link.invitation.contact_id,
                         channel=SURVEYS_CHANNEL, kind="survey.answered", status=None)
-    task = None
+    task_id = None
+    along = [answered] if answered is not None else []
     if response.follow_up_task_id is None and is_detractor(link.survey, response):
-        task = _open_follow_up(session, link=link, response=response, summary=summary, locale=locale)
-        response.follow_up_task_id = task.id
+        task_id, posted = _open_follow_up(session, link=link, response=response, summary=summary, locale=locale,
+                                          along=along)
+        response.follow_up_task_id = task_id
+    elif along:
+        posted = post_events(session, events=along)
+    if along:
+        [response.event_id] = posted
     if (response.event_id, response.follow_up_task_id) != linked:
         # Written by statements rather than through the ORM rows: that would cost a flush of its own.
         params = {"response_id": response.id, "new_event_id": response.event_id, "task_id": response.follow_up_task_id}
-        if task is not None and session.get_bind().dialect.name == "postgresql":
+        if task_id is not None and session.get_bind().dialect.name == "postgresql":
             session.execute(_LINK_RESPONSE_AND_TASK, params)
         else:
-            if task is not None:
+            if task_id is not None:
                 session.execute(_TASK_SOURCE, params)
             session.execute(_LINK_RESPONSE, params)
-    if task is not None:
-        set_committed_value(task, "source_event_id", response.event_id)
 
 
 def is_detractor(survey: Survey, response: SurveyResponse | SavedResponse | CheckedAnswers) -> bool:
@@ -315,8 +319,15 @@ def is_detractor(survey: Survey, response: SurveyResponse | SavedResponse | Chec
             or (response.csat is not None and response.csat <= survey.detractor_csat_max))
 
 
-def _open_follow_up(session: Session, *, link: Link, response: SavedResponse, summary: str, locale: str) -> Task:
-    """The detractor's follow-up task (its source, the answer's event, is set by the caller)."""
+def _open_follow_up(session: Session, *, link: Link, response: SavedResponse, summary: str, locale: str,
+                    along: Sequence[InboundEvent]) -> tuple[int, list[int]]:
+    """The detractor's follow-up task's id (its source, the answer's event, is set by the caller), and
+    the ids of the `along` events (the answer's, on a first answer), posted in the task's batch ahead
+    of its own event: one insert for both, the answer's triggers first.
+
+    Created as a plain row (`create_tasks_posting`), not an ORM object: nothing here reads the task
+    back, and the object's construction and flush cost a fifth of a detractor's first answer
+    (docs/benchmarks.md, "Survey page")."""
     _ = i18n.package_translations(locale, "surveys").gettext
     contact = link.contact
     title = _("Low survey score from %(name)s: %(survey)s") % {
@@ -325,19 +336,14 @@ def _open_follow_up(session: Session, *, link: Link, response: SavedResponse, su
         "date": response.submitted_at.date().isoformat() if response.submitted_at else ""}
     task = None
     # The contact's owner first, then the survey's queue, then nobody (everyone's open tasks).
+    # create_tasks_posting checks the assignee (InvalidTask for one deactivated or gone), so it is read once.
     for assignee in dict.fromkeys([contact.owner_id, link.survey.follow_up_user_id, None]):
-        if assignee is not None and not _active(session, assignee):
-            continue
         try:
-            task = create_task(session, actor=SYSTEM, title=title[:500], notes=notes, assignee_id=assignee,
-                               contact_id=link.invitation.contact_id)
+            [task], posted = create_tasks_posting(session, actor=SYSTEM, events=along, tasks=[NewTask(
+                title=title[:500], notes=notes, assignee_id=assignee, contact_id=link.invitation.contact_id)])
             break
-        except InvalidTask:
+        except InvalidTask:  # nothing was written, the answer's event included
             continue
-    assert isinstance(task, Task)
-    return task
+    assert task is not None
+    return task, posted
 
-
-def _active(session: Session, user_id: int) -> bool:
-    user = session.get(User, user_id)
-    return user is not None and user.is_active

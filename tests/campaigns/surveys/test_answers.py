@@ -102,6 +102,77 @@ def test_an_edit_reads_the_link_once_and_writes_twice(hub, email_ready):
     assert answered.data["nps"] == 10 and answered.data["edits"] == 1 and answered.data["response_id"] == edited.id
 
 
+def test_a_detractors_task_is_written_as_rows_and_its_owner_read_once(hub, email_ready):
+    """The follow-up task goes in through create_tasks: no ORM Task in the session (its construction
+    and flush cost a quarter of the task's CPU), and the owner is read once, by create_tasks's check."""
+    survey = make_survey(hub, delay_minutes=0)
+    with hub.session() as session, session.begin():
+        owner_id = create_user(session, email="owner2@example.com", password="long enough pw", role=Role.AGENT).id
+    _, token = invite_now(hub, survey, make_contact(hub, owner_id=owner_id))
+    users: list[str] = []
+
+    def record(_conn, _cursor, statement, *_args):  # type: ignore[no-untyped-def]
+        if "FROM user_account" in statement:
+            users.append(statement)
+
+    with hub.session() as session:
+        link = open_link(session, hub.settings, token)
+        event.listen(hub.db.engine, "before_cursor_execute", record)
+        try:
+            save_answers(session, link=link, form={"q_nps": ["2"]}, complete=True, locale="ru")
+        finally:
+            event.remove(hub.db.engine, "before_cursor_execute", record)
+        assert not [o for o in session.identity_map.values() if isinstance(o, Task)]
+        assert not session.new
+        session.commit()
+    assert len(users) == 1, users  # create_tasks's check that the owner is active, and no other read
+    with hub.session(read_only=True) as session:
+        task = session.scalars(select(Task)).one()
+        answered = session.scalars(select(TimelineEvent).where(TimelineEvent.kind == "survey.answered")).one()
+    assert task.assignee_id == owner_id and task.source_event_id == answered.id
+
+
+def test_a_detractors_first_answer_posts_both_events_in_one_insert_answer_first(hub, email_ready):
+    """The answer's event and the task's go in as one batch (one INSERT into timeline_event), and the
+    answer's comes first: its id, and the order the triggers see them in."""
+    survey = make_survey(hub, delay_minutes=0)
+    _, token = invite_now(hub, survey, make_contact(hub))
+    fired: list[str] = []
+    hub.triggers.register("*", lambda session, *, event, contact: fired.append(event.kind))
+    inserts: list[str] = []
+
+    def record(_conn, _cursor, statement, *_args):  # type: ignore[no-untyped-def]
+        if statement.lstrip().startswith("INSERT INTO timeline_event"):
+            inserts.append(statement)
+
+    event.listen(hub.db.engine, "before_cursor_execute", record)
+    try:
+        answer(hub, token, {"q_nps": ["3"]})
+    finally:
+        event.remove(hub.db.engine, "before_cursor_execute", record)
+    assert len(inserts) == 1, inserts
+    assert fired == ["survey.answered", "task.created"]
+    with hub.session(read_only=True) as session:
+        kinds = session.scalars(select(TimelineEvent.kind).order_by(TimelineEvent.id)).all()
+        task = session.scalars(select(Task)).one()
+        answered_id = session.scalar(select(TimelineEvent.id).where(TimelineEvent.kind == "survey.answered"))
+    assert [k for k in kinds if k in ("survey.answered", "task.created")] == ["survey.answered", "task.created"]
+    assert task.source_event_id == answered_id
+
+
+def test_a_detractors_task_skips_a_deactivated_owner(hub, email_ready):
+    survey = make_survey(hub, delay_minutes=0)
+    with hub.session() as session, session.begin():
+        owner = create_user(session, email="gone@example.com", password="long enough pw", role=Role.AGENT)
+        owner.is_active = False
+        owner_id = owner.id
+    _, token = invite_now(hub, survey, make_contact(hub, owner_id=owner_id))
+    answer(hub, token, {"q_nps": ["1"]})
+    with hub.session(read_only=True) as session:
+        task = session.scalars(select(Task)).one()
+    assert task.assignee_id is None  # nobody's: everyone's open tasks show it
+
+
 def test_twenty_concurrent_submissions_give_one_response(hub, email_ready):
     survey = make_survey(hub, delay_minutes=0)
     _, token = invite_now(hub, survey, make_contact(hub))
