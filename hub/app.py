@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 import logging
 import re
 import time
@@ -32,7 +31,7 @@ from hub.observability import (
     render_metrics,
 )
 from hub.routing import include_shared
-from hub.runtime import Hub
+from hub.runtime import Hub, freeze_startup_objects  # noqa: F401  (hub.asgi, benches)
 
 log = logging.getLogger("hub.app")
 
@@ -141,18 +140,6 @@ class _TooLarge(StarletteHTTPException):
     # turning it into "400 There was an error parsing the body" when no Content-Length was sent.
     def __init__(self, max_bytes: int) -> None:
         super().__init__(413, f"The request body is larger than {max_bytes} bytes; send less at a time.")
-
-
-def freeze_startup_objects() -> None:
-    """Move what is built by now out of the garbage collector's full passes (served processes only).
-
-    Modules, routes, the ORM's mappers and the templates live as long as the process; leaving them
-    in the collector's reach makes every full collection walk them, which stalls requests under
-    load (the webhook benchmark's tail latency). Tests build many apps and must be able to collect
-    them, so only `hub.asgi` (what `hub serve` runs) calls this.
-    """
-    gc.collect()
-    gc.freeze()
 
 
 def create_app(hub: Hub | None = None, *, check_schema: bool = True, start_worker: bool | None = None) -> FastAPI:

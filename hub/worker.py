@@ -24,6 +24,7 @@ from apscheduler.schedulers import SchedulerNotRunningError
 
 from hub import clock, outbox, sending, throttle
 from hub.channel import Capability, Channel, OutboundMessage, SendResult
+from hub.runtime import freeze_startup_objects
 from hub.scheduler import DISPATCH_JOB_ID, build_scheduler
 
 if TYPE_CHECKING:
@@ -250,16 +251,21 @@ def _stop_loop(loop: asyncio.AbstractEventLoop) -> None:
 class EmbeddedWorker:
     """A worker plus the scheduler in background threads (inside `hub serve`, or `hub worker`)."""
 
-    def __init__(self, hub: Hub, name: str | None = None) -> None:
+    def __init__(self, hub: Hub, name: str | None = None, *, freeze_after_start: bool = False) -> None:
         self.hub = hub
         self.worker = Worker(hub, name)
         self.scheduler: BackgroundScheduler | None = None
         self._unsubscribe: Any = None
+        self._freeze_after_start = freeze_after_start
+        self._first_runs: set[str] = set()  # jobs whose first run (at start) has not ended yet
+        self._first_runs_lock = threading.Lock()
 
     def start(self) -> None:
         """Start the scheduler; due work left from before a restart is dispatched at once."""
         self.scheduler = build_scheduler(self.hub, worker=self.worker)
         self.scheduler.add_listener(self._after_job, EVENT_JOB_EXECUTED | EVENT_JOB_ERROR)
+        if self._freeze_after_start:
+            self._first_runs = {job.id for job in self.scheduler.get_jobs() if getattr(job, "next_run_time", None)}
         self._unsubscribe = outbox.on_enqueued(self.hub, self._poke)
         self.scheduler.start()
         log.info("worker %s started with jobs %s", self.worker.claimant,
@@ -285,6 +291,15 @@ class EmbeddedWorker:
         # A wake-up that came just as a pass was ending was skipped by max_instances: run it now.
         if event.job_id == DISPATCH_JOB_ID and self.worker.woken:
             self._dispatch_now()
+        if self._first_runs:
+            with self._first_runs_lock:
+                waiting = bool(self._first_runs)
+                self._first_runs.discard(event.job_id)
+                done = waiting and not self._first_runs
+            if done:
+                # Every job has run once: what they imported and cached (templates, compiled
+                # statements, lazily loaded modules) lives as long as the process, like its start-up.
+                freeze_startup_objects()
 
     def _dispatch_now(self) -> None:
         if self.worker.stopping or self.scheduler is None:
@@ -296,7 +311,9 @@ class EmbeddedWorker:
 
 
 def run_worker(hub: Hub, name: str | None = None) -> None:
-    """Run a worker and the scheduler until SIGTERM or SIGINT, then stop gracefully."""
+    """Run a worker and the scheduler until SIGTERM or SIGINT, then stop gracefully. The process's
+    long-lived heap is frozen out of the collector's full passes, as served processes do: once
+    built, and again when every job has run once."""
     stop = threading.Event()
 
     def on_signal(signum: int, _frame: Any) -> None:
@@ -304,7 +321,8 @@ def run_worker(hub: Hub, name: str | None = None) -> None:
         stop.set()
 
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
-    embedded = EmbeddedWorker(hub, name)
+    freeze_startup_objects()
+    embedded = EmbeddedWorker(hub, name, freeze_after_start=True)
     try:
         embedded.start()
         while not stop.wait(1.0):

@@ -275,3 +275,47 @@ def test_the_worker_sends_on_uvloop_where_it_is_installed() -> None:
         assert loop.run_until_complete(asyncio.sleep(0, result="ran")) == "ran"
     finally:
         loop.close()
+
+
+def test_a_worker_process_freezes_its_start_up_heap_out_of_full_collections(hub):
+    """`hub worker` (run_worker) moves its start-up objects out of the collector's full passes, as
+    served processes do: a campaign worker otherwise walked them twice in a 4,000-message run, ~0.5 s
+    each (docs/benchmarks.md, "Campaign")."""
+    import gc
+    import os
+    import signal
+    import threading
+
+    from hub.worker import run_worker
+
+    gc.unfreeze()  # the suite's own freeze (tests/conftest.py) is put back after the test
+    stop = threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGTERM))
+    stop.start()
+    try:
+        run_worker(hub, name="freeze-test")
+    finally:
+        stop.cancel()
+    assert gc.get_freeze_count() > 0
+
+
+def test_a_worker_process_freezes_again_once_every_job_has_run_once(hub):
+    """What the first runs import and cache lives as long as the process: frozen too, not walked by
+    every later full collection."""
+    import gc
+    import time
+
+    from hub.worker import EmbeddedWorker
+
+    gc.unfreeze()  # the suite's own freeze (tests/conftest.py) is put back after the test
+    embedded = EmbeddedWorker(hub, "freeze-test", freeze_after_start=True)
+    embedded.start()
+    try:
+        deadline = time.monotonic() + 30
+        while embedded._first_runs and time.monotonic() < deadline:  # jobs may freeze for their own run
+            time.sleep(0.05)
+        assert not embedded._first_runs
+        while gc.get_freeze_count() == 0 and time.monotonic() < deadline:  # the listener collects, then freezes
+            time.sleep(0.05)
+        assert gc.get_freeze_count() > 0
+    finally:
+        embedded.stop()

@@ -205,7 +205,87 @@ def _mailbox(header: str, name: str | None, addr: str) -> str:
 def _text(name: str, value: str) -> str:
     """An unstructured header (Subject): RFC 2047 words when it is not plain ASCII, folded at 78."""
     plain = value.isascii() and "=?" not in value
+    direct = _plain_value(name, value) if plain else _utf8_words(name, value)
+    if direct is not None:
+        return f"{name}: {direct}"
     return f"{name}: " + Header(value, "us-ascii" if plain else "utf-8", header_name=name).encode(linesep=CRLF)
+
+
+# What str.splitlines() breaks at: email.header folds a value at each of these, so such a value
+# takes the standard library's path.
+_LINE_BREAKS = re.compile(r"[\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029]")
+_MAX_LINE = 78
+_UTF8_CHROME = len("=?utf-8?b??=")
+_QP_SAFE_BYTES = b"!*+-/0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz "
+_QP_SAFE = frozenset(_QP_SAFE_BYTES)  # one column each in a Q word (the space as "_"); others three
+
+
+def _plain_value(name: str, value: str) -> str | None:
+    """A plain ASCII value that fits on the header's first line is written as it is (what
+    `email.header.Header` returns for it); None when it must be folded."""
+    if not value or len(name) + 2 + len(value) > _MAX_LINE or _LINE_BREAKS.search(value):
+        return None
+    return value
+
+
+def _utf8_words(name: str, value: str) -> str | None:
+    """`email.header.Header(value, "utf-8", header_name=name).encode(linesep=CRLF)` for a one-line
+    value, without its per-character re-encoding (quadratic in the value's length, ~4% of a
+    campaign worker's time): the shorter of base64 and Q for the whole value, words cut at
+    character boundaries to fit 78 columns, one per line. None for what it does not cover (an
+    empty value, line breaks, characters UTF-8 cannot encode); the caller then asks email.header.
+    tests/channels/email/test_mime.py holds it to the standard library's output."""
+    if not value or _LINE_BREAKS.search(value):
+        return None
+    try:
+        data = value.encode("utf-8")
+    except UnicodeEncodeError:
+        return None
+    q_length = len(data) + 2 * len(data.translate(None, _QP_SAFE_BYTES))
+    b64 = (len(data) + 2) // 3 * 4 < q_length  # email.charset's SHORTEST, ties to Q
+    room = _MAX_LINE - len(name) - 2 - _UTF8_CHROME  # the first line carries "Name: "
+    if ((len(data) + 2) // 3 * 4 if b64 else q_length) <= room:
+        return _word(data, b64)  # one word (most subjects)
+    q_lengths = [1 if byte in _QP_SAFE else 3 for byte in data]
+    words: list[str] = []
+    start = used = 0  # the current word's first byte, and its Q length so far
+    at = 0
+    for char in value:
+        size = len(char.encode("utf-8"))
+        end = at + size
+        width = (end - start + 2) // 3 * 4 if b64 else used + sum(q_lengths[at:end])
+        if width > room:
+            if at == start:
+                return None  # not even one character fits (a very long header name)
+            words.append(_word(data[start:at], b64))
+            start, used, room = at, 0, _MAX_LINE - 1 - _UTF8_CHROME
+            width = (end - start + 2) // 3 * 4 if b64 else sum(q_lengths[at:end])
+        used = width
+        at = end
+    words.append(_word(data[start:], b64))
+    return f"{CRLF} ".join(words)
+
+
+def _word(data: bytes, b64: bool) -> str:
+    if b64:
+        return f"=?utf-8?b?{base64.b64encode(data).decode('ascii')}?="
+    return "=?utf-8?q?" + "".join(chr(b) if b in _QP_SAFE and b != 32 else "_" if b == 32 else f"={b:02X}"
+                                  for b in data) + "?="
+
+
+_last_date: tuple[datetime, str] | None = None
+
+
+def _date_value(date: datetime) -> str:
+    """`format_datetime(date)`, remembered for the last second asked: a batch's messages share it."""
+    global _last_date
+    whole = date.replace(microsecond=0)
+    last = _last_date
+    if last is not None and last[0] == whole and last[0].tzinfo is whole.tzinfo and last[0].fold == whole.fold:
+        return last[1]
+    value = format_datetime(whole)
+    _last_date = (whole, value)
+    return value
 
 
 def _structured(name: str, tokens: list[str]) -> str:
@@ -289,7 +369,7 @@ def build_message(
         _mailbox("From", content.from_name or settings.from_name, content.from_address or settings.from_address),
         _mailbox("To", content.to_name, to_address),
         _text("Subject", one_line(content.subject, limit=998)),
-        f"Date: {format_datetime(date)}",
+        f"Date: {_date_value(date)}",
         f"Message-ID: <{message_id}>",
         _mailbox("Reply-To", settings.from_name, reply_address(settings, token)),
     ]

@@ -133,3 +133,43 @@ def test_any_subject_name_and_body_read_back_as_written_from_7_bit_lines(subject
     normal = lambda s: s.replace("\r\n", "\n").replace("\r", "\n").rstrip("\n")  # noqa: E731
     assert normal(parsed.get_body(("plain",)).get_content()) == normal(text)
     assert normal(parsed.get_body(("html",)).get_content()) == normal(html)
+
+
+def stdlib_header(name: str, value: str) -> str:
+    """What `email.header` writes for an unstructured header: the output the direct encoder must equal."""
+    from email.header import Header
+
+    plain = value.isascii() and "=?" not in value
+    return f"{name}: " + Header(value, "us-ascii" if plain else "utf-8", header_name=name).encode(linesep="\r\n")
+
+
+def test_a_personalised_subject_is_encoded_without_email_header_and_as_email_header_writes_it():
+    from channels.email.mime import _plain_value, _text, _utf8_words
+
+    for subject in ["Анна, предложения недели", "Anna, this week's offers", "Zoë, =?not a word?=",
+                    "Очень длинная тема письма, которая не помещается в одну строку заголовка никак"]:
+        assert _text("Subject", subject) == stdlib_header("Subject", subject)
+    # The common cases take the direct path (email.header re-encodes the value once per character).
+    assert _utf8_words("Subject", "Анна, предложения недели") is not None
+    assert _plain_value("Subject", "Anna, this week's offers") == "Anna, this week's offers"
+
+
+@settings(max_examples=400, deadline=None)
+@given(value=st.text(st.characters(blacklist_categories=("Cs",)), max_size=200)
+       | st.text(st.sampled_from("aé =?_,;ж日\t😀\x85"), max_size=120),
+       name=st.sampled_from(["Subject", "X", "Thread-Topic-Something-Long"]))
+def test_the_direct_header_encoder_writes_what_email_header_writes(value, name):
+    from channels.email.mime import _text
+
+    assert _text(name, value) == stdlib_header(name, value)
+
+
+def test_the_date_header_is_written_in_each_dates_own_zone_even_for_the_same_instant():
+    from datetime import timedelta
+    from email.utils import format_datetime
+
+    from channels.email.mime import _date_value
+
+    moscow = DATE.astimezone(timezone(timedelta(hours=3)))
+    for date in (DATE, moscow, DATE.replace(microsecond=7), moscow, DATE.replace(tzinfo=None)):
+        assert _date_value(date) == format_datetime(date.replace(microsecond=0))
