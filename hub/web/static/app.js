@@ -66,6 +66,25 @@
     search.addEventListener("input", () => { if (!search.value.trim()) closeResults(); });
   }
 
+  /* A newer search's results can arrive after the agent moved into the older ones with the arrows:
+     the swap would drop the focus to the page. Keep it on the same contact, or at the same place. */
+  if (results) {
+    let focused = null;
+    results.addEventListener("htmx:beforeSwap", () => {
+      const links = resultLinks();
+      const index = links.indexOf(document.activeElement);
+      focused = index >= 0 ? { href: links[index].getAttribute("href"), index } : null;
+    });
+    results.addEventListener("htmx:afterSwap", () => {
+      if (!focused) return;
+      const links = resultLinks();
+      const same = links.find((link) => link.getAttribute("href") === focused.href);
+      const target = same || links[Math.min(focused.index, links.length - 1)];
+      if (target) target.focus(); else if (search) search.focus();
+      focused = null;
+    });
+  }
+
   /* ---- on a phone the card's secondary sections start folded, so the timeline is near ---- */
   if (window.matchMedia && window.matchMedia("(max-width: 800px)").matches) {
     document.querySelectorAll("details[data-collapse-on-phone]").forEach((d) => { d.open = false; });
