@@ -111,7 +111,8 @@ def _invitations(env: dict[str, str], count: int, run: str) -> list[str]:
 def build_app() -> Any:
     """The hub's app from the environment's settings, plus the pre-built baseline (uvicorn --factory),
     served as `hub serve` serves hub.asgi (start-up objects out of the collector's full passes)."""
-    from hub.app import create_app, freeze_startup_objects
+    from hub.app import create_app
+    from hub.runtime import freeze_startup_objects
     from hub.runtime import Hub
 
     hub = Hub()

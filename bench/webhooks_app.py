@@ -13,8 +13,8 @@ from fastapi import Request, Response
 from sqlalchemy import Column, Integer, MetaData, Table, Text
 from starlette.concurrency import run_in_threadpool
 
-from hub.app import create_app, freeze_startup_objects
-from hub.runtime import Hub
+from hub.app import create_app
+from hub.runtime import Hub, freeze_startup_objects
 
 RAW_PATH = "/bench/raw-insert"
 

@@ -31,7 +31,7 @@ from hub.observability import (
     render_metrics,
 )
 from hub.routing import include_shared
-from hub.runtime import Hub, freeze_startup_objects  # noqa: F401  (hub.asgi, benches)
+from hub.runtime import Hub
 
 log = logging.getLogger("hub.app")
 

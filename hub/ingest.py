@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from sqlalchemy import and_, bindparam, literal, select, tuple_
@@ -82,13 +82,23 @@ class ContactNotFound(LookupError):
     pass
 
 
+C = TypeVar("C")
+
+
+def follow_merges(contact: C, load: Callable[[int], C | None]) -> C | None:
+    """Follow `merged_into` from `contact` to the contact it now lives in, reading each next one with
+    `load(id)` (an ORM object or a row: anything with `id` and `merged_into`); a loop stops it."""
+    seen = set()
+    current: C | None = contact
+    while current is not None and current.merged_into is not None and current.id not in seen:
+        seen.add(current.id)
+        current = load(current.merged_into)
+    return current
+
+
 def survivor(session: Session, contact: Contact) -> Contact:
     """The contact a merged one now lives in (follows merged_into to the end)."""
-    seen = set()
-    while contact.merged_into is not None and contact.id not in seen:
-        seen.add(contact.id)
-        contact = session.get(Contact, contact.merged_into)  # type: ignore[assignment]
-    return contact
+    return follow_merges(contact, lambda contact_id: session.get(Contact, contact_id))  # type: ignore[return-value]
 
 
 def get_contact(session: Session, contact_id: int) -> Contact:

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from hub.db import among, contains_folded, is_postgres
 from hub.identities import InvalidIdentity, normalize_phone
+from hub.ingest import follow_merges
 from hub.models import Contact, Identity, IdentityKind, TimelineEvent, UTCDateTime
 
 T = TypeVar("T")
@@ -186,8 +187,6 @@ def lookup_caller(session: Session, *, phone: str, region: str) -> Row[Any] | No
     except InvalidIdentity:
         return None
     contact = session.execute(_CALLER, {"value": value}).first()
-    seen = set()
-    while contact is not None and contact.merged_into is not None and contact.id not in seen:
-        seen.add(contact.id)
-        contact = session.execute(_CONTACT_BY_ID, {"id": contact.merged_into}).first()
-    return contact
+    if contact is None:
+        return None
+    return follow_merges(contact, lambda contact_id: session.execute(_CONTACT_BY_ID, {"id": contact_id}).first())

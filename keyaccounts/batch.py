@@ -42,7 +42,7 @@ _frozen_before = False
 def long_lived_frozen() -> Iterator[None]:
     """Run the block with the heap that existed before it out of the collector's walks.
 
-    A served process froze its start-up heap already (hub.app.freeze_startup_objects): that freeze
+    A served process froze its start-up heap already (hub.runtime.freeze_startup_objects): that freeze
     is kept when the jobs end (gc.unfreeze would undo it), so garbage is collected before freezing
     there, lest some be pinned in the permanent generation for good. Elsewhere (a CLI, the bench)
     the jobs' end unfreezes everything and any garbage frozen with it is collected later: no full

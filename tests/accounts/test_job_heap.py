@@ -22,7 +22,7 @@ def test_a_job_unfreezes_what_it_froze():
 
 
 def test_a_job_keeps_a_served_process_start_up_freeze():
-    gc.freeze()  # what hub.app.freeze_startup_objects did when the process started
+    gc.freeze()  # what hub.runtime.freeze_startup_objects did when the process started
     try:
         with long_lived_frozen():
             pass
