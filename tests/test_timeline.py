@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
+import pytest
 from sqlalchemy import event
+from sqlalchemy.exc import DBAPIError
 
 from hub.auth import SYSTEM
 from hub.contacts import IdentityIn, create_contact
 from hub.identities import normalize_phone
 from hub.ingest import InboundEvent, ingest
 from hub.models import Contact, TimelineEvent
-from hub.timeline import lookup_caller, timeline_page
+from hub.timeline import _PAGE, lookup_caller, timeline_page
 
 START = datetime(2026, 3, 1, 9, tzinfo=timezone.utc)
 
@@ -32,8 +34,10 @@ def test_a_page_reads_rows_with_the_events_fields_and_loads_nothing_into_the_ses
         # The page's events are plain rows, and so is the caller's contact.
         assert not [o for o in s.identity_map.values() if isinstance(o, TimelineEvent)]
         assert not list(s.identity_map.values())
-        # Plain Core statements: Session.execute skips the ORM's compile and loading steps for them.
-        assert orm_statements == [False, False]
+        # Plain Core statements: Session.execute skips the ORM's compile and loading steps for them (on
+        # PostgreSQL they do not go through Session.execute at all: see the test below).
+        assert True not in orm_statements
+        assert orm_statements == ([] if s.get_bind().dialect.name == "postgresql" else [False, False])
         assert [e.id for e in page.items] == posted[::-1][:2]
         newest = page.items[0]
         assert (newest.text, newest.data, newest.channel, newest.direction) == ("сообщение 2", {"n": 2}, "sms", "in")
@@ -62,3 +66,42 @@ def test_a_merged_callers_lookup_gives_the_surviving_contact(hub):
         caller = lookup_caller(s, phone="+7 916 111-22-33", region="RU")
         assert caller is not None and (caller.id, caller.display_name, caller.merged_into) == (kept, "Анна", None)
         assert lookup_caller(s, phone="+7 916 000-00-00", region="RU") is None
+
+
+def test_on_postgresql_the_pops_reads_run_on_the_drivers_cursor_with_the_same_rows(hub):
+    if hub.db.engine.dialect.name != "postgresql":
+        pytest.skip("the driver-cursor path is PostgreSQL's; SQLite runs the statements through SQLAlchemy")
+    with hub.session() as s, s.begin():
+        contact = create_contact(s, actor=SYSTEM, region="RU", display_name="Анна",
+                                 identities=[IdentityIn(kind="phone", value="+79161234567")]).id
+    for n in range(3):
+        ingest(hub, InboundEvent(channel="sms", kind="message", direction="in", contact_id=contact, external_id=f"d{n}",
+                                 occurred_at=START + timedelta(minutes=n), text=f"сообщение {n}", data={"n": [n]}))
+    executed: list[str] = []  # through SQLAlchemy's execution (compile cache, execution context, result)
+    on_cursor: list[str] = []  # every statement sent, whichever way
+    def through_sqlalchemy(_conn, clause, *_args):  # type: ignore[no-untyped-def]
+        executed.append(str(clause))
+
+    def sent(_conn, _cursor, statement, *_args):  # type: ignore[no-untyped-def]
+        on_cursor.append(statement)
+
+    with hub.session(read_only=True) as s:
+        connection = s.connection()
+        event.listen(connection, "before_execute", through_sqlalchemy)
+        event.listen(hub.db.engine, "after_cursor_execute", sent)
+        try:
+            caller = lookup_caller(s, phone="8 (916) 123-45-67", region="RU")
+            page = timeline_page(s, contact_id=contact, limit=2)
+        finally:
+            event.remove(hub.db.engine, "after_cursor_execute", sent)
+            event.remove(connection, "before_execute", through_sqlalchemy)
+        assert executed == [] and len(on_cursor) == 2  # the engine's cursor listeners still hear both
+        assert caller is not None and caller.id == contact and caller.display_name == "Анна"
+        # The same values SQLAlchemy's own execution gives, the types' result processors applied.
+        expected = s.execute(_PAGE, {"contact_id": contact, "limit": 3}).all()
+        assert [tuple(e) for e in page.items] == [tuple(e) for e in expected[:2]]
+        assert page.items[0].occurred_at.utcoffset() == timedelta(0) and page.items[0].data == {"n": [2]}
+        assert page.next_cursor is not None
+        # A driver error is SQLAlchemy's error, as from Session.execute.
+        with pytest.raises(DBAPIError):
+            timeline_page(s, contact_id="not a number", limit=2)  # type: ignore[arg-type]
