@@ -168,7 +168,7 @@ class _Direct:
         return rows[0] if rows else None
 
 
-_DIRECT_PAGE = _Direct(_PAGE)
+_DIRECT_PAGE, _DIRECT_PAGE_AFTER = _Direct(_PAGE), _Direct(_PAGE_AFTER)
 
 
 def _merged_page(session: Session, contact_ids: Sequence[int], conditions: Sequence[ColumnElement[bool]] = (),
@@ -246,8 +246,8 @@ def timeline_page(
         if extra:
             stmt = stmt.where(*extra)
         params["contact_id"] = contact_id
-    if stmt is _PAGE:  # the screen pop's and every first page's read
-        rows = _DIRECT_PAGE.all(session, params)
+    if stmt is _PAGE or stmt is _PAGE_AFTER:  # the screen pop's read, and scrolling down a timeline
+        rows = (_DIRECT_PAGE if stmt is _PAGE else _DIRECT_PAGE_AFTER).all(session, params)
     else:
         rows = session.execute(stmt, params).all()
     next_cursor = None

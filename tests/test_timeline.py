@@ -92,16 +92,17 @@ def test_on_postgresql_the_pops_reads_run_on_the_drivers_cursor_with_the_same_ro
         try:
             caller = lookup_caller(s, phone="8 (916) 123-45-67", region="RU")
             page = timeline_page(s, contact_id=contact, limit=2)
+            rest = timeline_page(s, contact_id=contact, limit=2, cursor=page.next_cursor)  # by keyset
         finally:
             event.remove(hub.db.engine, "after_cursor_execute", sent)
             event.remove(connection, "before_execute", through_sqlalchemy)
-        assert executed == [] and len(on_cursor) == 2  # the engine's cursor listeners still hear both
+        assert executed == [] and len(on_cursor) == 3  # the engine's cursor listeners still hear all three
         assert caller is not None and caller.id == contact and caller.display_name == "Анна"
         # The same values SQLAlchemy's own execution gives, the types' result processors applied.
         expected = s.execute(_PAGE, {"contact_id": contact, "limit": 3}).all()
         assert [tuple(e) for e in page.items] == [tuple(e) for e in expected[:2]]
         assert page.items[0].occurred_at.utcoffset() == timedelta(0) and page.items[0].data == {"n": [2]}
-        assert page.next_cursor is not None
+        assert [tuple(e) for e in rest.items] == [tuple(expected[2])] and rest.next_cursor is None
         # A driver error is SQLAlchemy's error, as from Session.execute.
         with pytest.raises(DBAPIError):
             timeline_page(s, contact_id="not a number", limit=2)  # type: ignore[arg-type]
