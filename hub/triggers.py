@@ -24,6 +24,9 @@ ENTRY_POINT_GROUP = "hub.triggers"
 
 
 class Trigger(Protocol):
+    """`event` is the new event: a `TimelineEvent` from `post_event`, a read-only row of timeline_event
+    (each column an attribute, the same values) from `post_events`. Read it; do not change it."""
+
     def __call__(self, session: Session, *, event: TimelineEvent, contact: Contact) -> None: ...
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import datetime, timedelta, timezone
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -171,6 +172,31 @@ def test_post_events_records_a_batch_once_fires_triggers_and_publishes_after_com
     assert sorted(event_id for _topic, event_id in published) == sorted({*ids, again[1]})
     with hub.session() as s, pytest.raises(ContactNotFound):
         post_events(s, events=[InboundEvent(channel="fake", kind="message", contact_id=10**9, external_id="x")])
+
+
+def test_post_events_triggers_get_the_new_rows_whole_without_loading_them_into_the_session(hub):
+    """The batch's triggers read every field of each new event from the insert's RETURNING, as
+    read-only rows: no ORM object is built for them (~0.3 ms of CPU per batch, docs/benchmarks.md)."""
+    from hub.ingest import post_events
+    from hub.models import TimelineEvent
+
+    contact = ingest(hub, sms("SM-rows")).contact.id
+    at = datetime(2026, 5, 1, 12, tzinfo=timezone.utc)
+    seen: list[tuple] = []
+    hub.triggers.register("*", lambda s, *, event, contact: seen.append(
+        (event.id, event.contact_id, event.kind, event.direction, event.occurred_at, event.data, event.subject,
+         contact.id, [o for o in s.identity_map.values() if isinstance(o, TimelineEvent)])))
+    with hub.session() as s, s.begin():
+        ids = post_events(s, events=[InboundEvent(channel="fake", kind=kind, direction="in", contact_id=contact,
+                                                  external_id=f"rows-{kind}", occurred_at=at, subject=kind,
+                                                  data={"kind": [kind]}) for kind in ("first.kind", "second.kind")])
+        assert not [o for o in s.identity_map.values() if isinstance(o, TimelineEvent)]
+    assert [row[:8] for row in seen] == [(ids[0], contact, "first.kind", "in", at, {"kind": ["first.kind"]}, "first.kind",
+                                          contact),
+                                         (ids[1], contact, "second.kind", "in", at, {"kind": ["second.kind"]},
+                                          "second.kind", contact)]
+    assert [row[8] for row in seen] == [[], []]  # nothing loaded when the triggers ran either
+    assert seen[0][4].utcoffset() == timedelta(0)
 
 
 def test_a_returning_customers_event_costs_two_statements(hub):
