@@ -10,6 +10,7 @@ answer in force. A detractor opens one follow-up task, once.
 
 from __future__ import annotations
 
+from collections import namedtuple
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -51,10 +52,14 @@ class LinkRefused(Exception):
 
 @dataclass
 class Link:
-    invitation: SurveyInvitation
-    survey: Survey
-    contact: Contact
-    response: SurveyResponse | None
+    """The invitation a link opens, with its survey, contact and response (None before any save), as
+    read-only rows of their tables (each column an attribute, as on the models' objects), and the
+    survey's questions parsed."""
+
+    invitation: Any  # a row of survey_invitation
+    survey: Any  # of survey
+    contact: Any  # of contact
+    response: Any | None  # of survey_response
     questions: list[Question]
 
     @property
@@ -66,13 +71,30 @@ class Link:
 # costs more than running it (an upsert's `excluded` alone takes half a millisecond), and SQLAlchemy
 # keeps each one's compiled SQL.
 _INVITATION, _RESPONSE, _EVENT = SurveyInvitation.__table__, SurveyResponse.__table__, TimelineEvent.__table__
+# Every page view and answer reads the link: the four rows in one statement of the tables' columns
+# (Core: no ORM objects built and loaded into the session, ~0.3 ms of CPU less a read, docs/benchmarks.md
+# "Survey page", issue 24 session 13), each table's columns then a row of their own.
+_SURVEY, _CONTACT = Survey.__table__, Contact.__table__  # type: ignore[attr-defined]
+_LINK_PARTS = tuple((namedtuple(table.name, [c.name for c in table.c]), len(table.c))  # type: ignore[misc]
+                    for table in (_INVITATION, _SURVEY, _CONTACT, _RESPONSE))
 _LINK = (
-    select(SurveyInvitation, Survey, Contact, SurveyResponse)
-    .join(Survey, Survey.id == SurveyInvitation.survey_id)
-    .join(Contact, Contact.id == SurveyInvitation.contact_id)
-    .outerjoin(SurveyResponse, SurveyResponse.invitation_id == SurveyInvitation.id)
-    .where(SurveyInvitation.id == bindparam("invitation_id"))
+    select(*(column.label(f"{table.name}_{column.name}")
+             for table in (_INVITATION, _SURVEY, _CONTACT, _RESPONSE) for column in table.c))
+    .select_from(_INVITATION.join(_SURVEY, _SURVEY.c.id == _INVITATION.c.survey_id)
+                 .join(_CONTACT, _CONTACT.c.id == _INVITATION.c.contact_id)
+                 .outerjoin(_RESPONSE, _RESPONSE.c.invitation_id == _INVITATION.c.id))
+    .where(_INVITATION.c.id == bindparam("invitation_id"))
 )
+
+
+def _link_rows(row: Sequence[Any]) -> list[Any]:
+    """The link's one row as a row of each table (None for a response not there: its id is NULL)."""
+    parts, start = [], 0
+    for make, width in _LINK_PARTS:
+        values = row[start:start + width]
+        parts.append(make._make(values) if values[0] is not None else None)
+        start += width
+    return parts
 _MARK_ANSWERED = (update(_INVITATION).where(_INVITATION.c.id == bindparam("invitation_id"))
                   .values(status=InvitationStatus.ANSWERED.value))
 _EDIT_EVENT = (update(_EVENT).where(_EVENT.c.id == bindparam("event_id"))
@@ -163,7 +185,7 @@ def open_link(session: Session, settings: Settings, token: str, *, now: datetime
     row = session.execute(_LINK, {"invitation_id": invitation_id}).first()
     if row is None:
         raise LinkRefused(LinkProblem.INVALID)
-    invitation, survey, contact, response = row
+    invitation, survey, contact, response = _link_rows(row)
     # The nonce is compared as well as the signature: a link can be revoked by changing it.
     if (invitation.contact_id, invitation.survey_id, invitation.nonce) != (contact_id, survey_id, nonce):
         raise LinkRefused(LinkProblem.INVALID)
