@@ -77,20 +77,27 @@ _INVITATION, _RESPONSE, _EVENT = SurveyInvitation.__table__, SurveyResponse.__ta
 _SURVEY, _CONTACT = Survey.__table__, Contact.__table__  # type: ignore[attr-defined]
 _LINK_PARTS = tuple((namedtuple(table.name, [c.name for c in table.c]), len(table.c))  # type: ignore[misc]
                     for table in (_INVITATION, _SURVEY, _CONTACT, _RESPONSE))
-_LINK = (
-    select(*(column.label(f"{table.name}_{column.name}")
-             for table in (_INVITATION, _SURVEY, _CONTACT, _RESPONSE) for column in table.c))
-    .select_from(_INVITATION.join(_SURVEY, _SURVEY.c.id == _INVITATION.c.survey_id)
-                 .join(_CONTACT, _CONTACT.c.id == _INVITATION.c.contact_id)
-                 .outerjoin(_RESPONSE, _RESPONSE.c.invitation_id == _INVITATION.c.id))
-    .where(_INVITATION.c.id == bindparam("invitation_id"))
-)
+_LINK_FROM = (_INVITATION.join(_SURVEY, _SURVEY.c.id == _INVITATION.c.survey_id)
+              .join(_CONTACT, _CONTACT.c.id == _INVITATION.c.contact_id)
+              .outerjoin(_RESPONSE, _RESPONSE.c.invitation_id == _INVITATION.c.id))
+_LINK = (select(*(column.label(f"{table.name}_{column.name}")
+                  for table in (_INVITATION, _SURVEY, _CONTACT, _RESPONSE) for column in table.c))
+         .select_from(_LINK_FROM).where(_INVITATION.c.id == bindparam("invitation_id")))
+# A save that may post events reads the contact as the ORM object instead, in the same statement:
+# post_events gives it to the triggers and would read it again if the session did not hold it.
+_LINK_FOR_EVENTS = (select(Contact, *(column.label(f"{table.name}_{column.name}")
+                                      for table in (_INVITATION, _SURVEY, _RESPONSE) for column in table.c))
+                    .select_from(_LINK_FROM).where(_INVITATION.c.id == bindparam("invitation_id")))
 
 
-def _link_rows(row: Sequence[Any]) -> list[Any]:
-    """The link's one row as a row of each table (None for a response not there: its id is NULL)."""
-    parts, start = [], 0
+def _link_rows(row: Sequence[Any], *, contact: Contact | None = None) -> list[Any]:
+    """The link's one row as a row of each table (None for a response not there: its id is NULL);
+    with `contact`, the row leads with that object and holds no contact columns."""
+    parts, start = [], 1 if contact is not None else 0
     for make, width in _LINK_PARTS:
+        if make.__name__ == _CONTACT.name and contact is not None:
+            parts.append(contact)
+            continue
         values = row[start:start + width]
         parts.append(make._make(values) if values[0] is not None else None)
         start += width
@@ -175,17 +182,20 @@ class SavedResponse:
     submitted_at: datetime | None
 
 
-def open_link(session: Session, settings: Settings, token: str, *, now: datetime | None = None) -> Link:
-    """The invitation a token opens, with its survey, contact and response; LinkRefused otherwise."""
+def open_link(session: Session, settings: Settings, token: str, *, now: datetime | None = None,
+              for_events: bool = False) -> Link:
+    """The invitation a token opens, with its survey, contact and response; LinkRefused otherwise.
+    `for_events`: the contact as its ORM object, held by the session, for a save that may post the
+    answer's events (read in the same statement; post_events would read it again otherwise)."""
     try:
         invitation_id, contact_id, survey_id, nonce = read_token(settings, token)
     except BadLink:
         raise LinkRefused(LinkProblem.INVALID) from None
     now = now or clock.now()
-    row = session.execute(_LINK, {"invitation_id": invitation_id}).first()
+    row = session.execute(_LINK_FOR_EVENTS if for_events else _LINK, {"invitation_id": invitation_id}).first()
     if row is None:
         raise LinkRefused(LinkProblem.INVALID)
-    invitation, survey, contact, response = _link_rows(row)
+    invitation, survey, contact, response = _link_rows(row, contact=row[0] if for_events else None)
     # The nonce is compared as well as the signature: a link can be revoked by changing it.
     if (invitation.contact_id, invitation.survey_id, invitation.nonce) != (contact_id, survey_id, nonce):
         raise LinkRefused(LinkProblem.INVALID)
