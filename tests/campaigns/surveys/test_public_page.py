@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from datetime import timedelta
 
 import pytest
@@ -246,23 +247,30 @@ def test_twenty_concurrent_posts_to_a_live_server_give_one_response(hub, email_r
         assert session.scalars(select(SurveyResponse.edits)).one() == 19
 
 
-def test_a_first_answer_reads_the_contact_once_with_the_link(client, hub, invited):
-    """The page reads the link as plain rows; a POST reads the contact as the object post_events hands
-    the triggers in the same statement, so the answer's and the task's events do not read it again."""
+@contextmanager
+def statements_sent(hub):  # type: ignore[no-untyped-def]
+    """The SQL the engine sends inside the block."""
     from sqlalchemy import event
 
-    _, contact, _, token = invited
-    statements: list[str] = []
+    sent: list[str] = []
 
     def record(_conn, _cursor, statement, *_args):  # type: ignore[no-untyped-def]
-        statements.append(statement)
+        sent.append(statement)
 
     event.listen(hub.db.engine, "before_cursor_execute", record)
     try:
-        sent = client.post(f"/s/{token}", data={"q_nps": "2", "q_wrong": "Курьер опоздал", "action": "submit"},
-                           follow_redirects=False)
+        yield sent
     finally:
         event.remove(hub.db.engine, "before_cursor_execute", record)
+
+
+def test_a_first_answer_reads_the_contact_once_with_the_link(client, hub, invited):
+    """The page reads the link as plain rows; a POST reads the contact as the object post_events hands
+    the triggers in the same statement, so the answer's and the task's events do not read it again."""
+    token = invited[3]
+    with statements_sent(hub) as statements:
+        sent = client.post(f"/s/{token}", data={"q_nps": "2", "q_wrong": "Курьер опоздал", "action": "submit"},
+                           follow_redirects=False)
     assert sent.status_code == 303
     reads = [s for s in statements if s.lstrip().startswith("SELECT") and "FROM survey_invitation" in s]
     assert len(reads) == 1
