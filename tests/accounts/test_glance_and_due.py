@@ -88,6 +88,26 @@ def test_new_events_of_a_key_account_make_it_due_and_the_job_takes_it(hub, key_a
     assert _count(hub, CoolingEpisode) == 1 and _count(hub, Task) == 1  # still one alert for the episode
 
 
+def test_a_batch_through_post_events_marks_the_key_account_due(hub, key_account):
+    """post_events hands the triggers read-only rows: a key account's contact's new events still mark
+    it due, once per event, and a replayed one does not."""
+    from hub.ingest import post_events
+
+    aid, cid = key_account["account"], key_account["contact"]
+    before = _due(hub)[aid]
+
+    def batch(*numbers: int) -> list[InboundEvent]:
+        return [InboundEvent(channel="email", kind="message", direction="in", contact_id=cid, external_id=f"pe{n}")
+                for n in numbers]
+
+    with hub.session() as s, s.begin():
+        post_events(s, events=batch(1, 2))
+    assert _due(hub) == {aid: before + 2}
+    with hub.session() as s, s.begin():
+        post_events(s, events=batch(2, 3))
+    assert _due(hub) == {aid: before + 3}
+
+
 def test_an_event_arriving_during_a_recompute_keeps_the_account_due(hub, key_account, frozen_clock, monkeypatch):
     if hub.db.engine.dialect.name != "postgresql":
         pytest.skip("a second writer during a transaction: PostgreSQL (SQLite runs one writer at a time)")

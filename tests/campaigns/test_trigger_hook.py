@@ -143,3 +143,29 @@ def test_the_kinds_are_kept_across_transactions_until_a_campaign_changes_anywher
         s.get(Campaign, cid).name = "Renamed"
     assert _kinds_reads(hub, events(8)) == (0 if kept else 1)
     assert run_count(hub, cid) == 3
+
+
+def test_a_batch_of_events_through_post_events_triggers_the_campaign_in_its_transaction(hub):
+    """post_events hands its triggers read-only rows, not ORM objects: the campaign's run is still
+    created, one per new event, in the batch's transaction (rolled back with it), and a replay adds none."""
+    from hub.ingest import ingest, post_events
+
+    cid = make_campaign(hub, segment_id=None, template_ids=[make_template(hub)], schedule_kind="trigger",
+                        trigger_kind="form.submitted")
+    contact = ingest(hub, _form(0)).contact.id
+    assert run_count(hub, cid) == 1
+
+    def batch(*numbers: int) -> list[InboundEvent]:
+        return [InboundEvent(channel="forms", kind="form.submitted", direction=Direction.IN, contact_id=contact,
+                             external_id=f"batch-{n}") for n in numbers]
+
+    with hub.session() as s:
+        post_events(s, events=batch(1, 2))
+        s.rollback()
+    assert run_count(hub, cid) == 1
+    with hub.session() as s, s.begin():
+        post_events(s, events=batch(1, 2))
+    assert run_count(hub, cid) == 3
+    with hub.session() as s, s.begin():
+        post_events(s, events=batch(2, 3))  # a replay and a new one
+    assert run_count(hub, cid) == 4
