@@ -4,18 +4,17 @@ from __future__ import annotations
 
 import base64
 import json
-from collections import namedtuple
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy import (BigInteger, ColumnElement, Connection, Integer, Row, Select, bindparam, func, or_, select, true,
-                        tuple_)
+from sqlalchemy import BigInteger, ColumnElement, Integer, Row, Select, bindparam, func, or_, select, true, tuple_
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
 from hub.db import among, contains_folded, is_postgres
+from hub.driver_reads import DriverRead
 from hub.identities import InvalidIdentity, normalize_phone
 from hub.ingest import follow_merges
 from hub.models import Contact, Identity, IdentityKind, TimelineEvent, UTCDateTime
@@ -60,7 +59,8 @@ class TimelineFilter:
 
 
 # A page's items are rows of timeline_event (Core rows, or on PostgreSQL named tuples for the prebuilt
-# reads, `_Direct`: each column an attribute, as on the ORM object, read-only), not ORM objects: loading 50 of those into the session cost 0.15 ms more, 16%
+# reads, `hub.driver_reads.DriverRead`: each column an attribute, as on the ORM object, read-only), not
+# ORM objects: loading 50 of those into the session cost 0.15 ms more, 16%
 # of a page's CPU (docs/benchmarks.md, "Timeline reads"); nothing that shows a page changes its events.
 # The statements are built from the tables' own columns (`_EVENT.c`), not the models' attributes:
 # those mark a statement as an ORM one, which Session.execute then runs through the ORM's compile
@@ -84,91 +84,7 @@ _AFTER = (tuple_(_E.occurred_at, _E.id)
 _PAGE_AFTER = _PAGE.where(_AFTER)
 
 
-class _Direct:
-    """One of the prebuilt reads above, run on PostgreSQL straight on the driver's cursor of the
-    session's (or connection's) own DBAPI connection, in whatever transaction it is in.
-
-    SQLAlchemy's execution of a cached Core statement (the execution context, the cursor result and
-    its metadata, psycopg building `cursor.description`) cost ~0.2 ms a statement, ~40% of a screen
-    pop's CPU (docs/benchmarks.md, "Timeline reads", issue 24 session 13). Here the statement is
-    compiled once per dialect; each run applies the same bind and result processors SQLAlchemy would
-    (the types' own `bind_processor` / `result_processor`, so a timestamp still comes back through
-    `UTCDateTime`) and fires the engine's `before/after_cursor_execute` listeners; rows are named
-    tuples with the statement's column names as attributes, like `Row`. A driver error goes through
-    SQLAlchemy's own handling (wrapped, a dead connection invalidated). Other stores run the
-    statement through SQLAlchemy as before."""
-
-    def __init__(self, statement: Select[Any]) -> None:
-        self.statement = statement
-        self._compiled: dict[Any, tuple[str, dict[str, Any], list[tuple[str, Callable[[Any], Any]]]]] = {}
-        self._results: dict[Any, list[tuple[int, Callable[[Any], Any]]]] = {}
-        self.row = namedtuple("row", [c.key for c in statement.selected_columns])  # type: ignore[misc]
-
-    def _compile(self, dialect: Any) -> tuple[str, dict[str, Any], list[tuple[str, Callable[[Any], Any]]]]:
-        held = self._compiled.get(dialect)
-        if held is None:
-            compiled = self.statement.compile(dialect=dialect)
-            defaults = {name: bind.effective_value for bind, name in compiled.bind_names.items()
-                        if not bind.required and bind.effective_value is not None}
-            binds = [(name, processor) for bind, name in compiled.bind_names.items()
-                     if (processor := bind.type.dialect_impl(dialect).bind_processor(dialect)) is not None]
-            held = self._compiled.setdefault(dialect, (compiled.string, defaults, binds))
-        return held
-
-    def _processors(self, dialect: Any, cursor: Any) -> list[tuple[int, Callable[[Any], Any]]]:
-        held = self._results.get(dialect)
-        if held is None:  # psycopg builds `description` anew on each access: read once per dialect
-            description = cursor.description
-            processors = [(index, processor) for index, (column, described) in
-                          enumerate(zip(self.statement.selected_columns, description))
-                          if (processor := column.type.dialect_impl(dialect).result_processor(
-                              dialect, described.type_code)) is not None]
-            held = self._results.setdefault(dialect, processors)
-        return held
-
-    def all(self, db: Session | Connection, params: dict[str, Any]) -> Sequence[Any]:
-        connection = db.connection() if isinstance(db, Session) else db
-        dialect = connection.dialect
-        if dialect.name != "postgresql":
-            return db.execute(self.statement, params).all()
-        sql, defaults, binds = self._compile(dialect)
-        values = {**defaults, **params}
-        for name, processor in binds:
-            if values.get(name) is not None:
-                values[name] = processor(values[name])
-        dbapi = connection.connection.driver_connection
-        cursor = dbapi.cursor()  # type: ignore[union-attr]
-        before, after = connection.dispatch.before_cursor_execute, connection.dispatch.after_cursor_execute
-        try:
-            if before:
-                before(connection, cursor, sql, values, None, False)
-            cursor.execute(sql, values)
-            if after:
-                after(connection, cursor, sql, values, None, False)
-            raw = cursor.fetchall()
-            processors = self._processors(dialect, cursor) if raw else ()
-        except dialect.loaded_dbapi.Error as error:
-            cursor.close()
-            # SQLAlchemy's own handler (2.0): raises it wrapped, invalidates a connection that is gone.
-            connection._handle_dbapi_exception(error, sql, values, cursor, None)
-            raise
-        cursor.close()
-        if not processors:
-            return [self.row._make(r) for r in raw]
-        rows = []
-        for r in raw:
-            values_ = list(r)
-            for index, processor in processors:
-                values_[index] = processor(values_[index])
-            rows.append(self.row._make(values_))
-        return rows
-
-    def first(self, db: Session | Connection, params: dict[str, Any]) -> Any | None:
-        rows = self.all(db, params)
-        return rows[0] if rows else None
-
-
-_DIRECT_PAGE, _DIRECT_PAGE_AFTER = _Direct(_PAGE), _Direct(_PAGE_AFTER)
+_DIRECT_PAGE, _DIRECT_PAGE_AFTER = DriverRead(_PAGE), DriverRead(_PAGE_AFTER)
 
 
 def _merged_page(session: Session, contact_ids: Sequence[int], conditions: Sequence[ColumnElement[bool]] = (),
@@ -267,7 +183,7 @@ _CALLER = (
     .where(_IDENTITY.c.kind == IdentityKind.PHONE, _IDENTITY.c.value == bindparam("value"))
 )
 _CONTACT_BY_ID = select(_CONTACT).where(_CONTACT.c.id == bindparam("id"))
-_DIRECT_CALLER = _Direct(_CALLER)
+_DIRECT_CALLER = DriverRead(_CALLER)
 
 
 def lookup_caller(session: Session, *, phone: str, region: str) -> Row[Any] | None:
