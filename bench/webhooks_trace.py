@@ -266,7 +266,7 @@ def explain(sends: dict[int, tuple[float, float, float]], recorded: dict[str, An
         every = [r[key] for r in rows if key in r]
         worst = [r[key] for r in slow if key in r]
         lines.append(f"  {label:<44} {median(every):8.2f} / {sum(worst) / max(len(worst), 1):8.2f}")
-    window = (rows[0]["scheduled"], max(r["done"] for r in rows))
+    window = (min(r["scheduled"] for r in rows), max(r["done"] for r in rows))
     lines += _pauses("server", recorded, window)
     lines += _pauses("generator", generator, window)
     for who, record in (("server", recorded), ("generator", generator)):
