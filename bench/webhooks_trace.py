@@ -58,13 +58,14 @@ class Recorder:
 
     def on_gc(self, phase: str, info: dict[str, int]) -> None:
         now = time.perf_counter()
+        # No file read here (the run queue's figure): Python releases the GIL around it, and getting it
+        # back from another thread that holds it off the CPU made passes of ~1 ms of CPU last 20-167 ms.
         if phase == "start":
-            self._gc_started, self._gc_cpu, self._gc_waited = now, time.thread_time(), _waited()
+            self._gc_started, self._gc_cpu = now, time.thread_time()
         else:
-            # generation, start, ms, collected, CPU ms, ms waiting for a CPU, in the main thread
+            # generation, start, ms, collected, CPU ms, in the main thread
             self.collections.append((info["generation"], self._gc_started, (now - self._gc_started) * 1000,
                                      info["collected"], (time.thread_time() - self._gc_cpu) * 1000,
-                                     (_waited() - self._gc_waited) * 1000,
                                      threading.current_thread() is threading.main_thread()))
 
     def take(self) -> dict[str, Any]:
@@ -216,8 +217,7 @@ def _pauses(who: str, recorded: dict[str, Any], window: tuple[float, float]) -> 
         if mine:
             longest = max(mine, key=lambda c: c[2])
             lines.append(f"  {who} gc generation {generation}: {len(mine)} passes, {sum(c[2] for c in mine):.1f} ms in all "
-                         f"(CPU {sum(c[4] for c in mine):.1f} ms), longest {longest[2]:.1f} ms (CPU {longest[4]:.1f} ms, "
-                         f"run queue {longest[5]:.1f} ms)")
+                         f"(CPU {sum(c[4] for c in mine):.1f} ms), longest {longest[2]:.1f} ms (CPU {longest[4]:.1f} ms)")
     late = [entry for entry in recorded["late"] if window[0] <= entry[0] <= window[1]]
     lines.append(f"  {who} event loop late > {LATE_MS:g} ms: {len(late)} times, {sum(e[1] for e in late):.0f} ms in all "
                  f"(loop thread on a run queue {sum(e[2] for e in late):.0f} ms; process CPU meanwhile "
