@@ -19,6 +19,7 @@ signed as Twilio signs it. Any non-2xx answer fails the run. --record writes the
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import os
 import platform
@@ -29,6 +30,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -40,6 +42,7 @@ import typer
 from sqlalchemy import create_engine, text
 from twilio.request_validator import RequestValidator
 
+from bench import webhooks_trace
 from bench.records import DOCS, record_section
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -203,6 +206,18 @@ class Meter:
         self.conn = create_engine(f"postgresql+psycopg://{database_url.split('://', 1)[1]}").connect()
         self.tick = os.sysconf("SC_CLK_TCK")
 
+    def background(self) -> Counter[str]:
+        """PostgreSQL's background work so far: checkpoints, and autovacuum and autoanalyze runs per table
+        of the bench's database (each a process taking a core's share and reading the table)."""
+        self.conn.rollback()
+        done: Counter[str] = Counter()
+        done["checkpoints"] = int(self.conn.execute(text("SELECT checkpoints_timed + checkpoints_req "
+                                                         "FROM pg_stat_bgwriter")).scalar())
+        for table, vacuums, analyses in self.conn.execute(text(
+                "SELECT relname, autovacuum_count, autoanalyze_count FROM pg_stat_user_tables")):
+            done[f"autovacuum {table}"], done[f"autoanalyze {table}"] = vacuums, analyses
+        return done
+
     def read(self, requests: int) -> Usage:
         fields = Path(f"/proc/{self.server_pid}/stat").read_text().rsplit(")", 1)[1].split()
         # One statistics snapshot per transaction: end it so the next read sees fresh counters.
@@ -254,41 +269,58 @@ class Connections:
         self.sent = 0
         self.idle: asyncio.Queue[httpx.AsyncClient] = asyncio.Queue()
 
-    async def send(self, request: tuple[str, bytes, dict[str, str]]) -> None:
+    async def send(self, request: tuple[str, bytes, dict[str, str]]) -> float:
+        """Send `request` on a free connection; when the connection was free (perf_counter)."""
         if self.idle.empty() and len(self.clients) < self.most:
             one = httpx.Limits(max_connections=1, max_keepalive_connections=1)
             self.clients.append(client := httpx.AsyncClient(base_url=self.base, limits=one, timeout=30, verify=self.tls))
         else:
             client = await self.idle.get()
+        free = time.perf_counter()
         try:
             await _send(client, request)
             self.sent += 1
         finally:
             self.idle.put_nowait(client)
+        return free
 
     async def close(self) -> None:
         await asyncio.gather(*(client.aclose() for client in self.clients))
 
 
 async def _open_loop(connections: Connections, requests: list[tuple[str, bytes, dict[str, str]]], *,
-                     rate: float) -> tuple[list[float], float]:
-    """Latencies (ms, from the scheduled send time) of `requests` sent at `rate` per second, and the rate served."""
+                     rate: float, sends: dict[int, tuple[float, float, float]] | None = None) -> tuple[list[float], float]:
+    """Latencies (ms, from the scheduled send time) of `requests` sent at `rate` per second, and the rate
+    served; `sends` gets each request's scheduled time, when its connection was free and when it was answered."""
     latencies: list[float] = []
     interval = 1 / rate
 
-    async def one(request: tuple[str, bytes, dict[str, str]], scheduled: float) -> None:
-        await connections.send(request)
-        latencies.append((time.perf_counter() - scheduled) * 1000)
+    async def one(i: int, request: tuple[str, bytes, dict[str, str]], scheduled: float) -> None:
+        free = await connections.send(request)
+        done = time.perf_counter()
+        latencies.append((done - scheduled) * 1000)
+        if sends is not None:
+            sends[i] = (scheduled, free, done)
 
     tasks = []
     start = time.perf_counter() + 0.1
     for i, request in enumerate(requests):
         scheduled = start + i * interval
         await asyncio.sleep(max(0.0, scheduled - time.perf_counter()))
-        tasks.append(asyncio.create_task(one(request, scheduled)))
+        tasks.append(asyncio.create_task(one(i, request, scheduled)))
     await asyncio.gather(*tasks)
     served = len(requests) / (time.perf_counter() - start)
     return latencies, served
+
+
+def _settle() -> None:
+    """Move what this generator holds by now out of the garbage collector's full passes, as the served
+    hub does (hub.runtime.freeze_startup_objects). Its heap is ~260,000 objects (the hub's modules,
+    imported to queue the deliveries, the status pool, the signed requests): a full pass over it took
+    174–891 ms on this machine, during which no request is sent and no answer read, and every request
+    due meanwhile is charged the pause in the open loop's latency, from its scheduled time."""
+    gc.collect()
+    gc.freeze()
 
 
 def _free_port() -> int:
@@ -337,10 +369,12 @@ def _percentiles(values: list[float]) -> tuple[float, float, float]:
 
 
 async def _run(base: str, traffic: Traffic, meter: Meter, *, concurrency: int, duration: float,
-               rounds: int, share: float = OPEN_LOOP_SHARE) -> dict[str, Any]:
+               rounds: int, share: float = OPEN_LOOP_SHARE, trace: bool = False, open_raw: bool = False) -> dict[str, Any]:
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     sent = lambda: traffic.n + traffic.raw_n  # noqa: E731
     usage: dict[str, list[Usage]] = {"hub": [], "raw": [], "open": []}
+    watching = webhooks_trace.watch() if trace else None  # this process's collections and lateness, all run
+    _settle()
     async with httpx.AsyncClient(base_url=base, limits=limits, timeout=30) as client:
         await _closed_loop(client, traffic.next, concurrency=concurrency, duration=min(2.0, duration))  # warm-up
         hub_rates, raw_rates = [], []
@@ -353,18 +387,47 @@ async def _run(base: str, traffic: Traffic, meter: Meter, *, concurrency: int, d
             print(f"round {r + 1}: hub {hub_rates[-1]:.0f} req/s, raw insert {raw_rates[-1]:.0f} req/s",
                   file=sys.stderr)
         hub_rate, raw_rate = statistics.mean(hub_rates), statistics.mean(raw_rates)
-        target = hub_rate * share
+        # The raw endpoint's open loop, at the same share of its own maximum, tells the machine's and the
+        # set-up's tail (uvicorn, the generator, PostgreSQL) from the hub's.
+        target = (raw_rate if open_raw else hub_rate) * share
     # Twilio opens as many connections as it needs; too few would queue requests in the generator.
     connections = Connections(base, 8 * concurrency)
     # Signed before the clock starts, as Twilio has them ready: the generator's own CPU stays off the figures.
-    requests = [traffic.next() for _ in range(int(target * duration))]
+    requests = [(traffic.raw if open_raw else traffic.next)() for _ in range(int(target * duration))]
+    sends: dict[int, tuple[float, float, float]] | None = None
+    if trace:
+        requests = [(path, body, {**headers, "X-Bench-Seq": str(i)}) for i, (path, body, headers) in enumerate(requests)]
+        sends = {}
+        background = meter.background()
+        async with httpx.AsyncClient(base_url=base) as client:
+            # The closed loops' record, and the server starts watching its event loop.
+            closed = (await client.get("/bench/trace")).json()
+    _settle()
     try:
         (latencies, served), cost = await meter.phase(lambda: connections.sent,
-                                                      _open_loop(connections, requests, rate=target))
+                                                      _open_loop(connections, requests, rate=target, sends=sends))
     finally:
         await connections.close()
     usage["open"].append(cost)
-    for key, label in (("hub", "closed loop, hub"), ("raw", "closed loop, raw"), ("open", "open loop, hub")):
+    if sends is not None:
+        async with httpx.AsyncClient(base_url=base) as client:
+            recorded = (await client.get("/bench/trace")).json()
+        assert watching is not None
+        generator = watching.take()
+        full = [c for c in generator["collections"] if c[0] == 2]
+        print(f"generator: {len(full)} full collections in the run, "
+              f"{', '.join(f'{c[2]:.0f} ms at {c[1] - sends[0][0]:+.1f} s' for c in full)} (from the open loop's start)",
+              file=sys.stderr)
+        started = time.perf_counter()
+        gc.collect()
+        print(f"generator: a full collection of its heap takes {(time.perf_counter() - started) * 1000:.0f} ms "
+              f"({len(gc.get_objects()):,} objects)", file=sys.stderr)
+        print(webhooks_trace.explain(sends, recorded, meter.background() - background, generator), file=sys.stderr)
+        dump = Path(os.environ.get("TMPDIR", "/tmp")) / f"bench-webhooks-trace-{os.getpid()}.json"
+        dump.write_text(json.dumps({"sends": sends, **recorded, "closed": closed, "generator": generator}))
+        print(f"trace written to {dump}", file=sys.stderr)
+    for key, label in (("hub", "closed loop, hub"), ("raw", "closed loop, raw"),
+                       ("open", f"open loop, {'raw' if open_raw else 'hub'}")):
         for cost in usage[key]:
             print(f"{label}: {cost.per_request()}", file=sys.stderr)
     return {"hub_rates": hub_rates, "raw_rates": raw_rates, "hub": hub_rate, "raw": raw_rate, "target": target,
@@ -448,14 +511,22 @@ def main(
     record_figures: Annotated[bool, typer.Option("--record", help="Write the figures into docs/benchmarks.md.")] = False,
     open_share: Annotated[float, typer.Option(min=0.1, max=2.0, help="Open-loop rate as a share of the hub's "
                                               "closed-loop maximum (the goal is judged at 0.8).")] = OPEN_LOOP_SHARE,
+    open_raw: Annotated[bool, typer.Option(help="Run the open loop against the raw insert instead, at the same "
+                                           "share of its own maximum (the machine's tail without the hub's).")] = False,
+    trace: Annotated[bool, typer.Option(help="Trace the open loop's requests through the server and print where "
+                                        "the slow ones' time went (bench/webhooks_trace.py).")] = False,
 ) -> None:
     """Hub webhooks' maximum rate against a raw INSERT, and p99 at 80% of that rate."""
+    if record_figures and open_raw:
+        raise typer.BadParameter("the goal is judged on the hub's open loop; record without it", param_hint="--open-raw")
     if record_figures and open_share != OPEN_LOOP_SHARE:
         raise typer.BadParameter(f"the goal is judged at {OPEN_LOOP_SHARE}; record without it", param_hint="--open-share")
     load_before = os.getloadavg()[0]
     _database(database_url)
     port = _free_port()
     env = _env(database_url, port)
+    if trace:
+        env[webhooks_trace.ENV] = "1"
     run = f"{int(time.time()) % 100_000:05d}"
     started = time.perf_counter()
     statuses = _deliveries(env, status_pool, run)
@@ -469,7 +540,7 @@ def main(
         traffic = Traffic(base=base, run=run, statuses=statuses)
         meter = Meter(server.pid, database_url)
         result = asyncio.run(_run(base, traffic, meter, concurrency=concurrency, duration=duration, rounds=rounds,
-                                  share=open_share))
+                                  share=open_share, trace=trace, open_raw=open_raw))
     finally:
         stop_server(server)
     with engine.connect() as conn:
@@ -485,7 +556,7 @@ def main(
     ratio = result["hub"] / result["raw"]
     print(f"hub {result['hub']:.0f} req/s, raw insert {result['raw']:.0f} req/s, ratio {ratio:.2f} "
           f"(goal ≥ {GOAL_RATIO}: {'PASS' if ratio >= GOAL_RATIO else 'MISS'})")
-    print(f"open loop at {result['target']:.0f} req/s (served {result['served']:.0f}/s): p50 {p50:.1f} ms, p95 {p95:.1f} ms, p99 {p99:.1f} ms "
+    print(f"open loop{' (raw insert)' if open_raw else ''} at {result['target']:.0f} req/s (served {result['served']:.0f}/s): p50 {p50:.1f} ms, p95 {p95:.1f} ms, p99 {p99:.1f} ms "
           f"(goal < {GOAL_P99_MS:.0f} ms: {'PASS' if p99 < GOAL_P99_MS else 'MISS'})")
     command = "python -m bench.webhooks " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     section = _section(result, command=command.strip(), concurrency=concurrency, duration=duration, rounds=rounds,

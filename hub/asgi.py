@@ -1,7 +1,7 @@
 """`uvicorn hub.asgi:app` — the app built from the environment's settings."""
 
 from hub.app import create_app
-from hub.runtime import freeze_startup_objects
+from hub.runtime import freeze_served_app
 
 app = create_app()
-freeze_startup_objects()
+freeze_served_app(app)

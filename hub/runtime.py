@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import gc
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.orm import Session
 
@@ -16,7 +16,14 @@ from hub.settings import Settings, get_settings
 from hub.triggers import TriggerRegistry
 
 if TYPE_CHECKING:
+    from starlette.types import ASGIApp, Receive, Scope, Send
+
     from hub.channel import Channel
+
+# A served process's first requests import lazily loaded modules, compile statements and templates,
+# fill the memo: ~20,000 objects that live as long as the process, walked by every full collection
+# (11 ms of CPU each in bench/webhooks.py's open loop) until frozen.
+WARM_REQUESTS = 1000
 
 
 class Hub:
@@ -87,3 +94,26 @@ def freeze_startup_objects() -> None:
     """
     gc.collect()
     gc.freeze()
+
+
+class FreezeWhenWarm:
+    """ASGI middleware: freeze the heap again once the process has answered its first `after` requests,
+    as a worker does once every job has run once (hub.worker)."""
+
+    def __init__(self, app: ASGIApp, after: int = WARM_REQUESTS) -> None:
+        self.app = app
+        self.left = after
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.app(scope, receive, send)
+        if self.left > 0 and scope["type"] == "http":
+            self.left -= 1
+            if self.left == 0:
+                freeze_startup_objects()
+
+
+def freeze_served_app(app: Any) -> None:
+    """What a served process does with its FastAPI app once built: its start-up heap frozen now, what
+    its first requests build frozen once it is warm (`hub.asgi`, and the benchmarks that serve it so)."""
+    freeze_startup_objects()
+    app.add_middleware(FreezeWhenWarm)
