@@ -21,6 +21,7 @@ import hashlib
 import re
 from collections.abc import Callable
 from datetime import datetime
+from functools import lru_cache
 from email.header import Header
 from email.utils import encode_rfc2231, format_datetime, formataddr
 from typing import Annotated, Literal
@@ -202,6 +203,11 @@ def _mailbox(header: str, name: str | None, addr: str) -> str:
     return f"{header}: {shown}{CRLF if len(last) + len(addr) + 3 > 78 else ''} <{addr}>"
 
 
+# The From header is the same for every message of a campaign (and of a channel): built once, not
+# through formataddr or email.header each time.
+_sender = lru_cache(maxsize=64)(_mailbox)
+
+
 def _text(name: str, value: str) -> str:
     """An unstructured header (Subject): RFC 2047 words when it is not plain ASCII, folded at 78."""
     plain = value.isascii() and "=?" not in value
@@ -366,7 +372,7 @@ def build_message(
     message_id = f"{token}@{settings.id_domain}"
 
     head = [
-        _mailbox("From", content.from_name or settings.from_name, content.from_address or settings.from_address),
+        _sender("From", content.from_name or settings.from_name, content.from_address or settings.from_address),
         _mailbox("To", content.to_name, to_address),
         _text("Subject", one_line(content.subject, limit=998)),
         f"Date: {_date_value(date)}",
