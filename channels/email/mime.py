@@ -196,6 +196,8 @@ def _mailbox(header: str, name: str | None, addr: str) -> str:
     """`Header: Name <addr>`; a name that is not plain ASCII as RFC 2047 words of at most 75
     characters, and the address on a line of its own when the line would pass 78."""
     addr, name = ascii_address(addr), one_line(name or "")
+    if not name:  # formataddr's answer without a name (a campaign's To header)
+        return f"{header}: {addr}"
     if name.isascii() and "=?" not in name:
         return f"{header}: {formataddr((name, addr))}"
     shown = Header(name, "utf-8", header_name=header).encode(linesep=CRLF)
