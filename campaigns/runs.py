@@ -16,7 +16,7 @@ same run at the same time; the unique constraints make a second attempt harmless
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -346,6 +346,7 @@ def send_steps(session: Session, hub: Hub, *, campaign: Campaign, run_id: int, s
         event_data["variant"] = variant.label
     results: list[str | int] = []
     outgoing: list[outbox.Outgoing] = []
+    decorated = decorator(hub, campaign=campaign) if targets else None
     for contact, address in targets:
         key = delivery_key(run_id, step.position, contact.id)  # type: ignore[arg-type]
         chunks: list[str] = []  # the HTML's pieces: its links' parse is the template's, replayed
@@ -360,7 +361,7 @@ def send_steps(session: Session, hub: Hub, *, campaign: Campaign, run_id: int, s
         results.append(len(outgoing))
         outgoing.append(outbox.Outgoing(
             channel=campaign.channel, address=address, idempotency_key=key, contact_id=contact.id,
-            content=decorate(hub, campaign=campaign, contact=contact, content=content, key=key, chunks=chunks),
+            content=decorated(contact, content, key, chunks),  # type: ignore[misc]
             purpose=Purpose.MARKETING, rules=rules, event_kind="campaign.message",
             event_data=event_data, send_after=send_after))
     queued = outbox.enqueue_many(session, outgoing)
@@ -382,20 +383,33 @@ def decorate(hub: Hub, *, campaign: Campaign, contact: Contact, content: dict[st
     """What every campaign message carries: its thread, and what its channel adds to marketing (the
     channel decides: unsubscribe headers and tracked links, opt-out wording, a stop button).
     `chunks`, the pieces the HTML was rendered from, spare its links' parse (tracking.replay)."""
+    return decorator(hub, campaign=campaign)(contact, content, key, chunks)
+
+
+def decorator(hub: Hub, *, campaign: Campaign) -> Callable[[Contact, dict[str, Any], str, list[str] | None], dict[str, Any]]:
+    """decorate for the messages of one campaign's batch: what they share (the thread, the sender,
+    the channel) read once, not per message."""
     from campaigns.service import sender_parts
     from campaigns.tracking.links import instrument_html_and_text
     from campaigns.unsubscribe import unsubscribe_url
 
-    content["thread_key"] = thread_key(campaign.id)  # type: ignore[arg-type]
+    thread = thread_key(campaign.id)  # type: ignore[arg-type]
     name, address = sender_parts(campaign.sender) if campaign.sender else ("", None)  # checked when saved
     settings = hub.settings
-    context = MarketingContext(
-        locale=contact.locale or settings.default_locale,
-        unsubscribe_url=unsubscribe_url(settings, contact_id=contact.id, channel=campaign.channel,  # type: ignore[arg-type]
-                                        campaign_id=campaign.id),
-        delivery_key=key, track_links=lambda html: instrument_html_and_text(settings, html, delivery_key=key, chunks=chunks),
-        sender_name=name or None, sender_address=address)
-    return hub.channel(campaign.channel).decorate_marketing(content, context)
+    campaign_id, channel_name = campaign.id, campaign.channel
+    channel = hub.channel(channel_name)
+
+    def one(contact: Contact, content: dict[str, Any], key: str, chunks: list[str] | None = None) -> dict[str, Any]:
+        content["thread_key"] = thread
+        context = MarketingContext(
+            locale=contact.locale or settings.default_locale,
+            unsubscribe_url=unsubscribe_url(settings, contact_id=contact.id, channel=channel_name,  # type: ignore[arg-type]
+                                            campaign_id=campaign_id),
+            delivery_key=key, track_links=lambda html: instrument_html_and_text(settings, html, delivery_key=key, chunks=chunks),
+            sender_name=name or None, sender_address=address)
+        return channel.decorate_marketing(content, context)
+
+    return one
 
 
 # --- drips: later steps ------------------------------------------------------------------------

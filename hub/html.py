@@ -117,6 +117,7 @@ _SKIP = {"script", "style", "head", "title", "noscript", "template", "svg"}
 
 _LINK_SCHEMES = ("http://", "https://", "mailto:")
 _SPACES = re.compile(r"[ \t\r\n\f\xa0]+")
+_BLANK_LINES = re.compile(r"\n{3,}")
 
 
 @lru_cache(maxsize=4096)
@@ -189,8 +190,10 @@ class TextExtractor(HTMLParser):
     def text(self) -> str:
         """What was read so far, blocks on their own lines."""
         self._close_link()  # a link left open at the end of the document
-        lines = [line.strip() for line in "".join(self.parts).splitlines()]
-        return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
+        text = "\n".join(line.strip() for line in "".join(self.parts).splitlines())
+        # The pattern has no literal prefix to search for, so re tries it at every position (~15 µs
+        # on a campaign's 660-character text part): skipped when there is no run to fold.
+        return (_BLANK_LINES.sub("\n\n", text) if "\n\n\n" in text else text).strip()
 
     def handle_data(self, data: str) -> None:
         if self.skipping:

@@ -20,9 +20,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
 from enum import StrEnum
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import orjson
 import phonenumbers
 from phonenumbers import timezone as phone_zones
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -150,15 +152,37 @@ def clean_rules(rules: Mapping[str, Any] | None) -> dict[str, Any] | None:
     return dumped or None
 
 
+_NO_RULES = DeliveryRules()
+
+
 def rules_of(message: OutboundMessage) -> DeliveryRules:
-    """The message's rules (stored ones were validated at enqueue; a bad row counts as none)."""
+    """The message's rules (stored ones were validated at enqueue; a bad row counts as none). Read
+    only: the gates ask for them per message, up to four times, and a batch's messages mostly carry
+    the same rules, so they are parsed once per distinct value and shared."""
     if not message.rules:
-        return DeliveryRules()
+        return _NO_RULES
     try:
-        return DeliveryRules.model_validate(dict(message.rules))
-    except ValidationError:
+        key = orjson.dumps(message.rules, option=orjson.OPT_SORT_KEYS)
+    except TypeError:  # not JSON's types (a caller's own object): parsed as it is, every time
+        parsed = _parsed_rules_of(dict(message.rules))
+    else:
+        parsed = _parsed_rules(key)
+    if parsed is None:
         log.warning("delivery %s has invalid sending rules %r; using the defaults", message.delivery_id, message.rules)
-        return DeliveryRules()
+        return _NO_RULES
+    return parsed
+
+
+@lru_cache(maxsize=256)
+def _parsed_rules(key: bytes) -> DeliveryRules | None:
+    return _parsed_rules_of(orjson.loads(key))
+
+
+def _parsed_rules_of(rules: dict[str, Any]) -> DeliveryRules | None:
+    try:
+        return DeliveryRules.model_validate(rules)
+    except ValidationError:
+        return None
 
 
 def _is_marketing(message: OutboundMessage) -> bool:

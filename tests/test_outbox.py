@@ -175,6 +175,25 @@ def test_claim_due_takes_due_rows_in_order_up_to_the_limit(hub, frozen_clock):
     assert [m.delivery_id for m in outbox.claim_due(hub, worker="w", limit=10)] == [later]
 
 
+def test_a_claim_reads_the_content_back_as_json_loads_reads_it(hub):
+    """The claim parses each content with orjson unless it holds a float (where a long integer or a
+    huge exponent would read differently): the values are json.loads's, whatever the content."""
+    import json
+
+    contents = [{"text": "привет \u2028 😀", "n": 12345678901234567890, "b": [True, None]},
+                {"text": "x", "long": 123456789012345678901234567890, "neg": -9223372036854775809},
+                {"text": "x", "nested": {"f": [1.5, {"e": 1e-7, "z": -0.0}], "big": 10 ** 30}},
+                {"text": "x", "list": [[[2 ** 70]]]}]
+    keys = [queue(hub, f"c{i}", content=content) for i, content in enumerate(contents)]
+    claimed = {m.delivery_id: m.content for m in outbox.claim_due(hub, worker="w", limit=10)}
+    for key, content in zip(keys, contents):
+        assert claimed[key] == json.loads(json.dumps(content))
+        assert {k: type(v) for k, v in claimed[key].items()} == {k: type(v) for k, v in content.items()}
+    assert outbox._loads_content('{"a": 1e400}') == {"a": float("inf")}  # json.loads's answer; orjson refuses it
+    assert outbox._loads_content('{"a": "\\ud83d"}') == json.loads('{"a": "\\ud83d"}')  # a lone surrogate
+    assert outbox._loads_content(None) is None
+
+
 def test_a_transient_failure_requeues_with_backoff_then_succeeds(hub, frozen_clock):
     delivery_id = queue(hub)
     FakeChannel.failures["+79161234567"] = [TransientSendError("provider busy")]

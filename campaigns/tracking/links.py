@@ -11,7 +11,9 @@ the marketer wrote is never re-serialised.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+from functools import lru_cache
 from html import escape
 from itertools import accumulate
 from collections.abc import Sequence
@@ -85,9 +87,15 @@ def trackable(url: str) -> bool:
     return parts.scheme in ("http", "https") and bool(parts.netloc)
 
 
-def _own(settings: Settings, url: str) -> bool:
-    base = settings.public_base_url
+def _own(base: str, url: str) -> bool:
     return url.startswith(base + "/") and url[len(base):].startswith(OWN_PATHS)
+
+
+@lru_cache(maxsize=1024)
+def _tracked(base: str, href: str) -> bool:
+    """Whether a link to `href` is wrapped in a click redirect: decided once per address, as a
+    campaign's links are the same in every message (urlsplit was ~3 µs a link)."""
+    return trackable(href) and not _own(base, href)
 
 
 class _LinkFinder(TextExtractor):
@@ -126,7 +134,7 @@ class _LinkFinder(TextExtractor):
             return None
         href = (next(value for name, value in attrs if name == "href") or "").strip()
         if self._signed is None or self._signed[0] != href:
-            tracked = trackable(href) and not _own(self.settings, href)
+            tracked = _tracked(self.settings.public_base_url, href)
             self._signed = (href, click_url(self.settings, delivery_key=self.delivery_key, url=href) if tracked else None)
         return self._signed[1]
 
@@ -169,6 +177,169 @@ class _LinkFinder(TextExtractor):
         self.data(data)
 
 
+# --- a skeleton's messages: links and text part without replaying every event -------------------
+#
+# A campaign's messages share their template's parse (replay.Plan). Their links are a few of its
+# events; their text part is the template's text with the contact's values (and each link's address)
+# put back, so it is read once per shape from a replay with a marker in place of every value, and
+# filled in for each message. That holds only where a value cannot change what TextExtractor makes
+# of the text around it, checked per message (else the message's events are replayed as before):
+# - a value is one or more words with single spaces between and no "&" (nothing to collapse, strip,
+#   split into lines, or unescape together with the template's text), and no text of the template
+#   before a value ends in what could start a character reference;
+# - no link's address is written out inside a blockquote, nor right before quoted text (a quoted
+#   line's "> " depends on the piece before it, and the address may be left out);
+# - a link's address is written out after its words unless the words already say it: decided per
+#   message on the words filled in; the address has no white space.
+
+_ADDRESS_OPEN, _ADDRESS_CLOSE, _LINK_OPEN, _LINK_CLOSE = "\ue002", "\ue003", "\ue004", "\ue005"
+_OWN_MARKERS = re.compile("[\ue002-\ue005]")
+_INERT_VALUE = re.compile(r"[^\s&]+(?: [^\s&]+)*")
+_REFERENCE_START = re.compile(r"&[#\w]*\Z")
+_NO_SPACE = re.compile(r"\S+")
+_TEXT_PIECE = re.compile(f"{replay._OPEN}(\\d+){replay._CLOSE}|{_LINK_OPEN}(\\d+){_LINK_CLOSE}")
+
+
+@dataclass
+class _Shape:
+    """What a plan's messages share: their <a> start events (offset, markers before, payload), the
+    first </body> (offset, markers before), whether the text part can be filled in, and the text
+    parts read so far, by which links have an address to write out (None: not fillable)."""
+
+    anchors: list[tuple[int, int, Any]]
+    body: tuple[int, int] | None
+    fillable: bool
+    texts: dict[tuple[bool, ...], tuple[tuple[Any, ...], list[tuple[int, replay.Pieces]]] | None]
+
+
+def _shape(the_plan: replay.Plan) -> _Shape:
+    found = the_plan.derived.get("links")
+    if found is None:
+        anchors: list[tuple[int, int, Any]] = []
+        body, fillable = None, True
+        for kind, offset, before, payload in the_plan.events:
+            if kind == "start" and payload[0] == "a":
+                anchors.append((offset, before, payload))
+            elif kind == "end" and payload == "body" and body is None:
+                body = (offset, before)
+            elif kind == "data":
+                pieces = payload[0] if isinstance(payload, tuple) else (payload,)
+                if any(isinstance(p, str) and _OWN_MARKERS.search(p) for p in pieces) or any(
+                        isinstance(p, str) and isinstance(q, int) and _REFERENCE_START.search(p)
+                        for p, q in zip(pieces, pieces[1:])):
+                    fillable = False
+        found = the_plan.derived["links"] = _Shape(anchors, body, fillable, {})
+    return found
+
+
+class _TextReader(TextExtractor):
+    """TextExtractor fed a replay with markers for values: the text part as pieces to fill in, each
+    closed link's written-out address as a marker with the link's words kept beside it."""
+
+    def __init__(self, linked: tuple[bool, ...]) -> None:
+        super().__init__(links=True)
+        self.linked = linked  # whether each <a> (in order) has an address to write out
+        self.anchor = -1
+        self.closed: list[tuple[int, replay.Pieces]] = []  # (which <a>, its words)
+        self.fillable = True
+
+    def start(self, tag: str, attrs: list[tuple[str, str | None]], raw: str, offset: int) -> None:
+        if tag == "a":
+            self.anchor += 1
+        self.handle_starttag(tag, attrs)
+
+    def end(self, tag: str, offset: int) -> None:
+        self.handle_endtag(tag)
+
+    def data(self, data: str) -> None:
+        self.handle_data(data)
+
+    def link_address(self, attrs: list[tuple[str, str | None]]) -> str | None:
+        return f"{_ADDRESS_OPEN}{self.anchor}{_ADDRESS_CLOSE}" if self.linked[self.anchor] else None
+
+    def handle_data(self, data: str) -> None:
+        # A quoted line's "> " depends on the piece before: not a link's address, which may be left out.
+        if self.quote_depth and not self.skipping and self.parts and self.parts[-1].endswith(_LINK_CLOSE):
+            self.fillable = False
+        super().handle_data(data)
+
+    def _close_link(self) -> None:
+        if self._pending_link is None:
+            return
+        address, start = self._pending_link
+        self._pending_link = None
+        if self.skipping:  # TextExtractor writes nothing then
+            return
+        if self.quote_depth:
+            self.fillable = False
+        self.closed.append((int(address[1:-1]), replay._split("".join(self.parts[start:]))))
+        self.parts.append(f"{_LINK_OPEN}{len(self.closed) - 1}{_LINK_CLOSE}")
+
+
+def _text_of(the_plan: replay.Plan, linked: tuple[bool, ...]) -> tuple[tuple[Any, ...], list[tuple[int, replay.Pieces]]] | None:
+    """A plan's text part as pieces (text, a value's index, ("link", n)) and the closed links, or None."""
+    reader = _TextReader(linked)
+    replay.replay(the_plan, [f"{replay._OPEN}{i}{replay._CLOSE}" for i in range(len(the_plan.marker_lengths))], reader)
+    reader._close_link()  # a link left open at the end, as text() closes it
+    if not reader.fillable:
+        return None
+    text, pieces, cursor = "".join(reader.parts), [], 0
+    for m in _TEXT_PIECE.finditer(text):
+        pieces += [text[cursor:m.start()], int(m.group(1)) if m.group(1) is not None else ("link", int(m.group(2)))]
+        cursor = m.end()
+    pieces.append(text[cursor:])
+    return tuple(pieces), reader.closed
+
+
+class _Read:
+    """What TextExtractor.text finishes: the text read, every link closed."""
+
+    def __init__(self, text: str) -> None:
+        self.parts = [text]
+
+    def _close_link(self) -> None:
+        pass
+
+
+def _filled(finder: _LinkFinder, the_plan: replay.Plan, values: Sequence[str]) -> str | None:
+    """Feed `finder` the message's links and </body>, and its text part filled in; None (and nothing
+    to keep in `finder`) when the message does not qualify."""
+    shape = _shape(the_plan)
+    if not shape.fillable or not all(_INERT_VALUE.fullmatch(v) for v in values):
+        return None
+    shift = replay.shifts(the_plan, values)
+    addresses: list[str | None] = []
+    for offset, before, payload in shape.anchors:
+        _tag, attrs, raw = replay.start_tag(payload, values)
+        finder._link(attrs, raw, offset + shift[before])
+        addresses.append(finder.link_address(attrs))
+    if any(a is not None and not _NO_SPACE.fullmatch(a) for a in addresses):
+        return None
+    if shape.body is not None:
+        finder.body_end = shape.body[0] + shift[shape.body[1]]
+    linked = tuple(a is not None for a in addresses)
+    if linked not in shape.texts:
+        shape.texts[linked] = _text_of(the_plan, linked)
+    text = shape.texts[linked]
+    if text is None:
+        return None
+    pieces, closed = text
+    out = []
+    for piece in pieces:
+        if isinstance(piece, str):
+            out.append(piece)
+        elif isinstance(piece, int):
+            out.append(values[piece])
+        else:
+            anchor, words_pieces = closed[piece[1]]
+            address = addresses[anchor]
+            shown = address[len("mailto:"):] if address.lower().startswith("mailto:") else address  # type: ignore[union-attr]
+            words = " ".join(replay.fill(words_pieces, values).split())
+            if shown not in words:
+                out.append(f" ({shown})" if words else shown)
+    return TextExtractor.text(_Read("".join(out)))  # type: ignore[arg-type]
+
+
 def _pixel(settings: Settings, delivery_key: str) -> str:
     src = escape(open_pixel_url(settings, delivery_key=delivery_key), quote=True)
     return (f'<img src="{src}" width="1" height="1" alt="" '
@@ -198,9 +369,11 @@ def _instrument(settings: Settings, html: str, *, delivery_key: str, read_text: 
     finder = _LinkFinder(settings, delivery_key, read_text=read_text)
     shape = replay.skeleton(chunks) if chunks is not None and "".join(chunks) == html else None
     the_plan = replay.plan(shape[0]) if shape is not None else None
-    if the_plan is not None:
+    plain = _filled(finder, the_plan, shape[1]) if the_plan is not None and read_text else None  # type: ignore[index]
+    if plain is None and the_plan is not None:  # the message's own values: its events replayed
+        finder = _LinkFinder(settings, delivery_key, read_text=read_text)
         replay.replay(the_plan, shape[1], finder)  # type: ignore[index]
-    else:
+    elif plain is None:
         finder.feed(html)
         finder.close()
     edits = list(finder.edits)
@@ -211,7 +384,9 @@ def _instrument(settings: Settings, html: str, *, delivery_key: str, read_text: 
         out.append(text)
         cursor = start + length
     out.append(html[cursor:])
-    return "".join(out), finder.text() if read_text else ""
+    if plain is None and read_text:
+        plain = finder.text()
+    return "".join(out), plain or ""
 
 
 def instrumented(settings: Settings, content: dict[str, Any], *, delivery_key: str) -> dict[str, Any]:

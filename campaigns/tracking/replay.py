@@ -20,7 +20,7 @@ from __future__ import annotations
 import re
 from bisect import bisect_left
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from html import unescape
 from html.parser import HTMLParser, attrfind_tolerant, tagfind_tolerant  # type: ignore[attr-defined]
@@ -45,6 +45,8 @@ class Plan:
 
     events: list[tuple[str, int, int, Any]]
     marker_lengths: list[int]
+    # What a caller derives from the plan once (campaigns.tracking.links: its links and text part).
+    derived: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
 
 class _Recorder(HTMLParser):
@@ -180,18 +182,28 @@ def plan(text: str) -> Plan | None:
     return Plan(events, [end - start for start, end in markers])
 
 
+def shifts(the_plan: Plan, values: Sequence[str]) -> list[int]:
+    """How far the filled-in HTML has moved from the skeleton after each marker (by markers before)."""
+    return list(accumulate((len(v) - n for v, n in zip(values, the_plan.marker_lengths)), initial=0))
+
+
+def start_tag(payload: Any, values: Sequence[str]) -> tuple[str, list[tuple[str, str | None]], str]:
+    """A start event's (tag, attrs, raw tag text) with the values put back."""
+    tag, attrs, raw = payload
+    if isinstance(raw, tuple):
+        attrs = [(n, unescape(fill(v, values)) if isinstance(v, tuple) else v) for n, v in attrs]
+        raw = fill(raw, values)
+    return tag, attrs, raw
+
+
 def replay(the_plan: Plan, values: Sequence[str], handler: Any) -> None:
     """Call `handler.start(tag, attrs, raw, offset)`, `.end(tag, offset)` and `.data(text)` as a
     parse of the filled-in HTML would, offsets in the filled-in HTML."""
-    shift = list(accumulate((len(v) - n for v, n in zip(values, the_plan.marker_lengths)), initial=0))
+    shift = shifts(the_plan, values)
     for kind, offset, before, payload in the_plan.events:
         at = offset + shift[before]
         if kind == "start":
-            tag, attrs, raw = payload
-            if isinstance(raw, tuple):
-                attrs = [(n, unescape(fill(v, values)) if isinstance(v, tuple) else v) for n, v in attrs]
-                raw = fill(raw, values)
-            handler.start(tag, attrs, raw, at)
+            handler.start(*start_tag(payload, values), at)
         elif kind == "end":
             handler.end(payload, at)
         elif kind == "data" and not isinstance(payload, tuple):

@@ -21,6 +21,7 @@ import hashlib
 import re
 from collections.abc import Callable
 from datetime import datetime
+from functools import lru_cache
 from email.header import Header
 from email.utils import encode_rfc2231, format_datetime, formataddr
 from typing import Annotated, Literal
@@ -195,11 +196,18 @@ def _mailbox(header: str, name: str | None, addr: str) -> str:
     """`Header: Name <addr>`; a name that is not plain ASCII as RFC 2047 words of at most 75
     characters, and the address on a line of its own when the line would pass 78."""
     addr, name = ascii_address(addr), one_line(name or "")
+    if not name:  # formataddr's answer without a name (a campaign's To header)
+        return f"{header}: {addr}"
     if name.isascii() and "=?" not in name:
         return f"{header}: {formataddr((name, addr))}"
     shown = Header(name, "utf-8", header_name=header).encode(linesep=CRLF)
     last = f"{header}: {shown}".rsplit(CRLF, 1)[-1]
     return f"{header}: {shown}{CRLF if len(last) + len(addr) + 3 > 78 else ''} <{addr}>"
+
+
+# The From header is the same for every message of a campaign (and of a channel): built once, not
+# through formataddr or email.header each time.
+_sender = lru_cache(maxsize=64)(_mailbox)
 
 
 def _text(name: str, value: str) -> str:
@@ -366,7 +374,7 @@ def build_message(
     message_id = f"{token}@{settings.id_domain}"
 
     head = [
-        _mailbox("From", content.from_name or settings.from_name, content.from_address or settings.from_address),
+        _sender("From", content.from_name or settings.from_name, content.from_address or settings.from_address),
         _mailbox("To", content.to_name, to_address),
         _text("Subject", one_line(content.subject, limit=998)),
         f"Date: {_date_value(date)}",

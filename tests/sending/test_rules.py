@@ -190,6 +190,26 @@ def test_sms_has_a_default_window_and_a_campaign_may_switch_it_off(hub):
     assert gate.check(None, message=message(channel="email"), now=night) is None  # type: ignore[arg-type]
 
 
+def test_rules_are_read_the_same_whatever_their_form_and_a_bad_one_counts_as_none_each_time(caplog):
+    """rules_of parses each distinct value once and shares it: equal rules read equal, any form."""
+    def message(rules) -> OutboundMessage:  # type: ignore[no-untyped-def]
+        return OutboundMessage(delivery_id=7, channel="sms", address="+74951234567", content={"text": "x"},
+                               idempotency_key="k", purpose=MARKETING, contact_id=None, attempt=1, rules=rules)
+
+    stored = {"quiet_hours": {"start": "21:00", "end": "08:00"}, "frequency_cap": {"max": 2, "days": 7}}
+    reordered = {"frequency_cap": {"days": 7, "max": 2}, "quiet_hours": {"end": "08:00", "start": "21:00"}}
+    parsed = sending.rules_of(message(stored))
+    assert parsed == sending.DeliveryRules.model_validate(stored) == sending.rules_of(message(reordered))
+    assert parsed.quiet_hours == QuietHours(start="21:00", end="08:00") and parsed.frequency_cap == FrequencyCap(max=2, days=7)
+    assert sending.rules_of(message({"quiet_hours": "off"})).quiet_hours == "off"
+    assert sending.rules_of(message(None)) == sending.rules_of(message({})) == sending.DeliveryRules()
+    # Not JSON's own types (a caller's objects): parsed as they are.
+    assert sending.rules_of(message({"frequency_cap": FrequencyCap(max=3, days=1)})).frequency_cap == FrequencyCap(max=3, days=1)
+    for _ in range(2):  # a bad row is the defaults, and says so every time it is read
+        assert sending.rules_of(message({"quiet_hours": "sometimes"})) == sending.DeliveryRules()
+    assert caplog.text.count("delivery 7 has invalid sending rules") == 2
+
+
 def test_a_window_that_wraps_midnight():
     zone = ZoneInfo("UTC")
     night = QuietHours(start="22:00", end="06:00")

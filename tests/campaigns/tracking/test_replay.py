@@ -103,3 +103,54 @@ def test_an_empty_value_is_no_text(hub):
     html = "".join(chunks)
     assert instrument_html_and_text(hub.settings, html, delivery_key="k", chunks=chunks) == \
         instrument_html_and_text(hub.settings, html, delivery_key="k")
+
+
+# --- the text part filled in per message (campaigns.tracking.links._filled) ---------------------
+
+WORDS = st.text(alphabet=st.sampled_from("aZ9яЖ.,-:/@é"), min_size=1, max_size=6)
+VALUES = st.one_of(
+    st.lists(WORDS, min_size=1, max_size=3).map(" ".join),  # what the text part is filled in with
+    st.sampled_from(["", " a", "a ", "a  b", "a\nb", "a&b", "a\xa0b", "\u2028", "https://e.com/x", "amp;", "#39;"]),
+    st.text(max_size=8),
+).map(escape)
+TEXT_FRAGMENTS = [*FRAGMENTS, "<a href=\"https://e.com/\">", "<a href=\"mailto:", "<a href='mailto:x@e.com'>",
+                  "<a href=\"https://e.com/x\">https://e.com/x</a>", "<head>", "</head>", "<title>", "</title>",
+                  "<a href=\"#top\">", "<a href=\"https://hub.example.com/u/x\">", "<h1>", "</h1>", "<div>",
+                  "</div>", "<ul>", "</ul>", "</li>", "&amp", "&#", "\t", "  ", "\xa0", "<br>"]
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=list(HealthCheck))
+@given(st.lists(st.one_of(st.sampled_from(TEXT_FRAGMENTS), VALUES), max_size=30))
+def test_a_text_part_filled_in_is_the_text_part_parsed(hub, chunks):
+    html = "".join(chunks)
+    assert instrument_html_and_text(hub.settings, html, delivery_key="k", chunks=chunks) == \
+        instrument_html_and_text(hub.settings, html, delivery_key="k")
+
+
+def test_a_campaigns_text_part_is_read_once_per_shape_and_filled_in_for_each_message(hub, monkeypatch):
+    template = ("<h1>{{ contact.first_name }}, offers</h1><p>Dear {{ contact.name }} from {{ contact.attributes.city }}"
+                "</p><p><a href=\"https://shop.example.com/sale?c={{ contact.id }}\">See {{ contact.first_name }}'s sale"
+                "</a> · <a href=\"https://shop.example.com/new\">https://shop.example.com/new</a> · <a href=\""
+                "mailto:help@shop.example.com\">help@shop.example.com</a></p><blockquote>quoted<br>{{ contact.name }}"
+                "</blockquote>")
+    replay.plan.cache_clear()
+    replayed: list[object] = []
+    real = replay.replay
+    monkeypatch.setattr(replay, "replay", lambda *a: replayed.append(a[2]) or real(*a))
+    for i, name in enumerate(["Анна Смирнова", "Bob", "Jean-Luc Picard", "Zoë", "李 小龙"]):
+        contact = {"id": i, "name": name, "first_name": name.split()[0], "attributes": {"city": "Москва"}}
+        chunks: list[str] = []
+        html = render_message({"en": {"subject": "s", "html": template}}, contact_context=contact, locale="en",
+                              channel="email", text_from_html=False, html_chunks=chunks)["html"]
+        filled = instrument_html_and_text(hub.settings, html, delivery_key=f"k{i}", chunks=chunks)
+        assert filled == instrument_html_and_text(hub.settings, html, delivery_key=f"k{i}")
+        assert f"Dear {name} from Москва" in filled[1] and f"> {name}" in filled[1] and "(mailto:" not in filled[1]
+    assert len(replayed) == 1  # the shape's text part, read once; no message's own events replayed
+    # A value the text part could not take as it is: that message's events are replayed.
+    contact = {"id": 9, "name": "a  b", "first_name": "a", "attributes": {"city": "Москва"}}
+    chunks = []
+    html = render_message({"en": {"subject": "s", "html": template}}, contact_context=contact, locale="en",
+                          channel="email", text_from_html=False, html_chunks=chunks)["html"]
+    assert instrument_html_and_text(hub.settings, html, delivery_key="k9", chunks=chunks) == \
+        instrument_html_and_text(hub.settings, html, delivery_key="k9")
+    assert len(replayed) == 2
