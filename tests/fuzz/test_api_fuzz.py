@@ -15,14 +15,15 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
-import schemathesis
 from hypothesis import HealthCheck, Phase, given, settings
-from schemathesis import GenerationMode
 
 from hub.auth import SCOPES
+
+if TYPE_CHECKING:
+    from schemathesis import GenerationMode
 
 POSITIVE_EXAMPLES = 10
 NEGATIVE_EXAMPLES = 8
@@ -102,6 +103,11 @@ def draw(operation: Any, mode: GenerationMode, examples: int) -> tuple[list[Any]
 
 @pytest.mark.slow
 def test_no_operation_answers_5xx_and_every_error_is_problem_details(app, client, api_key):
+    # Imported here, not when the suite collects this module: ~0.5 s of CPU in every parallel worker
+    # but the one that runs this test (and its pytest plug-in is off: pyproject's addopts).
+    import schemathesis
+    from schemathesis import GenerationMode
+
     headers = api_key(*SCOPES)
     seed(client, headers)
     schema = schemathesis.openapi.from_asgi("/api/openapi.json", app)
