@@ -187,6 +187,30 @@ def _wipe(db: Database) -> None:
     db.memo.forget()  # the webhook endpoints it kept are gone (hub.memo)
 
 
+class XdistGroupsNamed:
+    """Put each xdist_group's name into its tests' node ids, where --dist loadgroup looks for it.
+
+    pytest-xdist (3.8) does it by setting `item._nodeid`; pytest 9.2 keeps the id in `item._id`
+    and ignores `_nodeid`, so no test was grouped: a browser module's tests ran on every worker,
+    each starting its own Chromium, and the API fuzz test's stores on two workers, each drawing
+    the same cases. tests/test_suite_housekeeping.py checks a group stays on one worker."""
+
+    @pytest.hookimpl(trylast=True)  # after xdist's own attempt, on the worker
+    def pytest_collection_modifyitems(self, config: pytest.Config, items: list[pytest.Item]) -> None:
+        if not getattr(config.option, "loadgroup", False):  # set on xdist's workers under --dist loadgroup
+            return
+        try:
+            from _pytest.nodeid import NodeId
+        except ImportError:  # pytest < 9.2: xdist's own suffix works
+            return
+
+        for item in items:
+            names = sorted({str(mark.args[0] if mark.args else mark.kwargs.get("name", "default"))
+                            for mark in item.iter_markers("xdist_group")})
+            if names and "@" not in item.nodeid:
+                item._id = NodeId.parse(f"{item.nodeid}@{'_'.join(names)}")  # type: ignore[attr-defined]
+
+
 class LongTestsFirst:
     """Start the long tests first: xdist hands tests out in collection order, so a minute-long test
     begins while the short ones fill the other workers, instead of running alone at the end."""
@@ -223,6 +247,7 @@ class LongLivedObjectsFrozen:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.pluginmanager.register(LongTestsFirst(), "hub-long-tests-first")
+    config.pluginmanager.register(XdistGroupsNamed(), "hub-xdist-groups-named")
     config.pluginmanager.register(LongLivedObjectsFrozen(), "hub-long-lived-objects-frozen")
 
 
