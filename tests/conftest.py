@@ -147,23 +147,68 @@ def database(backend: tuple[str, str], tmp_path_factory: pytest.TempPathFactory)
     db.dispose()
 
 
+# DELETE, children first, rather than one TRUNCATE of every table: a test leaves a few rows, and
+# TRUNCATE gives each of ~65 tables new files (~0.25 s per test, minutes a run). A table left with
+# many dead rows is truncated too, so later tests do not scan them. Then every sequence starts at 1
+# again (what RESTART IDENTITY did). On PostgreSQL all of it is one block the server runs: one round
+# trip instead of one per table (a wipe's client CPU 10-14 -> 1.3-1.6 ms, wall 28-77 -> 11-22 ms on
+# a loaded machine). tests/test_suite_wipe.py checks it on both stores.
+_PG_WIPE = """DO $wipe$
+DECLARE
+    name text;
+    deleted bigint;
+    crowded text[] := '{}';
+BEGIN
+    FOREACH name IN ARRAY {tables} LOOP
+        EXECUTE format('DELETE FROM %%I', name);
+        GET DIAGNOSTICS deleted = ROW_COUNT;
+        IF deleted > 2000 THEN
+            crowded := crowded || name;
+        END IF;
+    END LOOP;
+    IF cardinality(crowded) > 0 THEN
+        EXECUTE 'TRUNCATE ' || (SELECT string_agg(format('%%I', c), ', ') FROM unnest(crowded) c) || ' CASCADE';
+    END IF;
+    PERFORM setval(c.oid, 1, false) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE c.relkind = 'S' AND n.nspname = current_schema();
+END
+$wipe$"""
+
+
 def _wipe(db: Database) -> None:
     tables = list(reversed(SQLModel.metadata.sorted_tables))
     with db.engine.begin() as conn:
         if db.engine.dialect.name == "postgresql":
-            # DELETE, children first, rather than one TRUNCATE of every table: a test leaves a few
-            # rows, and TRUNCATE gives each of ~50 tables new files (~0.25 s per test, minutes a
-            # run). A table left with many dead rows is truncated too, so later tests do not scan them.
-            crowded = [table.name for table in tables if conn.execute(table.delete()).rowcount > 2_000]
-            if crowded:
-                conn.execute(text("TRUNCATE " + ", ".join(f'"{name}"' for name in crowded) + " CASCADE"))
-            # What RESTART IDENTITY did: every sequence starts at 1 again.
-            conn.execute(text("SELECT setval(c.oid, 1, false) FROM pg_class c JOIN pg_namespace n "
-                              "ON n.oid = c.relnamespace WHERE c.relkind = 'S' AND n.nspname = current_schema()"))
+            names = "ARRAY[" + ", ".join("'" + table.name.replace("'", "''") + "'" for table in tables) + "]::text[]"
+            conn.exec_driver_sql(_PG_WIPE.replace("{tables}", names))  # psycopg reads %% as %
         else:
             for table in tables:
                 conn.execute(table.delete())
     db.memo.forget()  # the webhook endpoints it kept are gone (hub.memo)
+
+
+class XdistGroupsNamed:
+    """Put each xdist_group's name into its tests' node ids, where --dist loadgroup looks for it.
+
+    pytest-xdist (3.8) does it by setting `item._nodeid`; pytest 9.2 keeps the id in `item._id`
+    and ignores `_nodeid`, so no test was grouped: a browser module's tests ran on every worker,
+    each starting its own Chromium, and the API fuzz test's stores on two workers, each drawing
+    the same cases. tests/test_suite_housekeeping.py checks a group stays on one worker."""
+
+    @pytest.hookimpl(trylast=True)  # after xdist's own attempt, on the worker
+    def pytest_collection_modifyitems(self, config: pytest.Config, items: list[pytest.Item]) -> None:
+        if not getattr(config.option, "loadgroup", False):  # set on xdist's workers under --dist loadgroup
+            return
+        try:
+            from _pytest.nodeid import NodeId
+        except ImportError:  # pytest < 9.2: xdist's own suffix works
+            return
+
+        for item in items:
+            names = sorted({str(mark.args[0] if mark.args else mark.kwargs.get("name", "default"))
+                            for mark in item.iter_markers("xdist_group")})
+            if names and "@" not in item.nodeid:
+                item._id = NodeId.parse(f"{item.nodeid}@{'_'.join(names)}")  # type: ignore[attr-defined]
 
 
 class LongTestsFirst:
@@ -202,6 +247,7 @@ class LongLivedObjectsFrozen:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.pluginmanager.register(LongTestsFirst(), "hub-long-tests-first")
+    config.pluginmanager.register(XdistGroupsNamed(), "hub-xdist-groups-named")
     config.pluginmanager.register(LongLivedObjectsFrozen(), "hub-long-lived-objects-frozen")
 
 

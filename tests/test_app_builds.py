@@ -27,7 +27,8 @@ def _app_shape(hub: Any) -> tuple[list[tuple[Any, ...]], dict[str, Any]]:
     from hub.app import create_app
 
     app = create_app(hub, check_schema=False, start_worker=False)
-    routes = [(route.path, tuple(sorted(route.methods or ())), _shape(route.dependant))
+    routes = [(route.path, tuple(sorted(route.methods or ())), _shape(route.dependant), _shape(route._flat_dependant),
+               tuple(route._flat_dependant.oauth_scopes))
               for route in app.routes if isinstance(route, APIRoute)]
     return routes, app.openapi()
 
@@ -61,6 +62,8 @@ def test_remembered_route_parts_are_what_fastapi_works_out_and_nothing_mutable_i
     apps = [create_app(hub, check_schema=False, start_worker=False) for _ in range(2)]
     routes = [[route for route in app.routes if isinstance(route, APIRoute)] for app in apps]
     assert app_builds._paths and app_builds._bodies and app_builds._returns  # each memo was used
+    # A remembered dependency's flattened form is shared by the routes that use it.
+    assert any(sub.__dict__.get(app_builds._FLAT) for route in routes[0] for sub in route.dependant.dependencies)
     shared = 0
     for one, other in zip(*routes):
         assert one.path == other.path

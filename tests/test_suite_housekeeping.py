@@ -1,4 +1,5 @@
-"""The suite's housekeeping in tests/conftest.py: the collector's frozen heap, remembered entry points."""
+"""The suite's housekeeping in tests/conftest.py: the collector's frozen heap, remembered entry points,
+xdist groups."""
 
 from __future__ import annotations
 
@@ -37,6 +38,16 @@ def test_a_remembered_entry_point_lookup_is_the_lookup_and_sees_a_new_sys_path(t
     (dist / "entry_points.txt").write_text("[hub.channels]\nextra = tests.fakes.channel:FakeChannel\n")
     monkeypatch.syspath_prepend(str(tmp_path))
     assert "extra" in {ep.name for ep in plugin.entry_points(group="hub.channels")}
+
+
+@pytest.mark.xdist_group("housekeeping")
+def test_a_grouped_test_carries_its_group_in_its_node_id_where_loadgroup_looks(request):
+    """pytest-xdist's --dist loadgroup sends tests to workers by the `@group` ending of their ids
+    (tests/conftest.py XdistGroupsNamed puts it there with pytest 9.2)."""
+    if getattr(request.config.option, "loadgroup", False):  # an xdist worker of the parallel phase
+        assert request.node.nodeid.endswith("@housekeeping"), request.node.nodeid
+    else:
+        assert "@" not in request.node.nodeid
 
 
 def sleeper(argv: list[str], ready) -> None:  # type: ignore[no-untyped-def]

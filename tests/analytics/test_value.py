@@ -6,17 +6,17 @@ from __future__ import annotations
 import random
 from datetime import datetime, timedelta, timezone
 
-import numpy as np
 import pytest
 from sqlalchemy import func, select
 
-from analytics import value
 from analytics.compute import Options, latest_run, recompute_scores
 from analytics.models import RfmScore
 from tests.analytics.factories import bgnbd_history, bulk_customers, bulk_orders
 
 NOW = datetime(2026, 6, 15, tzinfo=timezone.utc)
 START = NOW - timedelta(days=730)
+# analytics.value (SciPy, NumPy) is imported by the tests that use it, not when the suite collects
+# this module: ~1 s of CPU in every parallel worker, most of which never runs these tests.
 
 
 def seed(hub, customers: int = 1500, seed: int = 7) -> None:
@@ -26,6 +26,8 @@ def seed(hub, customers: int = 1500, seed: int = 7) -> None:
 
 
 def test_the_hold_out_error_is_measured_and_small_on_data_the_model_describes(hub):
+    from analytics import value
+
     seed(hub)
     with hub.session(read_only=True) as s:
         check = value.hold_out(s, currency="RUB", now=NOW, holdout_days=180)
@@ -40,6 +42,7 @@ def test_the_hold_out_error_is_measured_and_small_on_data_the_model_describes(hu
 
 
 def test_the_refresh_writes_predictions_and_the_page_shows_the_error(hub, web):
+    from analytics import value
     from hub.models import Role
     from tests.web.conftest import login
 
@@ -72,8 +75,12 @@ def test_the_refresh_writes_predictions_and_the_page_shows_the_error(hub, web):
 
 @pytest.mark.any_store
 def test_the_model_recovers_the_parameters_it_was_drawn_from():
-    rng = random.Random(3)
+    import numpy as np
+
+    from analytics import value
     from analytics.value import Summary
+
+    rng = random.Random(3)
 
     # Straight from the BG/NBD story, in weeks: 3000 customers observed for 78 weeks.
     xs, txs, Ts = [], [], []

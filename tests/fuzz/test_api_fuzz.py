@@ -5,23 +5,36 @@ The operations come from /api/openapi.json when the test runs, so whatever any p
 is fuzzed too. Each operation gets a few positive examples (valid by the schema) and a few negative
 ones (invalid on purpose), derandomized so a run is repeatable and bounded (about a minute for both
 backends). An API key holding every scope is sent, so the requests reach the handlers.
+
+Drawing the cases costs twice what sending them does, and both stores serve the same document: the
+cases drawn for the first store are kept and sent, the very same ones, to the second (both run on
+one worker, so the second store's run draws nothing).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
-import schemathesis
 from hypothesis import HealthCheck, Phase, given, settings
-from schemathesis import GenerationMode
 
 from hub.auth import SCOPES
+
+if TYPE_CHECKING:
+    from schemathesis import GenerationMode
 
 POSITIVE_EXAMPLES = 10
 NEGATIVE_EXAMPLES = 8
 SKIP_MEDIA = ("text/event-stream",)  # a stream never ends; /api/v1/live is covered by tests/api/test_live.py
+
+# Both stores' runs on one worker (pytest-xdist --dist loadgroup), so the second finds the cases the
+# first drew in _drawn.
+pytestmark = pytest.mark.xdist_group("api-fuzz")
+
+# (document digest, method, path, mode) -> the cases drawn, and what went wrong drawing them, if anything.
+_drawn: dict[tuple[str, str, str, str], tuple[list[Any], str | None]] = {}
 
 
 def streams(operation: Any) -> bool:
@@ -68,11 +81,37 @@ def seed(client: Any, headers: dict[str, str]) -> None:
                                                                 "host_ids": [host["id"]], "min_notice_minutes": 0})
 
 
+def draw(operation: Any, mode: GenerationMode, examples: int) -> tuple[list[Any], str | None]:
+    """The cases hypothesis draws for one operation in one mode (derandomized: the same every run),
+    and why drawing stopped short, if it did."""
+    cases: list[Any] = []
+
+    @settings(max_examples=examples, derandomize=True, database=None, deadline=None,
+              phases=[Phase.explicit, Phase.generate], suppress_health_check=list(HealthCheck))
+    @given(case=operation.as_strategy(generation_mode=mode))
+    def collect(case: Any) -> None:
+        cases.append(case)
+
+    try:
+        collect()
+    except Exception as exc:  # noqa: BLE001 - schemathesis could not build a case (unsatisfiable schema)
+        if "Unsatisfiable" not in type(exc).__name__:
+            return cases, (f"{operation.method.upper()} {operation.path} ({mode.value}): "
+                           f"{type(exc).__name__}: {exc}"[:500])
+    return cases, None
+
+
 @pytest.mark.slow
 def test_no_operation_answers_5xx_and_every_error_is_problem_details(app, client, api_key):
+    # Imported here, not when the suite collects this module: ~0.5 s of CPU in every parallel worker
+    # but the one that runs this test (and its pytest plug-in is off: pyproject's addopts).
+    import schemathesis
+    from schemathesis import GenerationMode
+
     headers = api_key(*SCOPES)
     seed(client, headers)
     schema = schemathesis.openapi.from_asgi("/api/openapi.json", app)
+    document = hashlib.sha256(json.dumps(schema.raw_schema, sort_keys=True).encode()).hexdigest()
     failures: list[str] = []
     statuses: dict[int, int] = {}
     fuzzed = 0
@@ -84,27 +123,20 @@ def test_no_operation_answers_5xx_and_every_error_is_problem_details(app, client
         fuzzed += 1
         paths.add(operation.path)
         for mode, examples in ((GenerationMode.POSITIVE, POSITIVE_EXAMPLES), (GenerationMode.NEGATIVE, NEGATIVE_EXAMPLES)):
-            found: list[str] = []
-
-            @settings(max_examples=examples, derandomize=True, database=None, deadline=None,
-                      phases=[Phase.explicit, Phase.generate], suppress_health_check=list(HealthCheck))
-            @given(case=operation.as_strategy(generation_mode=mode))
-            def run(case: Any) -> None:
+            key = (document, operation.method, operation.path, mode.value)
+            if key not in _drawn:
+                _drawn[key] = draw(operation, mode, examples)
+            cases, drawing_failed = _drawn[key]
+            found: list[str] = [drawing_failed] if drawing_failed else []
+            for case in cases:
                 case.headers = {**(case.headers or {}), **headers}
                 try:
-                    response = case.call()
+                    response = case.call(app=app)  # this store's app, whichever drew the case
                 except Exception as exc:  # noqa: BLE001 - a crash in the app surfaces here in-process
                     found.append(f"{case.method} {case.formatted_path}: {type(exc).__name__}: {exc}"[:500])
-                    return
+                    continue
                 statuses[response.status_code] = statuses.get(response.status_code, 0) + 1
                 found.extend(problem_failures(case, response))
-
-            try:
-                run()
-            except Exception as exc:  # noqa: BLE001 - schemathesis could not build a case (unsatisfiable schema)
-                if "Unsatisfiable" not in type(exc).__name__:
-                    found.append(f"{operation.method.upper()} {operation.path} ({mode.value}): "
-                                 f"{type(exc).__name__}: {exc}"[:500])
             failures.extend(dict.fromkeys(found))  # one line per distinct failure
     assert fuzzed >= 10, f"only {fuzzed} operations found in the OpenAPI document"
     # Routes that channels mount (Channel.api_router) are in the document, so they are fuzzed too.
