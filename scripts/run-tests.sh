@@ -3,7 +3,9 @@
 #   1. in parallel (pytest-xdist): every test not marked `serial`. Each worker has its own
 #      PostgreSQL database, Dovecot, SMTP servers, data directories, ports and browser, so no
 #      worker can break another's tests; a browser module's tests stay on one worker (loadgroup),
-#      so Chromium starts once per module;
+#      so Chromium starts once per module; tests are handed out in the order tests/conftest.py
+#      gives them (LongTestsFirst: long tests first, browser modules spread out), not xdist's
+#      biggest-group-first;
 #   2. alone, after it: the tests marked `serial` (they restart the shared PostgreSQL cluster, or
 #      measure rate limits across processes and need the CPU to themselves).
 # TEST_WORKERS sets the number of parallel workers (default 4: the suite waits on servers and
@@ -19,7 +21,7 @@ WORKERS=${TEST_WORKERS:-4}
 export PYTHONDONTWRITEBYTECODE=
 
 started=$(date +%s)
-"$PYTEST" -n "$WORKERS" --dist loadgroup --phase parallel "$@"
+"$PYTEST" -n "$WORKERS" --dist loadgroup --no-loadscope-reorder --phase parallel "$@"
 parallel=$?
 "$PYTEST" --phase serial "$@" -n 0
 serial=$?
