@@ -135,6 +135,28 @@ def test_postgresql_reads_json_columns_with_the_fast_decoder_and_the_same_values
             assert conn.execute(text("SELECT CAST(:v AS jsonb)"), {"v": text_}).scalar_one() == json.loads(text_)
 
 
+def test_loads_json_gives_what_json_loads_gives_for_whatever_orjson_reads_differently(hub):
+    """orjson first; json.loads where orjson refuses (an exponent past a double, a lone surrogate) or
+    gives a float (an integer past 64 bits): the same values, of the same types, from str, bytes
+    and memoryview alike. SQLite's engine reads JSON columns with it too."""
+    import json
+
+    from hub.db import loads_json
+
+    texts = ['{"a": 1e400}', '{"a": "\\ud83d"}', '[123456789012345678901234567890, -9223372036854775809]',
+             '{"x": {"y": [1, 2.5, {"z": 18446744073709551616}]}}', '{"n": -0.0, "s": "привет \\u2028"}',
+             '{"plain": [1, "two", null, true, {"three": 3}]}', '18446744073709551615', '"text"']
+    for text_ in texts:
+        expected = json.loads(text_)
+        for given in (text_, text_.encode(), memoryview(text_.encode())):
+            got = loads_json(given)
+            assert repr(got) == repr(expected), (text_, type(given))
+    with pytest.raises(json.JSONDecodeError):
+        loads_json("{not json")
+    if hub.db.engine.dialect.name == "sqlite":
+        assert hub.db.engine.dialect._json_deserializer is loads_json
+
+
 def _in_transaction(dbapi_connection) -> bool:  # type: ignore[no-untyped-def]
     from psycopg.pq import TransactionStatus
 

@@ -130,6 +130,27 @@ def sign_in(page: Any, email: str, password: str = PASSWORD, next_path: str = "/
     page.wait_for_url(lambda url: "/login" not in url)
 
 
+def click_until_posted(page: Any, button: Any, path_end: str, *, wait_ms: int = 5_000) -> None:
+    """Click `button` (a Locator, found again on each click) and wait for the POST to a URL ending in
+    `path_end` to go out; if none did within `wait_ms`, click once more (then a miss fails the test).
+
+    It waits for the request, not its answer: on a loaded machine an answer can take longer than
+    any short wait, and a second click after a slow answer clicks the next thing (CI, stop 29: the
+    first Resolve's answer came late, the retry found no open card left). A click that made no
+    request -- it landed on an element the page's live refresh was replacing, as a person's click
+    would -- is clicked again. Callers then wait for what the page shows, with a long timeout."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    for attempt in range(2):
+        try:
+            with page.expect_request(lambda r: r.method == "POST" and r.url.endswith(path_end), timeout=wait_ms):
+                button.click()
+            return
+        except PlaywrightTimeout:
+            if attempt:
+                raise
+
+
 @pytest.fixture
 def agent_page(new_page: Any, live_server: LiveServer) -> Any:
     """A page signed in as an agent (English, Moscow time)."""

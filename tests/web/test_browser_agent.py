@@ -17,7 +17,7 @@ from hub.auth import SYSTEM
 from hub.contacts import IdentityIn, create_contact
 from hub.ingest import InboundEvent, IdentityRef, ingest
 from hub.models import Contact, IdentityKind, MergeRecord, Role, Task, TimelineEvent
-from tests.web.conftest import PASSWORD, sign_in
+from tests.web.conftest import PASSWORD, click_until_posted, sign_in
 from tests.web.seed import seed_customer, seed_events
 
 pytestmark = pytest.mark.browser
@@ -158,25 +158,6 @@ def test_incoming_call_pops_the_callers_card(live_server, agent_page):
     expect(agent_page.locator("#timeline-items li.event").first).to_contain_text("Incoming call")
 
 
-def _click_until_posted(page, button, path: str) -> None:  # type: ignore[no-untyped-def]
-    """Click, and click once more if the click made no POST to `path` within 5 s.
-
-    Seen once in a fresh-clone run on a loaded machine (session 13): "Add note" clicked, no answer
-    within 10 s, the result empty — whether the click made no request or the answer was slow is not
-    known (the run kept no trace). A second click here, and a longer wait for the answer, keep the
-    test about what the agent sees: the note added and shown first, exactly once."""
-    from playwright.sync_api import TimeoutError as PlaywrightTimeout
-
-    for attempt in range(2):
-        try:
-            with page.expect_request(lambda r: r.method == "POST" and r.url.endswith(path), timeout=5_000):
-                button.click()
-            return
-        except PlaywrightTimeout:
-            if attempt:
-                raise
-
-
 def test_note_task_merge_and_undo(live_server, agent_page):
     page = agent_page
     keep = make_contact(live_server, "Olga Petrova", email="olga@example.com", phone="+7 916 111-11-11")
@@ -185,7 +166,7 @@ def test_note_task_merge_and_undo(live_server, agent_page):
     page.goto(f"/contacts/{keep}")
 
     page.get_by_placeholder("Write a note for your colleagues…").fill("Wants a callback after 18:00")
-    _click_until_posted(page, page.get_by_role("button", name="Add note"), f"/contacts/{keep}/notes")
+    click_until_posted(page, page.get_by_role("button", name="Add note"), f"/contacts/{keep}/notes")
     expect(page.locator("#note-result")).to_contain_text("Note added.", timeout=20_000)
     expect(page.locator("#timeline-items li.event").first).to_contain_text("Wants a callback after 18:00")
     expect(page.locator("#timeline-items li.event", has_text="Wants a callback after 18:00")).to_have_count(1)
