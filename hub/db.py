@@ -106,6 +106,20 @@ def _ping_when_idle(engine: Engine) -> None:
             raise exc.DisconnectionError("idle connection is gone; the pool replaces it")
 
 
+def _transactions_again_at_checkin(engine: Engine) -> None:
+    """A connection `without_transaction` switched to autocommit goes back into the pool in transaction
+    mode, so the next session that takes it has its transaction. Checkin comes after the pool's
+    rollback-on-return, so nothing is open when the switch is made."""
+    @event.listens_for(engine, "checkin")
+    def _transactions_again(dbapi_conn, record):  # type: ignore[no-untyped-def]
+        if dbapi_conn is None or not dbapi_conn.autocommit:
+            return
+        try:
+            dbapi_conn.autocommit = False
+        except Exception:  # noqa: BLE001 - a broken connection: replaced, never lent out in autocommit
+            record.invalidate()
+
+
 def _tune_sqlite(engine: Engine) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn, _record):  # type: ignore[no-untyped-def]
@@ -299,7 +313,11 @@ def without_transaction(session: Session) -> bool:
     SQLite it does nothing and says False."""
     if not is_postgres(session):
         return False
-    session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+    # psycopg's own switch, turned back off when the pool takes the connection back
+    # (_transactions_again_at_checkin). SQLAlchemy's isolation_level option did the same through its
+    # connection characteristics, setting and resetting two of them: ~0.1 ms of a screen pop's
+    # ~1.1 ms of CPU (docs/benchmarks.md, "Timeline reads").
+    session.connection().connection.driver_connection.autocommit = True  # type: ignore[union-attr]
     return True
 
 
@@ -309,6 +327,8 @@ class Database:
     def __init__(self, settings: Settings, engine: Engine | None = None) -> None:
         self.settings = settings
         self.engine = engine or make_engine(settings)
+        if self.engine.dialect.name == "postgresql":
+            _transactions_again_at_checkin(self.engine)
         self._factory = sessionmaker(self.engine, expire_on_commit=False)
         from hub.memo import make_memo
 

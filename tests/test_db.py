@@ -179,3 +179,30 @@ def test_without_transaction_reads_outside_one_on_postgresql_and_the_pool_gets_a
     with hub.session(read_only=True) as session:
         session.execute(text("SELECT 1"))
         assert _in_transaction(session.connection().connection.dbapi_connection)
+
+
+def test_without_transaction_switches_the_driver_only_and_a_commit_gives_the_next_writes_a_transaction(
+        hub, monkeypatch):
+    """psycopg's autocommit is switched directly, not through SQLAlchemy's isolation-level
+    characteristic (which set and reset two of them per session: ~0.1 ms of a screen pop); the
+    survey's save ends its read with a commit, and the writes after it are one transaction."""
+    from hub.db import without_transaction
+
+    if hub.db.engine.dialect.name != "postgresql":
+        pytest.skip("without_transaction does nothing on SQLite")
+    dialect = hub.db.engine.dialect
+    switched: list[str] = []
+    original = dialect.set_isolation_level
+    monkeypatch.setattr(dialect, "set_isolation_level",
+                        lambda conn, level: (switched.append(level), original(conn, level))[1])
+    with hub.session() as session:
+        assert without_transaction(session) is True
+        session.execute(text("SELECT 1"))
+        assert not _in_transaction(session.connection().connection.dbapi_connection)
+        session.commit()
+        session.execute(text("SELECT 1"))
+        assert _in_transaction(session.connection().connection.dbapi_connection)
+    assert switched == []  # the old way set AUTOCOMMIT and reset the default: two calls
+    with hub.session(read_only=True) as session:  # and the pool lends it out in transaction mode
+        session.execute(text("SELECT 1"))
+        assert _in_transaction(session.connection().connection.dbapi_connection)

@@ -30,6 +30,8 @@ def test_a_page_reads_rows_with_the_events_fields_and_loads_nothing_into_the_ses
         event.listen(s, "do_orm_execute", lambda state: orm_statements.append(state.is_orm_statement))
         caller = lookup_caller(s, phone="8 (916) 123-45-67", region="RU")
         assert caller is not None and caller.id == contact
+        # Only what a pop needs of the caller, not the contact's 13 columns (two of them JSON).
+        assert tuple(caller._fields) == ("id", "display_name", "merged_into")
         page = timeline_page(s, contact_id=contact, limit=2)
         # The page's events are plain rows, and so is the caller's contact.
         assert not [o for o in s.identity_map.values() if isinstance(o, TimelineEvent)]
