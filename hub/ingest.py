@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -160,17 +160,19 @@ def _replayed(session: Session, event: InboundEvent, event_id: int) -> IngestRes
     return IngestResult(event=existing, contact=session.get(Contact, existing.contact_id), created=False)  # type: ignore[arg-type]
 
 
-def post_events(session: Session, *, events: Sequence[InboundEvent]) -> list[int]:
+def post_events(session: Session, *, events: Sequence[InboundEvent], contacts: Mapping[int, Any] = {},
+                ) -> list[int]:
     """What post_event does, for many events of known contacts in a few statements (a campaign's
     batch of outgoing messages); the timeline event ids in order (the existing one for a replay).
 
-    Every event needs `contact_id`: there is no identity resolution here.
+    Every event needs `contact_id`: there is no identity resolution here. `contacts`: contacts the
+    caller has read already, by id (see `survivors`), which the triggers then get as they are.
     """
     hub = _runtime(session)
     if any(e.contact_id is None for e in events):
         raise ValueError("post_events needs contact_id on every event")
     keys = [(e.channel, e.external_id or f"local:{uuid.uuid4().hex}") for e in events]
-    contacts = survivors(session, [e.contact_id for e in events])  # type: ignore[misc]
+    contacts = survivors(session, [e.contact_id for e in events], known=contacts)  # type: ignore[misc]
     # Inserted straight away: ON CONFLICT tells replays apart, and _record finds their ids.
     unique = {key: (event, contacts[event.contact_id], key[1]) for event, key in zip(events, keys)}  # type: ignore[index]
     ids: dict[tuple[str, str], int] = {}
@@ -255,11 +257,18 @@ def _existing_many(session: Session, keys: Sequence[tuple[str, str]]) -> dict[tu
     return found
 
 
-def survivors(session: Session, contact_ids: Sequence[int]) -> dict[int, Contact]:
-    """Each id's surviving contact, loaded in one query; ContactNotFound for an unknown id."""
+def survivors(session: Session, contact_ids: Sequence[int], *, known: Mapping[int, Any] = {}) -> dict[int, Contact]:
+    """Each id's surviving contact, loaded in one query; ContactNotFound for an unknown id.
+
+    `known`: contacts the caller has read already, by id, as ORM objects or read-only rows of
+    `contact` (a survey answer's link reads its contact as a row in the link's statement: as an ORM
+    object it cost ~0.2 ms of CPU more, docs/benchmarks.md "Survey page"). One not merged is used as
+    it is; a merged one is followed to its survivor as ever."""
     unique = list(dict.fromkeys(contact_ids))
     # Contacts the session holds already (a campaign batch loaded them) are not read again.
     loaded = {cid: c for cid in unique if (c := _held(session, cid)) is not None}
+    loaded.update({cid: c for cid in unique if cid not in loaded and (c := known.get(cid)) is not None
+                   and c.merged_into is None})
     unread = [cid for cid in unique if cid not in loaded]
     if unread:
         loaded.update({c.id: c for c in session.scalars(select(Contact).where(among(session, Contact.id, unread))).all()})

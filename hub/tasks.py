@@ -86,10 +86,12 @@ def create_tasks(session: Session, *, actor: Principal, tasks: Sequence[NewTask]
 
 
 def create_tasks_posting(session: Session, *, actor: Principal, tasks: Sequence[NewTask],
-                         events: Sequence[InboundEvent]) -> tuple[list[int], list[int]]:
+                         events: Sequence[InboundEvent], contacts: Mapping[int, Any] = {},
+                         ) -> tuple[list[int], list[int]]:
     """create_tasks, with the caller's `events` posted in the same batch (one insert) ahead of the
     tasks' own, so their triggers fire first; (the tasks' ids, the events' ids), each in order.
-    Nothing is written when a task is refused (InvalidTask), the events included."""
+    Nothing is written when a task is refused (InvalidTask), the events included. `contacts`: the
+    contacts the caller has read already, by id (hub.ingest.survivors' `known`)."""
     for new in tasks:
         _check_due(new.due_at)
     titles = [_title(new.title) for new in tasks]
@@ -99,21 +101,23 @@ def create_tasks_posting(session: Session, *, actor: Principal, tasks: Sequence[
     if missing := sorted(wanted - active):
         raise InvalidTask("assignee_id", f"user {missing[0]} does not exist or is deactivated")
     try:
-        contacts = survivors(session, [new.contact_id for new in tasks if new.contact_id is not None])
+        survivor_of = survivors(session, [new.contact_id for new in tasks if new.contact_id is not None],
+                                known=contacts)
     except ContactNotFound as exc:
         raise InvalidTask("contact_id", str(exc)) from None
     if not tasks:
-        return [], post_events(session, events=events) if events else []
+        return [], post_events(session, events=events, contacts=contacts) if events else []
     now = clock.now()
     rows = [{"title": title, "notes": new.notes, "due_at": new.due_at, "assignee_id": new.assignee_id,
-             "contact_id": None if new.contact_id is None else contacts[new.contact_id].id,
+             "contact_id": None if new.contact_id is None else survivor_of[new.contact_id].id,
              "status": TaskStatus.OPEN.value, "created_by": actor.actor, "source_event_id": None,
              "created_at": now, "completed_at": None} for title, new in zip(titles, tasks)]
     table = Task.__table__  # type: ignore[attr-defined]
     ids = list(session.scalars(insert(table).returning(table.c.id, sort_by_parameter_order=True), rows))
     created = [SimpleNamespace(id=task_id, **row) for task_id, row in zip(ids, rows) if row["contact_id"] is not None]
     posted = post_events(session, events=[*events, *(_event(task, actor=actor, kind="task.created")
-                                                     for task in created)]) if events or created else []
+                                                     for task in created)],
+                         contacts={**contacts, **{c.id: c for c in survivor_of.values()}}) if events or created else []
     if created:
         audit.record_many(session, actor=actor, action="task.created", entity="task", entries=[
             (task.id, task.contact_id, audit.diff({}, _snapshot(task))) for task in created])

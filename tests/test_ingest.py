@@ -229,3 +229,41 @@ def test_a_replay_found_by_the_first_look_creates_no_contact_for_an_unknown_iden
     again = ingest(hub, sms("SM1", "+79161234567"))
     assert not again.created and again.event.id == first.event.id
     assert count(hub, Contact) == 1 and count(hub, Identity) == 0
+
+
+def test_post_events_uses_the_callers_contact_row_and_follows_a_merged_one(hub):
+    """A contact the caller has read (a survey answer's link) goes to the triggers as it is, with no
+    read of `contact` and no ORM object; a merged one is still followed to its survivor."""
+    from sqlalchemy import event
+
+    from hub.ingest import post_events
+
+    kept = ingest(hub, sms("SM-kept")).contact.id
+    gone = ingest(hub, sms("SM-gone", phone="+7 916 999-88-77")).contact.id
+    with hub.session() as s, s.begin():
+        s.get(Contact, gone).merged_into = kept
+    with hub.session(read_only=True) as s:
+        rows = {r.id: r for r in s.execute(select(Contact.__table__).where(Contact.__table__.c.id.in_([kept, gone])))}
+    given: list[object] = []
+    hub.triggers.register("given.kind", lambda _s, *, event, contact: given.append(contact))
+    reads: list[str] = []
+
+    def record(_conn, _cursor, statement, *_args):  # type: ignore[no-untyped-def]
+        if "FROM contact" in statement:
+            reads.append(statement)
+
+    event.listen(hub.db.engine, "before_cursor_execute", record)
+    try:
+        with hub.session() as s, s.begin():
+            post_events(s, events=[InboundEvent(channel="fake", kind="given.kind", direction="in", contact_id=kept,
+                                                external_id="given-1")], contacts={kept: rows[kept]})
+            assert not [o for o in s.identity_map.values() if isinstance(o, Contact)]
+        assert reads == [] and given == [rows[kept]]
+        with hub.session() as s, s.begin():  # the merged one's row is not used: its survivor is read
+            post_events(s, events=[InboundEvent(channel="fake", kind="given.kind", direction="in", contact_id=gone,
+                                                external_id="given-2")], contacts={gone: rows[gone]})
+    finally:
+        event.remove(hub.db.engine, "before_cursor_execute", record)
+    assert reads and given[1].id == kept
+    with hub.session(read_only=True) as s:
+        assert s.scalar(select(TimelineEvent.contact_id).where(TimelineEvent.external_id == "given-2")) == kept

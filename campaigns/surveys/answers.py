@@ -83,21 +83,12 @@ _LINK_FROM = (_INVITATION.join(_SURVEY, _SURVEY.c.id == _INVITATION.c.survey_id)
 _LINK = (select(*(column.label(f"{table.name}_{column.name}")
                   for table in (_INVITATION, _SURVEY, _CONTACT, _RESPONSE) for column in table.c))
          .select_from(_LINK_FROM).where(_INVITATION.c.id == bindparam("invitation_id")))
-# A save that may post events reads the contact as the ORM object instead, in the same statement:
-# post_events gives it to the triggers and would read it again if the session did not hold it.
-_LINK_FOR_EVENTS = (select(Contact, *(column.label(f"{table.name}_{column.name}")
-                                      for table in (_INVITATION, _SURVEY, _RESPONSE) for column in table.c))
-                    .select_from(_LINK_FROM).where(_INVITATION.c.id == bindparam("invitation_id")))
 
 
-def _link_rows(row: Sequence[Any], *, contact: Contact | None = None) -> list[Any]:
-    """The link's one row as a row of each table (None for a response not there: its id is NULL);
-    with `contact`, the row leads with that object and holds no contact columns."""
-    parts, start = [], 1 if contact is not None else 0
+def _link_rows(row: Sequence[Any]) -> list[Any]:
+    """The link's one row as a row of each table (None for a response not there: its id is NULL)."""
+    parts, start = [], 0
     for make, width in _LINK_PARTS:
-        if make.__name__ == _CONTACT.name and contact is not None:
-            parts.append(contact)
-            continue
         values = row[start:start + width]
         parts.append(make._make(values) if values[0] is not None else None)
         start += width
@@ -182,20 +173,19 @@ class SavedResponse:
     submitted_at: datetime | None
 
 
-def open_link(session: Session, settings: Settings, token: str, *, now: datetime | None = None,
-              for_events: bool = False) -> Link:
+def open_link(session: Session, settings: Settings, token: str, *, now: datetime | None = None) -> Link:
     """The invitation a token opens, with its survey, contact and response; LinkRefused otherwise.
-    `for_events`: the contact as its ORM object, held by the session, for a save that may post the
-    answer's events (read in the same statement; post_events would read it again otherwise)."""
+    A save hands the contact's row to the events it posts (post_events' `contacts`), so it is read
+    once, here, and no ORM object is built for it."""
     try:
         invitation_id, contact_id, survey_id, nonce = read_token(settings, token)
     except BadLink:
         raise LinkRefused(LinkProblem.INVALID) from None
     now = now or clock.now()
-    row = session.execute(_LINK_FOR_EVENTS if for_events else _LINK, {"invitation_id": invitation_id}).first()
+    row = session.execute(_LINK, {"invitation_id": invitation_id}).first()
     if row is None:
         raise LinkRefused(LinkProblem.INVALID)
-    invitation, survey, contact, response = _link_rows(row, contact=row[0] if for_events else None)
+    invitation, survey, contact, response = _link_rows(row)
     # The nonce is compared as well as the signature: a link can be revoked by changing it.
     if (invitation.contact_id, invitation.survey_id, invitation.nonce) != (contact_id, survey_id, nonce):
         raise LinkRefused(LinkProblem.INVALID)
@@ -331,7 +321,7 @@ def _close_the_loop(session: Session, *, link: Link, response: SavedResponse, su
                                           along=along)
         response.follow_up_task_id = task_id
     elif along:
-        posted = post_events(session, events=along)
+        posted = post_events(session, events=along, contacts={link.contact.id: link.contact})
     if along:
         [response.event_id] = posted
     if (response.event_id, response.follow_up_task_id) != linked:
@@ -372,7 +362,8 @@ def _open_follow_up(session: Session, *, link: Link, response: SavedResponse, su
     for assignee in dict.fromkeys([contact.owner_id, link.survey.follow_up_user_id, None]):
         try:
             [task], posted = create_tasks_posting(session, actor=SYSTEM, events=along, tasks=[NewTask(
-                title=title[:500], notes=notes, assignee_id=assignee, contact_id=link.invitation.contact_id)])
+                title=title[:500], notes=notes, assignee_id=assignee, contact_id=link.invitation.contact_id)],
+                contacts={contact.id: contact})
             break
         except InvalidTask:  # nothing was written, the answer's event included
             continue

@@ -128,7 +128,7 @@ def _save(hub: Hub, token: str, form: dict[str, list[str]], complete: bool, requ
     """
     with hub.session() as session:
         outside = without_transaction(session)
-        link = open_link(session, hub.settings, token, for_events=True)
+        link = open_link(session, hub.settings, token)
         if draft and link.response is not None and link.response.completed:
             return None  # an answer already sent changes only when the customer sends the edit
         locale = _locale(request, link)  # the language the page was shown in

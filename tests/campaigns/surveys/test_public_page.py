@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 
 from campaigns.surveys.links import token_for
 from campaigns.surveys.models import SurveyInvitation, SurveyResponse
-from hub.models import Task, TimelineEvent
+from hub.models import Contact, Task, TimelineEvent
 from hub.signing import sign
 from tests.campaigns.surveys.conftest import invite_now, make_contact, make_survey
 
@@ -264,14 +264,27 @@ def statements_sent(hub):  # type: ignore[no-untyped-def]
         event.remove(hub.db.engine, "before_cursor_execute", record)
 
 
-def test_a_first_answer_reads_the_contact_once_with_the_link(client, hub, invited):
-    """The page reads the link as plain rows; a POST reads the contact as the object post_events hands
-    the triggers in the same statement, so the answer's and the task's events do not read it again."""
+def test_a_first_answer_reads_the_contact_once_with_the_link_as_a_row(client, hub, invited):
+    """The page and the POST read the link as plain rows; the POST hands the link's contact row to the
+    answer's and the task's events (post_events' `contacts`), so they do not read it again, and no
+    ORM Contact is built (~0.2 ms of CPU a POST)."""
+    from sqlalchemy import event
+
     token = invited[3]
-    with statements_sent(hub) as statements:
-        sent = client.post(f"/s/{token}", data={"q_nps": "2", "q_wrong": "Курьер опоздал", "action": "submit"},
-                           follow_redirects=False)
+    built: list[object] = []
+
+    def loaded(target, _context):  # type: ignore[no-untyped-def]
+        built.append(target)
+
+    event.listen(Contact, "load", loaded)
+    try:
+        with statements_sent(hub) as statements:
+            sent = client.post(f"/s/{token}", data={"q_nps": "2", "q_wrong": "Курьер опоздал", "action": "submit"},
+                               follow_redirects=False)
+    finally:
+        event.remove(Contact, "load", loaded)
     assert sent.status_code == 303
+    assert built == []  # main read it as an ORM object in the link's statement
     reads = [s for s in statements if s.lstrip().startswith("SELECT") and "FROM survey_invitation" in s]
     assert len(reads) == 1
     contact_reads = [s for s in statements if s.lstrip().startswith("SELECT") and "contact.display_name" in s]
