@@ -315,8 +315,8 @@ def without_transaction(session: Session) -> bool:
         return False
     # psycopg's own switch, turned back off when the pool takes the connection back
     # (_transactions_again_at_checkin). SQLAlchemy's isolation_level option did the same through its
-    # connection characteristics, setting and resetting two of them: ~0.1 ms of a screen pop's
-    # ~1.1 ms of CPU (docs/benchmarks.md, "Timeline reads").
+    # connection characteristics, setting and resetting two of them: 0.03-0.08 ms of a screen pop's
+    # ~0.8 ms of CPU on a loaded 2-core machine (docs/benchmarks.md, "Timeline reads").
     session.connection().connection.driver_connection.autocommit = True  # type: ignore[union-attr]
     return True
 

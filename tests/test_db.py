@@ -184,7 +184,7 @@ def test_without_transaction_reads_outside_one_on_postgresql_and_the_pool_gets_a
 def test_without_transaction_switches_the_driver_only_and_a_commit_gives_the_next_writes_a_transaction(
         hub, monkeypatch):
     """psycopg's autocommit is switched directly, not through SQLAlchemy's isolation-level
-    characteristic (which set and reset two of them per session: ~0.1 ms of a screen pop); the
+    characteristic (which set and reset two of them per session: 0.03-0.08 ms of a screen pop); the
     survey's save ends its read with a commit, and the writes after it are one transaction."""
     from hub.db import without_transaction
 
