@@ -21,12 +21,13 @@ from __future__ import annotations
 import logging
 import secrets
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Protocol
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from hub import clock
 
@@ -82,6 +83,10 @@ class Listener(Protocol):
     def __call__(self, session: Session, notice: Notice) -> None: ...
 
 
+class BatchListener(Protocol):
+    def __call__(self, session: Session, notices: Sequence[Notice]) -> None: ...
+
+
 class UnknownNotice(LookupError):
     """A name (or version) the catalogue does not hold."""
 
@@ -97,6 +102,7 @@ class Catalogue:
 
     types: dict[tuple[str, int], NoticeType] = field(default_factory=dict)
     listeners: list[Listener] = field(default_factory=list)
+    batch_listeners: list[BatchListener] = field(default_factory=list)
 
     def add(self, notice_type: NoticeType) -> None:
         key = (notice_type.name, notice_type.version)
@@ -132,6 +138,13 @@ class Catalogue:
         self.listeners.append(listener)
         return lambda: self.listeners.remove(listener) if listener in self.listeners else None
 
+    def listen_many(self, listener: BatchListener) -> Callable[[], None]:
+        """Call `listener(session, notices)` once per `emit_many` (and with one notice per `emit`),
+        for a listener that writes a batch in fewer statements than one per notice; returns the
+        unsubscriber."""
+        self.batch_listeners.append(listener)
+        return lambda: self.batch_listeners.remove(listener) if listener in self.batch_listeners else None
+
     def install(self, triggers: TriggerRegistry) -> None:
         """Emit the notices that are the outside view of timeline events (a "call" is "call.logged")."""
         by_kind: dict[str, list[tuple[NoticeType, str | None]]] = {}
@@ -156,21 +169,43 @@ def emit(session: Session, name: str, *, subject: str, data: Mapping[str, Any] |
     inside the caller's transaction. ValueError for data the schema refuses, UnknownNotice for a
     name the catalogue lacks. Returns the notice (None from a session without a runtime, where no
     listener can be reached)."""
+    emitted = emit_many(session, name, [(subject, data)], version=version, occurred_at=occurred_at)
+    return emitted[0] if emitted else None
+
+
+def emit_many(session: Session, name: str, items: Sequence[tuple[str, Mapping[str, Any] | BaseModel]], *,
+              version: int | None = None, occurred_at: datetime | None = None) -> list[Notice]:
+    """`emit` for many notices of one type, as (subject, data) pairs: the type is looked up and the
+    data validated once for the batch, and batch listeners write them together (a worker's recorded
+    batch tells one `message.sent` per delivery: one by one they cost ~5% of a campaign worker).
+    All or none: one bad item raises before any listener hears of the batch. Empty without a runtime."""
     hub = session.info.get("hub")
     catalogue: Catalogue = hub.notices if hub is not None else CORE
     notice_type = catalogue.get(name, version)
-    raw = data.model_dump(mode="json") if isinstance(data, BaseModel) else dict(data)
+    raw = [data.model_dump(mode="json") if isinstance(data, BaseModel) else dict(data) for _, data in items]
+    batch = _batch_schema(notice_type.schema)
     try:
-        clean = notice_type.schema.model_validate(raw).model_dump(mode="json")
+        clean = batch.dump_python(batch.validate_python(raw), mode="json")
     except ValidationError as exc:
         raise ValueError(f"notice {name} v{notice_type.version} has invalid data: {exc}") from exc
-    if hub is None:
-        return None
-    notice = Notice(id=new_id(), type=notice_type.name, version=notice_type.version, subject=subject, data=clean,
-                    occurred_at=occurred_at or clock.now())
+    if hub is None or not items:
+        return []
+    at = occurred_at or clock.now()
+    emitted = [Notice(id=new_id(), type=notice_type.name, version=notice_type.version, subject=subject, data=data,
+                      occurred_at=at) for (subject, _), data in zip(items, clean)]
     for listener in catalogue.listeners:
-        listener(session, notice)
-    return notice
+        for notice in emitted:
+            listener(session, notice)
+    for batch_listener in catalogue.batch_listeners:
+        batch_listener(session, emitted)
+    return emitted
+
+
+@lru_cache(maxsize=None)
+def _batch_schema(schema: type[BaseModel]) -> TypeAdapter[list[BaseModel]]:
+    # One adapter per schema class, which lives as long as the process: validating a list is one call
+    # into pydantic-core instead of one per notice.
+    return TypeAdapter(list[schema])  # type: ignore[valid-type]
 
 
 def timeline_data(event: TimelineEvent) -> dict[str, Any]:
@@ -286,5 +321,5 @@ def build_catalogue(sources: Iterable[Any]) -> Catalogue:
     return catalogue
 
 
-__all__ = ["CORE_TYPES", "Catalogue", "Notice", "NoticeData", "NoticeType", "UnknownNotice", "build_catalogue",
-           "emit", "timeline_data", "timeline_example", "timeline_type"]
+__all__ = ["CORE_TYPES", "BatchListener", "Catalogue", "Notice", "NoticeData", "NoticeType", "UnknownNotice", "build_catalogue",
+           "emit", "emit_many", "timeline_data", "timeline_example", "timeline_type"]

@@ -713,12 +713,15 @@ def _mirror_many(session: Session, hub: Hub, items: Sequence[tuple[int, int | No
               if event_id is not None}
     changed = update_events(session, [EventChange(event_id, status=status, data=data, live={"delivery_id": delivery_id})
                                       for event_id, (delivery_id, status, data) in wanted.items()])
+    told: dict[str, list[tuple[str, dict[str, Any]]]] = {}  # notice name: its (subject, data) items
     for event in changed:
         delivery_id, status, data = wanted[event.event_id]
         if status in _NOTICES:
-            notices.emit(session, _NOTICES[status], subject=f"contact:{event.contact_id}",
-                         data={"delivery_id": delivery_id, "event_id": event.event_id, "contact_id": event.contact_id,
-                               "channel": event.channel, "status": status, "error": (data or {}).get("error")})
+            told.setdefault(_NOTICES[status], []).append((f"contact:{event.contact_id}", {
+                "delivery_id": delivery_id, "event_id": event.event_id, "contact_id": event.contact_id,
+                "channel": event.channel, "status": status, "error": (data or {}).get("error")}))
+    for name, items in told.items():  # a recorded batch's notices of one type together
+        notices.emit_many(session, name, items)
 
 
 # Delivery statuses other systems hear about, as the notice each one emits.

@@ -75,9 +75,9 @@ class WebhooksExtension(Extension):
                            {"endpoint_id": 3, "message": "Test from the hub", "requested_by": "user:1"})]
 
     def register_notice_listeners(self, notices: Catalogue) -> None:
-        from webhooks.service import on_notice
+        from webhooks.service import on_notices
 
-        notices.listen(on_notice)
+        notices.listen_many(on_notices)
 
     def dispatcher(self) -> Dispatcher:
         """This process's dispatcher, made on first use (only worker processes ever send)."""

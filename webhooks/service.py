@@ -189,34 +189,49 @@ def wants(event_types: Sequence[str], notice_type: str) -> bool:
     return ALL in event_types or notice_type in event_types
 
 
-def on_notice(session: Session, notice: Notice) -> None:
-    """The listener hub.notices calls: store the notice once if any endpoint wants it, and queue a
-    delivery for each active one, in the cause's transaction."""
-    subscribed = [row for row in _endpoints(session) if wants(row.event_types or [], notice.type)]
-    if not subscribed:
+def on_notices(session: Session, notices: Sequence[Notice]) -> None:
+    """The listener hub.notices calls with each emitted batch: store every notice some endpoint wants
+    once, and queue a delivery of it for each active one, in the cause's transaction."""
+    endpoints = _endpoints(session)
+    if not endpoints:
         return
-    active = [row.id for row in subscribed if row.status == EndpointStatus.ACTIVE]
-    # Paused and disabled endpoints get no delivery, but the message is kept so a replay since a
-    # time can send what they missed.
-    queue(session, notice, active)
+    wanted: list[tuple[Notice, list[int]]] = []
+    for notice in notices:
+        subscribed = [row for row in endpoints if wants(row.event_types or [], notice.type)]
+        if subscribed:
+            # Paused and disabled endpoints get no delivery, but the message is kept so a replay
+            # since a time can send what they missed.
+            wanted.append((notice, [row.id for row in subscribed if row.status == EndpointStatus.ACTIVE]))
+    if wanted:
+        queue_many(session, wanted)
 
 
 def queue(session: Session, notice: Notice, endpoint_ids: Sequence[int]) -> int:
     """Store `notice` and queue it for `endpoint_ids`; the message's row id."""
+    return queue_many(session, [(notice, endpoint_ids)])[0]
+
+
+def queue_many(session: Session, items: Sequence[tuple[Notice, Sequence[int]]]) -> list[int]:
+    """Store each notice and queue it for its endpoints, in one statement per table (a recorded
+    batch's notices come together); the messages' row ids, in the order of `items`."""
     hub: Hub = session.info["hub"]
     now = clock.now()
-    contact_id = notice.data.get("contact_id") if isinstance(notice.data.get("contact_id"), int) else None
-    message_row = session.execute(insert(M).values(
-        message_id=notice.id, type=notice.type, version=notice.version, subject=notice.subject[:200],
-        contact_id=contact_id, payload=notice.payload(), created_at=now).returning(M.c.id)).scalar_one()
-    if endpoint_ids:
-        give_up = now + timedelta(hours=_settings(hub).retry_for_hours)
-        session.execute(insert(D), [dict(endpoint_id=endpoint_id, message_id=message_row, subject=notice.subject[:200],
-                                         status=DeliveryState.QUEUED.value, attempts=0, next_attempt_at=now,
-                                         give_up_at=give_up, created_at=now, updated_at=now)
-                                    for endpoint_id in endpoint_ids])
+    messages = [dict(message_id=notice.id, type=notice.type, version=notice.version, subject=notice.subject[:200],
+                     contact_id=notice.data.get("contact_id") if isinstance(notice.data.get("contact_id"), int) else None,
+                     payload=notice.payload(), created_at=now) for notice, _ in items]
+    # Matched back by the notices' unique ids: asking for the rows in parameter order would make
+    # SQLite insert them one statement each.
+    stored = {message_id: row_id for message_id, row_id in
+              session.execute(insert(M).returning(M.c.message_id, M.c.id), messages)}
+    message_rows = [stored[notice.id] for notice, _ in items]
+    deliveries = [dict(endpoint_id=endpoint_id, message_id=message_row, subject=notice.subject[:200],
+                       status=DeliveryState.QUEUED.value, attempts=0, next_attempt_at=now,
+                       give_up_at=now + timedelta(hours=_settings(hub).retry_for_hours), created_at=now, updated_at=now)
+                  for (notice, endpoint_ids), message_row in zip(items, message_rows) for endpoint_id in endpoint_ids]
+    if deliveries:
+        session.execute(insert(D), deliveries)
         _wake_after_commit(session, hub)
-    return message_row
+    return message_rows
 
 
 def send_test(session: Session, *, hub: Hub, actor: Principal, endpoint: WebhookEndpoint) -> int:

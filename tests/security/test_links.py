@@ -126,7 +126,8 @@ def test_tokens_are_itsdangerous_tokens_byte_for_byte(keys):
 
     mine, _other = keys
     key = mine.signing_key()
-    for payload in ({"c": 42, "ch": "email"}, {"k": "run:1:0:7", "u": "https://shop.example.com/sale?c=7"}):
+    for payload in ({"c": 42, "ch": "email"}, {"k": "run:1:0:7", "u": "https://shop.example.com/sale?c=7"}, {},
+                    {"k": "ключ", "n": -7, "u": "https://магазин.example/?q=\u2028"}, {"n": 2**53 - 1}):
         assert signing.sign(mine, "tracking.click", payload) == \
             URLSafeSerializer(key, salt="hub.link.tracking.click").dumps(payload)
         timed = signing.sign(mine, "surveys.invitation", payload, timed=True)

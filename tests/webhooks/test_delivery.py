@@ -371,3 +371,44 @@ def test_a_batch_of_outcomes_is_recorded_in_a_few_statements_whatever_its_size(w
         log = session.scalars(select(WebhookAttempt).order_by(WebhookAttempt.id)).all()
         assert session.get(WebhookEndpoint, endpoint_id).failing_since is None, "a success in the batch ends the streak"
     assert [(a.delivery_id, a.status_code) for a in log] == [(o.delivery_id, o.status_code) for o in outcomes]
+
+
+def test_a_batch_of_sends_tells_endpoints_in_one_insert_per_table(whub, fresh_receiver, frozen_clock):
+    """A worker's recorded batch emits its `message.sent` notices together: each is stored once and
+    queued for every active endpoint, in one INSERT per table rather than two per delivery."""
+    from sqlalchemy import event
+
+    from hub import outbox
+    from hub.worker import Worker
+    from webhooks.models import WebhookMessage
+
+    first, _ = add_endpoint(whub, fresh_receiver, "/sent-a", types=("message.sent",))
+    second, _ = add_endpoint(whub, fresh_receiver, "/sent-b", types=("*",))
+    with whub.session() as session, session.begin():
+        contact = create_contact(session, actor=SYSTEM, region="RU", display_name="Вера")
+        contact_id = contact.id
+        for n in range(12):
+            outbox.enqueue(session, channel="fake", address=f"+7916000{n:04d}", content={"text": f"m{n}"},
+                           idempotency_key=f"batch-{n}", contact_id=contact.id)
+    inserts: list[str] = []
+
+    def seen(_conn, _cursor, statement, *_args):  # type: ignore[no-untyped-def]
+        if statement.lstrip().upper().startswith("INSERT INTO WEBHOOK_"):
+            inserts.append(statement.split()[2])
+
+    event.listen(whub.db.engine, "before_cursor_execute", seen)
+    try:
+        Worker(whub, "w").tick()
+    finally:
+        event.remove(whub.db.engine, "before_cursor_execute", seen)
+    assert sorted(inserts) == ["webhook_delivery", "webhook_message"], inserts
+    with whub.session(read_only=True) as session:
+        messages = session.scalars(select(WebhookMessage).where(WebhookMessage.type == "message.sent")
+                                   .order_by(WebhookMessage.id)).all()
+    assert len(messages) == 12 and len({m.message_id for m in messages}) == 12
+    assert all(m.contact_id == contact_id and m.payload["data"]["status"] == "sent" for m in messages)
+    assert sorted(m.payload["data"]["delivery_id"] for m in messages) == sorted(
+        {m.payload["data"]["delivery_id"] for m in messages})
+    for endpoint_id in (first, second):
+        rows = [d for d in deliveries(whub, endpoint_id) if d.message_id in {m.id for m in messages}]
+        assert len(rows) == 12 and {d.message_id for d in rows} == {m.id for m in messages}
