@@ -184,18 +184,22 @@ async def _send(client: httpx.AsyncClient, request: tuple[str, bytes, dict[str, 
 @dataclass
 class Usage:
     """What one phase of the run cost: requests, CPU seconds of the generator (this process) and of the
-    server process, and PostgreSQL sessions opened (the engine's overflow connections are opened and
-    closed per request once more than its pool size are busy)."""
+    server process, PostgreSQL sessions opened (the engine's overflow connections are opened and
+    closed per request once more than its pool size are busy), and what PostgreSQL's checkpointer and
+    background writer wrote to disk meanwhile (a checkpoint spread over minutes writes while requests
+    wait on their commits' fsync: what the work before the run, a test suite's, left dirty)."""
 
     requests: int = 0
     generator: float = 0.0
     server: float = 0.0
     sessions: int = 0
+    background_bytes: int = 0
 
     def per_request(self) -> str:
         n = max(self.requests, 1)
         return (f"{self.requests} requests; CPU per request: generator {self.generator / n * 1000:.2f} ms, "
-                f"server {self.server / n * 1000:.2f} ms; {self.sessions} PostgreSQL sessions opened")
+                f"server {self.server / n * 1000:.2f} ms; {self.sessions} PostgreSQL sessions opened; "
+                f"checkpointer and background writer wrote {self.background_bytes / 1e6:.1f} MB")
 
 
 class Meter:
@@ -224,7 +228,21 @@ class Meter:
         self.conn.rollback()
         sessions = self.conn.execute(text("SELECT sessions FROM pg_stat_database WHERE datname = current_database()"))
         return Usage(requests, time.process_time(), (int(fields[11]) + int(fields[12])) / self.tick,
-                     int(sessions.scalar() or 0))
+                     int(sessions.scalar() or 0), self._background_bytes())
+
+    def _background_bytes(self) -> int:
+        """Bytes the checkpointer and the background writer have written so far (their /proc io; 0 where
+        PostgreSQL runs on another host or as a user whose processes this one cannot read)."""
+        pids = self.conn.execute(text("SELECT pid FROM pg_stat_activity "
+                                      "WHERE backend_type IN ('checkpointer', 'background writer')")).scalars()
+        written = 0
+        for pid in pids:
+            try:
+                io = Path(f"/proc/{pid}/io").read_text()
+            except OSError:
+                continue
+            written += next((int(line.split()[1]) for line in io.splitlines() if line.startswith("write_bytes:")), 0)
+        return written
 
     async def phase(self, counted: Any, body: Any) -> tuple[Any, Usage]:
         """Run `body`; what it returned and what it cost (`counted()` says requests sent so far)."""
@@ -233,7 +251,8 @@ class Meter:
         await asyncio.sleep(1.1)  # PostgreSQL publishes a backend's counters at most once a second
         after = self.read(counted())
         return result, Usage(after.requests - before.requests, after.generator - before.generator,
-                             after.server - before.server, after.sessions - before.sessions)
+                             after.server - before.server, after.sessions - before.sessions,
+                             after.background_bytes - before.background_bytes)
 
 
 async def _closed_loop(client: httpx.AsyncClient, make: Any, *, concurrency: int, duration: float) -> float:
@@ -478,16 +497,18 @@ def _section(result: dict[str, Any], *, command: str, concurrency: int, duration
     ]
     lines += [
         "What each phase cost (CPU of this generator and of the server process per request, from "
-        "`time.process_time` and `/proc`; PostgreSQL sessions opened, from `pg_stat_database`):",
+        "`time.process_time` and `/proc`; PostgreSQL sessions opened, from `pg_stat_database`; what PostgreSQL's "
+        "checkpointer and background writer wrote meanwhile, from their `/proc/<pid>/io`):",
         "",
-        "| Phase | Requests | Generator CPU ms/request | Server CPU ms/request | PostgreSQL sessions opened |",
-        "|---|---|---|---|---|",
+        "| Phase | Requests | Generator CPU ms/request | Server CPU ms/request | PostgreSQL sessions opened "
+        "| Checkpointer + bgwriter MB |",
+        "|---|---|---|---|---|---|",
     ]
     for key, label in (("hub", "closed loop, hub"), ("raw", "closed loop, raw"), ("open", "open loop, hub")):
         for cost in result["usage"][key]:
             n = max(cost.requests, 1)
             lines.append(f"| {label} | {cost.requests:,} | {cost.generator / n * 1000:.2f} | "
-                         f"{cost.server / n * 1000:.2f} | {cost.sessions} |")
+                         f"{cost.server / n * 1000:.2f} | {cost.sessions} | {cost.background_bytes / 1e6:.1f} |")
     lines.append("")
     if result["served"] < 0.95 * result["target"]:
         lines += [

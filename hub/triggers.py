@@ -36,9 +36,12 @@ class TriggerRegistry:
 
     def __init__(self) -> None:
         self._handlers: dict[str, list[tuple[Trigger, bool]]] = defaultdict(list)
+        # (kind, direction) -> the handlers that run, worked out once: every new event asks.
+        self._chosen: dict[tuple[str, str], tuple[Trigger, ...]] = {}
 
     def register(self, kind: str, handler: Trigger, *, outgoing: bool = True) -> None:
         self._handlers[kind].append((handler, outgoing))
+        self._chosen.clear()
 
     def on(self, kind: str, *, outgoing: bool = True) -> Callable[[Trigger], Trigger]:
         def decorate(handler: Trigger) -> Trigger:
@@ -47,9 +50,13 @@ class TriggerRegistry:
 
         return decorate
 
-    def _for(self, kind: str, direction: str) -> list[Trigger]:
-        return [handler for handler, outgoing in (*self._handlers.get(kind, ()), *self._handlers.get("*", ()))
-                if outgoing or direction != Direction.OUT]
+    def _for(self, kind: str, direction: str) -> tuple[Trigger, ...]:
+        chosen = self._chosen.get((kind, direction))
+        if chosen is None:
+            chosen = self._chosen[(kind, direction)] = tuple(
+                handler for handler, outgoing in (*self._handlers.get(kind, ()), *self._handlers.get("*", ()))
+                if outgoing or direction != Direction.OUT)
+        return chosen
 
     def listening(self, events: set[tuple[str, str]]) -> bool:
         """Whether any handler would run for one of these (kind, direction) pairs; if not, a batch

@@ -83,6 +83,9 @@ _RU_PHRASES = [
 _EN_TRIGGERS = re.compile(r"\b(?:stop(?:all)?|unsubscrib\w*|unsub|opt(?:ing)? ?out|optout|revoke|remove me|spam)\b")
 _RU_TRIGGERS = re.compile(r"\b(?:стоп|отпис\w*|хватит|прекрат\w*|перестан\w*|не пиш\w*|не присыл\w*|рассылк\w*|спам)\b")
 _CYRILLIC = re.compile(r"[а-я]")
+# Compiled once, in the order they are tried: every inbound SMS body is read against all of them.
+_PHRASES = [(re.compile(pattern), pattern.startswith(r"\bне ")) for pattern in _EN_PHRASES + _RU_PHRASES]
+_NEGATED_AT_END = re.compile(_NEGATED + "$")
 
 
 def _language(words: str) -> str:
@@ -109,13 +112,13 @@ def classify(body: str | None) -> Verdict | None:
     language = _language(words)
     if _is_keyword(words):
         return Verdict(Intent.OPT_OUT, language, "keyword")
-    for pattern in _EN_PHRASES + _RU_PHRASES:
-        found = re.search(pattern, words)
+    for pattern, negative in _PHRASES:
+        found = pattern.search(words)
         if found is None:
             continue
         # "please don't unsubscribe me" names the phrase to refuse it; "не пишите" is itself negative.
         before = words[:found.start()]
-        if not pattern.startswith(r"\bне ") and re.search(_NEGATED + r"$", before + " " if before else ""):
+        if not negative and _NEGATED_AT_END.search(before + " " if before else ""):
             return Verdict(Intent.POSSIBLE, language, found.group(0))
         return Verdict(Intent.OPT_OUT, language, "phrase")
     trigger = _EN_TRIGGERS.search(words) or _RU_TRIGGERS.search(words)

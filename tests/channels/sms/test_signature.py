@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlparse
+
 import pytest
 from twilio.request_validator import RequestValidator
 
@@ -54,3 +56,23 @@ def test_the_signed_url_uses_forwarded_headers_only_from_trusted_proxies() -> No
     assert webhook_url(peer="10.1.2.3", trusted_proxies=[], **common) == "http://10.0.0.5:8000/channels/sms/inbound"
     assert webhook_url(peer=None, trusted_proxies=["10.1.0.0/16"], **{**common, "query": "step=2"}) == \
         "http://10.0.0.5:8000/channels/sms/inbound?step=2"
+
+
+@pytest.mark.parametrize("url", [URL, "http://127.0.0.1:8000/channels/sms/inbound", "https://hub.example.com:443/x"])
+def test_a_genuine_request_costs_one_hmac_and_either_form_of_the_url_still_verifies(url, monkeypatch) -> None:
+    """Twilio signs the URL with or without its port; the one the hub knows is tried first, so a
+    genuine request is one HMAC on the event loop, not the SDK validator's two (issue 24)."""
+    params = {"MessageSid": "SM1", "Body": "Привет"}
+    parsed = urlparse(url)
+    other = (url.replace(f":{parsed.port}", "", 1) if parsed.port
+             else url.replace(parsed.netloc, f"{parsed.netloc}:{443 if parsed.scheme == 'https' else 80}", 1))
+    computed = []
+    compute = RequestValidator.compute_signature
+    monkeypatch.setattr(RequestValidator, "compute_signature",
+                        lambda self, *args, **kwargs: computed.append(args[0]) or compute(self, *args, **kwargs))
+    check_signature(token=TOKEN, url=url, params=params, signature=sign(token=TOKEN, url=url, params=params))
+    assert computed == [url, url]  # signing it, then checking it once
+    check_signature(token=TOKEN, url=url, params=params, signature=sign(token=TOKEN, url=other, params=params))
+    with pytest.raises(SignatureError, match="does not match"):
+        check_signature(token=TOKEN, url=url, params=params,
+                        signature=sign(token=TOKEN, url=url.replace(parsed.path, "/elsewhere"), params=params))
