@@ -81,3 +81,29 @@ def test_a_forked_worker_is_a_process_of_its_own_ready_imported_and_killed_by_si
     assert proc.wait(timeout=30) == -signal.SIGKILL
     with pytest.raises(AssertionError, match="did not start"):
         forked.start("tests.test_suite_housekeeping:broken")
+
+
+# The browser tests that run on PostgreSQL too: the open page watches the store change under it, or
+# drives code with a PostgreSQL branch of its own (docs/benchmarks.md, "Session 14 notes"). Every other
+# browser test is marked `any_store`: it runs on SQLite only.
+STORE_BROWSER_TESTS = {
+    "tests/web/test_browser_agent.py::test_search_by_a_phone_written_another_way_from_the_keyboard",
+    "tests/web/test_browser_agent.py::test_timeline_scrolls_through_several_pages",
+    "tests/web/test_browser_agent.py::test_live_events_reach_every_open_page_of_the_contact",
+    "tests/web/test_browser_agent.py::test_incoming_call_pops_the_callers_card",
+    "tests/web/test_browser_agent.py::test_note_task_merge_and_undo",
+    "tests/web/test_browser_agent.py::test_delivery_status_moves_on_while_the_page_is_open",
+    "tests/web/test_campaigns_browser.py::test_a_marketer_sends_watches_pauses_resumes_duplicates_and_cancels_in_the_browser",
+    "tests/web/test_segments_browser.py::test_build_a_segment_watch_the_count_and_save_it",
+    "tests/web/test_surveys_browser.py::test_a_customer_answers_on_a_phone_in_russian_and_edits_the_answer",
+}
+
+
+def test_a_browser_test_runs_on_postgresql_only_where_the_store_plays_a_part(request):
+    """A new browser test is marked `any_store` or named above, so Chromium does not run it twice unasked."""
+    on_postgres = {item.nodeid.split("[")[0] for item in request.session.items
+                   if "browser" in getattr(item, "fixturenames", ())
+                   and getattr(getattr(item, "callspec", None), "params", {}).get("backend") == "postgres"}
+    if not on_postgres:
+        return  # the run collected no browser test on PostgreSQL (a part of the suite, or no Chromium)
+    assert on_postgres <= STORE_BROWSER_TESTS, sorted(on_postgres - STORE_BROWSER_TESTS)

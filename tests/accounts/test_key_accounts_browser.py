@@ -14,7 +14,8 @@ from hub.models import Account, AuditEntry
 from tests.accounts.test_key_account_pages import seed_base
 from tests.web.conftest import sign_in
 
-pytestmark = pytest.mark.browser
+# What the browser shows here does not depend on the store (the domain's own tests run on both): SQLite only.
+pytestmark = [pytest.mark.browser, pytest.mark.any_store]
 
 
 def test_the_pareto_page_shows_an_unprofitable_vip_and_the_manager_unflags_it(new_page, live_server):

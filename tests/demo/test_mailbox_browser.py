@@ -18,7 +18,8 @@ from tests.demo.conftest import Demo, wait
 from tests.web.conftest import PASSWORD, login
 from tests.web.test_pages import HX, _contact, _post
 
-pytestmark = pytest.mark.browser
+# The demo runs on SQLite (`make run`), and nothing here depends on the store: SQLite only.
+pytestmark = [pytest.mark.browser, pytest.mark.any_store]
 DOCS = PROJECT_ROOT / "docs" / "screenshots"
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 
+import pytest
 from playwright.sync_api import expect
 from sqlalchemy import select
 
@@ -14,6 +15,7 @@ from tests.campaigns.helpers import add_contacts, email_set_up, make_segment, ma
 from tests.web.conftest import sign_in
 
 
+@pytest.mark.any_store
 def test_a_marketer_adds_variants_on_a_phone_and_reads_the_results(hub, live_server, new_page):
     from axe_playwright_python.sync_playwright import Axe
 

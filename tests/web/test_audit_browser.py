@@ -14,7 +14,8 @@ from hub.auth import SYSTEM, Principal, api_key_principal, create_api_key, user_
 from hub.models import AuditEntry, Role
 from tests.web.conftest import sign_in
 
-pytestmark = pytest.mark.browser
+# What the browser shows here does not depend on the store (the domain's own tests run on both): SQLite only.
+pytestmark = [pytest.mark.browser, pytest.mark.any_store]
 UTC = timezone.utc
 
 

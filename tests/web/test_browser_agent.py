@@ -32,6 +32,7 @@ def make_contact(server, name: str, *, email: str | None = None, phone: str | No
         return contact.id
 
 
+@pytest.mark.any_store
 def test_sign_in_and_out(live_server, new_page):
     live_server.user()
     page = new_page()
@@ -242,6 +243,7 @@ def test_switching_language_changes_every_page_and_sticks(live_server, new_page)
     expect(russian.get_by_role("heading", name="Войти")).to_be_visible()
 
 
+@pytest.mark.any_store
 def test_roles_decide_what_is_shown(live_server, new_page):
     live_server.user("admin@example.com", role=Role.ADMIN, name="Ada Admin")
     live_server.user("agent@example.com")
@@ -262,6 +264,7 @@ def test_roles_decide_what_is_shown(live_server, new_page):
     expect(agent.get_by_text("Your role does not allow this page.")).to_be_visible()
 
 
+@pytest.mark.any_store
 def test_password_change_signs_out_other_browsers(live_server, new_page):
     live_server.user()
     laptop, phone = new_page(), new_page(viewport={"width": 390, "height": 844})

@@ -192,6 +192,7 @@ def test_an_admins_full_navigation_does_not_make_a_phone_page_scroll_sideways(ne
         assert page.evaluate("window.scrollX") == 0, path
 
 
+@pytest.mark.any_store
 def test_the_editor_shows_the_chosen_when_says_the_repeat_in_words_and_refuses_a_past_time(hub, live_server, new_page):
     segment, template = make_segment(hub), make_template(hub, name="Weekly mail")
     live_server.user("mk@example.com", role=Role.MARKETER, name="Maria Marketer")
@@ -238,6 +239,7 @@ def test_the_editor_shows_the_chosen_when_says_the_repeat_in_words_and_refuses_a
     assert not [text for text in console if "Content Security Policy" in text or "Refused to" in text]
 
 
+@pytest.mark.any_store
 def test_without_javascript_every_schedule_group_shows_and_the_picker_still_works(hub, live_server, new_page):
     segment, template = make_segment(hub), make_template(hub)
     live_server.user("mk@example.com", role=Role.MARKETER, name="Maria Marketer")
@@ -262,6 +264,7 @@ def test_without_javascript_every_schedule_group_shows_and_the_picker_still_work
         assert s.scalars(select(Campaign.status)).one() == "draft"
 
 
+@pytest.mark.any_store
 def test_the_campaign_page_fits_a_phone(hub, live_server, new_page):
     email_set_up(hub)
     add_contacts(hub, 2)
@@ -280,6 +283,7 @@ def test_the_campaign_page_fits_a_phone(hub, live_server, new_page):
         assert box["x"] + box["width"] <= name["x"] + name["width"] + 0.5, (part, box, name)
 
 
+@pytest.mark.any_store
 def test_the_campaign_page_after_a_send_and_its_picture_for_the_docs(hub, smtp, live_server, new_page, tmp_path):  # noqa: F811
     """A campaign that went out: figures, chart, why one message was not sent; HUB_UPDATE_SCREENSHOTS=1
     writes docs/screenshots/campaign-page.png."""
@@ -324,6 +328,7 @@ def test_the_list_says_a_repeat_in_words_and_the_status_in_the_readers_language(
     assert "каждую среду в 10:00, Europe/Moscow" in page and "Запланирована" in page
 
 
+@pytest.mark.any_store
 def test_the_campaign_pages_and_the_confirmation_pass_axe(hub, live_server, new_page):
     from axe_playwright_python.sync_playwright import Axe
 

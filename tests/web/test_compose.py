@@ -200,6 +200,7 @@ def test_a_logged_call_lands_on_the_timeline_with_its_follow_up(web, hub, frozen
 
 
 @pytest.mark.browser
+@pytest.mark.any_store
 def test_typing_an_sms_counts_segments_and_sending_it_shows_on_the_timeline(new_page, live_server: LiveServer):
     live_server.user()
     contact_id = _contact(live_server.hub, "Browser Contact", phone="+7 916 123-45-67")

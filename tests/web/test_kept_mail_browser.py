@@ -11,7 +11,8 @@ from tests.channels.email.conftest import configure
 from tests.channels.email.test_webhooks import BAD_FIRST_LINE, TOKEN
 from tests.web.conftest import sign_in
 
-pytestmark = pytest.mark.browser
+# What the browser shows here does not depend on the store (the domain's own tests run on both): SQLite only.
+pytestmark = [pytest.mark.browser, pytest.mark.any_store]
 
 
 def test_an_admin_finds_kept_mail_on_a_phone(live_server: Any, new_page: Any) -> None:

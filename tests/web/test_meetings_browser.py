@@ -15,6 +15,10 @@ from hub import clock
 from channels.meetings.models import Meeting
 from tests.channels.meetings.conftest import make_host, make_type
 
+# Time zones, languages and the page without JavaScript do not depend on the store; concurrent bookings
+# and the overlap guard are tests/channels/meetings' on both stores: SQLite only.
+pytestmark = pytest.mark.any_store
+
 PHONE = {"width": 390, "height": 844}
 NOW = datetime(2026, 6, 1, 7, 30, tzinfo=timezone.utc)  # Monday 10:30 in Moscow
 

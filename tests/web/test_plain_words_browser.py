@@ -11,6 +11,9 @@ from hub.models import Role
 from tests.web.conftest import sign_in
 from tests.web.test_segments_browser import seed, settled
 
+# Words, languages and layout do not depend on the store: SQLite only.
+pytestmark = pytest.mark.any_store
+
 WORDS = {
     "en": {"fill_tag": "Fill in “Tag”.", "save": "Save segment", "name": "Name"},
     "ru": {"fill_tag": "Заполните поле «Тег».", "save": "Сохранить сегмент", "name": "Название"},

@@ -15,7 +15,8 @@ from hub.settings import PROJECT_ROOT
 from tests.web.conftest import sign_in
 from tests.web.seed import seed_customer
 
-pytestmark = pytest.mark.browser
+# What the browser shows here does not depend on the store (the domain's own tests run on both): SQLite only.
+pytestmark = [pytest.mark.browser, pytest.mark.any_store]
 DOCS = PROJECT_ROOT / "docs" / "screenshots"
 
 

@@ -65,6 +65,7 @@ def test_build_a_segment_watch_the_count_and_save_it(new_page, live_server):
     expect(row).to_contain_text("2")
 
 
+@pytest.mark.any_store
 def test_edit_a_template_and_see_the_preview_for_a_contact(new_page, live_server):
     seed(live_server.hub)
     live_server.user("marketer@example.com", role=Role.MARKETER, name="Mila Marketer")
