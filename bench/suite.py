@@ -1,0 +1,148 @@
+"""The test suite's cost in CPU seconds, next to a calibration loop timed in the same run.
+
+Issue 18's goal is wall minutes on a 2-core machine, but the VMs this project runs on differ by ~2× per
+operation (docs/benchmarks.md, "Test suite"): the same code took 9m20s on one and 13m42s on another,
+while the suite's own changes moved it by ±5%. What a change to the suite controls is the CPU it
+spends — in pytest's processes and everything they start (Chromium, uvicorn, aiosmtpd, worker
+subprocesses), and in PostgreSQL's backends, which are the postmaster's children, not pytest's.
+This wraps any command (by default the README's `make test`), measures
+
+- wall time;
+- CPU of the command's process tree (user + sys of every reaped descendant: `RUSAGE_CHILDREN`);
+- CPU of PostgreSQL's processes (the postmaster's own and its reaped children's, sampled each second;
+  a restart mid-run — the fault test does one — is followed to the new postmaster);
+- a fixed pure-Python loop before and after (the best of three each): the machine's speed today,
+
+and prints the suite's CPU in units of that loop, which compares across machines of this kind where
+minutes do not, and the wall time two fully busy cores would need for that CPU (the floor any
+scheduling of the tests could reach).
+
+    python -m bench.suite                      # make test, here
+    python -m bench.suite -- bash .ci/run      # what CI runs (from a fresh clone's folder)
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+app = typer.Typer(add_completion=False, pretty_exceptions_show_locals=False)
+TICKS = os.sysconf("SC_CLK_TCK")
+LOOP_ROUNDS = 3_000_000
+
+
+def calibration_seconds() -> float:
+    """CPU seconds of a fixed pure-Python loop (integer arithmetic, a dict, a list), the best of three:
+    the work the test suite's own Python does, at this machine's speed today."""
+    best = float("inf")
+    for _ in range(3):
+        started = time.process_time()
+        table: dict[int, int] = {}
+        acc = 0
+        for i in range(LOOP_ROUNDS):
+            acc = (acc * 31 + i) % 1_000_003
+            table[i & 1023] = acc
+        [table[k] for k in range(1024)].sort()
+        best = min(best, time.process_time() - started)
+    return best
+
+
+def _postmaster_pid() -> int | None:
+    """The oldest process named `postgres` (the postmaster); None when PostgreSQL does not run here."""
+    found = subprocess.run(["pgrep", "-o", "-x", "postgres"], capture_output=True, text=True, check=False)
+    return int(found.stdout.split()[0]) if found.stdout.strip() else None
+
+
+def _tree_cpu(pid: int) -> float | None:
+    """A process's CPU seconds with its reaped children's (utime, stime, cutime, cstime)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return sum(int(value) for value in fields[11:15]) / TICKS
+
+
+class PostgresCPU:
+    """Samples the postmaster's CPU with its reaped backends' each second while a command runs;
+    `seconds` is what PostgreSQL spent meanwhile, across restarts."""
+
+    def __init__(self) -> None:
+        self._done = threading.Event()
+        self._spent = 0.0
+        self._pid = _postmaster_pid()
+        self._start = _tree_cpu(self._pid) if self._pid else None
+        self._last = self._start
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+
+    def __enter__(self) -> PostgresCPU:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._done.set()
+        self._thread.join()
+        self._sample()
+
+    def _sample(self) -> None:
+        pid = _postmaster_pid()
+        if pid is None:
+            return
+        if pid != self._pid:  # restarted: bank what the old one had spent since the start
+            if self._last is not None and self._start is not None:
+                self._spent += self._last - self._start
+            self._pid, self._start = pid, 0.0  # the new postmaster's whole life is in the run
+        self._last = _tree_cpu(pid)
+
+    def _watch(self) -> None:
+        while not self._done.wait(1.0):
+            self._sample()
+
+    @property
+    def seconds(self) -> float:
+        running = (self._last - self._start) if self._last is not None and self._start is not None else 0.0
+        return self._spent + running
+
+
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def main(
+    ctx: typer.Context,
+    cores: Annotated[int, typer.Option(min=1, help="Cores the floor is computed for.")] = os.cpu_count() or 2,
+) -> None:
+    """Run a command (default: make test) and print its CPU — the command's process tree and
+    PostgreSQL's — in seconds and in units of a calibration loop timed before and after it.
+
+    Pass the command after `--`, e.g. `python -m bench.suite -- bash .ci/run` from a fresh clone.
+    Run it on a quiet machine: PostgreSQL's CPU is the whole server's, whoever else uses it."""
+    command = ctx.args or ["make", "test"]
+    before = calibration_seconds()
+    print(f"[bench.suite] calibration loop: {before:.3f} s CPU; running: {' '.join(command)}", flush=True)
+    children_before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    started = time.monotonic()
+    with PostgresCPU() as postgres:
+        status = subprocess.call(command)
+    wall = time.monotonic() - started
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    tree = (children.ru_utime - children_before.ru_utime) + (children.ru_stime - children_before.ru_stime)
+    after = calibration_seconds()
+    loop = min(before, after)
+    total = tree + postgres.seconds
+    print(f"\n[bench.suite] exit {status}; wall {wall / 60:.1f} min ({wall:.0f} s)")
+    print(f"[bench.suite] CPU: command's processes {tree:.1f} s + PostgreSQL {postgres.seconds:.1f} s "
+          f"= {total:.1f} s ({total / 60:.1f} min)")
+    print(f"[bench.suite] calibration loop {before:.3f} s before, {after:.3f} s after: the suite's CPU is "
+          f"{total / loop:,.0f} loops")
+    print(f"[bench.suite] floor on {cores} fully busy cores: {total / cores / 60:.1f} min; "
+          f"wall / floor = {wall / (total / cores):.2f}")
+    sys.exit(status)
+
+
+if __name__ == "__main__":
+    app()
