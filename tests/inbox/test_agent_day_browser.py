@@ -166,3 +166,28 @@ def test_an_agents_day(live_server, new_page, monday):
     assert found == {}, found
     assert Status.RESOLVED == _conv(hub, maria_id, "email").status
 
+
+
+def test_a_resolve_whose_button_was_replaced_mid_request_still_shows_on_the_page(live_server, new_page, monday):
+    """CI, stop 29 and session 14: Resolve clicked while the previous change's refresh re-rendered the
+    conversations panel; the change was made, but the answer's HX-Trigger (card-refresh) fired on the
+    detached button, and the panel kept showing the conversation open. Here the button is detached
+    on purpose while its request is out: the panel must still come to show it resolved."""
+    hub = live_server.hub
+    live_server.user("olga@example.com", name="Olga Owner")
+    maria_id = _in(hub, "sms", IdentityRef(kind=IdentityKind.PHONE, value="+79161234567"), "Where is my order?")
+    page = new_page()
+    sign_in(page, "olga@example.com", next_path=f"/contacts/{maria_id}")
+    page.goto(f"/contacts/{maria_id}")
+    resolve = page.locator(".conv-card").get_by_role("button", name="Resolve")
+    expect(resolve).to_have_count(1)
+    with page.expect_response(lambda r: r.request.method == "POST" and r.url.endswith("/status")):
+        # click, then at once replace the panel's content with a copy (the button leaves the page)
+        page.evaluate("""() => {
+            const button = [...document.querySelectorAll('.conv-card button')].find(b => b.textContent.trim() === 'Resolve');
+            button.click();
+            const panel = button.closest('.contact-panel');
+            panel.innerHTML = panel.innerHTML;
+        }""")
+    expect(page.locator('.conv-card [data-status="resolved"]')).to_have_count(1, timeout=20_000)
+    assert _conv(hub, maria_id, "sms").status == Status.RESOLVED

@@ -142,6 +142,29 @@
   body.addEventListener("note-saved", () => resetAfterSave("note-form", "note-result"));
   body.addEventListener("task-saved", () => resetAfterSave("task-form", "task-result"));
 
+  /* ---- an answer's events when the button that asked is gone ----
+     htmx fires a response's HX-Trigger events on the element that made the request. If a refresh
+     replaced that element while its request was out (Resolve clicked as the conversations panel
+     re-rendered), they fire on a detached element, never reach body, and the page goes on showing
+     the state from before the change it just made. So each request is watched from when it is sent
+     (the element is still in the page then): once it is over, if its element has left the page, the
+     answer's events are fired on body (by name: JSON details, which no listener here reads, are not
+     passed on). */
+  body.addEventListener("htmx:beforeSend", (event) => {
+    const { elt, xhr } = event.detail;
+    if (!elt || !xhr) return;
+    xhr.addEventListener("loadend", () => {
+      if (elt.isConnected || xhr.status < 200 || xhr.status >= 300) return;
+      const header = xhr.getResponseHeader("HX-Trigger");
+      if (!header) return;
+      let names = header.split(",");
+      if (header.trim().startsWith("{")) {
+        try { names = Object.keys(JSON.parse(header)); } catch (error) { return; }
+      }
+      names.map((name) => name.trim()).filter(Boolean).forEach((name) => htmx.trigger(body, name));
+    });
+  });
+
   /* ---- live updates ---- */
   function filterQuery() {
     const form = document.getElementById("timeline-filters");
