@@ -61,11 +61,12 @@ def loads_json(data: bytes | bytearray | memoryview | str) -> Any:
     (an integer past 64 bits, which json.loads keeps exact): a value with no float in it is
     json.loads's too. Checking the parsed value costs ~1 µs on a campaign message's content, where
     scanning its ~5 KB of text for long digit runs cost ~75 µs."""
+    raw = bytes(data) if isinstance(data, memoryview) else data
     try:
-        value = orjson.loads(data if not isinstance(data, memoryview) else bytes(data))
+        value = orjson.loads(raw)
     except orjson.JSONDecodeError:
-        return json.loads(bytes(data) if isinstance(data, memoryview) else data)
-    return json.loads(bytes(data) if isinstance(data, memoryview) else data) if _has_float(value) else value
+        return json.loads(raw)
+    return json.loads(raw) if _has_float(value) else value
 
 
 def _has_float(value: Any) -> bool:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from base64 import urlsafe_b64encode
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
@@ -109,14 +108,6 @@ class _Compact(URLSafeSerializer):
         message): the payload, the configured signer's HMAC of it, joined by its separator."""
         if salt is not None or self.fallback_signers:
             return super().dumps(obj, salt)  # type: ignore[no-any-return]
-        keyed = self.__dict__.get("_keyed")
-        if keyed is not None:  # the usual small flat payload: base64 of its JSON, "." and the HMAC
-            json = _flat_json(obj)
-            if json is not None and len(json) <= _COMPRESS_ABOVE:
-                payload = urlsafe_b64encode(json).rstrip(b"=")
-                mac = keyed.copy()
-                mac.update(payload)
-                return f"{payload.decode('ascii')}.{urlsafe_b64encode(mac.digest()).rstrip(b'=').decode('ascii')}"
         payload = self.dump_payload(obj)
         signer = self.make_signer()
         if type(signer) is not _Signer:  # the timed signer adds its timestamp: its own path
@@ -155,13 +146,7 @@ def _serializer(settings: Settings, purpose: str, *, timed: bool) -> URLSafeSeri
 @lru_cache(maxsize=256)
 def _made(key: bytes, purpose: str, timed: bool) -> URLSafeSerializer:
     # Built once per key and purpose: a campaign signs four links per message.
-    made = (_CompactTimed if timed else _Compact)(key, salt=_SALT_PREFIX + purpose, signer_kwargs=_SIGNER)
-    signer = made.make_signer()
-    if type(signer) is _Signer and signer.sep == b"." and isinstance(signer.algorithm, _OneShotHMAC):
-        # The untimed signer's HMAC state keyed once, for `dumps` to copy per token (the same bytes
-        # as the signer's own path, which tests/test_signing.py holds it to).
-        made.__dict__["_keyed"] = hmac.new(signer.derive_key(), digestmod="sha1")
-    return made
+    return (_CompactTimed if timed else _Compact)(key, salt=_SALT_PREFIX + purpose, signer_kwargs=_SIGNER)
 
 
 def sign(settings: Settings, purpose: str, payload: Any, *, timed: bool = False) -> str:

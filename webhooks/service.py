@@ -216,6 +216,7 @@ def queue_many(session: Session, items: Sequence[tuple[Notice, Sequence[int]]]) 
     batch's notices come together); the messages' row ids, in the order of `items`."""
     hub: Hub = session.info["hub"]
     now = clock.now()
+    give_up = now + timedelta(hours=_settings(hub).retry_for_hours)
     messages = [dict(message_id=notice.id, type=notice.type, version=notice.version, subject=notice.subject[:200],
                      contact_id=notice.data.get("contact_id") if isinstance(notice.data.get("contact_id"), int) else None,
                      payload=notice.payload(), created_at=now) for notice, _ in items]
@@ -226,7 +227,7 @@ def queue_many(session: Session, items: Sequence[tuple[Notice, Sequence[int]]]) 
     message_rows = [stored[notice.id] for notice, _ in items]
     deliveries = [dict(endpoint_id=endpoint_id, message_id=message_row, subject=notice.subject[:200],
                        status=DeliveryState.QUEUED.value, attempts=0, next_attempt_at=now,
-                       give_up_at=now + timedelta(hours=_settings(hub).retry_for_hours), created_at=now, updated_at=now)
+                       give_up_at=give_up, created_at=now, updated_at=now)
                   for (notice, endpoint_ids), message_row in zip(items, message_rows) for endpoint_id in endpoint_ids]
     if deliveries:
         session.execute(insert(D), deliveries)
