@@ -7,7 +7,9 @@ against a PostgreSQL database of its own, and drives it over HTTP on 127.0.0.1 f
    alternating rounds against the hub's webhooks and the app's raw-insert endpoint (hub, raw, hub,
    raw), so machine noise falls on both; reports requests/s and the ratio hub/raw;
 2. latency: an open loop at 80% of the hub's measured maximum, sends scheduled at fixed intervals,
-   latency from the scheduled time to the answer; p50/p95/p99.
+   latency from the scheduled time to the answer; p50/p95/p99; then the same for the raw insert at
+   80% of *its* maximum: the tail the machine gives without the hub's work, read beside the hub's
+   (on two cores shared with the generator and PostgreSQL the baseline's p99 alone has crossed 100 ms).
 
 Hub traffic alternates inbound SMS (a unique MessageSid each, from ~1,000 numbers, so contacts are
 created and then reused) and "delivered" status callbacks for deliveries created beforehand through
@@ -57,6 +59,8 @@ GOAL_RATIO = 0.5
 GOAL_P99_MS = 100.0
 OPEN_LOOP_SHARE = 0.8
 RAW_PATH = "/bench/raw-insert"
+PHASES = (("hub", "closed loop, hub"), ("raw", "closed loop, raw"), ("open", "open loop, hub"),
+          ("open raw", "open loop, raw insert"))
 
 app = typer.Typer(add_completion=False, pretty_exceptions_show_locals=False)
 
@@ -388,10 +392,10 @@ def _percentiles(values: list[float]) -> tuple[float, float, float]:
 
 
 async def _run(base: str, traffic: Traffic, meter: Meter, *, concurrency: int, duration: float,
-               rounds: int, share: float = OPEN_LOOP_SHARE, trace: bool = False, open_raw: bool = False) -> dict[str, Any]:
+               rounds: int, share: float = OPEN_LOOP_SHARE, trace: bool = False) -> dict[str, Any]:
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     sent = lambda: traffic.n + traffic.raw_n  # noqa: E731
-    usage: dict[str, list[Usage]] = {"hub": [], "raw": [], "open": []}
+    usage: dict[str, list[Usage]] = {key: [] for key, _ in PHASES}
     watching = webhooks_trace.watch() if trace else None  # this process's collections and lateness, all run
     _settle()
     async with httpx.AsyncClient(base_url=base, limits=limits, timeout=30) as client:
@@ -406,13 +410,9 @@ async def _run(base: str, traffic: Traffic, meter: Meter, *, concurrency: int, d
             print(f"round {r + 1}: hub {hub_rates[-1]:.0f} req/s, raw insert {raw_rates[-1]:.0f} req/s",
                   file=sys.stderr)
         hub_rate, raw_rate = statistics.mean(hub_rates), statistics.mean(raw_rates)
-        # The raw endpoint's open loop, at the same share of its own maximum, tells the machine's and the
-        # set-up's tail (uvicorn, the generator, PostgreSQL) from the hub's.
-        target = (raw_rate if open_raw else hub_rate) * share
-    # Twilio opens as many connections as it needs; too few would queue requests in the generator.
-    connections = Connections(base, 8 * concurrency)
+        target, raw_target = hub_rate * share, raw_rate * share
     # Signed before the clock starts, as Twilio has them ready: the generator's own CPU stays off the figures.
-    requests = [(traffic.raw if open_raw else traffic.next)() for _ in range(int(target * duration))]
+    requests = [traffic.next() for _ in range(int(target * duration))]
     sends: dict[int, tuple[float, float, float]] | None = None
     if trace:
         requests = [(path, body, {**headers, "X-Bench-Seq": str(i)}) for i, (path, body, headers) in enumerate(requests)]
@@ -421,13 +421,7 @@ async def _run(base: str, traffic: Traffic, meter: Meter, *, concurrency: int, d
         async with httpx.AsyncClient(base_url=base) as client:
             # The closed loops' record, and the server starts watching its event loop.
             closed = (await client.get("/bench/trace")).json()
-    _settle()
-    try:
-        (latencies, served), cost = await meter.phase(lambda: connections.sent,
-                                                      _open_loop(connections, requests, rate=target, sends=sends))
-    finally:
-        await connections.close()
-    usage["open"].append(cost)
+    (latencies, served), usage["open"] = await _open_phase(base, meter, concurrency, requests, target, sends)
     if sends is not None:
         async with httpx.AsyncClient(base_url=base) as client:
             recorded = (await client.get("/bench/trace")).json()
@@ -445,17 +439,40 @@ async def _run(base: str, traffic: Traffic, meter: Meter, *, concurrency: int, d
         dump = Path(os.environ.get("TMPDIR", "/tmp")) / f"bench-webhooks-trace-{os.getpid()}.json"
         dump.write_text(json.dumps({"sends": sends, **recorded, "closed": closed, "generator": generator}))
         print(f"trace written to {dump}", file=sys.stderr)
-    for key, label in (("hub", "closed loop, hub"), ("raw", "closed loop, raw"),
-                       ("open", f"open loop, {'raw' if open_raw else 'hub'}")):
+    # The raw insert's open loop at the same share of *its own* maximum, right after: the tail of the
+    # machine and the set-up (uvicorn, the generator, PostgreSQL on the same cores) without the hub's
+    # work. On two shared cores it misses 100 ms now and then by itself (docs/benchmarks.md,
+    # "Webhooks"), so the hub's p99 is read against it, in the same run.
+    raw_requests = [traffic.raw() for _ in range(int(raw_target * duration))]
+    (raw_latencies, raw_served), usage["open raw"] = await _open_phase(base, meter, concurrency, raw_requests,
+                                                                        raw_target)
+    for key, label in PHASES:
         for cost in usage[key]:
             print(f"{label}: {cost.per_request()}", file=sys.stderr)
     return {"hub_rates": hub_rates, "raw_rates": raw_rates, "hub": hub_rate, "raw": raw_rate, "target": target,
-            "served": served, "latencies": latencies, "usage": usage}
+            "served": served, "latencies": latencies, "raw_target": raw_target, "raw_served": raw_served,
+            "raw_latencies": raw_latencies, "usage": usage}
+
+
+async def _open_phase(base: str, meter: Meter, concurrency: int, requests: list[tuple[str, bytes, dict[str, str]]],
+                      rate: float, sends: dict[int, tuple[float, float, float]] | None = None,
+                      ) -> tuple[tuple[list[float], float], list[Usage]]:
+    """One open loop of `requests` at `rate` on fresh keep-alive connections, measured."""
+    # Twilio opens as many connections as it needs; too few would queue requests in the generator.
+    connections = Connections(base, 8 * concurrency)
+    _settle()
+    try:
+        result, cost = await meter.phase(lambda: connections.sent, _open_loop(connections, requests, rate=rate,
+                                                                              sends=sends))
+    finally:
+        await connections.close()
+    return result, [cost]
 
 
 def _section(result: dict[str, Any], *, command: str, concurrency: int, duration: float, rounds: int,
              load: tuple[float, float], pg_version: str, total: int, statuses: int) -> str:
     p50, p95, p99 = _percentiles(result["latencies"])
+    raw_p50, raw_p95, raw_p99 = _percentiles(result["raw_latencies"])
     ratio = result["hub"] / result["raw"]
     lines = [SECTION, "", f"Recorded {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC with:", "", "```", command,
              "```", ""]
@@ -472,7 +489,8 @@ def _section(result: dict[str, Any], *, command: str, concurrency: int, duration
         "(bench/webhooks_app.py): no verification, one INSERT of the form body, same thread pool and engine.",
         f"- Maximum rate: closed loop, {concurrency} requests in flight, {rounds} alternating rounds of "
         f"{duration:g} s each (hub, raw, …). Latency: open loop at {OPEN_LOOP_SHARE:.0%} of the hub's "
-        f"maximum for {duration:g} s, sends at fixed intervals (each on a free keep-alive connection of up to "
+        f"maximum for {duration:g} s, then the raw insert's at {OPEN_LOOP_SHARE:.0%} of its own (the tail the machine "
+        "and the set-up give without the hub's work, in the same run), sends at fixed intervals (each on a free keep-alive connection of up to "
         f"{8 * concurrency}, one httpx client each), latency from the scheduled time to the answer "
         f"({len(result['latencies']):,} requests). {total:,} hub requests in all, "
         f"{statuses:,} of them status callbacks; every answer 2xx.",
@@ -486,6 +504,8 @@ def _section(result: dict[str, Any], *, command: str, concurrency: int, duration
         "| Open loop | Scheduled req/s | Served req/s | p50 ms | p95 ms | p99 ms |",
         "|---|---|---|---|---|---|",
         f"| hub webhooks | {result['target']:.0f} | {result['served']:.0f} | {p50:.1f} | {p95:.1f} | {p99:.1f} |",
+        f"| raw INSERT | {result['raw_target']:.0f} | {result['raw_served']:.0f} | {raw_p50:.1f} | {raw_p95:.1f} "
+        f"| {raw_p99:.1f} |",
         "",
         "| Goal | Measured | Verdict |",
         "|---|---|---|",
@@ -493,6 +513,8 @@ def _section(result: dict[str, Any], *, command: str, concurrency: int, duration
         f"{'PASS' if ratio >= GOAL_RATIO else '**MISS**'} |",
         f"| p99 under {GOAL_P99_MS:.0f} ms at {OPEN_LOOP_SHARE:.0%} of the maximum | {p99:.1f} ms | "
         f"{'PASS' if p99 < GOAL_P99_MS else '**MISS**'} |",
+        f"| (for reading it) the raw insert's p99 at {OPEN_LOOP_SHARE:.0%} of its maximum; hub p99 / raw p99 "
+        f"| {raw_p99:.1f} ms; {p99 / raw_p99:.1f}× | {'the baseline misses too' if raw_p99 >= GOAL_P99_MS else ''} |",
         "",
     ]
     lines += [
@@ -504,7 +526,7 @@ def _section(result: dict[str, Any], *, command: str, concurrency: int, duration
         "| Checkpointer + bgwriter MB |",
         "|---|---|---|---|---|---|",
     ]
-    for key, label in (("hub", "closed loop, hub"), ("raw", "closed loop, raw"), ("open", "open loop, hub")):
+    for key, label in PHASES:
         for cost in result["usage"][key]:
             n = max(cost.requests, 1)
             lines.append(f"| {label} | {cost.requests:,} | {cost.generator / n * 1000:.2f} | "
@@ -532,14 +554,10 @@ def main(
     record_figures: Annotated[bool, typer.Option("--record", help="Write the figures into docs/benchmarks.md.")] = False,
     open_share: Annotated[float, typer.Option(min=0.1, max=2.0, help="Open-loop rate as a share of the hub's "
                                               "closed-loop maximum (the goal is judged at 0.8).")] = OPEN_LOOP_SHARE,
-    open_raw: Annotated[bool, typer.Option(help="Run the open loop against the raw insert instead, at the same "
-                                           "share of its own maximum (the machine's tail without the hub's).")] = False,
     trace: Annotated[bool, typer.Option(help="Trace the open loop's requests through the server and print where "
                                         "the slow ones' time went (bench/webhooks_trace.py).")] = False,
 ) -> None:
     """Hub webhooks' maximum rate against a raw INSERT, and p99 at 80% of that rate."""
-    if record_figures and open_raw:
-        raise typer.BadParameter("the goal is judged on the hub's open loop; record without it", param_hint="--open-raw")
     if record_figures and open_share != OPEN_LOOP_SHARE:
         raise typer.BadParameter(f"the goal is judged at {OPEN_LOOP_SHARE}; record without it", param_hint="--open-share")
     load_before = os.getloadavg()[0]
@@ -561,7 +579,7 @@ def main(
         traffic = Traffic(base=base, run=run, statuses=statuses)
         meter = Meter(server.pid, database_url)
         result = asyncio.run(_run(base, traffic, meter, concurrency=concurrency, duration=duration, rounds=rounds,
-                                  share=open_share, trace=trace, open_raw=open_raw))
+                                  share=open_share, trace=trace))
     finally:
         stop_server(server)
     with engine.connect() as conn:
@@ -577,8 +595,11 @@ def main(
     ratio = result["hub"] / result["raw"]
     print(f"hub {result['hub']:.0f} req/s, raw insert {result['raw']:.0f} req/s, ratio {ratio:.2f} "
           f"(goal ≥ {GOAL_RATIO}: {'PASS' if ratio >= GOAL_RATIO else 'MISS'})")
-    print(f"open loop{' (raw insert)' if open_raw else ''} at {result['target']:.0f} req/s (served {result['served']:.0f}/s): p50 {p50:.1f} ms, p95 {p95:.1f} ms, p99 {p99:.1f} ms "
-          f"(goal < {GOAL_P99_MS:.0f} ms: {'PASS' if p99 < GOAL_P99_MS else 'MISS'})")
+    print(f"open loop at {result['target']:.0f} req/s (served {result['served']:.0f}/s): p50 {p50:.1f} ms, "
+          f"p95 {p95:.1f} ms, p99 {p99:.1f} ms (goal < {GOAL_P99_MS:.0f} ms: {'PASS' if p99 < GOAL_P99_MS else 'MISS'})")
+    raw_p50, _, raw_p99 = _percentiles(result["raw_latencies"])
+    print(f"raw insert's open loop at {result['raw_target']:.0f} req/s (served {result['raw_served']:.0f}/s): "
+          f"p50 {raw_p50:.1f} ms, p99 {raw_p99:.1f} ms; hub p99 / raw p99 {p99 / raw_p99:.1f}×")
     command = "python -m bench.webhooks " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     section = _section(result, command=command.strip(), concurrency=concurrency, duration=duration, rounds=rounds,
                        load=(load_before, os.getloadavg()[0]), pg_version=pg_version,

@@ -62,3 +62,16 @@ def test_the_trace_splits_a_request_into_its_spans(tmp_path, monkeypatch):
     report = webhooks_trace.explain({7: (record["arrive"] - 0.001, record["arrive"], record["answered"] + 0.001)},
                                     recorded, {"checkpoints": 0}, {**recorded, "collections": [], "late": []})
     assert "queue for the 4 database threads" in report and "thread: COMMIT and after-commit" in report
+
+
+def test_the_record_reads_the_hubs_tail_beside_the_raw_inserts_in_the_same_run():
+    usage = {key: [webhooks.Usage(100, 0.1, 0.3)] for key, _ in webhooks.PHASES}
+    result = {"hub_rates": [200.0], "raw_rates": [300.0], "hub": 200.0, "raw": 300.0, "target": 160.0,
+              "served": 159.0, "latencies": [float(i) for i in range(1, 201)], "raw_target": 240.0,
+              "raw_served": 240.0, "raw_latencies": [i / 2 for i in range(1, 201)], "usage": usage}
+    section = webhooks._section(result, command="python -m bench.webhooks", concurrency=16, duration=12, rounds=2,
+                                load=(0.5, 0.7), pg_version="16", total=1000, statuses=500)
+    assert "| raw INSERT | 240 | 240 |" in section
+    # p99 of 1..200 ms against the raw loop's 0.5..100 (inclusive quantiles): twice the machine's tail.
+    assert "hub p99 / raw p99 | 99.0 ms; 2.0× |" in section
+    assert section.count("| open loop, raw insert | 100 |") == 1
