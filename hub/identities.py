@@ -95,7 +95,8 @@ def _plain_phone(value: str, region: str) -> str | None:
         plan = PhoneMetadata.metadata_for_region_or_calling_code(code, phonenumbers.region_code_for_country_code(code))
         national = digits[len(str(code)):]
     else:  # the region's own notation; one that starts with its dialling-out prefix or country code is not plain
-        plan = PhoneMetadata.metadata_for_region(region.upper()) if region else None
+        # parse reads a number without "+" only for a region it supports, spelt as it spells them
+        plan = PhoneMetadata.metadata_for_region(region) if region in phonenumbers.SUPPORTED_REGIONS else None
         if (plan is None or plan.international_prefix is None or digits.startswith(str(plan.country_code))
                 or _pattern(plan.international_prefix).match(digits)):
             return None

@@ -56,14 +56,15 @@ def respaced(example: str, digits: list[int], separators: list[str]) -> str:
 @settings(max_examples=1500, deadline=None)
 @given(st.sampled_from(EXAMPLES), st.lists(st.integers(0, 20), max_size=6),
        st.lists(st.sampled_from(["", "", "", " ", "-", ".", "(", ")", ") ", " ("]), max_size=6),
-       st.sampled_from(REGIONS), st.sampled_from(["", "8", "0", "00", "810", "011", "7", "1", "+", "(", "+("]))
+       st.sampled_from([*REGIONS, "ru", "001", ""]), st.sampled_from(["", "8", "0", "00", "810", "011", "7", "1", "+", "(",
+                                                                 "+("]))
 def test_normalize_phone_answers_as_phonenumbers_does(example, digits, separators, region, lead):
     value = lead + respaced(example, digits, separators)
     assert normalized(value, region) == parsed(value, region), value
 
 
 @settings(max_examples=1000, deadline=None)
-@given(st.text(alphabet="0123456789 ()-.+", max_size=22), st.sampled_from(REGIONS))
+@given(st.text(alphabet="0123456789 ()-.+", max_size=22), st.sampled_from([*REGIONS, "ru", "001", ""]))
 def test_any_string_of_digits_and_separators_is_answered_as_phonenumbers_does(value, region):
     assert normalized(value, region) == parsed(value, region)
 
@@ -84,7 +85,7 @@ def test_plain_numbers_take_the_fast_path(value, region):
     ("7 916 123 45 67", "RU"),  # a country code without "+": phonenumbers decides whether it is one
     ("+39 06 1234 5678", "RU"),  # Italy keeps its leading zero
     ("tel:+7-916-123-45-67", "RU"), ("8 916 123-45-67 ext. 12", "RU"), ("８ ９１６ １２３ ４５ ６７", "RU"),
-    ("12345", "RU"), ("+999 1234567", "RU")])
+    ("12345", "RU"), ("+999 1234567", "RU"), ("8 (916) 123-45-67", "ru"), ("8 (916) 123-45-67", "")])
 def test_numbers_outside_the_fast_path_are_answered_by_phonenumbers(value, region):
     assert _plain_phone(value, region) is None
     assert normalized(value, region) == parsed(value, region)
