@@ -19,6 +19,8 @@ One run, on a PostgreSQL database of its own (dropped and created again):
    the outbox, while all of them claim, send and record. The SMTP connections are split between
    them, so the hub uses as many as the bare loop. Timed from scheduling until the last delivery
    is recorded sent; idle and peak RSS come from /proc (VmRSS, VmHWM), summed over the workers;
+   the row versions (HOT among them) and WAL bytes each table wrote in it are printed per message
+   (pg_stat_user_tables, pg_walinspect);
 4. rate limit: a second campaign, fully queued beforehand (so nothing but the limiter holds it
    back), sent by the same workers with `sending.rate_per_second.email = --rate` (by default half the rate
    the hub just reached, so the limiter and not the pipeline sets the pace), counted by the sink
@@ -52,6 +54,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import create_engine, text
+from sqlalchemy.exc import DBAPIError
 
 from bench.store import drop_database, fresh_database
 
@@ -191,6 +194,80 @@ class DatabaseCpu:
     def close(self) -> None:
         self.conn.close()
         self.engine.dispose()
+
+
+class TableWrites:
+    """What the hub phase wrote, per table of the bench's database: row versions from
+    pg_stat_user_tables (inserted, updated, of those HOT — heap-only, no new index entries — and
+    deleted) and WAL bytes from pg_walinspect over the phase's LSN range, counted for this database's
+    relations only (heap, TOAST and index records; commit records carry no relation). Issue 24's
+    "rows and bytes per message": an update that is not HOT writes an entry into every index of the
+    table whose condition the new version meets."""
+
+    _COUNTS = text("SELECT relname, n_tup_ins, n_tup_upd, n_tup_hot_upd, n_tup_del FROM pg_stat_user_tables")
+    _WAL = text(
+        "SELECT CAST(w.rel[2] AS oid) AS node, sum(w.record_length) AS bytes "
+        "FROM (SELECT record_length, regexp_match(block_ref, 'rel \\d+/(\\d+)/(\\d+)') AS rel "
+        "      FROM pg_get_wal_records_info(CAST(:a AS pg_lsn), CAST(:b AS pg_lsn))) AS w "
+        "WHERE CAST(w.rel[1] AS oid) = (SELECT oid FROM pg_database WHERE datname = current_database()) "
+        "GROUP BY 1")
+    # Each relation file as (table, part): a table's heap, its indexes, its TOAST table and that one's index.
+    _PARTS = text(
+        "SELECT c.relfilenode AS node, coalesce(o.relname, b.relname) AS table_name, "
+        "CASE WHEN o.oid IS NOT NULL THEN 'toast' WHEN c.relkind = 'i' THEN 'index' ELSE 'heap' END AS part "
+        "FROM pg_class c LEFT JOIN pg_index i ON i.indexrelid = c.oid "
+        "JOIN pg_class b ON b.oid = coalesce(i.indrelid, c.oid) LEFT JOIN pg_class o ON o.reltoastrelid = b.oid")
+
+    def __init__(self, url: str) -> None:
+        self.engine = create_engine(url, isolation_level="AUTOCOMMIT", pool_size=1)
+        with self.engine.connect() as conn:
+            self.walinspect = conn.execute(text(
+                "SELECT 1 FROM pg_available_extensions WHERE name = 'pg_walinspect'")).first() is not None
+            if self.walinspect:  # PostgreSQL 15's contrib; without it only the row counts are shown
+                conn.execute(text("CREATE EXTENSION IF NOT EXISTS pg_walinspect"))
+            self.before = self._counts(conn)
+            self.lsn = conn.execute(text("SELECT pg_current_wal_lsn()")).scalar_one()
+
+    def _counts(self, conn: Any) -> dict[str, tuple[int, ...]]:
+        conn.execute(text("SELECT pg_stat_clear_snapshot()"))
+        return {r[0]: tuple(r[1:]) for r in conn.execute(self._COUNTS)}
+
+    def report(self, n: int) -> str:
+        """Per message: each busy table's row versions, and the WAL its heap, TOAST and indexes wrote."""
+        with self.engine.connect() as conn:
+            after = self._counts(conn)
+            # Flushed, not written: pg_walinspect reads no further than what is on disk.
+            lsn = conn.execute(text("SELECT pg_current_wal_flush_lsn()")).scalar_one()
+            cluster = conn.execute(text("SELECT pg_wal_lsn_diff(CAST(:b AS pg_lsn), CAST(:a AS pg_lsn))"),
+                                   {"a": self.lsn, "b": lsn}).scalar_one()
+            missing = "" if self.walinspect else "pg_walinspect is not installed"
+            try:
+                wal = conn.execute(self._WAL, {"a": self.lsn, "b": lsn}).all() if self.walinspect else []
+            except DBAPIError as exc:  # e.g. a checkpoint recycled the run's first segments (a busy cluster)
+                wal, missing = [], str(exc.orig).splitlines()[0]
+            parts = {r.node: (r.table_name, r.part) for r in conn.execute(self._PARTS)} if wal else {}
+        self.engine.dispose()
+        written: dict[tuple[str, str], float] = {}
+        for r in wal:
+            if r.node in parts:
+                written[parts[r.node]] = written.get(parts[r.node], 0) + r.bytes
+        lines = [f"rows and WAL per message (this database; cluster WAL {cluster / n:,.0f} B/msg, other databases included):",
+                 "  table: inserted / updated (HOT) / deleted; WAL heap + TOAST + indexes"]
+
+        def wal_of(table: str, part: str) -> float:
+            return written.get((table, part), 0) / n
+
+        busy = sorted(after, key=lambda t: -sum(v for (table, _), v in written.items() if table == t))
+        for table in busy:
+            old = self.before.get(table, (0, 0, 0, 0))
+            ins, upd, hot, dele = (a - b for a, b in zip(after[table], old))
+            if not (ins or upd or dele):
+                continue
+            lines.append(f"  {table}: {ins / n:.2f} / {upd / n:.2f} ({hot / n:.2f}) / {dele / n:.2f}; "
+                         f"WAL {wal_of(table, 'heap'):,.0f} + {wal_of(table, 'toast'):,.0f} + {wal_of(table, 'index'):,.0f} B")
+        total = sum(written.values())
+        lines.append(f"  all tables: WAL {total / n:,.0f} B/msg" + (f" (WAL by table unavailable: {missing})" if missing else ""))
+        return "\n".join(lines)
 
 
 def settle(pids: list[int], *, most: float = 60.0) -> None:
@@ -492,6 +569,7 @@ def run(url: str, n: int, connections: int, rate: float, rate_seconds: float, wo
         try:
             settle([p.pid for p in procs])
             idle = sum(rss_mb(p.pid)[0] for p in procs)
+            writes = TableWrites(url)
             database = DatabaseCpu(url)
             counting = create_engine(url, pool_size=1)
             watch = counting.connect()
@@ -521,6 +599,7 @@ def run(url: str, n: int, connections: int, rate: float, rate_seconds: float, wo
                 counting.dispose()
         wait_count(counter, base + n, 60)
         hub_bytes = read_counter(counter)[1] - bare_bytes
+        print(writes.report(n), flush=True)
 
         if rate <= 0:  # a limit the pipeline can reach, so the limiter is what holds it back
             rate = max(1.0, round(n / hub_seconds / 2))
