@@ -54,10 +54,11 @@ class Forked:
     """The part of subprocess.Popen the crash tests use: pid, send_signal, kill, wait; go and answer
     for a child started with talk=True."""
 
-    def __init__(self, process: Any, talk: Connection | None = None) -> None:
+    def __init__(self, process: Any, talk: Connection | None = None, log: Path | None = None) -> None:
         self.process = process
         self.pid: int = process.pid
         self.talk = talk
+        self.log = log
 
     def go(self) -> None:
         """Tell a child waiting on its line to act."""
@@ -65,11 +66,17 @@ class Forked:
         self.talk.send("go")
 
     def answer(self, timeout: float) -> Any:
-        """What the child sent on its line next (EOFError if it exited without a word)."""
+        """What the child sent on its line next."""
         assert self.talk is not None, "started without talk=True"
         if not self.talk.poll(timeout):
             raise subprocess.TimeoutExpired(f"pid {self.pid}", timeout)
-        return self.talk.recv()
+        try:
+            return self.talk.recv()
+        except EOFError:  # it died: say how, with what it wrote to its log
+            self.process.join(10)
+            said = self.log.read_text(errors="replace") if self.log and self.log.exists() else ""
+            raise AssertionError(f"pid {self.pid} exited without an answer (exit status "
+                                 f"{self.process.exitcode}) {said}") from None
 
     def send_signal(self, sig: int) -> None:
         os.kill(self.pid, sig)
@@ -94,7 +101,7 @@ def start(target: str, *args: str, log: Path | None = None, talk: bool = False) 
                                name=target, daemon=True)
     process.start()
     theirs.close()
-    forked = Forked(process, ours if talk else None)
+    forked = Forked(process, ours if talk else None, log)
     try:
         said = ours.recv() if ours.poll(START_TIMEOUT) else None
     except EOFError:  # the child exited before it was ready

@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from sqlalchemy import select
@@ -29,7 +31,8 @@ PROC_TIMEOUT = 120
 def spawn(command: str, url: str, *args: str) -> forked.Forked:
     """A second worker process on the same database (forked ready-imported: tests/forked.py); returns
     once it has built its Hub. `claim` and `lock` then wait for go (result_of sends it)."""
-    return forked.start("tests.worker_proc:main", command, "--url", url, *args, talk=True)
+    log = Path(tempfile.mkdtemp(prefix="hub-worker-proc-")) / "stderr.log"  # named if it dies
+    return forked.start("tests.worker_proc:main", command, "--url", url, *args, talk=True, log=log)
 
 
 def result_of(proc: forked.Forked, go: bool = True) -> dict:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
@@ -207,8 +208,8 @@ def test_worker_processes_racing_send_the_reminder_once(hub, frozen_clock, email
     send_due(hub)
     later = (frozen_clock.current + timedelta(days=1, minutes=1)).isoformat()
     # Worker processes of their own, forked ready-imported (tests/forked.py); each is ready once started.
-    procs = [forked.start("tests.campaigns.surveys.reminder_proc:main", hub.settings.database_url, later, talk=True)
-             for _ in range(3)]
+    procs = [forked.start("tests.campaigns.surveys.reminder_proc:main", hub.settings.database_url, later, talk=True,
+                          log=Path(hub.settings.data_dir) / f"reminder-{n}.log") for n in range(3)]
     for proc in procs:  # all three are ready: let them race
         proc.go()
     sent = [proc.answer(timeout=120) for proc in procs]
