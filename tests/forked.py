@@ -34,7 +34,7 @@ START_TIMEOUT = 60.0
 # What the fork server imports once (tests/worker_imports.py: the hub, its plug-ins, the worker) and
 # the targets themselves. What is missing here each child imports, as before.
 PRELOAD = ["tests.worker_imports", "tests.campaigns.campaign_proc", "tests.webhooks.worker_main", "tests.worker_proc",
-           "tests.campaigns.surveys.reminder_proc"]
+           "tests.campaigns.surveys.reminder_proc", "tests.channels.email.poll_proc"]
 
 _context = multiprocessing.get_context("forkserver")
 _context.set_forkserver_preload(PRELOAD)
