@@ -3,6 +3,7 @@ the test creates and drops; counts and rows compared, sequences past the ids, a 
 
 from __future__ import annotations
 
+import shutil
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -34,13 +35,36 @@ def target() -> Iterator[str]:
     admin.dispose()
 
 
+def _on_sqlite_in(folder: Path):  # type: ignore[no-untyped-def]
+    """The CLI on the SQLite store (and secret key) in folder."""
+    return cli_invoker({"HUB_DATABASE_URL": None, "HUB_DATA_DIR": str(folder), "HUB_SECRET_KEY": None,
+                        "HUB_LIVE_BACKEND": "memory", "HUB_EMBEDDED_WORKER": "false"})
+
+
 @pytest.fixture
 def run(tmp_path: Path) -> Iterator:  # type: ignore[no-untyped-def]
     """run(*args) -> Result, with the CLI on a SQLite store of its own in tmp_path."""
-    env = {"HUB_DATABASE_URL": None, "HUB_DATA_DIR": str(tmp_path), "HUB_SECRET_KEY": None,
-           "HUB_LIVE_BACKEND": "memory", "HUB_EMBEDDED_WORKER": "false"}
-    with cli_invoker(env) as invoke:
+    with _on_sqlite_in(tmp_path) as invoke:
         yield invoke
+
+
+@pytest.fixture(scope="module")
+def demo_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A data directory with a migrated store and the demo loaded by the CLI, made once for this
+    module: a load with the packages' demos is ~5 s of CPU, and the copy's tests only read it."""
+    folder = tmp_path_factory.mktemp("demo-store")
+    with _on_sqlite_in(folder) as invoke:
+        assert invoke("migrate").exit_code == 0
+        loaded = invoke("demo", "load", "--contacts", "12", "--long-history", "40")
+        assert loaded.exit_code == 0, loaded.output
+    return folder
+
+
+@pytest.fixture
+def demo_store(demo_folder: Path, tmp_path: Path) -> Path:
+    """This test's own copy of the demo's data directory, in tmp_path (where `run` works)."""
+    shutil.copytree(demo_folder, tmp_path, dirs_exist_ok=True)
+    return tmp_path / "hub.db"
 
 
 def counts(engine: sa.Engine) -> dict[str, int]:
@@ -48,11 +72,8 @@ def counts(engine: sa.Engine) -> dict[str, int]:
         return {t.name: conn.scalar(sa.select(sa.func.count()).select_from(t)) for t in metadata().sorted_tables}
 
 
-def test_a_demo_store_moves_to_postgresql_whole(run, target: str, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    assert run("migrate").exit_code == 0
-    loaded = run("demo", "load", "--contacts", "12", "--long-history", "40")
-    assert loaded.exit_code == 0, loaded.output
-    source = sa.create_engine(f"sqlite:///{tmp_path / 'hub.db'}")
+def test_a_demo_store_moves_to_postgresql_whole(run, target: str, demo_store: Path) -> None:  # type: ignore[no-untyped-def]
+    source = sa.create_engine(f"sqlite:///{demo_store}")
     tables = {t.name: t for t in metadata().sorted_tables}
     contact, event, user = tables["contact"], tables["timeline_event"], tables["user_account"]
     with source.begin() as conn:
@@ -112,10 +133,8 @@ def test_refusals_and_help(run, target: str) -> None:  # type: ignore[no-untyped
     assert "HUB_DATA_DIR" in text
 
 
-def test_a_row_postgresql_refuses_leaves_the_target_empty(run, target: str, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    assert run("migrate").exit_code == 0
-    assert run("demo", "load", "--contacts", "2", "--long-history", "0").exit_code == 0
-    source = sa.create_engine(f"sqlite:///{tmp_path / 'hub.db'}")
+def test_a_row_postgresql_refuses_leaves_the_target_empty(run, target: str, demo_store: Path) -> None:  # type: ignore[no-untyped-def]
+    source = sa.create_engine(f"sqlite:///{demo_store}")
     users = metadata().tables["user_account"]
     with source.begin() as conn:
         conn.execute(users.update().values(display_name="Ы" * 500))  # SQLite keeps what VARCHAR(200) refuses

@@ -8,14 +8,18 @@ from decimal import Decimal
 
 import phonenumbers
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlmodel import SQLModel
 
+from hub import clock
 from hub.auth import authenticate
 from hub.demo import DEMO_PASSWORD, load_demo, load_demo_if_empty
 from hub.identities import normalize
 from hub.ingest import IdentityRef, InboundEvent, ingest
 from hub.models import ConsentRecord, Contact, Identity, IdentityKind, Task, TimelineEvent, User
+from hub.runtime import Hub
+from hub.triggers import TriggerRegistry
+from tests.conftest import _wipe, make_settings, test_registry
 
 
 def row_counts(hub) -> dict[str, int]:  # type: ignore[no-untyped-def]
@@ -23,12 +27,57 @@ def row_counts(hub) -> dict[str, int]:  # type: ignore[no-untyped-def]
         return {t.name: s.scalar(select(func.count()).select_from(t)) for t in SQLModel.metadata.sorted_tables}
 
 
+def _load_once(database, folder, **sizes):  # type: ignore[no-untyped-def]
+    """load_demo(**sizes) into a clean store at the time frozen_clock starts at; its summary, its
+    progress calls and every row it wrote, and the store wiped again."""
+    runtime = Hub(make_settings(str(database.settings.database_url), folder),
+                  registry=test_registry(), triggers=TriggerRegistry(), db=database)
+    clock.set_clock(clock.FrozenClock())
+    try:
+        calls: list[tuple[int, int]] = []
+        summary = load_demo(runtime, progress=lambda done, total: calls.append((done, total)), **sizes)
+        with database.engine.connect() as conn:
+            rows = {t: [dict(r) for r in conn.execute(t.select()).mappings()] for t in SQLModel.metadata.sorted_tables}
+    finally:
+        clock.set_clock(None)
+        _wipe(database)
+        runtime.broker.stop()
+    return summary, calls, rows
+
+
+def _write_back(hub, rows) -> None:  # type: ignore[no-untyped-def]
+    """The rows of a load written into this test's clean store, as the load left them."""
+    with hub.db.engine.begin() as conn:
+        for table, table_rows in rows.items():  # parents first
+            if table_rows:
+                conn.execute(table.insert(), table_rows)
+        if conn.dialect.name == "postgresql":  # the next id past the written ones, as after a load
+            for table, table_rows in rows.items():
+                if table_rows and "id" in table.c and table.c.id.autoincrement is not False:
+                    conn.execute(text(f"SELECT setval(pg_get_serial_sequence('{table.name}', 'id'), "
+                                      f"(SELECT max(id) FROM {table.name}))"))
+
+
+# A load is 1.5-5 s of CPU (1,500 events through ingest; the packages' demos bring 160 analytics
+# customers of their own). The tests that read a load's rows share one load per store for this
+# module, written back into each test's clean store (~0.1 s); the tests of loading itself load.
+@pytest.fixture(scope="module")
+def loaded_demo(database, tmp_path_factory):  # type: ignore[no-untyped-def]
+    """The 20-contact set with a 400-event timeline, without the packages' demos."""
+    return _load_once(database, tmp_path_factory.mktemp("demo"), contacts=20, long_history=400, packages=False)
+
+
+@pytest.fixture(scope="module")
+def loaded_with_packages(database, tmp_path_factory):  # type: ignore[no-untyped-def]
+    """Eight contacts and every installed package's demo."""
+    return _load_once(database, tmp_path_factory.mktemp("demo"), contacts=8, long_history=0)
+
+
 @pytest.fixture
-def demo(hub, frozen_clock):  # type: ignore[no-untyped-def]
-    calls: list[tuple[int, int]] = []
-    summary = load_demo(hub, contacts=20, long_history=400, progress=lambda done, total: calls.append((done, total)),
-                        packages=False)
-    return summary, calls
+def demo(hub, frozen_clock, loaded_demo):  # type: ignore[no-untyped-def]
+    summary, calls, rows = loaded_demo
+    _write_back(hub, rows)
+    return summary, list(calls)
 
 
 def test_demo_is_a_realistic_mix(hub, frozen_clock, demo):
@@ -110,13 +159,14 @@ def test_loading_again_changes_nothing(hub, frozen_clock, demo):
     assert again.events_existing == before["timeline_event"]
 
 
-def test_the_packages_demos_come_once_and_name_their_links(hub, frozen_clock):
-    first = load_demo(hub, contacts=6, long_history=0)
+def test_the_packages_demos_come_once_and_name_their_links(hub, frozen_clock, loaded_with_packages):
+    first, _, rows = loaded_with_packages
+    _write_back(hub, rows)
     names = {line.split(":", 1)[0] for line in first.extras}
     assert {"forms", "meetings", "campaigns", "surveys"} <= names
     assert any("http" in line for line in first.extras if line.startswith(("forms", "meetings")))
     before = row_counts(hub)
-    load_demo(hub, contacts=6, long_history=0)
+    load_demo(hub, contacts=8, long_history=0)
     assert row_counts(hub) == before  # every package's demo is idempotent
 
 
@@ -161,7 +211,9 @@ def test_load_if_empty_leaves_a_used_store_alone(hub, frozen_clock):
 
 
 def test_load_if_empty_fills_an_empty_store(hub, frozen_clock):
-    summary = load_demo_if_empty(hub, contacts=3, long_history=0)
+    # Without the packages' demos (test_the_packages_demos_come_once_and_name_their_links loads them):
+    # what is asked here is that an empty store gets the set.
+    summary = load_demo_if_empty(hub, contacts=3, long_history=0, packages=False)
     assert summary is not None and summary.contacts_created == 3
 
 
@@ -195,9 +247,9 @@ def test_cli_loads_and_prints_the_logins(tmp_path, monkeypatch):
         get_settings.cache_clear()
 
 
-def test_orders_read_back_like_orders_from_the_events_api(hub, frozen_clock):
+def test_orders_read_back_like_orders_from_the_events_api(hub, frozen_clock, loaded_with_packages):
     events_api = pytest.importorskip("hub.events")
-    load_demo(hub, contacts=8, long_history=0)
+    _write_back(hub, loaded_with_packages[2])
     with hub.session(read_only=True) as s:
         orders = list(s.scalars(select(TimelineEvent).where(TimelineEvent.kind == "order.completed")))
         assert orders

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import signal
-import subprocess
-import sys
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -22,33 +20,27 @@ from hub.models import Delivery
 from hub.runtime import Hub
 from hub.triggers import TriggerRegistry
 from hub.worker import EmbeddedWorker, Worker
+from tests import forked
 from tests.conftest import test_registry
 from tests.fakes.channel import FakeChannel
 from tests.test_outbox import get, queue
 
-REPO = Path(__file__).resolve().parent.parent
 PROC_TIMEOUT = 120
 
 
-def spawn(command: str, url: str, *args: str) -> subprocess.Popen[str]:
-    """A second worker process on the same database; returns once it has built its Hub."""
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "tests.worker_proc", command, "--url", url, *args],
-        cwd=REPO, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
-    )
-    assert proc.stdout is not None
-    line = proc.stdout.readline().strip()
-    if line != "ready":
-        proc.kill()
-        raise AssertionError(f"worker process did not start: {line!r} {proc.stderr.read() if proc.stderr else ''}")
-    return proc
+def spawn(command: str, url: str, *args: str) -> forked.Forked:
+    """A second worker process on the same database (forked ready-imported: tests/forked.py); returns
+    once it has built its Hub. `claim` and `lock` then wait for go (result_of sends it)."""
+    log = Path(tempfile.mkdtemp(prefix="hub-worker-proc-")) / "stderr.log"  # named if it dies
+    return forked.start("tests.worker_proc:main", command, "--url", url, *args, talk=True, log=log)
 
 
-def result_of(proc: subprocess.Popen[str], go: bool = True) -> dict:
-    out, err = proc.communicate("go\n" if go else None, timeout=PROC_TIMEOUT)
-    assert proc.returncode == 0, err
-    return json.loads(out.strip().splitlines()[-1])
+def result_of(proc: forked.Forked, go: bool = True) -> dict:
+    if go:
+        proc.go()
+    answer = proc.answer(timeout=PROC_TIMEOUT)
+    assert proc.wait(timeout=PROC_TIMEOUT) == 0
+    return answer
 
 
 def url_of(hub: Hub) -> str:
@@ -101,9 +93,7 @@ def test_two_processes_claiming_at_once_get_disjoint_sets_covering_everything(hu
     ids = queue_many(hub, 150)
     procs = [spawn("claim", url_of(hub), "--worker", f"w{n}", "--limit", "3") for n in range(2)]
     for proc in procs:  # both are ready: let them race
-        assert proc.stdin is not None
-        proc.stdin.write("go\n")
-        proc.stdin.flush()
+        proc.go()
     claimed = [set(result_of(proc, go=False)["ids"]) for proc in procs]
     assert claimed[0].isdisjoint(claimed[1])
     assert claimed[0] | claimed[1] == set(ids)
@@ -171,9 +161,8 @@ def test_hub_worker_process_sends_due_rows_and_stops_gracefully_on_sigterm(hub):
         wait_for(lambda: set(statuses(hub).values()) == {"sent"})
     finally:
         proc.send_signal(signal.SIGTERM)
-        out, err = proc.communicate(timeout=PROC_TIMEOUT)
-    assert proc.returncode == 0, err
-    assert out.strip().splitlines()[-1] == "stopped"
+    assert proc.answer(timeout=PROC_TIMEOUT) == "stopped"
+    assert proc.wait(timeout=PROC_TIMEOUT) == 0
     with hub.session(read_only=True) as s:
         assert s.scalars(select(Delivery.provider_id).order_by(Delivery.id)).all() == [f"fake-{i}-1" for i in ids]
 

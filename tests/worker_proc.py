@@ -2,7 +2,8 @@
 
 It builds its own Hub on the same database (with the fake channel), prints "ready", and for
 `claim`/`lock` waits for a line on stdin before acting, so tests can start several at once.
-Results go to stdout as one JSON line.
+Results go to stdout as one JSON line. The tests fork it ready-imported instead (tests/forked.py:
+`main(argv, ready=…, talk=…)`): "ready" through `ready`, "go" and the result through `talk`.
 """
 
 from __future__ import annotations
@@ -11,7 +12,9 @@ import argparse
 import json
 import sys
 import tempfile
+from collections.abc import Callable
 from datetime import datetime
+from multiprocessing.connection import Connection
 from pathlib import Path
 
 from hub.registry import ChannelRegistry
@@ -39,7 +42,11 @@ def _say(payload: object) -> None:
     sys.stdout.flush()
 
 
-def main(argv: list[str] | None = None) -> None:
+def _wait_for_go() -> None:
+    sys.stdin.readline()
+
+
+def main(argv: list[str] | None = None, ready: Callable[[], None] | None = None, talk: Connection | None = None) -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("command", choices=["claim", "lock", "run"])
     parser.add_argument("--url", required=True)
@@ -49,17 +56,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--name", default="test.lock")
     args = parser.parse_args(argv)
     hub = build_hub(args.url)
+    say, wait_for_go = (talk.send, talk.recv) if talk is not None else (_say, _wait_for_go)
 
     if args.command == "run":
         from hub.worker import run_worker
 
-        _say("ready")
+        (ready or (lambda: say("ready")))()
         run_worker(hub, name=args.worker)
-        _say("stopped")
+        say("stopped")
         return
 
-    _say("ready")
-    sys.stdin.readline()  # "go"
+    (ready or (lambda: say("ready")))()
+    wait_for_go()
     if args.command == "claim":
         from hub.outbox import claim_due
 
@@ -67,12 +75,12 @@ def main(argv: list[str] | None = None) -> None:
         ids: list[int] = []
         while batch := claim_due(hub, worker=args.worker, limit=args.limit, now=now):
             ids.extend(m.delivery_id for m in batch)
-        _say({"ids": ids})
+        say({"ids": ids})
     else:
         from hub.locks import once_lock
 
         with once_lock(hub, args.name) as acquired:
-            _say({"acquired": acquired})
+            say({"acquired": acquired})
     hub.close()
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
@@ -17,6 +18,7 @@ from hub.models import ConsentStatus, Contact, Delivery, Purpose, TimelineEvent
 from hub.runtime import Hub
 from hub.tasks import complete_task, create_task
 from hub.triggers import TriggerRegistry
+from tests import forked
 from tests.campaigns.surveys.conftest import invitations, make_contact, make_survey, survey_data
 from tests.conftest import test_registry
 
@@ -199,26 +201,20 @@ def test_an_old_sale_imported_late_is_not_surveyed_and_a_recent_one_goes_at_once
 
 @pytest.mark.slow
 def test_worker_processes_racing_send_the_reminder_once(hub, frozen_clock, email_ready):
-    import os
-    import subprocess
-    import sys
-    from pathlib import Path
-
-    repo = Path(__file__).resolve().parents[3]
     survey = make_survey(hub, delay_minutes=0, reminder_days=1)
     contacts = [make_contact(hub, f"r{n}@example.com", name=f"R{n}").id for n in range(5)]
     with hub.session() as session, session.begin():
         send_to_contacts(session, survey=session.get(Survey, survey.id), contact_ids=contacts, batch="race")
     send_due(hub)
     later = (frozen_clock.current + timedelta(days=1, minutes=1)).isoformat()
-    procs = [subprocess.Popen([sys.executable, "-m", "tests.campaigns.surveys.reminder_proc", hub.settings.database_url,
-                               later], cwd=repo, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              text=True, env={**os.environ, "PYTHONPATH": str(repo)}) for _ in range(3)]
-    for proc in procs:
-        assert proc.stdout.readline().strip() == "ready", proc.stderr.read()
-    outputs = [proc.communicate("go\n", timeout=120) for proc in procs]
-    assert all(p.returncode == 0 for p in procs), [err for _, err in outputs]
-    assert sum(int(out.strip().splitlines()[-1]) for out, _ in outputs) == 5
+    # Worker processes of their own, forked ready-imported (tests/forked.py); each is ready once started.
+    procs = [forked.start("tests.campaigns.surveys.reminder_proc:main", hub.settings.database_url, later, talk=True,
+                          log=Path(hub.settings.data_dir) / f"reminder-{n}.log") for n in range(3)]
+    for proc in procs:  # all three are ready: let them race
+        proc.go()
+    sent = [proc.answer(timeout=120) for proc in procs]
+    assert [proc.wait(timeout=120) for proc in procs] == [0, 0, 0]
+    assert sum(sent) == 5
     keys = [d.idempotency_key for d in deliveries(hub) if d.idempotency_key.endswith(":reminder")]
     assert len(keys) == len(set(keys)) == 5
     assert kinds(hub).count("survey.reminded") == 5
