@@ -53,8 +53,8 @@ class LinkRefused(Exception):
 @dataclass
 class Link:
     """The invitation a link opens, with its survey, contact and response (None before any save), as
-    read-only rows of their tables (each column an attribute, as on the models' objects), and the
-    survey's questions parsed."""
+    read-only rows of their tables (each column an attribute, as on the models' objects; the
+    invitation's and survey's columns in `_UNREAD` left out), and the survey's questions parsed."""
 
     invitation: Any  # a row of survey_invitation
     survey: Any  # of survey
@@ -75,13 +75,23 @@ _INVITATION, _RESPONSE, _EVENT = SurveyInvitation.__table__, SurveyResponse.__ta
 # (Core: no ORM objects built and loaded into the session, ~0.3 ms of CPU less a read, docs/benchmarks.md
 # "Survey page", issue 24 session 13), each table's columns then a row of their own.
 _SURVEY, _CONTACT = Survey.__table__, Contact.__table__  # type: ignore[attr-defined]
-_LINK_PARTS = tuple((namedtuple(table.name, [c.name for c in table.c]), len(table.c))  # type: ignore[misc]
-                    for table in (_INVITATION, _SURVEY, _CONTACT, _RESPONSE))
+# Not read: the invitation's sending and the survey's scheduling, which no page view or answer uses
+# (a third of the statement's columns and three of its JSON values: each column costs psycopg a
+# description and SQLAlchemy a result column on every read, docs/benchmarks.md "Survey page", session
+# 15). The contact stays whole: the answer's events hand it to every trigger.
+_UNREAD = {"survey_invitation": {"cause", "send_at", "sent_at", "remind_at", "reminded_at", "channel", "address",
+                                 "skip_reason", "source_event_id", "context", "created_at"},
+           "survey": {"trigger_kind", "delay_minutes", "channels", "reminder_days", "expiry_days", "cooldown_days",
+                      "created_by", "created_at", "updated_at"}}
+_LINK_COLUMNS = {table: [c for c in table.c if c.name not in _UNREAD.get(table.name, ())]
+                 for table in (_INVITATION, _SURVEY, _CONTACT, _RESPONSE)}
+_LINK_PARTS = tuple((namedtuple(table.name, [c.name for c in columns]), len(columns))  # type: ignore[misc]
+                    for table, columns in _LINK_COLUMNS.items())
 _LINK_FROM = (_INVITATION.join(_SURVEY, _SURVEY.c.id == _INVITATION.c.survey_id)
               .join(_CONTACT, _CONTACT.c.id == _INVITATION.c.contact_id)
               .outerjoin(_RESPONSE, _RESPONSE.c.invitation_id == _INVITATION.c.id))
 _LINK = (select(*(column.label(f"{table.name}_{column.name}")
-                  for table in (_INVITATION, _SURVEY, _CONTACT, _RESPONSE) for column in table.c))
+                  for table, columns in _LINK_COLUMNS.items() for column in columns))
          .select_from(_LINK_FROM).where(_INVITATION.c.id == bindparam("invitation_id")))
 
 

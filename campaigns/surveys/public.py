@@ -138,7 +138,12 @@ def _save(hub: Hub, token: str, form: dict[str, list[str]], complete: bool, requ
             session.expunge_all()
             return link, exc
         if outside and not writes_once(session, link=link, answers=answers):
-            session.commit()  # ends the read: the writes below are one transaction (the link stays loaded)
+            # The writes below are one transaction, on the connection that read the link: nothing is
+            # open after a read outside a transaction, so psycopg's autocommit can simply be switched
+            # off again. A session.commit() here did the same by handing the connection back to the
+            # pool and checking it out again, ~5% of a first answer's CPU (docs/benchmarks.md,
+            # "Survey page", session 15).
+            session.connection().connection.driver_connection.autocommit = False  # type: ignore[union-attr]
         write_answers(session, link=link, answers=answers, locale=locale)
         session.commit()
     return None

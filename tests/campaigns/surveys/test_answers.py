@@ -309,3 +309,23 @@ def test_the_link_is_read_as_rows_of_its_four_tables_without_loading_them_into_t
         assert (link.response.invitation_id, link.response.answers, link.response.completed) == (
             invitation, {"nps": 9}, False)
         assert link.contact.display_name and link.survey.name
+
+
+def test_the_link_leaves_out_the_invitations_sending_and_the_surveys_scheduling(hub, email_ready):
+    """No page view or answer reads how the invitation was sent or when the survey sends: those 20 of
+    the statement's 65 columns (three JSON values among them) are not read, and the contact, which
+    the answer's events hand to every trigger, is read whole."""
+    from hub.models import Contact
+
+    survey_row = make_survey(hub, delay_minutes=0)
+    invitation_row, token = invite_now(hub, survey_row, make_contact(hub))
+    with hub.session(read_only=True) as session:
+        link = open_link(session, hub.settings, token)
+    for unread in ("context", "channel", "address", "sent_at", "source_event_id"):
+        assert not hasattr(link.invitation, unread)  # main read all of them
+    for unread in ("channels", "reminder_days", "trigger_kind", "cooldown_days"):
+        assert not hasattr(link.survey, unread)
+    assert link.invitation.expires_at == invitation_row.expires_at and link.invitation.nonce == invitation_row.nonce
+    assert (link.survey.status, link.survey.closes_at, link.survey.follow_up_user_id) == (
+        survey_row.status, survey_row.closes_at, survey_row.follow_up_user_id)
+    assert set(link.contact._fields) == {c.name for c in Contact.__table__.c}
