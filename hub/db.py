@@ -322,6 +322,14 @@ def without_transaction(session: Session) -> bool:
     return True
 
 
+def transaction_again(session: Session) -> None:
+    """After `without_transaction` (which said True) and before the session's writes: the statements
+    from here on are one transaction again, on the same connection (nothing is open after statements
+    that each committed on their own, so psycopg lets the switch go back). A session.commit() would do
+    the same by handing the connection back to the pool and checking it out again."""
+    session.connection().connection.driver_connection.autocommit = False  # type: ignore[union-attr]
+
+
 class Database:
     """The engine plus its session factories; one per process."""
 

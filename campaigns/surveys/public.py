@@ -18,7 +18,7 @@ from campaigns.surveys.answers import (AnswersInvalid, Link, LinkProblem, LinkRe
                                        write_answers, writes_once)
 from campaigns.surveys.models import QuestionKind
 from campaigns.surveys.questions import describe, localized, visible
-from hub.db import without_transaction
+from hub.db import transaction_again, without_transaction
 from hub.runtime import Hub
 from hub.threads import run_db_call
 from hub.web import i18n
@@ -138,12 +138,10 @@ def _save(hub: Hub, token: str, form: dict[str, list[str]], complete: bool, requ
             session.expunge_all()
             return link, exc
         if outside and not writes_once(session, link=link, answers=answers):
-            # The writes below are one transaction, on the connection that read the link: nothing is
-            # open after a read outside a transaction, so psycopg's autocommit can simply be switched
-            # off again. A session.commit() here did the same by handing the connection back to the
-            # pool and checking it out again, ~5% of a first answer's CPU (docs/benchmarks.md,
+            # The writes below are one transaction, on the connection that read the link (a commit
+            # here cost a pool check-in and check-out, ~5% of a first answer's CPU: docs/benchmarks.md,
             # "Survey page", session 15).
-            session.connection().connection.driver_connection.autocommit = False  # type: ignore[union-attr]
+            transaction_again(session)
         write_answers(session, link=link, answers=answers, locale=locale)
         session.commit()
     return None
