@@ -5,8 +5,10 @@ PostgreSQL is required when CI=true; elsewhere its tests skip, saying why."""
 from __future__ import annotations
 
 import gc
+import json
 import os
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -273,7 +275,51 @@ class LongLivedObjectsFrozen:
         gc.freeze()
 
 
+class Timeline:
+    """Note when each test of this process began and ended (HUB_TEST_TIMELINE=folder; bench.suite
+    --timeline sets it and draws the cores' busy time from the notes): one JSON line a test, a file a
+    process, so the workers of the parallel phase and the serial phase write side by side."""
+
+    def __init__(self, folder: Path, config: pytest.Config) -> None:
+        worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+        phase = config.getoption("--phase")
+        folder.mkdir(parents=True, exist_ok=True)
+        self._notes = (folder / f"{phase}-{worker}-{os.getpid()}.jsonl").open("a", buffering=1)
+        self._process = {"phase": phase, "worker": worker}
+        self._note(event="started", at=_process_started())
+
+    def _note(self, **fields: object) -> None:
+        self._notes.write(json.dumps({**self._process, **fields}) + "\n")
+
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        self._note(event="collected", at=time.time(), items=len(session.items))
+
+    @pytest.hookimpl(hookwrapper=True)
+    def pytest_runtest_protocol(self, item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
+        began = time.time()
+        yield
+        self._note(event="test", test=item.nodeid, began=began, ended=time.time())
+
+    def pytest_unconfigure(self, config: pytest.Config) -> None:
+        self._note(event="finished", at=time.time())
+        self._notes.close()
+
+
+def _process_started() -> float:
+    """When this process began (the epoch second), from /proc: a worker's start-up before its
+    conftest was imported counts too."""
+    try:
+        since_boot = int(Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()[19]) / os.sysconf("SC_CLK_TCK")
+        booted = next(float(line.split()[1]) for line in Path("/proc/stat").read_text().splitlines()
+                      if line.startswith("btime "))
+        return booted + since_boot
+    except (OSError, StopIteration, IndexError, ValueError):
+        return time.time()
+
+
 def pytest_configure(config: pytest.Config) -> None:
+    if os.environ.get("HUB_TEST_TIMELINE"):
+        config.pluginmanager.register(Timeline(Path(os.environ["HUB_TEST_TIMELINE"]), config), "hub-timeline")
     config.pluginmanager.register(LongTestsFirst(), "hub-long-tests-first")
     config.pluginmanager.register(XdistGroupsNamed(), "hub-xdist-groups-named")
     config.pluginmanager.register(LongLivedObjectsFrozen(), "hub-long-lived-objects-frozen")

@@ -107,3 +107,36 @@ def test_a_browser_test_runs_on_postgresql_only_where_the_store_plays_a_part(req
     if not on_postgres:
         return  # the run collected no browser test on PostgreSQL (a part of the suite, or no Chromium)
     assert on_postgres <= STORE_BROWSER_TESTS, sorted(on_postgres - STORE_BROWSER_TESTS)
+
+
+def test_warmed_caches_are_the_ones_pytest_and_python_then_read(tmp_path):
+    """scripts/run-tests.sh warms the rewritten test modules and the bytecode before the workers start
+    (tests/warm_caches.py): pytest must find its rewrite there and not make its own."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    (tmp_path / "pyproject.toml").write_text("[tool.pytest.ini_options]\n")
+    (tmp_path / "tests").mkdir()
+    (tmp_path / "tests" / "helper.py").write_text("LIMIT = 2\n")
+    (tmp_path / "tests" / "test_one.py").write_text(
+        "import sys\nsys.path.insert(0, __file__.rsplit('/', 1)[0])\nfrom helper import LIMIT\n\n\n"
+        "def test_one():\n    x = 1\n    assert x == LIMIT\n")
+    env = {**os.environ, "PYTHONPATH": str(root), "PYTHONDONTWRITEBYTECODE": ""}
+    run = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--rootdir", str(tmp_path)]
+
+    for share in ("0/2", "1/2"):  # two processes, each its own half, as run-tests.sh runs them
+        warmed = subprocess.run([*run, "--noconftest", "-p", "tests.warm_caches", "--warm-share", share],
+                                cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+        assert warmed.returncode == 0, warmed.stdout + warmed.stderr
+    cache = tmp_path / "tests" / "__pycache__"
+    rewritten = next(cache.glob("test_one.*-pytest-*.pyc"))
+    assert next(cache.glob("helper.cpython-*.pyc"))
+    made = rewritten.stat().st_mtime_ns
+
+    tested = subprocess.run([*run, "tests/test_one.py"], cwd=tmp_path, env=env, capture_output=True, text=True,
+                            timeout=120)
+    assert tested.returncode == 1 and "assert 1 == 2" in tested.stdout, tested.stdout  # the rewritten assert
+    assert rewritten.stat().st_mtime_ns == made  # read, not rewritten again
