@@ -19,6 +19,11 @@ scheduling of the tests could reach).
 
     python -m bench.suite                      # make test, here
     python -m bench.suite -- bash .ci/run      # what CI runs (from a fresh clone's folder)
+    python -m bench.suite --timeline /tmp/tl -- bash .ci/run   # and when each test ran, per worker
+
+With --timeline, each pytest process notes when each of its tests began and ended (tests/conftest.py
+Timeline) and the run ends with where the workers waited: start-up before their first test, the tail of
+the parallel phase with workers out of tests, the gap before the serial phase, the longest tests.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ import os
 import resource
 import subprocess
 import sys
+import json
 import threading
 import time
 from pathlib import Path
@@ -111,10 +117,51 @@ class PostgresCPU:
         return self._spent + running
 
 
+def timeline_summary(folder: Path, started: float) -> list[str]:
+    """Where a run's workers waited, from the notes tests/conftest.py's Timeline left in `folder`
+    (`started`: the epoch second the command began)."""
+    notes = [json.loads(line) for path in sorted(folder.glob("*.jsonl")) for line in path.read_text().splitlines()]
+    lines = []
+    ended_before = started
+    for phase in ("parallel", "serial", "all"):
+        mine = [note for note in notes if note["phase"] == phase]
+        tests = [note for note in mine if note["event"] == "test"]
+        if not tests:
+            continue
+        workers = sorted({note["worker"] for note in tests})
+        began = min(note["at"] for note in mine if note["event"] == "started")
+        first, last = min(t["began"] for t in tests), max(t["ended"] for t in tests)
+        busy = sum(t["ended"] - t["began"] for t in tests)
+        out_of_tests = min(max(t["ended"] for t in tests if t["worker"] == w) for w in workers)
+        lines.append(f"{phase}: process started +{began - started:.0f} s ({began - ended_before:.0f} s after "
+                     f"the previous phase), first test +{first - started:.0f} s, last test ended "
+                     f"+{last - started:.0f} s; {len(tests)} tests on {len(workers)} worker(s), busy "
+                     f"{busy:.0f} s of {len(workers)} x {last - first:.0f} s ({busy / len(workers) / max(last - first, 1e-9):.0%})")
+        for worker in workers:
+            own = [t for t in tests if t["worker"] == worker]
+            collected = [n["at"] for n in mine if n["worker"] == worker and n["event"] == "collected"]
+            lines.append(f"  {worker}: first test +{min(t['began'] for t in own) - started:.0f} s"
+                         + (f" (collected +{collected[0] - started:.0f} s)" if collected else "")
+                         + f", {len(own)} tests, busy {sum(t['ended'] - t['began'] for t in own):.0f} s, "
+                         f"last ended +{max(t['ended'] for t in own) - started:.0f} s")
+        if len(workers) > 1:
+            tail = [t for t in tests if t["ended"] > out_of_tests]
+            lines.append(f"  tail: {last - out_of_tests:.0f} s from the first worker out of tests to the last "
+                         "test's end; running then: " + ", ".join(
+                             f"{t['test']} ({t['ended'] - t['began']:.0f} s)"
+                             for t in sorted(tail, key=lambda t: t["began"] - t["ended"])[:5]))
+        for t in sorted(tests, key=lambda t: t["began"] - t["ended"])[:5]:
+            lines.append(f"  long: {t['ended'] - t['began']:6.1f} s {t['test']} ({t['worker']})")
+        ended_before = last
+    return lines
+
+
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 def main(
     ctx: typer.Context,
     cores: Annotated[int, typer.Option(min=1, help="Cores the floor is computed for.")] = os.cpu_count() or 2,
+    timeline: Annotated[Path | None, typer.Option(
+        help="A folder for each test's start and end (HUB_TEST_TIMELINE): where the workers waited.")] = None,
 ) -> None:
     """Run a command (default: make test) and print its CPU — the command's process tree and
     PostgreSQL's — in seconds and in units of a calibration loop timed before and after it.
@@ -125,9 +172,10 @@ def main(
     before = calibration_seconds()
     print(f"[bench.suite] calibration loop: {before:.3f} s CPU; running: {' '.join(command)}", flush=True)
     children_before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    started = time.monotonic()
+    started, started_at = time.monotonic(), time.time()
+    env = {**os.environ, "HUB_TEST_TIMELINE": str(timeline.resolve())} if timeline else None
     with PostgresCPU() as postgres:
-        status = subprocess.call(command)
+        status = subprocess.call(command, env=env)
     wall = time.monotonic() - started
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
     tree = (children.ru_utime - children_before.ru_utime) + (children.ru_stime - children_before.ru_stime)
@@ -141,6 +189,9 @@ def main(
           f"{total / loop:,.0f} loops")
     print(f"[bench.suite] floor on {cores} fully busy cores: {total / cores / 60:.1f} min; "
           f"wall / floor = {wall / (total / cores):.2f}")
+    if timeline:
+        for line in timeline_summary(timeline, started_at):
+            print(f"[bench.suite] {line}")
     sys.exit(status)
 
 

@@ -27,6 +27,7 @@ from hub.settings import Settings, load_settings
 from hub.triggers import TriggerRegistry
 from tests import app_builds
 from tests.fakes.channel import FakeChannel
+from tests.warm_caches import is_test_module
 
 # Every table of every installed adapter, before any fixture creates the schema.
 from hub.schema import metadata as _all_tables
@@ -88,6 +89,15 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if dropped:
         config.hook.pytest_deselected(items=dropped)
         items[:] = keep
+
+
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    """In the serial phase, leave out the test modules whose text never says `serial`: none of their
+    tests can be in that phase, and importing and collecting all of them took the serial phase ~10 s
+    on one core while the other waited (4 tests of 2,800 run there)."""
+    if config.getoption("--phase") != "serial" or not is_test_module(config, collection_path):
+        return None
+    return b"serial" not in collection_path.read_bytes() or None
 
 
 def _pg_reachable() -> str | None:

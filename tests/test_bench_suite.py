@@ -26,3 +26,29 @@ def test_the_wrapper_reports_the_commands_cpu_and_exit_status():
     tree = float(line.split("command's processes ")[1].split(" s")[0])
     assert 0.4 < tree < 5
     assert "loops" in done.stdout and "floor on" in done.stdout
+
+
+def test_the_timeline_shows_start_up_tail_and_the_gap_before_the_serial_phase(tmp_path):
+    import json
+
+    def notes(name, *events):
+        (tmp_path / f"{name}.jsonl").write_text("".join(json.dumps(event) + "\n" for event in events))
+
+    def test(phase, worker, name, began, ended):
+        return {"phase": phase, "worker": worker, "event": "test", "test": name, "began": began, "ended": ended}
+
+    notes("parallel-main", {"phase": "parallel", "worker": "main", "event": "started", "at": 1010})
+    notes("parallel-gw0", {"phase": "parallel", "worker": "gw0", "event": "started", "at": 1012},
+          {"phase": "parallel", "worker": "gw0", "event": "collected", "at": 1030},
+          test("parallel", "gw0", "t_fuzz", 1030, 1130))
+    notes("parallel-gw1", {"phase": "parallel", "worker": "gw1", "event": "started", "at": 1012},
+          test("parallel", "gw1", "t_a", 1040, 1050), test("parallel", "gw1", "t_b", 1050, 1070))
+    notes("serial-main", {"phase": "serial", "worker": "main", "event": "started", "at": 1140},
+          test("serial", "main", "t_restart", 1150, 1180))
+    lines = suite.timeline_summary(tmp_path, started=1000)
+    text = "\n".join(lines)
+    assert lines[0].startswith("parallel: process started +10 s (10 s after the previous phase), first test +30 s, "
+                               "last test ended +130 s; 3 tests on 2 worker(s), busy 130 s of 2 x 100 s (65%)")
+    assert "gw0: first test +30 s (collected +30 s), 1 tests, busy 100 s, last ended +130 s" in text
+    assert "tail: 60 s from the first worker out of tests to the last test's end; running then: t_fuzz (100 s)" in text
+    assert "serial: process started +140 s (10 s after the previous phase), first test +150 s" in text

@@ -140,3 +140,53 @@ def test_warmed_caches_are_the_ones_pytest_and_python_then_read(tmp_path):
                             timeout=120)
     assert tested.returncode == 1 and "assert 1 == 2" in tested.stdout, tested.stdout  # the rewritten assert
     assert rewritten.stat().st_mtime_ns == made  # read, not rewritten again
+
+
+def test_the_serial_phase_reads_only_the_test_modules_that_say_serial(tmp_path, request):
+    """tests/conftest.py pytest_ignore_collect: the serial phase imports no module that cannot hold one of
+    its tests; the other phases import every module."""
+    from tests.conftest import pytest_ignore_collect
+
+    marked = tmp_path / "test_marked.py"
+    marked.write_text("import pytest\n\npytestmark = pytest.mark.serial\n")
+    plain = tmp_path / "test_plain.py"
+    plain.write_text("def test_plain():\n    pass\n")
+    helper = tmp_path / "helper.py"
+    helper.write_text("")
+
+    class Phase:
+        def __init__(self, phase: str) -> None:
+            self.phase = phase
+
+        def getoption(self, name: str) -> str:
+            return self.phase
+
+        def getini(self, name: str):  # type: ignore[no-untyped-def]
+            return request.config.getini(name)
+
+    assert pytest_ignore_collect(plain, Phase("serial")) is True
+    assert pytest_ignore_collect(marked, Phase("serial")) is None
+    assert pytest_ignore_collect(helper, Phase("serial")) is None
+    for phase in ("parallel", "all"):
+        assert pytest_ignore_collect(plain, Phase(phase)) is None
+
+
+def test_the_timeline_notes_when_this_process_began_and_each_test_ran(tmp_path, request):
+    """HUB_TEST_TIMELINE's notes (tests/conftest.py Timeline), which bench.suite --timeline reads."""
+    import json
+    import time
+
+    from tests.conftest import Timeline
+
+    timeline = Timeline(tmp_path / "notes", request.config)
+    wrapper = timeline.pytest_runtest_protocol(request.node, None)
+    next(wrapper)
+    with pytest.raises(StopIteration):
+        next(wrapper)
+    timeline.pytest_unconfigure(request.config)
+    (path,) = (tmp_path / "notes").iterdir()
+    notes = [json.loads(line) for line in path.read_text().splitlines()]
+    assert [note["event"] for note in notes] == ["started", "test", "finished"]
+    assert notes[0]["at"] <= notes[1]["began"] <= notes[1]["ended"] <= notes[2]["at"] <= time.time()
+    assert time.time() - notes[0]["at"] < 3600  # this process's own start, from /proc
+    assert notes[1]["test"] == request.node.nodeid

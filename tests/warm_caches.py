@@ -32,9 +32,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                      help="warm the I-th of N shares of the files (N processes, one a core)")
 
 
-def _rewritten(config: pytest.Config, path: Path) -> bool:
-    """Whether pytest's import hook rewrites this file's asserts (a test module or a conftest)."""
-    return path.name == "conftest.py" or any(
+def is_test_module(config: pytest.Config, path: Path) -> bool:
+    """Whether pytest collects this file as a test module (and rewrites its asserts, as a conftest's)."""
+    return path.suffix == ".py" and any(
         fnmatch.fnmatch(path.name, pattern) for pattern in config.getini("python_files"))
 
 
@@ -76,7 +76,7 @@ def pytest_cmdline_main(config: pytest.Config) -> int:
         print("[warm_caches] this pytest's assertion rewriting is not the one known here: "
               "bytecode only", file=sys.stderr)
     for path in files_to_warm(config.rootpath, share, shares):
-        if rewrite is not None and _rewritten(config, path):
+        if rewrite is not None and (path.name == "conftest.py" or is_test_module(config, path)):
             rewrite(path)
         else:
             compileall.compile_file(str(path), quiet=2)
