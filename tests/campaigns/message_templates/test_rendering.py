@@ -191,3 +191,30 @@ def test_batch_contexts_agree_with_order_totals(hub):
             assert (got["count"], got["totals"], got["last_order_at"]) == (single.count, single.totals,
                                                                            single.last_order_at)
     assert batch[ids[0]]["orders"]["total"] == Decimal("110.00") and batch[ids[2]]["orders"]["count"] == 0
+
+
+def test_batch_contexts_take_the_primary_address_else_the_oldest(hub):
+    from sqlalchemy import select
+
+    from campaigns.message_templates.rendering import contact_contexts
+    from hub.models import Contact, Identity
+    from tests.campaigns.segments.conftest import person
+
+    with hub.session() as s, s.begin():
+        anna = person(s, "Анна", email="old@example.com", phone="+7 916 000-00-01")
+        bob = person(s, "Bob", email="first@example.com")
+        vera = person(s, "Вера")
+        # Anna's newer email and phone are her primary ones; Bob's second email is not primary.
+        s.add_all([Identity(contact_id=anna.id, kind="email", value="new@example.com", is_primary=True),
+                   Identity(contact_id=anna.id, kind="phone", value="+79160000002", is_primary=True),
+                   Identity(contact_id=bob.id, kind="email", value="second@example.com"),
+                   Identity(contact_id=vera.id, kind="external", value="crm:1")])
+        for ident in s.scalars(select(Identity).where(Identity.contact_id == anna.id)):
+            ident.is_primary = ident.value in ("new@example.com", "+79160000002")
+        ids = [anna.id, bob.id, vera.id]
+    with hub.session(read_only=True) as s:
+        batch = contact_contexts(s, [s.get(Contact, i) for i in ids])
+    assert (batch[ids[0]]["email"], batch[ids[0]]["phone"]) == ("new@example.com", "+79160000002")
+    assert (batch[ids[1]]["email"], batch[ids[1]]["phone"]) == ("first@example.com", None)
+    assert (batch[ids[2]]["email"], batch[ids[2]]["phone"]) == (None, None)
+
