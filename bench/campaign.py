@@ -165,7 +165,9 @@ class DatabaseCpu:
     bench) are not counted; neither are the cluster's shared WAL writer and checkpointer.
 
     Backends come and go, so `poll()` is called while the work runs: each one's CPU counts from the
-    first time it is seen (or from zero, for one that started during the run) to the last."""
+    first time it is seen (or from zero, for one that started during the run) to the last. The
+    autovacuum workers' share is kept apart too: it is PostgreSQL's work on the run's dead and new
+    row versions, not a statement's, and levers on statements do not move it."""
 
     def __init__(self, url: str) -> None:
         self.engine = create_engine(url, pool_size=1)
@@ -174,22 +176,29 @@ class DatabaseCpu:
         self.name = self.conn.execute(text("SELECT current_database()")).scalar_one()
         self.first: dict[int, float] = {}
         self.last: dict[int, float] = {}
+        self.vacuuming: set[int] = set()  # autovacuum workers' pids
         self.started = False
 
     def poll(self) -> None:
-        pids = self.conn.execute(text("SELECT pid FROM pg_stat_activity WHERE datname = :d AND pid <> :own"),
-                                 {"d": self.name, "own": self.own}).scalars().all()
+        rows = self.conn.execute(text("SELECT pid, backend_type FROM pg_stat_activity WHERE datname = :d AND pid <> :own"),
+                                 {"d": self.name, "own": self.own}).all()
         self.conn.commit()
-        for pid in pids:
+        for pid, backend_type in rows:
             used = cpu_seconds([pid])
             if not used:
                 continue
             self.first.setdefault(pid, used if not self.started else 0.0)
             self.last[pid] = used
+            if backend_type == "autovacuum worker":
+                self.vacuuming.add(pid)
         self.started = True
 
     def seconds(self) -> float:
         return sum(self.last[pid] - self.first[pid] for pid in self.last)
+
+    def autovacuum_seconds(self) -> float:
+        """The part of seconds() the autovacuum workers used."""
+        return sum(self.last[pid] - self.first[pid] for pid in self.vacuuming)
 
     def close(self) -> None:
         self.conn.close()
@@ -291,6 +300,7 @@ class Cpu:
     sender: float  # the bare loop's process, or the hub's workers
     sink: float
     database: float = 0.0
+    autovacuum: float = 0.0  # of `database`, the autovacuum workers'
 
     def hub_ms(self, n: int) -> float:
         """What the issue's goal weighs: the sender's CPU (the hub's workers) plus PostgreSQL's, per message."""
@@ -299,7 +309,8 @@ class Cpu:
     def per_message_ms(self, n: int) -> str:
         parts = [f"{self.sender / n * 1000:.2f}", f"sink {self.sink / n * 1000:.2f}"]
         if self.database:
-            parts.append(f"PostgreSQL {self.database / n * 1000:.2f}")
+            parts.append(f"PostgreSQL {self.database / n * 1000:.2f}"
+                         + (f" (autovacuum {self.autovacuum / n * 1000:.2f})" if self.autovacuum else ""))
         return " + ".join(parts) + f" = {(self.sender + self.sink + self.database) / n * 1000:.2f} ms"
 
 
@@ -589,7 +600,7 @@ def run(url: str, n: int, connections: int, rate: float, rate_seconds: float, wo
             database.poll()
             peak = sum(rss_mb(p.pid)[1] for p in procs)
             hub_cpu = Cpu(cpu_seconds([p.pid for p in procs]) - before[0], cpu_seconds([smtp.pid]) - before[1],
-                          database.seconds())
+                          database.seconds(), database.autovacuum_seconds())
         finally:
             for p in procs:
                 stop(p)
