@@ -21,9 +21,12 @@ scheduling of the tests could reach).
     python -m bench.suite -- bash .ci/run      # what CI runs (from a fresh clone's folder)
     python -m bench.suite --timeline /tmp/tl -- bash .ci/run   # and when each test ran, per worker
 
-With --timeline, each pytest process notes when each of its tests began and ended (tests/conftest.py
-Timeline) and the run ends with where the workers waited: start-up before their first test, the tail of
-the parallel phase with workers out of tests, the gap before the serial phase, the longest tests.
+With --timeline, each pytest process notes when each of its tests began and ended and the CPU it took
+(tests/conftest.py Timeline) and the run ends with where the workers waited: start-up before their
+first test, the tail of the parallel phase with workers out of tests, the gap before the serial phase,
+the longest tests; then the 25 test modules that took the most CPU. Every run ends with how the
+machine's cores spent it (/proc/stat: user, system, idle, iowait, steal), to tell idle cores from
+CPU the command's tree does not count.
 """
 
 from __future__ import annotations
@@ -153,7 +156,57 @@ def timeline_summary(folder: Path, started: float) -> list[str]:
         for t in sorted(tests, key=lambda t: t["began"] - t["ended"])[:5]:
             lines.append(f"  long: {t['ended'] - t['began']:6.1f} s {t['test']} ({t['worker']})")
         ended_before = last
+    return lines + module_ranking([note for note in notes if note["event"] == "test"])
+
+
+def module_ranking(tests: list[dict], top: int = 25) -> list[str]:
+    """The test modules that took the most CPU (the worker's own and its reaped children's, from the
+    Timeline's notes of every phase), with their item counts and CPU per item."""
+    if not any("cpu" in t for t in tests):
+        return []  # notes from before the Timeline noted CPU
+    modules: dict[str, list[float]] = {}
+    for t in tests:
+        own, children = t.get("cpu", 0.0), t.get("children", 0.0)
+        spent = modules.setdefault(t["test"].split("::")[0], [0, 0.0, 0.0])
+        spent[0] += 1
+        spent[1] += own
+        spent[2] += children
+    total = sum(own + children for _, own, children in modules.values())
+    lines = [f"modules by CPU (worker + reaped children), top {min(top, len(modules))} of {len(modules)}; "
+             f"all tests {total:.1f} s CPU in {len(tests)} items"]
+    ranked = sorted(modules.items(), key=lambda kv: -(kv[1][1] + kv[1][2]))[:top]
+    for module, (items, own, children) in ranked:
+        spent = own + children
+        lines.append(f"  {spent:7.1f} s {spent / max(total, 1e-9):4.0%} {items:4d} items {spent / items:6.2f} s/item "
+                     f"(worker {own:.1f} + children {children:.1f}) {module}")
     return lines
+
+
+CPU_FIELDS = ("user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal")
+
+
+def proc_stat() -> dict[str, int]:
+    """The machine's CPU time since boot by kind (/proc/stat's `cpu` line, in ticks); {} without /proc."""
+    try:
+        line = next(l for l in Path("/proc/stat").read_text().splitlines() if l.startswith("cpu "))
+    except (OSError, StopIteration):
+        return {}
+    return dict(zip(CPU_FIELDS, (int(value) for value in line.split()[1:])))
+
+
+def cores_picture(before: dict[str, int], after: dict[str, int], cores: int) -> str:
+    """How the machine's cores spent the run, whoever ran: what the command's own CPU cannot tell apart
+    (idle cores, iowait, steal by the host, other processes' user time)."""
+    spent = {kind: after.get(kind, 0) - before.get(kind, 0) for kind in CPU_FIELDS}
+    total = sum(spent.values())
+    if not before or total <= 0:
+        return "cores: /proc/stat unreadable"
+    share = {kind: ticks / total for kind, ticks in spent.items()}
+    busy = 1 - share["idle"] - share["iowait"] - share["steal"]
+    return (f"cores (/proc/stat, the whole machine, {cores} cores x {total / TICKS / cores:.0f} s): "
+            f"user {share['user'] + share['nice']:.0%}, system {share['system'] + share['irq'] + share['softirq']:.0%}, "
+            f"idle {share['idle']:.0%}, iowait {share['iowait']:.0%}, steal {share['steal']:.0%}; "
+            f"busy {busy * cores:.2f} of {cores} cores on average")
 
 
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
@@ -174,8 +227,10 @@ def main(
     children_before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started, started_at = time.monotonic(), time.time()
     env = {**os.environ, "HUB_TEST_TIMELINE": str(timeline.resolve())} if timeline else None
+    machine_before = proc_stat()
     with PostgresCPU() as postgres:
         status = subprocess.call(command, env=env)
+    machine_after = proc_stat()
     wall = time.monotonic() - started
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
     tree = (children.ru_utime - children_before.ru_utime) + (children.ru_stime - children_before.ru_stime)
@@ -189,6 +244,7 @@ def main(
           f"{total / loop:,.0f} loops")
     print(f"[bench.suite] floor on {cores} fully busy cores: {total / cores / 60:.1f} min; "
           f"wall / floor = {wall / (total / cores):.2f}")
+    print(f"[bench.suite] {cores_picture(machine_before, machine_after, os.cpu_count() or cores)}")
     if timeline:
         for line in timeline_summary(timeline, started_at):
             print(f"[bench.suite] {line}")
