@@ -8,7 +8,8 @@ subprocesses), and in PostgreSQL's backends, which are the postmaster's children
 This wraps any command (by default the README's `make test`), measures
 
 - wall time;
-- CPU of the command's process tree (user + sys of every reaped descendant: `RUSAGE_CHILDREN`);
+- CPU of the command's process tree (user + sys of every reaped descendant: `RUSAGE_CHILDREN`), the
+  processes it leaves behind included (this process adopts them: `Orphans`);
 - CPU of PostgreSQL's processes (the postmaster's own and its reaped children's, sampled each second;
   a restart mid-run — the fault test does one — is followed to the new postmaster);
 - a fixed pure-Python loop before and after (the best of three each): the machine's speed today,
@@ -31,6 +32,7 @@ CPU the command's tree does not count.
 
 from __future__ import annotations
 
+import ctypes
 import os
 import resource
 import subprocess
@@ -118,6 +120,63 @@ class PostgresCPU:
     def seconds(self) -> float:
         running = (self._last - self._start) if self._last is not None and self._start is not None else 0.0
         return self._spent + running
+
+
+PR_SET_CHILD_SUBREAPER = 36  # linux/prctl.h
+
+
+class Orphans:
+    """Adopts and reaps the processes the command leaves behind, so their CPU counts.
+
+    A process whose parent exits is handed to init, and its CPU to nobody's RUSAGE_CHILDREN: the full
+    Chromium's per-page processes (about half of its CPU), daemons such as each worker's Dovecot. As a
+    child subreaper (prctl) this process becomes their parent instead; a thread reaps those that exit
+    (never the command itself, which its Popen waits for), and at the end the last ones get `grace`
+    seconds to exit. `reaped` counts them; `left` those still running then (their CPU is not counted)."""
+
+    def __init__(self, grace: float = 10.0) -> None:
+        self.adopting = ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
+        self.reaped = self.left = 0
+        self._grace = grace
+        self._command = 0
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+
+    def run(self, command: list[str], env: dict[str, str] | None) -> int:
+        process = subprocess.Popen(command, env=env)
+        self._command = process.pid
+        self._thread.start()
+        status = process.wait()
+        self._done.set()
+        self._thread.join()
+        deadline = time.monotonic() + self._grace
+        while self._reap() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        self.left = len(_children(os.getpid()))
+        return status
+
+    def _reap(self) -> bool:
+        """Reap what has exited but the command; False when nothing else is left to wait for."""
+        while True:
+            try:
+                info = os.waitid(os.P_ALL, 0, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+            except ChildProcessError:
+                return False
+            if info is None or info.si_pid == self._command:
+                return True
+            os.waitpid(info.si_pid, 0)
+            self.reaped += 1
+
+    def _watch(self) -> None:
+        while not self._done.wait(1.0):
+            self._reap()
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        return [int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
 
 
 def timeline_summary(folder: Path, started: float) -> list[str]:
@@ -228,8 +287,9 @@ def main(
     started, started_at = time.monotonic(), time.time()
     env = {**os.environ, "HUB_TEST_TIMELINE": str(timeline.resolve())} if timeline else None
     machine_before = proc_stat()
+    orphans = Orphans()
     with PostgresCPU() as postgres:
-        status = subprocess.call(command, env=env)
+        status = orphans.run(command, env)
     machine_after = proc_stat()
     wall = time.monotonic() - started
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -240,6 +300,9 @@ def main(
     print(f"\n[bench.suite] exit {status}; wall {wall / 60:.1f} min ({wall:.0f} s)")
     print(f"[bench.suite] CPU: command's processes {tree:.1f} s + PostgreSQL {postgres.seconds:.1f} s "
           f"= {total:.1f} s ({total / 60:.1f} min)")
+    print(f"[bench.suite] processes left behind by the command: {orphans.reaped} adopted and counted, "
+          f"{orphans.left} still running at the end (not counted)" if orphans.adopting else
+          "[bench.suite] could not adopt what the command leaves behind (prctl): its CPU is not counted")
     print(f"[bench.suite] calibration loop {before:.3f} s before, {after:.3f} s after: the suite's CPU is "
           f"{total / loop:,.0f} loops")
     print(f"[bench.suite] floor on {cores} fully busy cores: {total / cores / 60:.1f} min; "

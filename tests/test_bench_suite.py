@@ -94,3 +94,15 @@ def test_the_cores_picture_is_the_share_of_each_kind_of_time_over_the_run():
     assert "user 50%, system 15%, idle 25%, iowait 5%, steal 5%; busy 1.30 of 2 cores" in line
     assert suite.cores_picture({}, after, 2) == "cores: /proc/stat unreadable"
     assert set(suite.proc_stat()) == set(suite.CPU_FIELDS)
+
+
+def test_the_cpu_of_a_process_the_command_leaves_behind_counts():
+    burn = "import time; t = time.process_time()\nwhile time.process_time() - t < 0.5: pass"
+    # sh starts the burner in a subshell that exits at once: the burner's parent is gone before it ends
+    orphaning = f"({sys.executable} -c '{burn}' &) ; exit 0"
+    done = subprocess.run([sys.executable, "-m", "bench.suite", "--", "sh", "-c", orphaning],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    line = next(l for l in done.stdout.splitlines() if "CPU: command's processes" in l)
+    assert float(line.split("command's processes ")[1].split(" s")[0]) > 0.4
+    assert "processes left behind by the command: 1 adopted and counted, 0 still running" in done.stdout
