@@ -215,3 +215,19 @@ def test_the_timeline_counts_a_tests_cpu_and_its_reaped_childrens(tmp_path, requ
     (path,) = (tmp_path / "notes").iterdir()
     test = next(json.loads(line) for line in path.read_text().splitlines() if '"test"' in line)
     assert 0.3 <= test["cpu"] < 3 and 0.3 <= test["children"] < 3
+
+
+def test_the_browser_tests_drive_the_headless_shell_when_it_is_installed(tmp_path, monkeypatch):
+    """Debian's chromium-headless-shell (a third of the full browser's CPU a page); HUB_TEST_CHROMIUM wins."""
+    from tests.web import conftest as web
+
+    shell, full = tmp_path / "chromium-headless-shell", tmp_path / "chromium"
+    monkeypatch.setattr(web, "CHROMIUM_BUILDS", (str(shell), str(full)))
+    monkeypatch.delenv("HUB_TEST_CHROMIUM", raising=False)
+    assert web.chromium() == str(full)  # neither installed: the full browser's path, for the skip's message
+    full.touch()
+    assert web.chromium() == str(full)
+    shell.touch()
+    assert web.chromium() == str(shell)
+    monkeypatch.setenv("HUB_TEST_CHROMIUM", "/opt/other/chrome")
+    assert web.chromium() == "/opt/other/chrome"
