@@ -40,12 +40,14 @@ if command -v dovecot >/dev/null 2>&1 && [ -e /run/dovecot/master.pid ]; then
 fi
 # --- end Dovecot ----------------------------------------------------------------------------------
 # --- Chromium for the browser tests (tests/web, driven by Playwright) ----------------------------
-# Debian's chromium, launched by Playwright through executable_path (never `playwright install`).
-if [ ! -x /usr/bin/chromium ]; then
+# Debian's chromium, launched by Playwright through executable_path (never `playwright install`). The
+# tests drive its headless shell (the same Chromium build, headless only: a third of the CPU a page;
+# tests/web/conftest.py CHROMIUM), which is what Playwright itself uses for headless runs.
+if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromium-headless-shell ]; then
   if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = "0" ]; then
     log "installing chromium"
     export DEBIAN_FRONTEND=noninteractive
-    apt-get install -y -qq chromium >/dev/null 2>&1 || { apt-get update -qq >/dev/null; apt-get install -y -qq chromium >/dev/null; }
+    apt-get install -y -qq chromium chromium-headless-shell >/dev/null 2>&1 || { apt-get update -qq >/dev/null; apt-get install -y -qq chromium chromium-headless-shell >/dev/null; }
   else
     log "chromium not found and cannot be installed here; browser tests will skip (CI requires them)"
     [ "${CI:-}" = "true" ] && exit 1

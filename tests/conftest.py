@@ -7,6 +7,7 @@ from __future__ import annotations
 import gc
 import json
 import os
+import resource
 import sys
 import time
 import uuid
@@ -286,9 +287,15 @@ class LongLivedObjectsFrozen:
 
 
 class Timeline:
-    """Note when each test of this process began and ended (HUB_TEST_TIMELINE=folder; bench.suite
-    --timeline sets it and draws the cores' busy time from the notes): one JSON line a test, a file a
-    process, so the workers of the parallel phase and the serial phase write side by side."""
+    """Note when each test of this process began and ended and the CPU it took (HUB_TEST_TIMELINE=folder;
+    bench.suite --timeline sets it and draws the cores' busy time and each module's CPU from the
+    notes): one JSON line a test, a file a process, so the workers of the parallel phase and the serial
+    phase write side by side.
+
+    `cpu` is this process's user+sys over the test (set-up, call, teardown: a module-scoped fixture
+    counts in the test that set it up or tore it down); `children` is the CPU of the child processes
+    reaped meanwhile (a server's or Chromium's counts when it is reaped, usually at the module's end;
+    the fork server's children and PostgreSQL's backends are not this process's and never count)."""
 
     def __init__(self, folder: Path, config: pytest.Config) -> None:
         worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
@@ -306,13 +313,20 @@ class Timeline:
 
     @pytest.hookimpl(hookwrapper=True)
     def pytest_runtest_protocol(self, item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
-        began = time.time()
+        began, own, reaped = time.time(), _cpu(resource.RUSAGE_SELF), _cpu(resource.RUSAGE_CHILDREN)
         yield
-        self._note(event="test", test=item.nodeid, began=began, ended=time.time())
+        self._note(event="test", test=item.nodeid, began=began, ended=time.time(),
+                   cpu=round(_cpu(resource.RUSAGE_SELF) - own, 4),
+                   children=round(_cpu(resource.RUSAGE_CHILDREN) - reaped, 4))
 
     def pytest_unconfigure(self, config: pytest.Config) -> None:
         self._note(event="finished", at=time.time())
         self._notes.close()
+
+
+def _cpu(who: int) -> float:
+    usage = resource.getrusage(who)
+    return usage.ru_utime + usage.ru_stime
 
 
 def _process_started() -> float:

@@ -4,6 +4,7 @@ xdist groups."""
 from __future__ import annotations
 
 import gc
+import time
 import weakref
 
 import pytest
@@ -190,3 +191,43 @@ def test_the_timeline_notes_when_this_process_began_and_each_test_ran(tmp_path, 
     assert notes[0]["at"] <= notes[1]["began"] <= notes[1]["ended"] <= notes[2]["at"] <= time.time()
     assert time.time() - notes[0]["at"] < 3600  # this process's own start, from /proc
     assert notes[1]["test"] == request.node.nodeid
+    assert notes[1]["cpu"] >= 0 and notes[1]["children"] >= 0
+
+
+def test_the_timeline_counts_a_tests_cpu_and_its_reaped_childrens(tmp_path, request):
+    import json
+    import subprocess
+    import sys
+
+    from tests.conftest import Timeline
+
+    timeline = Timeline(tmp_path / "notes", request.config)
+    wrapper = timeline.pytest_runtest_protocol(request.node, None)
+    next(wrapper)
+    started = time.process_time()
+    while time.process_time() - started < 0.3:
+        pass
+    subprocess.run([sys.executable, "-c", "import time; t = time.process_time()\n"
+                    "while time.process_time() - t < 0.3: pass"], check=True)
+    with pytest.raises(StopIteration):
+        next(wrapper)
+    timeline.pytest_unconfigure(request.config)
+    (path,) = (tmp_path / "notes").iterdir()
+    test = next(json.loads(line) for line in path.read_text().splitlines() if '"test"' in line)
+    assert 0.3 <= test["cpu"] < 3 and 0.3 <= test["children"] < 3
+
+
+def test_the_browser_tests_drive_the_headless_shell_when_it_is_installed(tmp_path, monkeypatch):
+    """Debian's chromium-headless-shell (a third of the full browser's CPU a page); HUB_TEST_CHROMIUM wins."""
+    from tests.web import conftest as web
+
+    shell, full = tmp_path / "chromium-headless-shell", tmp_path / "chromium"
+    monkeypatch.setattr(web, "CHROMIUM_BUILDS", (str(shell), str(full)))
+    monkeypatch.delenv("HUB_TEST_CHROMIUM", raising=False)
+    assert web.chromium() == str(full)  # neither installed: the full browser's path, for the skip's message
+    full.touch()
+    assert web.chromium() == str(full)
+    shell.touch()
+    assert web.chromium() == str(shell)
+    monkeypatch.setenv("HUB_TEST_CHROMIUM", "/opt/other/chrome")
+    assert web.chromium() == "/opt/other/chrome"
