@@ -27,6 +27,7 @@ from campaigns.surveys.questions import Question, clean_answers, describe, headl
 from campaigns.surveys.service import SURVEYS_CHANNEL, is_open
 from hub import clock
 from hub.auth import SYSTEM
+from hub.driver_reads import DriverRead
 from hub.event_updates import publish_updated
 from hub.ingest import InboundEvent, post_events
 from hub.models import Contact, Direction, Task, TimelineEvent
@@ -93,6 +94,10 @@ _LINK_FROM = (_INVITATION.join(_SURVEY, _SURVEY.c.id == _INVITATION.c.survey_id)
 _LINK = (select(*(column.label(f"{table.name}_{column.name}")
                   for table, columns in _LINK_COLUMNS.items() for column in columns))
          .select_from(_LINK_FROM).where(_INVITATION.c.id == bindparam("invitation_id")))
+# On PostgreSQL it runs straight on the driver's cursor (hub.driver_reads: SQLAlchemy's execution of
+# this 45-column statement, its result metadata and psycopg's description of every column, cost more
+# than the read itself; docs/benchmarks.md "Survey page", session 16).
+_LINK_READ = DriverRead(_LINK)
 
 
 def _link_rows(row: Sequence[Any]) -> list[Any]:
@@ -192,7 +197,7 @@ def open_link(session: Session, settings: Settings, token: str, *, now: datetime
     except BadLink:
         raise LinkRefused(LinkProblem.INVALID) from None
     now = now or clock.now()
-    row = session.execute(_LINK, {"invitation_id": invitation_id}).first()
+    row = _LINK_READ.first(session, {"invitation_id": invitation_id})
     if row is None:
         raise LinkRefused(LinkProblem.INVALID)
     invitation, survey, contact, response = _link_rows(row)

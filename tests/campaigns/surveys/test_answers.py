@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from datetime import timedelta
 
+import pytest
 from sqlalchemy import event, func, select
 
 from campaigns.surveys.answers import LinkProblem, LinkRefused, open_link, save_answers
@@ -329,3 +330,35 @@ def test_the_link_leaves_out_the_invitations_sending_and_the_surveys_scheduling(
     assert (link.survey.status, link.survey.closes_at, link.survey.follow_up_user_id) == (
         survey_row.status, survey_row.closes_at, survey_row.follow_up_user_id)
     assert set(link.contact._fields) == {c.name for c in Contact.__table__.c}
+
+
+def test_on_postgresql_the_link_is_read_on_the_drivers_cursor_with_the_same_values(hub, email_ready):
+    """Every page view and answer reads the link: on PostgreSQL straight on the driver's cursor
+    (hub.driver_reads), not through SQLAlchemy's execution, with the values SQLAlchemy's gives."""
+    if hub.db.engine.dialect.name != "postgresql":
+        pytest.skip("the driver-cursor read is PostgreSQL's; SQLite runs the statement through SQLAlchemy")
+    from campaigns.surveys.answers import _LINK, _link_rows
+    from campaigns.surveys.links import read_token
+
+    _, token = invite_now(hub, make_survey(hub, delay_minutes=0), make_contact(hub))
+    answer(hub, token, {"q_nps": ["9"]}, complete=False)
+    executed: list[object] = []
+
+    def through_sqlalchemy(_conn, clause, *_args):  # type: ignore[no-untyped-def]
+        executed.append(clause)
+
+    with hub.session(read_only=True) as session:
+        connection = session.connection()
+        event.listen(connection, "before_execute", through_sqlalchemy)
+        try:
+            link = open_link(session, hub.settings, token)
+        finally:
+            event.remove(connection, "before_execute", through_sqlalchemy)
+        assert executed == []  # main: the link's statement went through SQLAlchemy's execution
+        expected = _link_rows(session.execute(_LINK, {"invitation_id": read_token(hub.settings, token)[0]}).one())
+    assert [tuple(part) for part in (link.invitation, link.survey, link.contact, link.response)] == [
+        tuple(part) for part in expected]
+    assert link.invitation.expires_at.utcoffset() == timedelta(0) and link.response.answers == {"nps": 9}
+    assert isinstance(link.survey.questions, list) and link.questions
+    with hub.session(read_only=True) as session, pytest.raises(LinkRefused):
+        open_link(session, hub.settings, token[:-2] + ("AA" if not token.endswith("AA") else "BB"))
