@@ -1,7 +1,8 @@
 """Hot reads run on PostgreSQL straight on the driver's cursor, outside SQLAlchemy's execution.
 
 Used where a read is on every request of a path measured against a hand-written baseline (the screen
-pop: hub.timeline). Everything else goes through Session.execute as usual.
+pop: hub.timeline; the survey page: campaigns.surveys.answers, whose answer's writes are SELECTs of
+data-modifying CTEs for this). Everything else goes through Session.execute as usual.
 """
 
 from __future__ import annotations

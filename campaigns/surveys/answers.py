@@ -27,6 +27,7 @@ from campaigns.surveys.questions import Question, clean_answers, describe, headl
 from campaigns.surveys.service import SURVEYS_CHANNEL, is_open
 from hub import clock
 from hub.auth import SYSTEM
+from hub.driver_reads import DriverRead
 from hub.event_updates import publish_updated
 from hub.ingest import InboundEvent, post_events
 from hub.models import Contact, Direction, Task, TimelineEvent
@@ -93,6 +94,10 @@ _LINK_FROM = (_INVITATION.join(_SURVEY, _SURVEY.c.id == _INVITATION.c.survey_id)
 _LINK = (select(*(column.label(f"{table.name}_{column.name}")
                   for table, columns in _LINK_COLUMNS.items() for column in columns))
          .select_from(_LINK_FROM).where(_INVITATION.c.id == bindparam("invitation_id")))
+# On PostgreSQL it runs straight on the driver's cursor (hub.driver_reads: SQLAlchemy's execution of
+# this 45-column statement, its result metadata and psycopg's description of every column, cost more
+# than the read itself; docs/benchmarks.md "Survey page", session 16).
+_LINK_READ = DriverRead(_LINK)
 
 
 def _link_rows(row: Sequence[Any]) -> list[Any]:
@@ -111,8 +116,14 @@ _LINK_RESPONSE = (update(_RESPONSE).where(_RESPONSE.c.id == bindparam("response_
                   .values(event_id=bindparam("new_event_id"), follow_up_task_id=bindparam("task_id")))
 _TASK_SOURCE = (update(Task.__table__).where(Task.__table__.c.id == bindparam("task_id"))
                 .values(source_event_id=bindparam("new_event_id")))
-# PostgreSQL: the response linked to its event and new task, and the task to the event, in one statement.
-_LINK_RESPONSE_AND_TASK = _LINK_RESPONSE.add_cte(_TASK_SOURCE.cte("sourced"))
+# PostgreSQL: the response linked to its event (and new task, and the task to the event) in one
+# statement, a SELECT of data-modifying CTEs (each runs once, read or not) so that it can run on the
+# driver's cursor like the link's read and the upsert (DriverRead: SQLAlchemy's execution of a cached
+# statement cost more than sending it, docs/benchmarks.md "Survey page", session 16).
+_PG_LINK_RESPONSE = {task: DriverRead(select(literal_column("1").label("linked")).add_cte(_LINK_RESPONSE.cte("linked"))
+                                      .add_cte(_TASK_SOURCE.cte("sourced")) if task else
+                                      select(literal_column("1").label("linked")).add_cte(_LINK_RESPONSE.cte("linked")))
+                     for task in (False, True)}
 _SAVED = ("id", "answers", "completed", "nps", "csat", "edits", "event_id", "follow_up_task_id", "submitted_at")
 
 
@@ -164,7 +175,8 @@ def _upsert_with(*, mark: bool, edit_event: bool) -> Any:
     return stmt
 
 
-_PG_UPSERTS = {(mark, edit): _upsert_with(mark=mark, edit_event=edit) if mark or edit else _UPSERT["postgresql"]
+# Each a SELECT of the upsert's CTE, run on the driver's cursor (see _PG_LINK_RESPONSE).
+_PG_UPSERTS = {(mark, edit): DriverRead(_upsert_with(mark=mark, edit_event=edit))
                for mark in (False, True) for edit in (False, True)}
 
 
@@ -192,7 +204,7 @@ def open_link(session: Session, settings: Settings, token: str, *, now: datetime
     except BadLink:
         raise LinkRefused(LinkProblem.INVALID) from None
     now = now or clock.now()
-    row = session.execute(_LINK, {"invitation_id": invitation_id}).first()
+    row = _LINK_READ.first(session, {"invitation_id": invitation_id})
     if row is None:
         raise LinkRefused(LinkProblem.INVALID)
     invitation, survey, contact, response = _link_rows(row)
@@ -280,13 +292,13 @@ def write_answers(session: Session, *, link: Link, answers: CheckedAnswers, loca
             params.update(summary=summary, event_data={
                 "survey_id": link.survey.id, "invitation_id": invitation.id, "nps": answers.nps,
                 "csat": answers.csat, "answers": answers.answers})
-        row = session.execute(_PG_UPSERTS[mark, edited is not None], params).one_or_none()
+        row = _PG_UPSERTS[mark, edited is not None].first(session, params)
         mark = False
     else:
         row, edited = session.execute(_UPSERT["sqlite"], params).one_or_none(), None
     if row is None:  # a draft late for an answer already sent: that answer stands
         return None
-    response = SavedResponse(**row._mapping)
+    response = SavedResponse(*row)  # the columns of _SAVED, in order
     if complete:
         if mark:
             session.execute(_MARK_ANSWERED, {"invitation_id": invitation.id})
@@ -337,8 +349,8 @@ def _close_the_loop(session: Session, *, link: Link, response: SavedResponse, su
     if (response.event_id, response.follow_up_task_id) != linked:
         # Written by statements rather than through the ORM rows: that would cost a flush of its own.
         params = {"response_id": response.id, "new_event_id": response.event_id, "task_id": response.follow_up_task_id}
-        if task_id is not None and session.get_bind().dialect.name == "postgresql":
-            session.execute(_LINK_RESPONSE_AND_TASK, params)
+        if session.get_bind().dialect.name == "postgresql":
+            _PG_LINK_RESPONSE[task_id is not None].first(session, params)
         else:
             if task_id is not None:
                 session.execute(_TASK_SOURCE, params)

@@ -5,10 +5,11 @@ from __future__ import annotations
 import threading
 from datetime import timedelta
 
+import pytest
 from sqlalchemy import event, func, select
 
 from campaigns.surveys.answers import LinkProblem, LinkRefused, open_link, save_answers
-from campaigns.surveys.models import InvitationStatus, SurveyResponse
+from campaigns.surveys.models import InvitationStatus, SurveyInvitation, SurveyResponse
 from hub.auth import create_user
 from hub.models import Role, Task, TimelineEvent
 from tests.campaigns.surveys.conftest import invitations, invite_now, make_contact, make_survey
@@ -329,3 +330,71 @@ def test_the_link_leaves_out_the_invitations_sending_and_the_surveys_scheduling(
     assert (link.survey.status, link.survey.closes_at, link.survey.follow_up_user_id) == (
         survey_row.status, survey_row.closes_at, survey_row.follow_up_user_id)
     assert set(link.contact._fields) == {c.name for c in Contact.__table__.c}
+
+
+def test_on_postgresql_the_link_is_read_on_the_drivers_cursor_with_the_same_values(hub, email_ready):
+    """Every page view and answer reads the link: on PostgreSQL straight on the driver's cursor
+    (hub.driver_reads), not through SQLAlchemy's execution, with the values SQLAlchemy's gives."""
+    if hub.db.engine.dialect.name != "postgresql":
+        pytest.skip("the driver-cursor read is PostgreSQL's; SQLite runs the statement through SQLAlchemy")
+    from campaigns.surveys.answers import _LINK, _link_rows
+    from campaigns.surveys.links import read_token
+
+    _, token = invite_now(hub, make_survey(hub, delay_minutes=0), make_contact(hub))
+    answer(hub, token, {"q_nps": ["9"]}, complete=False)
+    executed: list[object] = []
+
+    def through_sqlalchemy(_conn, clause, *_args):  # type: ignore[no-untyped-def]
+        executed.append(clause)
+
+    with hub.session(read_only=True) as session:
+        connection = session.connection()
+        event.listen(connection, "before_execute", through_sqlalchemy)
+        try:
+            link = open_link(session, hub.settings, token)
+        finally:
+            event.remove(connection, "before_execute", through_sqlalchemy)
+        assert executed == []  # main: the link's statement went through SQLAlchemy's execution
+        expected = _link_rows(session.execute(_LINK, {"invitation_id": read_token(hub.settings, token)[0]}).one())
+    assert [tuple(part) for part in (link.invitation, link.survey, link.contact, link.response)] == [
+        tuple(part) for part in expected]
+    assert link.invitation.expires_at.utcoffset() == timedelta(0) and link.response.answers == {"nps": 9}
+    assert isinstance(link.survey.questions, list) and link.questions
+    with hub.session(read_only=True) as session, pytest.raises(LinkRefused):
+        open_link(session, hub.settings, token[:-2] + ("AA" if not token.endswith("AA") else "BB"))
+
+
+def test_on_postgresql_the_answers_own_statements_run_on_the_drivers_cursor(hub, email_ready):
+    """The upsert and the statement that links the response to its event and task run on the driver's
+    cursor too (an edit: no statement through SQLAlchemy's execution), and write what they did."""
+    if hub.db.engine.dialect.name != "postgresql":
+        pytest.skip("the driver-cursor statements are PostgreSQL's")
+    survey = make_survey(hub, delay_minutes=0)
+    _, token = invite_now(hub, survey, make_contact(hub))
+    _, promoter = invite_now(hub, survey, make_contact(hub, "boris@example.com", name="Борис"))
+    executed: list[str] = []
+
+    def through_sqlalchemy(_conn, clause, *_args):  # type: ignore[no-untyped-def]
+        executed.append(str(clause))
+
+    event.listen(hub.db.engine, "before_execute", through_sqlalchemy)
+    try:
+        first = answer(hub, token, {"q_nps": ["3"]})  # a detractor's first answer: the task, both links
+        mine = [s for s in executed if "survey_response" in s or "survey_invitation" in s]
+        assert mine == []  # main: the upsert and the linking UPDATE went through SQLAlchemy
+        promoted = answer(hub, promoter, {"q_nps": ["10"]})  # no task: the response's link alone
+        executed.clear()
+        edited = answer(hub, token, {"q_nps": ["4"]})
+        assert executed == []  # the link's read and the upsert (with the event's update)
+    finally:
+        event.remove(hub.db.engine, "before_execute", through_sqlalchemy)
+    assert (first.edits, edited.edits, edited.nps, edited.event_id) == (0, 1, 4, first.event_id)
+    with hub.session(read_only=True) as session:
+        responses = {r.id: r for r in session.scalars(select(SurveyResponse))}
+        task = session.scalars(select(Task)).one()
+        events = {e.id: e for e in session.scalars(select(TimelineEvent).where(TimelineEvent.kind == "survey.answered"))}
+        statuses = set(session.scalars(select(SurveyInvitation.status)))
+    assert responses[first.id].event_id == first.event_id and responses[first.id].follow_up_task_id == task.id
+    assert task.source_event_id == first.event_id and events[first.event_id].data["nps"] == 4
+    assert responses[promoted.id].event_id == promoted.event_id and responses[promoted.id].follow_up_task_id is None
+    assert events[promoted.event_id].data["response_id"] == promoted.id and statuses == {InvitationStatus.ANSWERED}
