@@ -16,6 +16,11 @@ created and then reused) and "delivered" status callbacks for deliveries created
 hub.outbox.enqueue and marked sent with a provider id, each callback for a delivery not yet
 delivered: the path a real callback takes (lock, forward update, timeline mirror). Every request is
 signed as Twilio signs it. Any non-2xx answer fails the run. --record writes the "Webhooks" section.
+
+Read the tail beside who set each maximum: the run prints the cores the server used at its closed-loop
+maximum and the cores the open loop's schedule asked for at what an open-loop request cost it (`_demand`).
+The hub's maximum is set by its one server process (~0.9 core), the raw insert's by the generator, and a
+request arriving alone costs the server more than one queued in a closed loop.
 """
 
 from __future__ import annotations

@@ -10,6 +10,10 @@ statements per request. Compare two trees from one, old and new alternating:
 
     python -m bench.webhooks_cpu --kind inbound --root ../old-tree
     python -m bench.webhooks_cpu --kind inbound
+
+`--rate R` sends the measured requests at R per second instead of `--concurrency` in flight: what a
+request costs when it arrives alone, as in the benchmark's open loop (more than queued: docs/benchmarks.md,
+"Webhooks", session 16). It also prints the latency from each request's scheduled time.
 """
 
 from __future__ import annotations
