@@ -145,7 +145,7 @@ def main(
         return len(batch), time.process_time() - started
 
     def backends_cpu() -> float:
-        """CPU seconds of this database's PostgreSQL backends so far (the pool's connections: they outlive the phase)."""
+        """CPU seconds of this database's PostgreSQL backends so far (the pool's: they outlive the phase)."""
         engine = webhooks_app.app_hub_engine()
         with engine.connect() as conn:
             pids = conn.execute(text("SELECT pid FROM pg_stat_activity WHERE datname = current_database() "

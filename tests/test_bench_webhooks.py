@@ -89,8 +89,10 @@ def test_the_run_says_how_much_of_the_servers_ceiling_the_open_loop_asked_for():
                         "raw": [cost(2202, 3.87), cost(2199, 4.03)], "open raw": [cost(1752, 4.73)]}}
     dearer, at_max, asked = webhooks._demand(result, "hub", "open")
     assert (round(dearer, 2), round(at_max, 2), round(asked, 2)) == (1.26, 0.90, 0.91)
+    assert webhooks._saturated(at_max, asked)
     dearer, at_max, asked = webhooks._demand(result, "raw", "open raw")
     assert (round(dearer, 2), round(at_max, 2), round(asked, 2)) == (1.20, 0.72, 0.69)
+    assert not webhooks._saturated(at_max, asked)
 
 
 def test_stalls_reads_the_open_loops_latencies_by_second_of_the_schedule():
