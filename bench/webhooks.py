@@ -234,13 +234,28 @@ class Meter:
             done[f"autovacuum {table}"], done[f"autoanalyze {table}"] = vacuums, analyses
         return done
 
+    def _server_ticks(self) -> tuple[int, int]:
+        """User and kernel clock ticks of the server process and its live children (uvicorn's workers)."""
+        user = system = 0
+        pids = [self.server_pid]
+        children = Path(f"/proc/{self.server_pid}/task/{self.server_pid}/children")
+        if children.exists():
+            pids += [int(p) for p in children.read_text().split()]
+        for pid in pids:
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            user, system = user + int(fields[11]), system + int(fields[12])
+        return user, system
+
     def read(self, requests: int) -> Usage:
-        fields = Path(f"/proc/{self.server_pid}/stat").read_text().rsplit(")", 1)[1].split()
+        user, system = self._server_ticks()
         # One statistics snapshot per transaction: end it so the next read sees fresh counters.
         self.conn.rollback()
         sessions = self.conn.execute(text("SELECT sessions FROM pg_stat_database WHERE datname = current_database()"))
-        return Usage(requests, time.process_time(), (int(fields[11]) + int(fields[12])) / self.tick,
-                     int(sessions.scalar() or 0), self._background_bytes(), server_sys=int(fields[12]) / self.tick)
+        return Usage(requests, time.process_time(), (user + system) / self.tick,
+                     int(sessions.scalar() or 0), self._background_bytes(), server_sys=system / self.tick)
 
     def _background_bytes(self) -> int:
         """Bytes the checkpointer and the background writer have written so far (their /proc io; 0 where
@@ -381,11 +396,11 @@ def _free_port() -> int:
 
 
 def start_server(env: dict[str, str], port: int, *, target: str = "bench.webhooks_app:app",
-                 factory: bool = False) -> subprocess.Popen[bytes]:
+                 factory: bool = False, workers: int = 1) -> subprocess.Popen[bytes]:
     """uvicorn serving `target` (1 worker, no access log) on `port`, once it answers /healthz."""
     server = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", target, *(["--factory"] if factory else []), "--host", "127.0.0.1",
-         "--port", str(port), "--workers", "1", "--no-access-log", "--log-level", "warning",
+         "--port", str(port), "--workers", str(workers), "--no-access-log", "--log-level", "warning",
          # Longer than any idle gap in the run: at uvicorn's 5 s a pooled connection can close just as
          # the client reuses it, a dropped request that says nothing about the hub.
          "--timeout-keep-alive", "60"],
@@ -642,6 +657,8 @@ def main(
     record_figures: Annotated[bool, typer.Option("--record", help="Write the figures into docs/benchmarks.md.")] = False,
     open_share: Annotated[float, typer.Option(min=0.1, max=2.0, help="Open-loop rate as a share of the hub's "
                                               "closed-loop maximum (the goal is judged at 0.8).")] = OPEN_LOOP_SHARE,
+    server_workers: Annotated[int, typer.Option(min=1, max=8, help="uvicorn worker processes serving the app "
+                                                "(the goal is judged with 1).")] = 1,
     compare_share: Annotated[list[float] | None, typer.Option(help="After the run, the hub's open loop again at this "
                                                               "share of its closed-loop maximum (repeat for several) "
                                                               "once per --compare-connections cap.")] = None,
@@ -651,6 +668,8 @@ def main(
                                         "the slow ones' time went (bench/webhooks_trace.py).")] = False,
 ) -> None:
     """Hub webhooks' maximum rate against a raw INSERT, and p99 at 80% of that rate."""
+    if record_figures and server_workers != 1:
+        raise typer.BadParameter("the recorded figures are for one worker", param_hint="--server-workers")
     if record_figures and open_share != OPEN_LOOP_SHARE:
         raise typer.BadParameter(f"the goal is judged at {OPEN_LOOP_SHARE}; record without it", param_hint="--open-share")
     load_before = os.getloadavg()[0]
@@ -667,7 +686,7 @@ def main(
     with engine.connect() as conn:
         pg_version = str(conn.execute(text("SHOW server_version")).scalar()).split(" ")[0]
     base = f"http://127.0.0.1:{port}"
-    server = start_server(env, port)
+    server = start_server(env, port, workers=server_workers)
     try:
         traffic = Traffic(base=base, run=run, statuses=statuses)
         meter = Meter(server.pid, database_url)

@@ -98,3 +98,31 @@ def test_the_run_says_how_much_of_the_servers_ceiling_the_open_loop_asked_for():
 def test_stalls_reads_the_open_loops_latencies_by_second_of_the_schedule():
     # One slow second in the middle is a stall; slow seconds from some point on are a backlog.
     assert webhooks._stalls([5.0, 7.0, 300.0, 9.0, 4.0, 6.0], rate=2) == "7 300 6"
+
+
+def test_the_meter_adds_up_the_cpu_of_the_servers_worker_processes():
+    # uvicorn --workers N serves from child processes; the supervisor itself does next to nothing.
+    import os
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    burn = "import time\nt = time.process_time()\nwhile time.process_time() - t < 0.2: pass\ntime.sleep(60)"
+    child = subprocess.Popen([sys.executable, "-c", burn])
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            fields = Path(f"/proc/{child.pid}/stat").read_text().rsplit(")", 1)[1].split()
+            child_ticks = int(fields[11]) + int(fields[12])
+            if child_ticks >= 0.2 * os.sysconf("SC_CLK_TCK") or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+        meter = webhooks.Meter.__new__(webhooks.Meter)
+        meter.server_pid = os.getpid()
+        own = os.times()
+        user, system = meter._server_ticks()
+        assert user + system >= child_ticks + int((own.user + own.system) * os.sysconf("SC_CLK_TCK")) - 1
+    finally:
+        child.kill()
+        child.wait()
