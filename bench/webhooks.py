@@ -16,6 +16,11 @@ created and then reused) and "delivered" status callbacks for deliveries created
 hub.outbox.enqueue and marked sent with a provider id, each callback for a delivery not yet
 delivered: the path a real callback takes (lock, forward update, timeline mirror). Every request is
 signed as Twilio signs it. Any non-2xx answer fails the run. --record writes the "Webhooks" section.
+
+Read the tail beside who set each maximum: the run prints the cores the server used at its closed-loop
+maximum and the cores the open loop's schedule asked for at what an open-loop request cost it (`_demand`).
+The hub's maximum is set by its one server process (~0.9 core), the raw insert's by the generator, and a
+request arriving alone costs the server more than one queued in a closed loop.
 """
 
 from __future__ import annotations
@@ -198,11 +203,14 @@ class Usage:
     server: float = 0.0
     sessions: int = 0
     background_bytes: int = 0
+    connections: int = 0  # keep-alive connections the generator opened (open loops)
+    server_sys: float = 0.0  # the kernel's share of `server`
 
     def per_request(self) -> str:
         n = max(self.requests, 1)
         return (f"{self.requests} requests; CPU per request: generator {self.generator / n * 1000:.2f} ms, "
-                f"server {self.server / n * 1000:.2f} ms; {self.sessions} PostgreSQL sessions opened; "
+                f"server {self.server / n * 1000:.2f} ms (kernel {self.server_sys / n * 1000:.2f}); "
+                f"{self.sessions} PostgreSQL sessions opened; "
                 f"checkpointer and background writer wrote {self.background_bytes / 1e6:.1f} MB")
 
 
@@ -226,13 +234,28 @@ class Meter:
             done[f"autovacuum {table}"], done[f"autoanalyze {table}"] = vacuums, analyses
         return done
 
+    def _server_ticks(self) -> tuple[int, int]:
+        """User and kernel clock ticks of the server process and its live children (uvicorn's workers)."""
+        user = system = 0
+        pids = [self.server_pid]
+        children = Path(f"/proc/{self.server_pid}/task/{self.server_pid}/children")
+        if children.exists():
+            pids += [int(p) for p in children.read_text().split()]
+        for pid in pids:
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            user, system = user + int(fields[11]), system + int(fields[12])
+        return user, system
+
     def read(self, requests: int) -> Usage:
-        fields = Path(f"/proc/{self.server_pid}/stat").read_text().rsplit(")", 1)[1].split()
+        user, system = self._server_ticks()
         # One statistics snapshot per transaction: end it so the next read sees fresh counters.
         self.conn.rollback()
         sessions = self.conn.execute(text("SELECT sessions FROM pg_stat_database WHERE datname = current_database()"))
-        return Usage(requests, time.process_time(), (int(fields[11]) + int(fields[12])) / self.tick,
-                     int(sessions.scalar() or 0), self._background_bytes())
+        return Usage(requests, time.process_time(), (user + system) / self.tick,
+                     int(sessions.scalar() or 0), self._background_bytes(), server_sys=system / self.tick)
 
     def _background_bytes(self) -> int:
         """Bytes the checkpointer and the background writer have written so far (their /proc io; 0 where
@@ -256,7 +279,8 @@ class Meter:
         after = self.read(counted())
         return result, Usage(after.requests - before.requests, after.generator - before.generator,
                              after.server - before.server, after.sessions - before.sessions,
-                             after.background_bytes - before.background_bytes)
+                             after.background_bytes - before.background_bytes,
+                             server_sys=after.server_sys - before.server_sys)
 
 
 async def _closed_loop(client: httpx.AsyncClient, make: Any, *, concurrency: int, duration: float) -> float:
@@ -315,13 +339,13 @@ async def _open_loop(connections: Connections, requests: list[tuple[str, bytes, 
                      rate: float, sends: dict[int, tuple[float, float, float]] | None = None) -> tuple[list[float], float]:
     """Latencies (ms, from the scheduled send time) of `requests` sent at `rate` per second, and the rate
     served; `sends` gets each request's scheduled time, when its connection was free and when it was answered."""
-    latencies: list[float] = []
+    latencies = [0.0] * len(requests)  # in the order they were scheduled (`_stalls` reads them by time)
     interval = 1 / rate
 
     async def one(i: int, request: tuple[str, bytes, dict[str, str]], scheduled: float) -> None:
         free = await connections.send(request)
         done = time.perf_counter()
-        latencies.append((done - scheduled) * 1000)
+        latencies[i] = (done - scheduled) * 1000
         if sends is not None:
             sends[i] = (scheduled, free, done)
 
@@ -334,6 +358,25 @@ async def _open_loop(connections: Connections, requests: list[tuple[str, bytes, 
     await asyncio.gather(*tasks)
     served = len(requests) / (time.perf_counter() - start)
     return latencies, served
+
+
+def _stalls(latencies: list[float], rate: float) -> str:
+    """The slowest latency (ms) in each second of an open loop's schedule: one stall or a backlog all along."""
+    per = max(int(rate), 1)
+    return " ".join(f"{max(latencies[i:i + per]):.0f}" for i in range(0, len(latencies), per))
+
+
+def _start_and_rest(latencies: list[float], rate: float, start: float = 2.0) -> str:
+    """p50/p99 of the requests scheduled in the open loop's first `start` seconds and of the rest: the loop
+    starts on a server idle for a second or two (the meter's pause, the generator's settling), where the
+    closed loop's figures come after a warm-up."""
+    cut = int(rate * start)
+    first, rest = latencies[:cut], latencies[cut:]
+    if len(first) < 2 or len(rest) < 2:
+        return ""
+    (p50, _, p99), (rest_p50, _, rest_p99) = _percentiles(first), _percentiles(rest)
+    return (f"first {start:g} s p50 {p50:.1f} ms, p99 {p99:.1f} ms; after them p50 {rest_p50:.1f} ms, "
+            f"p99 {rest_p99:.1f} ms")
 
 
 def _settle() -> None:
@@ -353,11 +396,11 @@ def _free_port() -> int:
 
 
 def start_server(env: dict[str, str], port: int, *, target: str = "bench.webhooks_app:app",
-                 factory: bool = False) -> subprocess.Popen[bytes]:
+                 factory: bool = False, workers: int = 1) -> subprocess.Popen[bytes]:
     """uvicorn serving `target` (1 worker, no access log) on `port`, once it answers /healthz."""
     server = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", target, *(["--factory"] if factory else []), "--host", "127.0.0.1",
-         "--port", str(port), "--workers", "1", "--no-access-log", "--log-level", "warning",
+         "--port", str(port), "--workers", str(workers), "--no-access-log", "--log-level", "warning",
          # Longer than any idle gap in the run: at uvicorn's 5 s a pooled connection can close just as
          # the client reuses it, a dropped request that says nothing about the hub.
          "--timeout-keep-alive", "60"],
@@ -386,13 +429,43 @@ def stop_server(server: subprocess.Popen[bytes]) -> None:
         server.wait()
 
 
+def _demand(result: dict[str, Any], closed: str, opened: str) -> tuple[float, float, float]:
+    """How much dearer a request was to the server in the open loop than in the closed loop; the server
+    CPU per second (cores) at the closed-loop maximum; and the cores the open loop's schedule asked for
+    at the open loop's cost per request.
+
+    The closed loop keeps 16 requests queued in the server, so its loop and threads take them back to back;
+    in the open loop they mostly arrive alone and each pays the wake-ups and cold caches again (15-56%
+    more server CPU per request, docs/benchmarks.md, "Webhooks", session 16). One server process runs
+    Python one thread at a time (the GIL), so about one core is its ceiling: a closed loop whose maximum
+    is set by the server (the hub's: ~0.9 core) leaves its open loop at 80% of it asking for that ceiling,
+    where one set by the generator (the raw insert's) leaves the server room."""
+    closed_costs = result["usage"][closed]
+    closed_requests = max(sum(c.requests for c in closed_costs), 1)
+    closed_ms = sum(c.server for c in closed_costs) / closed_requests
+    [open_cost] = result["usage"][opened]
+    open_ms = open_cost.server / max(open_cost.requests, 1)
+    rate, target = (result["hub"], result["target"]) if closed == "hub" else (result["raw"], result["raw_target"])
+    return open_ms / closed_ms, rate * closed_ms, target * open_ms
+
+
+def _saturated(at_max: float, asked: float) -> str:
+    """A warning where the open loop asked the server for more CPU per second than it got at the closed-loop
+    maximum, or for nearly all of one process's core: the open loop then ran at capacity, not at 80% of it.
+    (Session 15's recorded runs: hub 0.90 → 0.91 core, p99 1.3 s; raw insert 0.72 → 0.69, p99 72 ms.)"""
+    if asked >= at_max or asked >= 0.85:
+        return "(at capacity: the percentiles measure a queue)"
+    return ""
+
+
 def _percentiles(values: list[float]) -> tuple[float, float, float]:
     q = statistics.quantiles(values, n=100, method="inclusive")
     return statistics.median(values), q[94], q[98]
 
 
 async def _run(base: str, traffic: Traffic, meter: Meter, *, concurrency: int, duration: float,
-               rounds: int, share: float = OPEN_LOOP_SHARE, trace: bool = False) -> dict[str, Any]:
+               rounds: int, share: float = OPEN_LOOP_SHARE, trace: bool = False,
+               compare: tuple[list[float], list[int]] | None = None) -> dict[str, Any]:
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     sent = lambda: traffic.n + traffic.raw_n  # noqa: E731
     usage: dict[str, list[Usage]] = {key: [] for key, _ in PHASES}
@@ -422,6 +495,8 @@ async def _run(base: str, traffic: Traffic, meter: Meter, *, concurrency: int, d
             # The closed loops' record, and the server starts watching its event loop.
             closed = (await client.get("/bench/trace")).json()
     (latencies, served), usage["open"] = await _open_phase(base, meter, concurrency, requests, target, sends)
+    print(f"open loop, hub: slowest request per second of the schedule: {_stalls(latencies, target)}", file=sys.stderr)
+    print(f"open loop, hub: {_start_and_rest(latencies, target)}", file=sys.stderr)
     if sends is not None:
         async with httpx.AsyncClient(base_url=base) as client:
             recorded = (await client.get("/bench/trace")).json()
@@ -446,6 +521,11 @@ async def _run(base: str, traffic: Traffic, meter: Meter, *, concurrency: int, d
     raw_requests = [traffic.raw() for _ in range(int(raw_target * duration))]
     (raw_latencies, raw_served), usage["open raw"] = await _open_phase(base, meter, concurrency, raw_requests,
                                                                         raw_target)
+    print(f"open loop, raw insert: {_start_and_rest(raw_latencies, raw_target)}", file=sys.stderr)
+    if compare is not None:
+        for compare_share in compare[0]:
+            await _compare_connections(base, traffic, meter, duration=duration, rate=hub_rate * compare_share,
+                                       caps=compare[1])
     for key, label in PHASES:
         for cost in usage[key]:
             print(f"{label}: {cost.per_request()}", file=sys.stderr)
@@ -454,18 +534,35 @@ async def _run(base: str, traffic: Traffic, meter: Meter, *, concurrency: int, d
             "raw_latencies": raw_latencies, "usage": usage}
 
 
+async def _compare_connections(base: str, traffic: Traffic, meter: Meter, *, duration: float, rate: float,
+                               caps: list[int]) -> None:
+    """The hub's open loop at `rate` once per connection cap in `caps`, in that order (alternate them: 16,
+    128, 16, 128): does the tail depend on how many connections the generator opens, and what does a
+    request cost the server at this rate against the closed loop's figure?"""
+    for cap in caps:
+        requests = [traffic.next() for _ in range(int(rate * duration))]
+        (latencies, served), [cost] = await _open_phase(base, meter, cap, requests, rate, most=cap)
+        p50, p95, p99 = _percentiles(latencies)
+        print(f"  slowest request per second of the schedule: {_stalls(latencies, rate)}; "
+              f"{_start_and_rest(latencies, rate)}", file=sys.stderr)
+        print(f"fixed-rate open loop, hub, at most {cap} connections (opened {cost.connections}): {rate:.0f} req/s "
+              f"scheduled, {served:.0f} served; p50 {p50:.1f} ms, p95 {p95:.1f} ms, p99 {p99:.1f} ms; "
+              f"{cost.per_request()}", file=sys.stderr)
+
+
 async def _open_phase(base: str, meter: Meter, concurrency: int, requests: list[tuple[str, bytes, dict[str, str]]],
-                      rate: float, sends: dict[int, tuple[float, float, float]] | None = None,
-                      ) -> tuple[tuple[list[float], float], list[Usage]]:
-    """One open loop of `requests` at `rate` on fresh keep-alive connections, measured."""
+                      rate: float, sends: dict[int, tuple[float, float, float]] | None = None, *,
+                      most: int | None = None) -> tuple[tuple[list[float], float], list[Usage]]:
+    """One open loop of `requests` at `rate` on fresh keep-alive connections (at most `most`), measured."""
     # Twilio opens as many connections as it needs; too few would queue requests in the generator.
-    connections = Connections(base, 8 * concurrency)
+    connections = Connections(base, most or 8 * concurrency)
     _settle()
     try:
         result, cost = await meter.phase(lambda: connections.sent, _open_loop(connections, requests, rate=rate,
                                                                               sends=sends))
     finally:
         await connections.close()
+    cost.connections = len(connections.clients)
     return result, [cost]
 
 
@@ -474,6 +571,8 @@ def _section(result: dict[str, Any], *, command: str, concurrency: int, duration
     p50, p95, p99 = _percentiles(result["latencies"])
     raw_p50, raw_p95, raw_p99 = _percentiles(result["raw_latencies"])
     ratio = result["hub"] / result["raw"]
+    (hub_dearer, hub_max, hub_asked), (raw_dearer, raw_max, raw_asked) = (_demand(result, "hub", "open"),
+                                                                          _demand(result, "raw", "open raw"))
     lines = [SECTION, "", f"Recorded {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC with:", "", "```", command,
              "```", ""]
     lines += [
@@ -515,6 +614,10 @@ def _section(result: dict[str, Any], *, command: str, concurrency: int, duration
         f"{'PASS' if p99 < GOAL_P99_MS else '**MISS**'} |",
         f"| (for reading it) the raw insert's p99 at {OPEN_LOOP_SHARE:.0%} of its maximum; hub p99 / raw p99 "
         f"| {raw_p99:.1f} ms; {p99 / raw_p99:.1f}× | {'the baseline misses too' if raw_p99 >= GOAL_P99_MS else ''} |",
+        "| (for reading it) server CPU per open-loop request / per closed-loop request; server cores used at the "
+        "closed-loop maximum → asked for by the open loop's schedule (one process: ~1 core is its ceiling): hub; "
+        f"raw insert | {hub_dearer:.2f}×, {hub_max:.2f} → {hub_asked:.2f}; {raw_dearer:.2f}×, {raw_max:.2f} → "
+        f"{raw_asked:.2f} | {_saturated(hub_max, hub_asked)} |",
         "",
     ]
     lines += [
@@ -554,10 +657,19 @@ def main(
     record_figures: Annotated[bool, typer.Option("--record", help="Write the figures into docs/benchmarks.md.")] = False,
     open_share: Annotated[float, typer.Option(min=0.1, max=2.0, help="Open-loop rate as a share of the hub's "
                                               "closed-loop maximum (the goal is judged at 0.8).")] = OPEN_LOOP_SHARE,
+    server_workers: Annotated[int, typer.Option(min=1, max=8, help="uvicorn worker processes serving the app "
+                                                "(the goal is judged with 1).")] = 1,
+    compare_share: Annotated[list[float] | None, typer.Option(help="After the run, the hub's open loop again at this "
+                                                              "share of its closed-loop maximum (repeat for several) "
+                                                              "once per --compare-connections cap.")] = None,
+    compare_connections: Annotated[list[int] | None, typer.Option(help="Connection caps for --compare-share, in order "
+                                                                  "(repeat: 16 128 16 128 alternates).")] = None,
     trace: Annotated[bool, typer.Option(help="Trace the open loop's requests through the server and print where "
                                         "the slow ones' time went (bench/webhooks_trace.py).")] = False,
 ) -> None:
     """Hub webhooks' maximum rate against a raw INSERT, and p99 at 80% of that rate."""
+    if record_figures and server_workers != 1:
+        raise typer.BadParameter("the recorded figures are for one worker", param_hint="--server-workers")
     if record_figures and open_share != OPEN_LOOP_SHARE:
         raise typer.BadParameter(f"the goal is judged at {OPEN_LOOP_SHARE}; record without it", param_hint="--open-share")
     load_before = os.getloadavg()[0]
@@ -574,12 +686,14 @@ def main(
     with engine.connect() as conn:
         pg_version = str(conn.execute(text("SHOW server_version")).scalar()).split(" ")[0]
     base = f"http://127.0.0.1:{port}"
-    server = start_server(env, port)
+    server = start_server(env, port, workers=server_workers)
     try:
         traffic = Traffic(base=base, run=run, statuses=statuses)
         meter = Meter(server.pid, database_url)
         result = asyncio.run(_run(base, traffic, meter, concurrency=concurrency, duration=duration, rounds=rounds,
-                                  share=open_share, trace=trace))
+                                  share=open_share, trace=trace,
+                                  compare=(compare_share, compare_connections or [128])
+                                  if compare_share else None))
     finally:
         stop_server(server)
     with engine.connect() as conn:
@@ -600,6 +714,11 @@ def main(
     raw_p50, _, raw_p99 = _percentiles(result["raw_latencies"])
     print(f"raw insert's open loop at {result['raw_target']:.0f} req/s (served {result['raw_served']:.0f}/s): "
           f"p50 {raw_p50:.1f} ms, p99 {raw_p99:.1f} ms; hub p99 / raw p99 {p99 / raw_p99:.1f}×")
+    for label, closed, opened in (("hub", "hub", "open"), ("raw insert", "raw", "open raw")):
+        dearer, at_max, asked = _demand(result, closed, opened)
+        print(f"{label}: server CPU per open-loop request {dearer:.2f}× the closed loop's; the server used "
+              f"{at_max:.2f} core at the closed-loop maximum, the open loop's schedule asked for {asked:.2f} core "
+              f"{_saturated(at_max, asked)}".rstrip())
     command = "python -m bench.webhooks " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     section = _section(result, command=command.strip(), concurrency=concurrency, duration=duration, rounds=rounds,
                        load=(load_before, os.getloadavg()[0]), pg_version=pg_version,

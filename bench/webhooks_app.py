@@ -30,7 +30,9 @@ bench_raw = Table(
 
 def build() -> object:
     """The hub's app from the environment's settings, with the raw-insert baseline route added."""
+    global _engine
     hub = Hub()
+    _engine = hub.db.engine
     metadata.create_all(hub.db.engine)
     application = create_app(hub, start_worker=False)
 
@@ -52,4 +54,10 @@ def build() -> object:
     return application
 
 
+_engine = None
 app = build()
+
+
+def app_hub_engine() -> object:
+    """The served hub's engine (bench/webhooks_cpu.py reads its PostgreSQL backends)."""
+    return _engine

@@ -10,6 +10,10 @@ statements per request. Compare two trees from one, old and new alternating:
 
     python -m bench.webhooks_cpu --kind inbound --root ../old-tree
     python -m bench.webhooks_cpu --kind inbound
+
+`--rate R` sends the measured requests at R per second instead of `--concurrency` in flight: what a
+request costs when it arrives alone, as in the benchmark's open loop (more than queued: docs/benchmarks.md,
+"Webhooks", session 16). It also prints the latency from each request's scheduled time.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import os
+import statistics
 import subprocess
 import sys
 import threading
@@ -63,6 +68,9 @@ def main(
     warm: Annotated[int, typer.Option(min=0, help="Requests before the clock (past the heap freeze at 1,000).")] = 1100,
     kind: Annotated[str, typer.Option(help="inbound, status or both.")] = "both",
     concurrency: Annotated[int, typer.Option(min=1, max=64, help="Requests in flight.")] = 8,
+    rate: Annotated[float, typer.Option(min=0, help="Measured requests sent at this fixed rate (req/s), an open loop, "
+                                        "instead of --concurrency in flight: what a request costs when it arrives "
+                                        "alone rather than queued behind others.")] = 0,
     root: Annotated[Path | None, typer.Option(help="Tree to measure (default: this one).")] = None,
     database_url: Annotated[str, typer.Option(help="PostgreSQL database (created if missing).")] = DEFAULT_PG,
 ) -> None:
@@ -70,7 +78,7 @@ def main(
     if root is not None:  # that tree's code, measured by this file: run again with that tree first on the path
         tree = str(root.resolve())
         options = ["--requests", str(requests), "--warm", str(warm), "--kind", kind, "--concurrency", str(concurrency),
-                   "--database-url", database_url]
+                   "--rate", str(rate), "--database-url", database_url]
         # -c, not the file's path: the file's folder first on the path would shadow packages (bench/analytics.py).
         argv = [sys.executable, "-c", "import runpy; "
                 f"runpy.run_path({__file__!r}, run_name='__main__')", *options]
@@ -86,6 +94,8 @@ def main(
     statuses = webhooks._deliveries(env, (requests + warm) // 2 + 10, run)
     from sqlalchemy import event as sa_event
     from sqlalchemy.engine import Engine
+
+    from sqlalchemy import text
 
     import hub.inbound
     from bench import webhooks_app
@@ -108,7 +118,9 @@ def main(
 
     hub.inbound.receive = timed_receive  # type: ignore[assignment]
 
-    async def phase(count: int) -> tuple[int, float]:
+    latencies: list[float] = []
+
+    async def phase(count: int, paced: float = 0) -> tuple[int, float]:
         batch = [traffic.next() for _ in range(count)]
         batch = [r for r in batch if kind == "both" or r[0].endswith(f"/{kind}")]
         queue = list(reversed(batch))
@@ -117,17 +129,51 @@ def main(
             while queue:
                 await _post(webhooks_app.app, *queue.pop())
 
+        async def timed(request: Any, scheduled: float) -> None:
+            await _post(webhooks_app.app, *request)
+            latencies.append((time.perf_counter() - scheduled) * 1000)
+
         started = time.process_time()
-        await asyncio.gather(*(lane() for _ in range(concurrency)))
+        if paced:
+            tasks, start = [], time.perf_counter()
+            for i, request in enumerate(batch):
+                await asyncio.sleep(max(0.0, start + i / paced - time.perf_counter()))
+                tasks.append(asyncio.create_task(timed(request, start + i / paced)))
+            await asyncio.gather(*tasks)
+        else:
+            await asyncio.gather(*(lane() for _ in range(concurrency)))
         return len(batch), time.process_time() - started
+
+    def backends_cpu() -> float:
+        """CPU seconds of this database's PostgreSQL backends so far (the pool's: they outlive the phase)."""
+        engine = webhooks_app.app_hub_engine()
+        with engine.connect() as conn:
+            pids = conn.execute(text("SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+                                     "AND pid <> pg_backend_pid()")).scalars().all()
+        total = 0
+        for pid in pids:
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            total += int(fields[11]) + int(fields[12])
+        return total / os.sysconf("SC_CLK_TCK")
 
     async def measure() -> None:
         await phase(warm)
         gc.collect()
         in_threads[0], statements[0] = 0.0, 0
-        n, cpu = await phase(requests)
-        print(f"{os.environ.get('BENCH_CPU_TREE') or Path.cwd()}: {n} {kind} requests; CPU per request {cpu / n * 1000:.2f} ms "
-              f"(worker threads {in_threads[0] / n * 1000:.2f} ms), {statements[0] / n:.1f} statements per request")
+        pg = backends_cpu()
+        n, cpu = await phase(requests, rate)
+        pg = backends_cpu() - pg
+        how = f"at {rate:g} req/s" if rate else f"{concurrency} in flight"
+        print(f"{os.environ.get('BENCH_CPU_TREE') or Path.cwd()}: {n} {kind} requests {how}; CPU per request "
+              f"{cpu / n * 1000:.2f} ms (worker threads {in_threads[0] / n * 1000:.2f} ms), "
+              f"{statements[0] / n:.1f} statements per request; PostgreSQL backends {pg / n * 1000:.2f} ms")
+        if latencies:
+            q = statistics.quantiles(latencies, n=100, method="inclusive")
+            print(f"  latency from the scheduled time: p50 {statistics.median(latencies):.1f} ms, p95 {q[94]:.1f} ms, "
+                  f"p99 {q[98]:.1f} ms, max {max(latencies):.1f} ms")
 
     asyncio.run(measure())
 

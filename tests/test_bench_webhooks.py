@@ -75,3 +75,54 @@ def test_the_record_reads_the_hubs_tail_beside_the_raw_inserts_in_the_same_run()
     # p99 of 1..200 ms against the raw loop's 0.5..100 (inclusive quantiles): twice the machine's tail.
     assert "hub p99 / raw p99 | 99.0 ms; 2.0× |" in section
     assert section.count("| open loop, raw insert | 100 |") == 1
+
+
+def test_the_run_says_how_much_of_the_servers_ceiling_the_open_loop_asked_for():
+    # Session 15's recorded quiet run (docs/benchmarks.md, "Webhooks"): the hub's closed loop spent 0.90 core
+    # of server CPU at its maximum, and an open-loop request cost 1.26× a closed-loop one, so 80% of that
+    # maximum asked the one-process server for 0.91 core: its ceiling. The raw insert's asked for 0.69.
+    def cost(requests: int, server_ms: float) -> webhooks.Usage:
+        return webhooks.Usage(requests, 0.0, requests * server_ms / 1000)
+
+    result = {"hub": 147.0, "target": 117.6, "raw": 183.0, "raw_target": 146.4,
+              "usage": {"hub": [cost(1790, 6.15), cost(1748, 6.15)], "open": [cost(1406, 7.77)],
+                        "raw": [cost(2202, 3.87), cost(2199, 4.03)], "open raw": [cost(1752, 4.73)]}}
+    dearer, at_max, asked = webhooks._demand(result, "hub", "open")
+    assert (round(dearer, 2), round(at_max, 2), round(asked, 2)) == (1.26, 0.90, 0.91)
+    assert webhooks._saturated(at_max, asked)
+    dearer, at_max, asked = webhooks._demand(result, "raw", "open raw")
+    assert (round(dearer, 2), round(at_max, 2), round(asked, 2)) == (1.20, 0.72, 0.69)
+    assert not webhooks._saturated(at_max, asked)
+
+
+def test_stalls_reads_the_open_loops_latencies_by_second_of_the_schedule():
+    # One slow second in the middle is a stall; slow seconds from some point on are a backlog.
+    assert webhooks._stalls([5.0, 7.0, 300.0, 9.0, 4.0, 6.0], rate=2) == "7 300 6"
+
+
+def test_the_meter_adds_up_the_cpu_of_the_servers_worker_processes():
+    # uvicorn --workers N serves from child processes; the supervisor itself does next to nothing.
+    import os
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    burn = "import time\nt = time.process_time()\nwhile time.process_time() - t < 0.2: pass\ntime.sleep(60)"
+    child = subprocess.Popen([sys.executable, "-c", burn])
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            fields = Path(f"/proc/{child.pid}/stat").read_text().rsplit(")", 1)[1].split()
+            child_ticks = int(fields[11]) + int(fields[12])
+            if child_ticks >= 0.2 * os.sysconf("SC_CLK_TCK") or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+        meter = webhooks.Meter.__new__(webhooks.Meter)
+        meter.server_pid = os.getpid()
+        own = os.times()
+        user, system = meter._server_ticks()
+        assert user + system >= child_ticks + int((own.user + own.system) * os.sysconf("SC_CLK_TCK")) - 1
+    finally:
+        child.kill()
+        child.wait()
