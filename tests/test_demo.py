@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections import Counter, defaultdict
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 
 import phonenumbers
@@ -147,6 +149,58 @@ def test_demo_is_a_realistic_mix(hub, frozen_clock, demo):
     assert {(r.channel, r.status) for r in consents} >= {("email", "granted"), ("email", "withdrawn")}
     assert all(r.source and r.purpose == "marketing" for r in consents)
     assert tasks and len(tasks) == summary.tasks_created
+
+
+def _plain(value):  # type: ignore[no-untyped-def]
+    """A column value as both stores give it back alike (times as naive UTC)."""
+    if isinstance(value, datetime):
+        return (value.astimezone(timezone.utc).replace(tzinfo=None) if value.tzinfo else value).isoformat()
+    return value
+
+
+def _contents(rows) -> dict[str, list]:  # type: ignore[no-untyped-def]
+    """Every row of a load with store-assigned ids replaced by what they point at (a contact by its
+    identities, a user by email, an event by external id): comparable across stores and runs."""
+    by_name = {table.name: table_rows for table, table_rows in rows.items()}
+    users = {r["id"]: r["email"] for r in by_name["user_account"]}
+    idents = defaultdict(list)
+    for r in by_name["identity"]:
+        idents[r["contact_id"]].append(r["value"])
+    contacts = {cid: "|".join(sorted(values)) for cid, values in idents.items()}
+    events = {r["id"]: r["external_id"] for r in by_name["timeline_event"]}
+    refs = {"contact_id": contacts, "owner_id": users, "assignee_id": users, "actor_user_id": users,
+            "source_event_id": events, "id": {}, "password_hash": {}}
+    contents = {}
+    for name, table_rows in by_name.items():
+        if not table_rows:
+            continue
+        plain = [{k: refs[k].get(v) if k in refs else _plain(v) for k, v in r.items()} for r in table_rows]
+        if name == "contact":
+            for row, r in zip(plain, table_rows):
+                row["id"] = contacts[r["id"]]
+        contents[name] = sorted(json.dumps(row, sort_keys=True, ensure_ascii=False) for row in plain)
+    return contents
+
+
+# What the 20-contact set (400-event timeline, no packages) writes at FrozenClock's start, as the
+# loader wrote it before its events went in batches (session 16): row counts per table and a digest
+# of every row's contents. A change to the demo's data changes these on purpose; a faster loader must not.
+LOADED_COUNTS = {"user_account": 3, "contact": 20, "consent_record": 24, "identity": 34, "timeline_event": 1134,
+                 "task": 4}
+LOADED_DIGEST = "c33b4f82c6ceb6c4b10907fdd675da98b373b58c57083dd9f1d13c8260dd2091"
+
+
+def test_the_set_is_the_same_rows_as_ever(loaded_demo):
+    summary, _, rows = loaded_demo
+    contents = _contents(rows)
+    digest = hashlib.sha256(json.dumps(contents, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
+    counts = {name: len(table_rows) for name, table_rows in contents.items()}
+    assert counts == LOADED_COUNTS
+    assert digest == LOADED_DIGEST
+    orders = sum(r["kind"] == "order.completed" for table, table_rows in rows.items() if table.name == "timeline_event"
+                 for r in table_rows)
+    assert (summary.contacts_created, summary.events_created, summary.events_existing, summary.orders_created,
+            summary.consents_created, summary.tasks_created) == (20, 1134, 0, orders, 24, 4)
 
 
 def test_loading_again_changes_nothing(hub, frozen_clock, demo):
