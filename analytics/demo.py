@@ -5,7 +5,8 @@ from a spring and an autumn campaign), a VK advert's form, inbound email, SMS an
 drawn from the BG/NBD story (each with their own pace and a chance to drop out after every order), so
 cohorts fade, some customers lapse and come back, and the value model has something to learn; survey
 answers by email and SMS; agents' replies. Then one recompute, so the pages are full on first visit.
-History goes in through `post_event` without triggers (no survey invitation for an invented order)."""
+History goes in through `post_events` without triggers (no survey invitation for an invented order),
+in one batch after the customers are written."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from sqlalchemy import select
 from hub import clock
 from hub.auth import SYSTEM
 from hub.contacts import create_contact
-from hub.ingest import InboundEvent, post_event
+from hub.ingest import InboundEvent, post_events
 from hub.models import Direction, Role, TimelineEvent, User
 from hub.demo import history_session
 
@@ -48,6 +49,7 @@ def demo(hub: Hub, *, seed: int) -> str:
     start = now - timedelta(days=730)
     session = history_session(hub)
     orders = answers = 0
+    history: list[InboundEvent] = []
     with session, session.begin():
         agents = list(session.scalars(select(User.id).where(User.is_active.is_(True), User.role == Role.AGENT)))
         survey_id = _survey(session)
@@ -62,21 +64,21 @@ def demo(hub: Hub, *, seed: int) -> str:
                 url = f"https://shop.example/landing?utm_source={utm['source']}&utm_medium={utm['medium']}" \
                       f"&utm_campaign={utm['campaign']}"
                 data = {"form": "demo", "form_name": form_name, "source_url": url, "utm": utm}
-            post_event(session, event=InboundEvent(channel=channel, kind=kind, direction=Direction.IN,
-                                                   contact_id=contact.id, external_id=f"{MARK}:{i}:first",
-                                                   occurred_at=arrived, subject=form_name or "Первое обращение",
-                                                   data=data))
+            history.append(InboundEvent(channel=channel, kind=kind, direction=Direction.IN,
+                                        contact_id=contact.id, external_id=f"{MARK}:{i}:first",
+                                        occurred_at=arrived, subject=form_name or "Первое обращение", data=data))
             if agents and channel in ("email", "sms"):
-                post_event(session, event=InboundEvent(
+                history.append(InboundEvent(
                     channel=channel, kind="message", direction=Direction.OUT, contact_id=contact.id,
                     external_id=f"{MARK}:{i}:reply", occurred_at=arrived + timedelta(hours=rng.uniform(0.2, 20)),
                     subject="Ответ", actor_user_id=rng.choice(agents)))
             if rng.random() < 0.25:
                 continue  # never bought
-            placed = _orders(session, rng, contact.id, i, arrived + timedelta(days=rng.expovariate(1 / 20)), now)
+            placed = _orders(history, rng, contact.id, i, arrived + timedelta(days=rng.expovariate(1 / 20)), now)
             orders += placed
             if placed and rng.random() < 0.6:
                 answers += _answer(session, rng, survey_id, contact.id, now, arrived)
+        post_events(session, events=history)
     from analytics.compute import run
     from analytics.extension import AnalyticsSettings
 
@@ -91,14 +93,16 @@ def _name(rng: random.Random, i: int) -> str:
     return f"{first[i % len(first)]} {last[rng.randrange(len(last))]} ({i + 1})"
 
 
-def _orders(session: Any, rng: random.Random, contact_id: int, i: int, first: datetime, now: datetime) -> int:
-    """Orders from the BG/NBD story: a weekly pace from Gamma(0.9, 1/6), a drop-out chance from Beta(0.7, 3)."""
+def _orders(history: list[InboundEvent], rng: random.Random, contact_id: int, i: int, first: datetime,
+            now: datetime) -> int:
+    """Orders from the BG/NBD story (a weekly pace from Gamma(0.9, 1/6), a drop-out chance from Beta(0.7, 3)),
+    added to `history`; how many."""
     pace, drop = rng.gammavariate(0.9, 1 / 6.0), rng.betavariate(0.7, 3.0)
     basket = rng.gammavariate(4.0, 900.0)
     at, n = first, 0
     while at < now:
         amount = Decimal(str(round(rng.gammavariate(6.0, basket / 6.0), -1))) + Decimal("0.00")
-        post_event(session, event=InboundEvent(
+        history.append(InboundEvent(
             channel="commerce", kind="order.completed", direction=Direction.IN, contact_id=contact_id,
             external_id=f"{MARK}:shop:{i}-{n}", occurred_at=at, subject=f"Order A{i}-{n} completed",
             data={"source": "demo-shop", "order": {"order_id": f"A{i}-{n}", "amount": f"{amount:.2f}",

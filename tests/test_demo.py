@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections import Counter, defaultdict
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 
 import phonenumbers
@@ -147,6 +149,83 @@ def test_demo_is_a_realistic_mix(hub, frozen_clock, demo):
     assert {(r.channel, r.status) for r in consents} >= {("email", "granted"), ("email", "withdrawn")}
     assert all(r.source and r.purpose == "marketing" for r in consents)
     assert tasks and len(tasks) == summary.tasks_created
+
+
+def _plain(value):  # type: ignore[no-untyped-def]
+    """A column value as both stores give it back alike (times as naive UTC)."""
+    if isinstance(value, datetime):
+        return (value.astimezone(timezone.utc).replace(tzinfo=None) if value.tzinfo else value).isoformat()
+    return str(value) if isinstance(value, Decimal) else value
+
+
+def _contents(rows) -> dict[str, list]:  # type: ignore[no-untyped-def]
+    """Every row of a load with store-assigned ids replaced by what they point at (a contact by its
+    identities, a user by email, an event by channel and external id): comparable across stores and runs."""
+    by_name = {table.name: table_rows for table, table_rows in rows.items()}
+    users = {r["id"]: r["email"] for r in by_name["user_account"]}
+    idents = defaultdict(list)
+    for r in by_name["identity"]:
+        idents[r["contact_id"]].append(r["value"])
+    contacts = {r["id"]: "|".join(sorted(idents[r["id"]])) or r["display_name"] for r in by_name["contact"]}
+    events = {r["id"]: f"{r['channel']}:{r['external_id']}" for r in by_name["timeline_event"]}
+    refs = {"contact_id": contacts, "owner_id": users, "assignee_id": users, "actor_user_id": users,
+            "source_event_id": events, "id": {}, "password_hash": {}}
+    contents = {}
+    for name, table_rows in by_name.items():
+        if not table_rows:
+            continue
+        plain = [{k: refs[k].get(v) if k in refs else _plain(v) for k, v in r.items()} for r in table_rows]
+        if name == "contact":
+            for row, r in zip(plain, table_rows):
+                row["id"] = contacts[r["id"]]
+        contents[name] = sorted(json.dumps(row, sort_keys=True, ensure_ascii=False) for row in plain)
+    return contents
+
+
+# What the 20-contact set (400-event timeline, no packages) writes at FrozenClock's start, as the
+# loader wrote it before its events went in batches (session 16): row counts per table and a digest
+# of every row's contents. A change to the demo's data changes these on purpose; a faster loader must not.
+LOADED_COUNTS = {"user_account": 3, "contact": 20, "consent_record": 24, "identity": 34, "timeline_event": 1134,
+                 "task": 4}
+LOADED_DIGEST = "ee5ea29f78fcf2b753fc00a98f65a5e19d257eddafa23a2629ef6216e369966e"
+
+
+def test_the_set_is_the_same_rows_as_ever(loaded_demo):
+    summary, _, rows = loaded_demo
+    contents = _contents(rows)
+    digest = hashlib.sha256(json.dumps(contents, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
+    counts = {name: len(table_rows) for name, table_rows in contents.items()}
+    assert counts == LOADED_COUNTS
+    assert digest == LOADED_DIGEST
+    orders = sum(r["kind"] == "order.completed" for table, table_rows in rows.items() if table.name == "timeline_event"
+                 for r in table_rows)
+    assert (summary.contacts_created, summary.events_created, summary.events_existing, summary.orders_created,
+            summary.consents_created, summary.tasks_created) == (20, 1134, 0, orders, 24, 4)
+
+
+def _digest(table_rows: list[str]) -> str:
+    return hashlib.sha256("\n".join(table_rows).encode()).hexdigest()
+
+
+# The same for the 8-contact set with every package's demo: row counts, and the timeline's contents
+# (the other packages' rows carry random tokens).
+PACKAGED_COUNTS = {
+    "analytics_channel_month": 171, "analytics_cohort": 199, "analytics_month": 24, "analytics_response_month": 32,
+    "analytics_rfm_score": 134, "analytics_run": 2, "audit_entry": 290, "message_template": 1, "segment": 1,
+    "user_account": 5, "account": 3, "campaign": 1, "form": 1, "inbox_agent": 3, "inbox_canned": 7, "inbox_team": 2,
+    "meeting_availability": 10, "meeting_host_schedule": 1, "meeting_type": 1, "survey": 2, "account_temperature": 16,
+    "campaign_step": 1, "contact": 194, "inbox_team_member": 3, "consent_record": 11, "identity": 50,
+    "inbox_conversation": 23, "timeline_event": 1342, "inbox_conversation_event": 39, "survey_invitation": 79,
+    "task": 8, "survey_response": 75,
+}
+PACKAGED_TIMELINE_DIGEST = "50443c3c7b30716895b7946d5b783eb695232dcb9ffad4616d2816d6dc974223"
+
+
+def test_the_packaged_set_is_the_same_rows_as_ever(loaded_with_packages):
+    _, _, rows = loaded_with_packages
+    counts = {table.name: len(table_rows) for table, table_rows in rows.items() if table_rows}
+    assert counts == PACKAGED_COUNTS
+    assert _digest(_contents(rows)["timeline_event"]) == PACKAGED_TIMELINE_DIGEST
 
 
 def test_loading_again_changes_nothing(hub, frozen_clock, demo):
