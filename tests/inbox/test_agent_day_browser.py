@@ -191,3 +191,33 @@ def test_a_resolve_whose_button_was_replaced_mid_request_still_shows_on_the_page
         }""")
     expect(page.locator('.conv-card [data-status="resolved"]')).to_have_count(1, timeout=20_000)
     assert _conv(hub, maria_id, "sms").status == Status.RESOLVED
+
+
+def test_a_panel_refresh_does_not_abort_a_resolve_that_is_out(live_server, new_page, monday):
+    """CI, session 16 (test_an_agents_day, the second Resolve never showed): the conversations panel
+    refreshes itself with hx-sync="this:replace", and htmx hands hx-sync down to the panel's buttons,
+    so a Resolve's POST was synced on the panel and the next refresh (the previous change's, 400 ms
+    later) aborted it. Here a refresh is fired the moment the POST is sent: the POST must not be
+    aborted, and the conversation must show resolved."""
+    hub = live_server.hub
+    live_server.user("olga@example.com", name="Olga Owner")
+    maria_id = _in(hub, "sms", IdentityRef(kind=IdentityKind.PHONE, value="+79161234567"), "Where is my order?")
+    page = new_page()
+    sign_in(page, "olga@example.com", next_path=f"/contacts/{maria_id}")
+    page.goto(f"/contacts/{maria_id}")
+    expect(page.locator(".conv-card").get_by_role("button", name="Resolve")).to_have_count(1)
+    page.evaluate("""() => {
+        window.statusPosts = {sent: 0, aborted: 0};
+        document.body.addEventListener("htmx:beforeSend", (event) => {
+            const { xhr, requestConfig } = event.detail;
+            if (!requestConfig || requestConfig.verb !== "post" || !requestConfig.path.endsWith("/status")) return;
+            window.statusPosts.sent += 1;
+            xhr.addEventListener("abort", () => { window.statusPosts.aborted += 1; });
+            window.setTimeout(() => htmx.trigger(document.body, "card-refresh"), 0);
+        });
+    }""")
+    with page.expect_response(lambda r: r.request.method == "POST" and r.url.endswith("/status"), timeout=20_000):
+        page.locator(".conv-card").get_by_role("button", name="Resolve").click()
+    expect(page.locator('.conv-card [data-status="resolved"]')).to_have_count(1, timeout=20_000)
+    assert page.evaluate("window.statusPosts") == {"sent": 1, "aborted": 0}
+    assert _conv(hub, maria_id, "sms").status == Status.RESOLVED
