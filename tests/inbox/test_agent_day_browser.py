@@ -173,14 +173,7 @@ def test_a_resolve_whose_button_was_replaced_mid_request_still_shows_on_the_page
     conversations panel; the change was made, but the answer's HX-Trigger (card-refresh) fired on the
     detached button, and the panel kept showing the conversation open. Here the button is detached
     on purpose while its request is out: the panel must still come to show it resolved."""
-    hub = live_server.hub
-    live_server.user("olga@example.com", name="Olga Owner")
-    maria_id = _in(hub, "sms", IdentityRef(kind=IdentityKind.PHONE, value="+79161234567"), "Where is my order?")
-    page = new_page()
-    sign_in(page, "olga@example.com", next_path=f"/contacts/{maria_id}")
-    page.goto(f"/contacts/{maria_id}")
-    resolve = page.locator(".conv-card").get_by_role("button", name="Resolve")
-    expect(resolve).to_have_count(1)
+    hub, maria_id, page = _open_sms_on_the_contact_page(live_server, new_page)
     with page.expect_response(lambda r: r.request.method == "POST" and r.url.endswith("/status")):
         # click, then at once replace the panel's content with a copy (the button leaves the page)
         page.evaluate("""() => {
@@ -199,13 +192,7 @@ def test_a_panel_refresh_does_not_abort_a_resolve_that_is_out(live_server, new_p
     so a Resolve's POST was synced on the panel and the next refresh (the previous change's, 400 ms
     later) aborted it. Here a refresh is fired the moment the POST is sent: the POST must not be
     aborted, and the conversation must show resolved."""
-    hub = live_server.hub
-    live_server.user("olga@example.com", name="Olga Owner")
-    maria_id = _in(hub, "sms", IdentityRef(kind=IdentityKind.PHONE, value="+79161234567"), "Where is my order?")
-    page = new_page()
-    sign_in(page, "olga@example.com", next_path=f"/contacts/{maria_id}")
-    page.goto(f"/contacts/{maria_id}")
-    expect(page.locator(".conv-card").get_by_role("button", name="Resolve")).to_have_count(1)
+    hub, maria_id, page = _open_sms_on_the_contact_page(live_server, new_page)
     page.evaluate("""() => {
         window.statusPosts = {sent: 0, aborted: 0};
         document.body.addEventListener("htmx:beforeSend", (event) => {
@@ -221,3 +208,15 @@ def test_a_panel_refresh_does_not_abort_a_resolve_that_is_out(live_server, new_p
     expect(page.locator('.conv-card [data-status="resolved"]')).to_have_count(1, timeout=20_000)
     assert page.evaluate("window.statusPosts") == {"sent": 1, "aborted": 0}
     assert _conv(hub, maria_id, "sms").status == Status.RESOLVED
+
+
+def _open_sms_on_the_contact_page(live_server, new_page):  # type: ignore[no-untyped-def]
+    """Olga's contact page for Maria, whose one open SMS conversation shows its Resolve button: (hub, Maria's id, page)."""
+    hub = live_server.hub
+    live_server.user("olga@example.com", name="Olga Owner")
+    maria_id = _in(hub, "sms", IdentityRef(kind=IdentityKind.PHONE, value="+79161234567"), "Where is my order?")
+    page = new_page()
+    sign_in(page, "olga@example.com", next_path=f"/contacts/{maria_id}")
+    page.goto(f"/contacts/{maria_id}")
+    expect(page.locator(".conv-card").get_by_role("button", name="Resolve")).to_have_count(1)
+    return hub, maria_id, page
